@@ -1,0 +1,197 @@
+"""Loading and checking driftline's configuration.
+
+>>> settings = load_settings(None, topics={"input_partitions": 12})
+>>> settings.topics.input_partitions
+12
+>>> load_settings(None, topics={"input_partitions": 0})
+Traceback (most recent call last):
+driftline.errors.ConfigError: invalid configuration:
+  - topics.input_partitions: Input should be greater than or equal to 1 (given: 0)
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+)
+
+from driftline.config.settings import (
+    DriftSettings,
+    Duration,
+    InfluxSettings,
+    KafkaSettings,
+    ModelConfig,
+    MonitorSettings,
+    PerformanceSettings,
+    RetrainSettings,
+    Settings,
+    TopicSettings,
+    WindowSpec,
+    format_duration,
+    parse_duration,
+)
+from driftline.errors import ConfigError, ConfigProblem
+
+__all__ = [
+    "DriftSettings",
+    "Duration",
+    "InfluxSettings",
+    "KafkaSettings",
+    "ModelConfig",
+    "MonitorSettings",
+    "PerformanceSettings",
+    "RetrainSettings",
+    "Settings",
+    "TopicSettings",
+    "WindowSpec",
+    "format_duration",
+    "load_settings",
+    "masked",
+    "parse_duration",
+]
+
+CONFIG_ENV = "DRIFTLINE_CONFIG"
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The YAML file's contents, already read, as the weakest source but defaults."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem("file", f"{path} does not exist")]) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("file", f"cannot read {path}: {exc}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigProblem("file", f"not valid YAML: {exc}")], str(path)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [ConfigProblem("file", f"the top level must be a mapping, got {type(data).__name__}")],
+            str(path),
+        )
+    return data
+
+
+def _suggestion(model: type[BaseModel] | None, name: str) -> str:
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _owner_model(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The settings class that holds the field at ``loc``, to suggest near names."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        if model is None:
+            return None
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+            if annotation is dict[str, ModelConfig]:
+                model = dict
+            else:
+                model = annotation
+        elif model is dict:
+            model = ModelConfig
+        else:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _problems(exc: ValidationError) -> list[ConfigProblem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        # pydantic names the union branch it tried (e.g. "constrained-int"); users do not care.
+        location = ".".join(str(p) for p in loc if not str(p).startswith(("function-", "lax-")))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting" + _suggestion(_owner_model(loc), str(loc[-1]))
+        structured = isinstance(err["input"], dict | list)
+        silent = structured or err["type"] in ("missing", "extra_forbidden")
+        given = None if silent else repr(err["input"])
+        if given is not None and len(given) > 80:
+            given = given[:77] + "..."
+        problems.append(ConfigProblem(location or "(top level)", message, given))
+    return problems
+
+
+def load_settings(
+    path: Path | str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Settings from a YAML file, ``DRIFTLINE_…`` environment variables and ``overrides``.
+
+    ``path`` defaults to ``$DRIFTLINE_CONFIG`` when set. ``environ`` replaces ``os.environ``
+    (tests pass their own). Any invalid value raises :class:`ConfigError` naming every
+    offending field, its problem and, for unknown keys, the nearest known name.
+    """
+    env = os.environ if environ is None else environ
+    if path is None and env.get(CONFIG_ENV):
+        path = env[CONFIG_ENV]
+    data = _read_yaml(Path(path)) if path is not None else {}
+    env_vars = {k: v for k, v in env.items() if k.upper().startswith("DRIFTLINE_")}
+    env_vars.pop(CONFIG_ENV, None)
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            from pydantic_settings import EnvSettingsSource
+
+            env_source = EnvSettingsSource(
+                settings_cls,
+                env_prefix="DRIFTLINE_",
+                env_nested_delimiter="__",
+                case_sensitive=False,
+            )
+            env_source.env_vars = {k.lower(): v for k, v in env_vars.items()}
+            return init_settings, env_source, _FileSource(settings_cls, data)
+
+    try:
+        loaded = _Loaded(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc), str(path) if path is not None else None) from None
+    # Hand back the plain Settings type: the subclass only existed to choose the sources.
+    return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The settings as plain JSON-able data with every secret replaced by ``**********``."""
+    return settings.model_dump(mode="json")

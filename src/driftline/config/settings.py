@@ -1,0 +1,391 @@
+"""driftline's settings: one frozen tree, from a YAML file plus ``DRIFTLINE_…`` overrides.
+
+Precedence, strongest first: constructor arguments, environment variables (``DRIFTLINE_`` prefix,
+``__`` between levels, e.g. ``DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS``), the YAML file, defaults.
+Secrets are :class:`~pydantic.SecretStr` and print masked.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from driftline.schemas.events import Task
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+
+
+def parse_duration(value: object) -> timedelta:
+    """A duration from ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"``, ``"7d"``, ``"2w"`` or seconds.
+
+    >>> parse_duration("90s"), parse_duration("1.5h"), parse_duration(2)
+    (datetime.timedelta(seconds=90), datetime.timedelta(seconds=5400), datetime.timedelta(seconds=2))
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError(
+            "expected a duration: a number of seconds or a string such as "
+            "500ms, 30s, 5m, 1h, 7d, 2w"
+        )
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact form of a duration, as :func:`parse_duration` reads it.
+
+    >>> format_duration(timedelta(hours=1)), format_duration(timedelta(milliseconds=1500))
+    ('1h', '1500ms')
+    """
+    ms = round(value.total_seconds() * 1000)
+    for unit, factor in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000),
+                         ("m", 60_000), ("s", 1000)):
+        if ms and ms % factor == 0:
+            return f"{ms // factor}{unit}"
+    return f"{ms}ms"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": _DURATION.pattern}),
+]
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class Section(BaseModel):
+    """Base of every settings section: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+class KafkaSettings(Section):
+    """How every driftline client connects to Kafka."""
+
+    bootstrap_servers: str = Field("localhost:9092", min_length=1)
+    client_id: str = Field("driftline", min_length=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    replication_factor: int = Field(1, ge=1, le=32)
+    librdkafka: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Extra librdkafka properties, passed as they are to every client.",
+    )
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> Self:
+        if self.security_protocol.startswith("SASL"):
+            missing = [
+                name
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"security_protocol {self.security_protocol} needs {', '.join(missing)}"
+                )
+        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
+            raise ValueError(
+                "ssl_certificate_location and ssl_key_location go together: set both or neither"
+            )
+        return self
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka properties for confluent-kafka clients (secrets revealed)."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            "security.protocol": self.security_protocol,
+        }
+        optional: dict[str, Any] = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": (
+                self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
+            ),
+        }
+        config.update({k: str(v) for k, v in optional.items() if v is not None})
+        config.update(self.librdkafka)
+        return config
+
+
+class InfluxSettings(Section):
+    """Where metric points go: an InfluxDB v2 write API."""
+
+    url: str = Field("http://localhost:8086", pattern=r"^https?://")
+    org: str = Field("driftline", min_length=1)
+    bucket: str = Field("driftline", min_length=1)
+    token: SecretStr = SecretStr("")
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    flush_interval: Duration = timedelta(seconds=1)
+    timeout: Duration = timedelta(seconds=10)
+    gzip: bool = True
+
+
+class TopicSettings(Section):
+    """Every topic driftline reads or writes (DESIGN §2), and how they are created."""
+
+    predictions: str = "driftline.predictions"
+    ground_truth: str = "driftline.ground-truth"
+    dlq: str = "driftline.dlq"
+    alerts: str = "driftline.alerts"
+    retrain: str = "driftline.retrain"
+    models: str = "driftline.models"
+    metrics: str = "driftline.metrics"
+    labeled: str = "driftline.labeled"
+    summaries: str = "driftline.summaries"
+    input_partitions: int = Field(
+        6, ge=1, le=10_000, description="Partitions of predictions and ground-truth (equal)."
+    )
+    output_partitions: int = Field(
+        3, ge=1, le=10_000, description="Partitions of the other topics (models has one)."
+    )
+
+    @model_validator(mode="after")
+    def _names_valid_and_distinct(self) -> Self:
+        names = self.names()
+        for role, name in names.items():
+            if not _TOPIC_NAME.match(name):
+                raise ValueError(
+                    f"{role}: {name!r} is not a valid Kafka topic name "
+                    "(1-249 characters from A-Z a-z 0-9 . _ -)"
+                )
+        seen: dict[str, str] = {}
+        for role, name in names.items():
+            if name in seen:
+                raise ValueError(f"{role} and {seen[name]} both name topic {name!r}")
+            seen[name] = role
+        return self
+
+    def names(self) -> dict[str, str]:
+        """Role to topic name, for every topic."""
+        return {
+            role: getattr(self, role)
+            for role in ("predictions", "ground_truth", "dlq", "alerts", "retrain", "models",
+                         "metrics", "labeled", "summaries")
+        }
+
+
+NumericTest = Literal["psi", "ks", "jensen_shannon", "wasserstein"]
+CategoricalTest = Literal["chi2", "psi", "jensen_shannon"]
+ClassificationMetric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"]
+RegressionMetric = Literal["mae", "rmse", "r2"]
+_LOWER_IS_BETTER = {"log_loss", "mae", "rmse"}
+
+
+class WindowSpec(Section):
+    """A window: tumbling when ``hop`` is absent, hopping (sliding by ``hop``) otherwise."""
+
+    size: Duration
+    hop: Duration | None = None
+
+    @model_validator(mode="after")
+    def _hop_fits(self) -> Self:
+        if self.size <= timedelta(0):
+            raise ValueError("size must be positive")
+        if self.hop is not None and not timedelta(0) < self.hop <= self.size:
+            raise ValueError("hop must be positive and at most the window size")
+        return self
+
+
+class DriftSettings(Section):
+    """Which tests decide drift, their effect-size floors and the false-alarm budget."""
+
+    numeric_test: NumericTest = "psi"
+    categorical_test: CategoricalTest = "chi2"
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {
+            "psi": 0.2,
+            "ks": 0.1,
+            "jensen_shannon": 0.1,
+            "wasserstein": 0.1,
+            "chi2": 0.1,
+        },
+        description="Effect-size floor per test (chi2: Cramér's V).",
+    )
+    correction: Literal["bh", "bonferroni"] = "bh"
+    fdr: float = Field(0.05, gt=0.0, lt=1.0, description="False-discovery (or family) rate.")
+    min_samples: int = Field(500, ge=1, description="Smallest window that may be judged.")
+    persistence_k: int = Field(2, ge=1, description="Drift in k of the last n windows...")
+    persistence_n: int = Field(3, ge=1, description="...raises the alert.")
+    bins: int = Field(100, ge=10, le=1000, description="Fine quantile bins per feature.")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_tests(cls, value: dict[str, float]) -> dict[str, float]:
+        known = {"psi", "ks", "jensen_shannon", "wasserstein", "chi2"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown test(s) {unknown}; allowed: {sorted(known)}")
+        if any(v <= 0 for v in value.values()):
+            raise ValueError("thresholds must be positive")
+        return value
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> Self:
+        if self.persistence_k > self.persistence_n:
+            raise ValueError("persistence_k must be at most persistence_n")
+        return self
+
+
+class PerformanceSettings(Section):
+    """The metric that judges a model's realised performance, and when it is too low."""
+
+    metric: ClassificationMetric | RegressionMetric | None = Field(
+        None, description="Default: accuracy for classifiers, rmse for regression."
+    )
+    threshold: float | None = Field(
+        None, description="Absolute limit: a floor, or a ceiling for log_loss, mae and rmse."
+    )
+    max_drop: float | None = Field(
+        0.05, ge=0.0, description="Largest tolerated change from the reference baseline."
+    )
+    min_labels: int = Field(200, ge=1, description="Labels needed before a window is judged.")
+    concept_detector: Literal["adwin", "ddm", "eddm", "hddm_a", "hddm_w", "page_hinkley",
+                              "kswin"] = "adwin"
+
+
+class RetrainSettings(Section):
+    """When evidence becomes a retraining request."""
+
+    policy: Literal["never", "on_drift", "on_performance", "on_either", "on_both"] = (
+        "on_performance"
+    )
+    cooldown: Duration = timedelta(hours=6)
+
+
+class ModelConfig(Section):
+    """How one model is watched."""
+
+    task: Task
+    features: dict[str, Literal["numeric", "categorical"]] = Field(
+        default_factory=dict, description="Feature types; empty means inferred from reference."
+    )
+    positive_class: str | None = Field(None, description="For binary tasks with string labels.")
+    pane: Duration = timedelta(minutes=1)
+    windows: list[WindowSpec] = Field(
+        default_factory=lambda: [WindowSpec(size=timedelta(hours=1))], min_length=1
+    )
+    allowed_lateness: Duration = timedelta(minutes=5)
+    idle_timeout: Duration = timedelta(seconds=30)
+    warmup_events: int = Field(
+        10_000, ge=0, description="Events to baseline a version with no reference; 0: never."
+    )
+    drift: DriftSettings = DriftSettings()
+    performance: PerformanceSettings = PerformanceSettings()
+    retrain: RetrainSettings = RetrainSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.pane <= timedelta(0):
+            raise ValueError("pane must be positive")
+        for i, window in enumerate(self.windows):
+            for name in ("size", "hop"):
+                length = getattr(window, name)
+                if length is not None and length % self.pane:
+                    raise ValueError(
+                        f"windows.{i}.{name} ({format_duration(length)}) must be a multiple "
+                        f"of the pane ({format_duration(self.pane)})"
+                    )
+        metric = self.performance.metric
+        if metric is not None:
+            regression_metric = metric in ("mae", "rmse", "r2")
+            if regression_metric != (self.task == "regression"):
+                allowed = (
+                    "mae, rmse, r2" if self.task == "regression"
+                    else "accuracy, precision, recall, f1, roc_auc, log_loss"
+                )
+                raise ValueError(
+                    f"performance.metric {metric!r} does not fit task {self.task!r}; "
+                    f"allowed: {allowed}"
+                )
+        return self
+
+    @property
+    def metric(self) -> str:
+        """The performance metric in force (the configured one, or the task's default)."""
+        if self.performance.metric is not None:
+            return self.performance.metric
+        return "rmse" if self.task == "regression" else "accuracy"
+
+    @property
+    def lower_is_better(self) -> bool:
+        """Whether a smaller value of :attr:`metric` is better (log loss, MAE, RMSE)."""
+        return self.metric in _LOWER_IS_BETTER
+
+
+class MonitorSettings(Section):
+    """The monitor worker's own state and group."""
+
+    group_id: str = Field("driftline-monitor", min_length=1)
+    state_dir: Path = Path("var/state")
+    join_ttl: Duration = timedelta(days=7)
+    metrics_port: int | None = Field(9464, ge=0, le=65535, description="Prometheus; None: off.")
+    web_host: str = "127.0.0.1"
+
+
+class Settings(BaseSettings):
+    """Everything driftline is configured with. Frozen.
+
+    >>> s = Settings(kafka={"bootstrap_servers": "broker:9092"},
+    ...              models={"fraud": {"task": "binary", "pane": "30s"}})
+    >>> s.kafka.bootstrap_servers, s.models["fraud"].pane.total_seconds()
+    ('broker:9092', 30.0)
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLINE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        protected_namespaces=(),
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    influxdb: InfluxSettings = InfluxSettings()
+    topics: TopicSettings = TopicSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, value: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        if any(not name.strip() for name in value):
+            raise ValueError("model names must not be empty")
+        return value

@@ -1,0 +1,124 @@
+"""Every error driftline raises, rooted in one class.
+
+Vendor errors (confluent-kafka, pydantic, influxdb-client) are translated where they enter the
+package, so callers catch :class:`DriftlineError` or one of its branches and never a vendor type.
+Each error carries the context a person needs to act on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class DriftlineError(Exception):
+    """Root of every error driftline raises."""
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One invalid setting: where it is (dotted path), what is wrong, and what was given."""
+
+    location: str
+    message: str
+    given: str | None = None
+
+    def __str__(self) -> str:
+        suffix = f" (given: {self.given})" if self.given is not None else ""
+        return f"{self.location}: {self.message}{suffix}"
+
+
+class ConfigError(DriftlineError):
+    """The configuration is invalid; :attr:`problems` names every offending field."""
+
+    def __init__(self, problems: Sequence[ConfigProblem], source: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid configuration{where}:\n{lines}")
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+class DecodeError(DriftlineError):
+    """Bytes that are not a valid event; :attr:`reason` says why, in one line.
+
+    ``kind`` is a short machine-readable class of the problem (``malformed_json``,
+    ``invalid_event``, ``key_mismatch``), ``path`` the JSON path of the offending field where
+    one is known.
+    """
+
+    def __init__(self, reason: str, *, kind: str = "invalid_event", path: str | None = None):
+        self.reason = reason
+        self.kind = kind
+        self.path = path
+        super().__init__(reason)
+
+
+class InvalidEventError(DriftlineError):
+    """An event built in Python (for example through the producer SDK) breaks the contract."""
+
+    def __init__(self, message: str, *, fields: Sequence[str] = ()) -> None:
+        self.fields = tuple(fields)
+        super().__init__(message)
+
+
+# --- Kafka ---------------------------------------------------------------------------------
+
+
+class KafkaError(DriftlineError):
+    """A Kafka operation failed; wraps the librdkafka error where there is one."""
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    """One message the broker did not acknowledge."""
+
+    topic: str
+    key: bytes | None
+    error: str
+
+
+class DeliveryError(KafkaError):
+    """Messages were not acknowledged by the broker; :attr:`failures` lists them.
+
+    ``undelivered`` counts messages still queued when a flush timed out: they may yet be
+    delivered, or not, and the caller must decide whether to resend.
+    """
+
+    def __init__(self, failures: Sequence[FailedDelivery], undelivered: int = 0) -> None:
+        self.failures = tuple(failures)
+        self.undelivered = undelivered
+        parts = []
+        if self.failures:
+            first = self.failures[0]
+            parts.append(
+                f"{len(self.failures)} message(s) failed delivery "
+                f"(first: topic {first.topic!r}: {first.error})"
+            )
+        if undelivered:
+            parts.append(f"{undelivered} message(s) still undelivered when flush timed out")
+        super().__init__("; ".join(parts) or "delivery failed")
+
+
+class TopicError(KafkaError):
+    """Topics are missing, or exist with a layout driftline cannot work with."""
+
+
+# --- test servers --------------------------------------------------------------------------
+
+
+class ServerStartError(DriftlineError):
+    """A server that driftline starts itself (tests, demo) did not come up; carries its log."""
+
+    def __init__(self, name: str, reason: str, log_tail: str = "") -> None:
+        self.name = name
+        self.reason = reason
+        self.log_tail = log_tail
+        tail = f"\n--- last lines of its log ---\n{log_tail}" if log_tail else ""
+        super().__init__(f"{name} did not start: {reason}{tail}")

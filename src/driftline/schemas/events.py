@@ -1,0 +1,173 @@
+"""The input contract: what model-serving services publish (DESIGN §2).
+
+These pydantic models are the contract's single public definition: the producer SDK builds and
+validates them, and the JSON Schemas in the repository's ``schemas/`` folder are generated from
+them. The hot ingest path decodes the same contract with msgspec (:mod:`driftline.schemas.wire`),
+about three times faster; a differential test holds the two to identical verdicts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import msgspec
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant datetime holds
+# The widest integers JSON decoders agree on; wider ones are rejected rather than rounded.
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+
+Task = Literal["binary", "multiclass", "regression"]
+
+_AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+def parse_timestamp(value: object) -> datetime:
+    """Turn either timestamp form of the contract into an aware UTC datetime.
+
+    Accepts an RFC 3339 string with an offset (``Z`` or ``±hh:mm``) or an integer of epoch
+    milliseconds. Rejects naive strings, booleans, floats and anything else with ``ValueError``.
+
+    >>> parse_timestamp("2026-11-22T10:00:00+01:00").isoformat()
+    '2026-11-22T09:00:00+00:00'
+    >>> parse_timestamp(1_700_000_000_000).isoformat()
+    '2023-11-14T22:13:20+00:00'
+    """
+    if type(value) is int:
+        if not 0 <= value <= MAX_EPOCH_MS:
+            raise ValueError(f"epoch milliseconds must be within 0..{MAX_EPOCH_MS}, got {value}")
+        return EPOCH + timedelta(milliseconds=value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("timestamp must carry a UTC offset (naive datetimes are ambiguous)")
+        return value.astimezone(UTC)
+    if isinstance(value, str):
+        try:
+            # msgspec's parser is the one the ingest path uses, so both agree on every string.
+            parsed = msgspec.convert(value, _AwareDatetime)
+        except msgspec.ValidationError as exc:
+            raise ValueError(
+                "timestamp must be an RFC 3339 string with an offset, e.g. "
+                f"2026-11-22T10:00:00Z ({exc})"
+            ) from None
+        return parsed.astimezone(UTC)
+    raise ValueError(
+        "timestamp must be an RFC 3339 string with an offset or integer epoch milliseconds, "
+        f"got {type(value).__name__}"
+    )
+
+
+def to_epoch_ms(ts: datetime) -> int:
+    """Epoch milliseconds of an aware datetime, exactly (no float rounding)."""
+    return (ts - EPOCH) // timedelta(milliseconds=1)
+
+
+def _format_timestamp(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(parse_timestamp),
+    PlainSerializer(_format_timestamp, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "string", "format": "date-time", "pattern": r"(Z|z|[+-]\d{2}:\d{2})$"},
+                {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MS},
+            ],
+            "description": "Event time: RFC 3339 with an offset, or integer epoch milliseconds.",
+        }
+    ),
+]
+
+def _reject_int(value: object) -> object:
+    if type(value) is int:
+        raise ValueError(f"integers must fit in 64 bits ({INT_MIN}..{INT_MAX})")
+    return value
+
+
+NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
+BoundedInt = Annotated[StrictInt, Field(ge=INT_MIN, le=INT_MAX)]
+# An integer outside int64 is rejected, never silently rounded to a float.
+Number = BoundedInt | Annotated[StrictFloat, BeforeValidator(_reject_int)]
+FeatureValue = Number | StrictStr | StrictBool | None
+Outcome = Number | StrictStr | StrictBool
+Probability = Annotated[float, Field(ge=0.0, le=1.0, strict=False)]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, protected_namespaces=()
+    )
+
+    def to_json(self) -> bytes:
+        """The event as the contract's JSON bytes (UTC timestamps, optional fields omitted)."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class PredictionEvent(_Event):
+    """A prediction made by a model; published to ``driftline.predictions``, key = ``prediction_id``.
+
+    >>> ev = PredictionEvent(
+    ...     event_id="e-1", prediction_id="p-1", model="fraud", model_version="3",
+    ...     timestamp="2026-11-22T10:00:00Z", features={"amount": 12.5, "country": "FR"},
+    ...     prediction=1, scores={"0": 0.1, "1": 0.9},
+    ... )
+    >>> ev.timestamp.isoformat()
+    '2026-11-22T10:00:00+00:00'
+    >>> PredictionEvent.model_validate_json(ev.to_json()) == ev
+    True
+    """
+
+    event_id: NonEmptyStr = Field(description="Unique per event (a UUID); used to drop duplicates.")
+    prediction_id: NonEmptyStr = Field(description="The join key with ground truth.")
+    model: NonEmptyStr
+    model_version: NonEmptyStr
+    timestamp: Timestamp
+    features: dict[str, FeatureValue] = Field(
+        description="Feature name to value: number, string, boolean or null."
+    )
+    prediction: Outcome = Field(description="The predicted class, or the regression value.")
+    scores: dict[str, Probability] | None = Field(
+        default=None, description="Class to probability, for classifiers."
+    )
+    segments: dict[str, StrictStr] | None = Field(
+        default=None, description='Cohort tags, e.g. {"region": "eu"}.'
+    )
+
+
+class GroundTruthEvent(_Event):
+    """The true outcome of an earlier prediction; published to ``driftline.ground-truth``.
+
+    >>> GroundTruthEvent(event_id="e-2", prediction_id="p-1", timestamp=1_764_000_000_000,
+    ...                  label=0).model
+    """
+
+    event_id: NonEmptyStr
+    prediction_id: NonEmptyStr
+    timestamp: Timestamp = Field(description="When the outcome became known.")
+    label: Outcome
+    model: NonEmptyStr | None = None
+
+
+def event_json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the input events, keyed by file stem."""
+    return {
+        "prediction-event": PredictionEvent.model_json_schema(),
+        "ground-truth-event": GroundTruthEvent.model_json_schema(),
+    }

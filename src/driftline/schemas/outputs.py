@@ -1,0 +1,262 @@
+"""Records driftline publishes: alerts, retrain requests, model versions, dead letters.
+
+Every record has a deterministic id computed from its identity, never from a clock or a random
+source, so a replayed input produces the same record and consumers drop repeats (DESIGN §2-§3).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal, Self
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from driftline.schemas.events import Timestamp, to_epoch_ms
+from driftline.schemas.ids import stable_id
+from driftline.schemas.reference import ReferenceProfile
+
+ReasonKind = Literal[
+    "feature_drift", "prediction_drift", "performance", "concept_drift", "data_quality"
+]
+Severity = Literal["info", "warning", "critical"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, protected_namespaces=()
+    )
+
+    def to_json(self) -> bytes:
+        """The record as JSON bytes, as published to Kafka."""
+        return self.model_dump_json().encode()
+
+
+class Reason(_Record):
+    """One piece of evidence: a statistic that crossed its threshold."""
+
+    kind: ReasonKind
+    feature: str | None = Field(None, description="The feature, for feature drift and quality.")
+    statistic: str = Field(min_length=1, description="e.g. psi, ks_d, accuracy, missing_rate")
+    value: float
+    threshold: float
+    p_value: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class _WindowRecord(_Record):
+    model: str = Field(min_length=1)
+    model_version: str = Field(min_length=1)
+    window_start: Timestamp
+    window_end: Timestamp
+
+
+class DriftAlert(_WindowRecord):
+    """Something is wrong with a model version in a window (or it stopped being wrong).
+
+    >>> from datetime import UTC, datetime
+    >>> start, end = datetime(2026, 11, 22, 9, tzinfo=UTC), datetime(2026, 11, 22, 10, tzinfo=UTC)
+    >>> reason = Reason(kind="feature_drift", feature="amount", statistic="psi",
+    ...                 value=0.31, threshold=0.2, p_value=1e-9)
+    >>> a = DriftAlert.create("fraud", "3", start, end, severity="warning", reasons=[reason])
+    >>> a.alert_id == DriftAlert.create("fraud", "3", start, end, severity="warning",
+    ...                                 reasons=[reason]).alert_id
+    True
+    """
+
+    alert_id: str
+    severity: Severity
+    status: Literal["firing", "resolved"] = "firing"
+    reasons: tuple[Reason, ...]
+
+    @staticmethod
+    def make_id(
+        model: str, version: str, window_start: datetime, window_end: datetime, status: str
+    ) -> str:
+        """The id of the alert for this model version, window and status."""
+        start, end = to_epoch_ms(window_start), to_epoch_ms(window_end)
+        return stable_id("alert", model, version, start, end, status)
+
+    @classmethod
+    def create(
+        cls,
+        model: str,
+        version: str,
+        window_start: datetime,
+        window_end: datetime,
+        *,
+        severity: Severity,
+        reasons: list[Reason] | tuple[Reason, ...],
+        status: Literal["firing", "resolved"] = "firing",
+    ) -> Self:
+        """Build an alert with its deterministic id."""
+        return cls(
+            alert_id=cls.make_id(model, version, window_start, window_end, status),
+            model=model,
+            model_version=version,
+            window_start=window_start,
+            window_end=window_end,
+            severity=severity,
+            status=status,
+            reasons=tuple(reasons),
+        )
+
+
+class RetrainRequest(_WindowRecord):
+    """Ask the trainer to retrain a model; ``request_id`` = hash(model, version, rule, window).
+
+    The trainer ignores ids it has seen and respects a per-model cool-down (DESIGN §3).
+    """
+
+    request_id: str
+    rule: str = Field(min_length=1, description="The decision rule that fired.")
+    reasons: tuple[Reason, ...] = Field(min_length=1)
+
+    @staticmethod
+    def make_id(
+        model: str, version: str, rule: str, window_start: datetime, window_end: datetime
+    ) -> str:
+        """The id of the request for this model version, rule and window."""
+        start, end = to_epoch_ms(window_start), to_epoch_ms(window_end)
+        return stable_id("retrain", model, version, rule, start, end)
+
+    @classmethod
+    def create(
+        cls,
+        model: str,
+        version: str,
+        window_start: datetime,
+        window_end: datetime,
+        *,
+        rule: str,
+        reasons: list[Reason] | tuple[Reason, ...],
+    ) -> Self:
+        """Build a request with its deterministic id."""
+        return cls(
+            request_id=cls.make_id(model, version, rule, window_start, window_end),
+            model=model,
+            model_version=version,
+            window_start=window_start,
+            window_end=window_end,
+            rule=rule,
+            reasons=tuple(reasons),
+        )
+
+
+class ModelVersionRegistered(_Record):
+    """A model version and its reference profile; one record per version on the compacted
+    ``driftline.models`` topic, keyed by :meth:`key`."""
+
+    model: str = Field(min_length=1)
+    model_version: str = Field(min_length=1)
+    registered_at: Timestamp
+    source: Literal["cli", "trainer", "warmup", "registry"] = Field(
+        description="Who registered it: the reference CLI, the trainer, a warm-up baseline, "
+        "or an external registry."
+    )
+    parent_version: str | None = Field(None, description="The version this one retrained.")
+    artifact_uri: str | None = None
+    reference: ReferenceProfile
+
+    @staticmethod
+    def make_key(model: str, version: str) -> bytes:
+        """Compaction key: one record per (model, version), unambiguous for any names."""
+        return orjson.dumps([model, version])
+
+    def key(self) -> bytes:
+        """This record's compaction key."""
+        return self.make_key(self.model, self.model_version)
+
+
+# Header names on a dead-lettered message; the value and key are the original bytes.
+DLQ_HEADER_TOPIC = "driftline.source.topic"
+DLQ_HEADER_PARTITION = "driftline.source.partition"
+DLQ_HEADER_OFFSET = "driftline.source.offset"
+DLQ_HEADER_REASON = "driftline.error.reason"
+DLQ_HEADER_KIND = "driftline.error.kind"
+DLQ_HEADER_PATH = "driftline.error.path"
+DLQ_HEADER_FAILED_AT = "driftline.error.failed_at"
+
+Headers = list[tuple[str, bytes]]
+
+
+class DeadLetter(_Record):
+    """A message driftline could not accept, with why and where it came from.
+
+    On the ``driftline.dlq`` topic the message keeps its original key and value bytes; the rest
+    travels in headers (``driftline.source.*``, ``driftline.error.*``) together with the
+    original headers, so the message can be inspected and replayed as it was.
+
+    >>> dl = DeadLetter(source_topic="driftline.predictions", source_partition=2,
+    ...                 source_offset=41, reason="Object missing required field `model`",
+    ...                 kind="invalid_event", path="$", key=b"p-1", value=b"{}",
+    ...                 failed_at=1_764_000_000_000)
+    >>> DeadLetter.from_kafka(dl.key, dl.value, dl.kafka_headers()) == dl
+    True
+    """
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    source_topic: str
+    source_partition: int = Field(ge=0)
+    source_offset: int = Field(ge=0)
+    reason: str
+    kind: str = "invalid_event"
+    path: str | None = None
+    key: bytes | None = None
+    value: bytes | None = None
+    original_headers: tuple[tuple[str, bytes], ...] = ()
+    failed_at: Timestamp
+
+    def kafka_headers(self) -> Headers:
+        """Headers for the dead-letter message: the original ones, then driftline's."""
+        headers: Headers = list(self.original_headers)
+        headers += [
+            (DLQ_HEADER_TOPIC, self.source_topic.encode()),
+            (DLQ_HEADER_PARTITION, str(self.source_partition).encode()),
+            (DLQ_HEADER_OFFSET, str(self.source_offset).encode()),
+            (DLQ_HEADER_REASON, self.reason.encode()),
+            (DLQ_HEADER_KIND, self.kind.encode()),
+            (DLQ_HEADER_FAILED_AT, str(to_epoch_ms(self.failed_at)).encode()),
+        ]
+        if self.path is not None:
+            headers.append((DLQ_HEADER_PATH, self.path.encode()))
+        return headers
+
+    @classmethod
+    def from_kafka(
+        cls, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None
+    ) -> Self:
+        """Read a dead-letter message back (for inspection and replay tools)."""
+        ours: dict[str, str] = {}
+        original: list[tuple[str, bytes]] = []
+        for name, raw in headers or []:
+            if name.startswith(("driftline.source.", "driftline.error.")):
+                ours[name] = raw.decode()
+            else:
+                original.append((name, raw))
+        fields: dict[str, Any] = {
+            "source_topic": ours[DLQ_HEADER_TOPIC],
+            "source_partition": int(ours[DLQ_HEADER_PARTITION]),
+            "source_offset": int(ours[DLQ_HEADER_OFFSET]),
+            "reason": ours[DLQ_HEADER_REASON],
+            "kind": ours.get(DLQ_HEADER_KIND, "invalid_event"),
+            "path": ours.get(DLQ_HEADER_PATH),
+            "failed_at": int(ours.get(DLQ_HEADER_FAILED_AT, "0")),
+        }
+        return cls(key=key, value=value, original_headers=tuple(original), **fields)
+
+
+def output_json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the public output records, keyed by file stem."""
+    return {
+        "drift-alert": DriftAlert.model_json_schema(mode="serialization"),
+        "retrain-request": RetrainRequest.model_json_schema(mode="serialization"),
+        "model-version-registered": ModelVersionRegistered.model_json_schema(
+            mode="serialization"
+        ),
+    }
+
+
+def utc_now() -> datetime:
+    """The wall clock, aware; the default clock of the parts that take one."""
+    return datetime.now(UTC)

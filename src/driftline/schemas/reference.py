@@ -1,0 +1,103 @@
+"""The reference profile of a model version: what "no drift" looks like.
+
+Published once per model version on the compacted ``driftline.models`` topic inside a
+:class:`~driftline.schemas.outputs.ModelVersionRegistered`; every worker reads it, so no worker
+needs a shared file system. Bins are frozen here: stage 1 folds live traffic into counts over
+exactly these bins, which is what makes pane partials mergeable by addition (DESIGN §1, §4).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from driftline.schemas.events import Task
+
+_SUM_TOLERANCE = 1e-6
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, protected_namespaces=()
+    )
+
+
+def _check_probabilities(values: list[float], what: str) -> None:
+    if any(p < 0 for p in values):
+        raise ValueError(f"{what} must be non-negative")
+    total = math.fsum(values)
+    if values and abs(total - 1.0) > _SUM_TOLERANCE:
+        raise ValueError(f"{what} must sum to 1 (got {total!r})")
+
+
+class NumericProfile(_Frozen):
+    """Quantile bins of a numeric column.
+
+    ``edges`` are the interior bin edges, strictly increasing; the ``len(edges) + 1`` bins are
+    ``(-inf, e0), [e0, e1), ..., [e_last, +inf)`` with ``probabilities`` summing to 1 over the
+    non-missing values. ``decile_edges`` are a subset of ``edges``, so PSI on deciles is exact.
+    """
+
+    kind: Literal["numeric"] = "numeric"
+    edges: list[float]
+    probabilities: list[float]
+    decile_edges: list[float] = Field(default_factory=list)
+    missing_rate: float = Field(0.0, ge=0.0, le=1.0)
+    minimum: float | None = None
+    maximum: float | None = None
+    count: int = Field(ge=0, description="Non-missing values the profile was built from.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("edges must be strictly increasing")
+        if len(self.probabilities) != len(self.edges) + 1:
+            raise ValueError(
+                f"probabilities must have len(edges) + 1 = {len(self.edges) + 1} entries, "
+                f"got {len(self.probabilities)}"
+            )
+        _check_probabilities(self.probabilities, "probabilities")
+        if not set(self.decile_edges) <= set(self.edges):
+            raise ValueError("decile_edges must be a subset of edges")
+        return self
+
+
+class CategoricalProfile(_Frozen):
+    """Frequencies of the top categories of a column; everything else is ``other``."""
+
+    kind: Literal["categorical"] = "categorical"
+    categories: dict[str, float]
+    other: float = Field(0.0, ge=0.0, le=1.0)
+    missing_rate: float = Field(0.0, ge=0.0, le=1.0)
+    count: int = Field(ge=0, description="Non-missing values the profile was built from.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _check_probabilities([*self.categories.values(), self.other], "category frequencies")
+        return self
+
+
+ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
+
+
+class ReferenceProfile(_Frozen):
+    """Everything driftline compares live traffic of one model version against."""
+
+    model: str = Field(min_length=1)
+    model_version: str = Field(min_length=1)
+    task: Task
+    n_rows: int = Field(ge=1)
+    features: dict[str, ColumnProfile]
+    prediction: ColumnProfile
+    scores: dict[str, NumericProfile] = Field(
+        default_factory=dict, description="Per-class score distributions, for classifiers."
+    )
+    labels: ColumnProfile | None = None
+    performance: dict[str, float] = Field(
+        default_factory=dict, description="Baseline metrics, when the reference had labels."
+    )
+    content_hash: str = Field(
+        description="Hash of the data the profile was built from; equal data, equal hash."
+    )

@@ -1,0 +1,1 @@
+"""Where results leave driftline: the InfluxDB writer and line-protocol files."""

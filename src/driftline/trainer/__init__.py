@@ -1,0 +1,1 @@
+"""The retraining agent and the model registry that close the loop."""
