@@ -50,13 +50,22 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
+_MAPPING_FIELDS = {"features", "scores", "segments"}
+
+
+def _field_of(loc: tuple[int | str, ...]) -> str:
+    # pydantic appends the union branch it tried ("constrained-int", "bool", ...) to the
+    # location; the caller cares about the field (and the key, inside mappings).
+    depth = 2 if loc and loc[0] in _MAPPING_FIELDS and len(loc) > 1 else 1
+    return ".".join(str(p) for p in loc[:depth])
+
+
 def _invalid(exc: ValidationError, kind: str) -> InvalidEventError:
-    fields = [".".join(str(p) for p in err["loc"]) for err in exc.errors(include_url=False)]
-    details = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-        for err in exc.errors(include_url=False)
-    )
-    return InvalidEventError(f"invalid {kind}: {details}", fields=fields)
+    problems: dict[str, str] = {}
+    for err in exc.errors(include_url=False):
+        problems.setdefault(_field_of(tuple(err["loc"])), err["msg"])
+    details = "; ".join(f"{field}: {msg}" for field, msg in problems.items())
+    return InvalidEventError(f"invalid {kind}: {details}", fields=list(problems))
 
 
 class DriftlineProducer:

@@ -107,7 +107,7 @@ BoundedInt = Annotated[StrictInt, Field(ge=INT_MIN, le=INT_MAX)]
 Number = BoundedInt | Annotated[StrictFloat, BeforeValidator(_reject_int)]
 FeatureValue = Number | StrictStr | StrictBool | None
 Outcome = Number | StrictStr | StrictBool
-Probability = Annotated[float, Field(ge=0.0, le=1.0, strict=False)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
 
 
 class _Event(BaseModel):

@@ -82,7 +82,9 @@ def event_time_ms(ts: datetime | int) -> int:
     return (delta.days * 86_400 + delta.seconds) * _MS + delta.microseconds // _MS
 
 
-def _fail(exc: msgspec.MsgspecError) -> DecodeError:
+def _fail(exc: msgspec.MsgspecError | UnicodeDecodeError) -> DecodeError:
+    if isinstance(exc, UnicodeDecodeError):
+        return DecodeError(f"not UTF-8: {exc.reason} at byte {exc.start}", kind="malformed_json")
     message = str(exc)
     if isinstance(exc, msgspec.ValidationError):
         match = _PATH.search(message)
@@ -115,7 +117,7 @@ def decode_prediction(data: bytes, key: bytes | None = None) -> WirePrediction:
     """
     try:
         event = _prediction_decoder.decode(data)
-    except msgspec.MsgspecError as exc:
+    except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
         raise _fail(exc) from None
     _check_key(key, event.prediction_id)
     return event
@@ -125,7 +127,7 @@ def decode_ground_truth(data: bytes, key: bytes | None = None) -> WireGroundTrut
     """Decode and validate one ground-truth event, or raise :class:`DecodeError`."""
     try:
         event = _ground_truth_decoder.decode(data)
-    except msgspec.MsgspecError as exc:
+    except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
         raise _fail(exc) from None
     _check_key(key, event.prediction_id)
     return event
