@@ -27,6 +27,7 @@ land on the same partition number. Delivery failures are never silent: each one 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -151,10 +152,8 @@ class DriftlineProducer:
             self.flush()
             return
         # The body already failed: still push out what it sent, but let its error win.
-        try:
+        with contextlib.suppress(DeliveryError):
             self.flush()
-        except DeliveryError:
-            pass
 
     def close(self, timeout: float | None = None) -> None:
         """Flush and release the producer."""
@@ -251,7 +250,7 @@ class DriftlineProducer:
         if err is None:
             self.delivered += 1
             return
-        failure = FailedDelivery(topic=msg.topic(), key=msg.key(), error=str(err.str()))
+        failure = FailedDelivery(topic=msg.topic() or "", key=msg.key(), error=str(err.str()))
         self._failures.append(failure)
         if self._on_delivery_error is not None:
             self._on_delivery_error(failure)

@@ -62,9 +62,7 @@ def topic_specs(topics: TopicSettings, *, input_partitions: int | None = None) -
         "labeled": (n_out, {}),
         "summaries": (n_out, {}),
     }
-    return [
-        TopicSpec(role, name, *policies[role]) for role, name in topics.names().items()
-    ]
+    return [TopicSpec(role, name, *policies[role]) for role, name in topics.names().items()]
 
 
 def _existing_partitions(admin: AdminClient, timeout: float) -> dict[str, int]:

@@ -10,7 +10,9 @@ from confluent_kafka import Consumer, Message
 from driftline.config import KafkaSettings
 
 
-def consume_all(kafka: KafkaSettings, topic: str, expected: int, timeout: float = 60.0) -> list[Message]:
+def consume_all(
+    kafka: KafkaSettings, topic: str, expected: int, timeout: float = 60.0
+) -> list[Message]:
     """Read ``topic`` from the beginning until ``expected`` messages arrived or time ran out.
 
     End offsets from Tansu are unreliable (DESIGN §6), so a test says how many it expects
@@ -35,8 +37,9 @@ def consume_all(kafka: KafkaSettings, topic: str, expected: int, timeout: float 
                 if message.error() is None:
                     messages.append(message)
         # A little longer, so that a test also sees what it did not expect.
-        messages.extend(m for m in consumer.consume(num_messages=1000, timeout=1.0)
-                        if m.error() is None)
+        messages.extend(
+            m for m in consumer.consume(num_messages=1000, timeout=1.0) if m.error() is None
+        )
     finally:
         consumer.close()
     return messages

@@ -34,8 +34,11 @@ def test_10000_predictions_come_back_equal_and_keyed_by_prediction_id(
     with DriftlineProducer(kafka, topics) as producer:
         for i in range(N_EVENTS):
             event = producer.send_prediction(
-                model="fraud", model_version="3", features=features(rng),
-                prediction=i % 2, scores={"0": 0.25, "1": 0.75},
+                model="fraud",
+                model_version="3",
+                features=features(rng),
+                prediction=i % 2,
+                scores={"0": 0.25, "1": 0.75},
                 timestamp=1_764_000_000_000 + i,
             )
             sent[event.prediction_id] = event
@@ -60,8 +63,9 @@ def test_events_with_one_prediction_id_share_a_partition(
     create_topics(kafka, topics)
     with DriftlineProducer(kafka, topics) as producer:
         ids = [
-            producer.send_prediction(model="m", model_version="1", features={"x": 1.0},
-                                     prediction=0).prediction_id
+            producer.send_prediction(
+                model="m", model_version="1", features={"x": 1.0}, prediction=0
+            ).prediction_id
             for _ in range(40)
         ]
         for prediction_id in ids:
@@ -85,11 +89,22 @@ def test_omitted_ids_and_timestamp_are_filled_in(
         second = producer.send_prediction(model="m", model_version="1", features={}, prediction=1)
         truth = producer.send_ground_truth(prediction_id=first.prediction_id, label=0)
     assert first.timestamp == second.timestamp == truth.timestamp == now
-    assert len({first.event_id, second.event_id, first.prediction_id, second.prediction_id,
-                truth.event_id}) == 5
+    assert (
+        len(
+            {
+                first.event_id,
+                second.event_id,
+                first.prediction_id,
+                second.prediction_id,
+                truth.event_id,
+            }
+        )
+        == 5
+    )
     received = consume_all(kafka, topics.predictions, 2)
     assert {decode_prediction(m.value()).event_id for m in received} == {
-        first.event_id, second.event_id
+        first.event_id,
+        second.event_id,
     }
 
 
@@ -120,9 +135,10 @@ def test_delivery_failure_when_the_broker_is_down_is_raised_on_flush(
     assert producer.delivered == 1
 
     broker.stop()
-    with pytest.raises(DeliveryError) as caught, producer:
-        for _ in range(5):
-            producer.send_prediction(model="m", model_version="1", features={}, prediction=0)
+    for _ in range(5):
+        producer.send_prediction(model="m", model_version="1", features={}, prediction=0)
+    with pytest.raises(DeliveryError) as caught:
+        producer.flush()
     assert len(caught.value.failures) == 5
     assert all(f.topic == topics.predictions for f in caught.value.failures)
     assert "timed out" in caught.value.failures[0].error.lower()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.errors import TopicError
@@ -18,14 +18,18 @@ def describe(kafka: KafkaSettings) -> dict[str, int]:
 def cleanup_policy(kafka: KafkaSettings, topic: str) -> str:
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     admin = AdminClient(kafka.client_config())
-    return str(admin.describe_configs([resource])[resource].result(timeout=10)["cleanup.policy"].value)
+    return str(
+        admin.describe_configs([resource])[resource].result(timeout=10)["cleanup.policy"].value
+    )
 
 
 def test_every_topic_is_created_with_its_partitions_and_policy(
     kafka: KafkaSettings, topics: TopicSettings
 ) -> None:
     outcomes = create_topics(kafka, topics)
-    assert {o.spec.name: o.status for o in outcomes} == {n: "created" for n in topics.names().values()}
+    assert {o.spec.name: o.status for o in outcomes} == dict.fromkeys(
+        topics.names().values(), "created"
+    )
     existing = describe(kafka)
     assert existing[topics.predictions] == existing[topics.ground_truth] == 4
     assert existing[topics.models] == 1
@@ -50,7 +54,9 @@ def test_input_topics_with_different_partition_counts_are_refused(
         [NewTopic(topics.predictions, 4, 1), NewTopic(topics.ground_truth, 3, 1)]
     ).values():
         future.result(timeout=10)
-    with pytest.raises(TopicError, match=r"\(4 partitions\) and .*\(3 partitions\) must have the same"):
+    with pytest.raises(
+        TopicError, match=r"\(4 partitions\) and .*\(3 partitions\) must have the same"
+    ):
         create_topics(kafka, topics)
     assert topics.models not in describe(kafka)  # refused before creating anything
 

@@ -115,10 +115,7 @@ def _owner_model(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
             if field is None:
                 return None
             annotation = field.annotation
-            if annotation is dict[str, ModelConfig]:
-                model = dict
-            else:
-                model = annotation
+            model = dict if annotation is dict[str, ModelConfig] else annotation
         elif model is dict:
             model = ModelConfig
         else:
@@ -189,7 +186,9 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(_problems(exc), str(path) if path is not None else None) from None
     # Hand back the plain Settings type: the subclass only existed to choose the sources.
-    return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})
+    return Settings.model_construct(
+        **{name: getattr(loaded, name) for name in Settings.model_fields}
+    )
 
 
 def masked(settings: Settings) -> dict[str, Any]:

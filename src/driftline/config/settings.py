@@ -34,8 +34,10 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 def parse_duration(value: object) -> timedelta:
     """A duration from ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"``, ``"7d"``, ``"2w"`` or seconds.
 
-    >>> parse_duration("90s"), parse_duration("1.5h"), parse_duration(2)
-    (datetime.timedelta(seconds=90), datetime.timedelta(seconds=5400), datetime.timedelta(seconds=2))
+    >>> parse_duration("90s"), parse_duration("1.5h")
+    (datetime.timedelta(seconds=90), datetime.timedelta(seconds=5400))
+    >>> parse_duration(2)
+    datetime.timedelta(seconds=2)
     """
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
@@ -60,8 +62,13 @@ def format_duration(value: timedelta) -> str:
     ('1h', '1500ms')
     """
     ms = round(value.total_seconds() * 1000)
-    for unit, factor in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000),
-                         ("m", 60_000), ("s", 1000)):
+    for unit, factor in (
+        ("w", 604_800_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ):
         if ms and ms % factor == 0:
             return f"{ms // factor}{unit}"
     return f"{ms}ms"
@@ -195,8 +202,17 @@ class TopicSettings(Section):
         """Role to topic name, for every topic."""
         return {
             role: getattr(self, role)
-            for role in ("predictions", "ground_truth", "dlq", "alerts", "retrain", "models",
-                         "metrics", "labeled", "summaries")
+            for role in (
+                "predictions",
+                "ground_truth",
+                "dlq",
+                "alerts",
+                "retrain",
+                "models",
+                "metrics",
+                "labeled",
+                "summaries",
+            )
         }
 
 
@@ -275,8 +291,9 @@ class PerformanceSettings(Section):
         0.05, ge=0.0, description="Largest tolerated change from the reference baseline."
     )
     min_labels: int = Field(200, ge=1, description="Labels needed before a window is judged.")
-    concept_detector: Literal["adwin", "ddm", "eddm", "hddm_a", "hddm_w", "page_hinkley",
-                              "kswin"] = "adwin"
+    concept_detector: Literal[
+        "adwin", "ddm", "eddm", "hddm_a", "hddm_w", "page_hinkley", "kswin"
+    ] = "adwin"
 
 
 class RetrainSettings(Section):
@@ -326,7 +343,8 @@ class ModelConfig(Section):
             regression_metric = metric in ("mae", "rmse", "r2")
             if regression_metric != (self.task == "regression"):
                 allowed = (
-                    "mae, rmse, r2" if self.task == "regression"
+                    "mae, rmse, r2"
+                    if self.task == "regression"
                     else "accuracy, precision, recall, f1, roc_auc, log_loss"
                 )
                 raise ValueError(

@@ -3,7 +3,7 @@
 These pydantic models are the contract's single public definition: the producer SDK builds and
 validates them, and the JSON Schemas in the repository's ``schemas/`` folder are generated from
 them. The hot ingest path decodes the same contract with msgspec (:mod:`driftline.schemas.wire`),
-about three times faster; a differential test holds the two to identical verdicts.
+about five times faster; a differential test holds the two to identical verdicts.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ Timestamp = Annotated[
     ),
 ]
 
+
 def _reject_int(value: object) -> object:
     if type(value) is int:
         raise ValueError(f"integers must fit in 64 bits ({INT_MIN}..{INT_MAX})")
@@ -121,7 +122,7 @@ class _Event(BaseModel):
 
 
 class PredictionEvent(_Event):
-    """A prediction made by a model; published to ``driftline.predictions``, key = ``prediction_id``.
+    """A prediction made by a model; published to ``driftline.predictions``, keyed by its id.
 
     >>> ev = PredictionEvent(
     ...     event_id="e-1", prediction_id="p-1", model="fraud", model_version="3",

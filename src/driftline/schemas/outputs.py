@@ -251,9 +251,7 @@ def output_json_schemas() -> dict[str, dict[str, Any]]:
     return {
         "drift-alert": DriftAlert.model_json_schema(mode="serialization"),
         "retrain-request": RetrainRequest.model_json_schema(mode="serialization"),
-        "model-version-registered": ModelVersionRegistered.model_json_schema(
-            mode="serialization"
-        ),
+        "model-version-registered": ModelVersionRegistered.model_json_schema(mode="serialization"),
     }
 
 

@@ -1,8 +1,9 @@
 """Decoding the input contract on the hot path.
 
 Ingest decodes every event, so this is the hottest code in driftline. ``benchmarks/decode.py``
-measured msgspec typed decoding at about 3.3x pydantic's ``model_validate_json`` on a
-20-feature event and as fast as ``orjson.loads`` alone, so the ingest path decodes into the
+measured msgspec typed decoding at about 5x pydantic's ``model_validate_json`` on a
+20-feature event (500k vs 94k events/s on one core), within 6 % of ``orjson.loads`` alone,
+which validates nothing; so the ingest path decodes into the
 frozen msgspec structs below. They mirror :mod:`driftline.schemas.events` field for field;
 ``tests/unit/schemas/test_wire.py`` feeds both the same accepted, rejected and random inputs and
 requires identical verdicts.
@@ -76,9 +77,9 @@ def event_time_ms(ts: datetime | int) -> int:
     >>> event_time_ms(datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=UTC))
     1700000000123
     """
-    if type(ts) is int:
+    if isinstance(ts, int):
         return ts
-    delta = ts - EPOCH  # type: ignore[operator]
+    delta = ts - EPOCH
     return (delta.days * 86_400 + delta.seconds) * _MS + delta.microseconds // _MS
 
 

@@ -18,7 +18,7 @@ KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 INFLUXDB_IMAGE = "influxdb:2.7"
 INFLUX_ORG = "driftline"
 INFLUX_BUCKET = "driftline"
-INFLUX_TOKEN = "driftline-test-token"  # noqa: S105 - a throwaway container's admin token
+INFLUX_TOKEN = "driftline-test-token"
 
 
 @functools.cache
@@ -81,8 +81,13 @@ class DockerInfluxDB:
         from testcontainers.community.influxdb import InfluxDb2Container
 
         self._container: Any = InfluxDb2Container(
-            image=image, init_mode="setup", admin_token=INFLUX_TOKEN, username="driftline",
-            password="driftline-password", org_name=INFLUX_ORG, bucket=INFLUX_BUCKET,
+            image=image,
+            init_mode="setup",
+            admin_token=INFLUX_TOKEN,
+            username="driftline",
+            password="driftline-password",
+            org_name=INFLUX_ORG,
+            bucket=INFLUX_BUCKET,
         )
         self.url = ""
 
@@ -109,10 +114,13 @@ class DockerInfluxDB:
             for table in client.query_api().query(flux):
                 for record in table.records:
                     values = record.values
-                    labels = tuple(sorted(
-                        (k, str(v)) for k, v in values.items()
-                        if not k.startswith("_") and k not in ("result", "table")
-                    ))
+                    labels = tuple(
+                        sorted(
+                            (k, str(v))
+                            for k, v in values.items()
+                            if not k.startswith("_") and k not in ("result", "table")
+                        )
+                    )
                     key = (record.get_measurement(), record.get_field(), labels)
                     millis = int(record.get_time().timestamp() * 1000)
                     grouped.setdefault(key, []).append((millis, float(record.get_value())))

@@ -110,7 +110,10 @@ class _Server(abc.ABC):
         with self.log_path.open("ab") as log:
             try:
                 self._proc = subprocess.Popen(
-                    command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.workdir,
                     start_new_session=True,
                 )
             except OSError as exc:
@@ -119,7 +122,8 @@ class _Server(abc.ABC):
             code = self._proc.poll()
             self.stop()
             reason = (
-                f"exited with code {code}" if code is not None
+                f"exited with code {code}"
+                if code is not None
                 else f"did not answer on port {self.port} within {self.start_timeout:.0f}s"
             )
             raise ServerStartError(self.name, reason, self.log_tail())
@@ -195,10 +199,14 @@ class TansuBroker(_Server):
     def _command(self) -> list[str]:
         url = f"tcp://127.0.0.1:{self.port}"
         return [
-            str(tansu_binary()), "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
         ]
 
     def _ready(self) -> bool:
@@ -224,8 +232,10 @@ def victoria_metrics_binary(install: bool = True) -> Path:
         if found:
             return Path(found)
     if install and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        for step in (["apt-get", "update", "-q"],
-                     ["apt-get", "install", "-y", "-q", "victoria-metrics"]):
+        for step in (
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "victoria-metrics"],
+        ):
             result = subprocess.run(step, capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 raise ServerStartError(
@@ -293,8 +303,9 @@ class VictoriaMetrics(_Server):
         self._get("/internal/force_flush", {})
         name = f"{measurement}{FIELD_SEPARATOR}.+" if measurement else ".+"
         matchers = [f'__name__=~"{name}"'] + [f'{k}="{v}"' for k, v in tags.items()]
-        body = self._get("/api/v1/export", {"match[]": "{" + ",".join(matchers) + "}",
-                                            "start": "0"})
+        body = self._get(
+            "/api/v1/export", {"match[]": "{" + ",".join(matchers) + "}", "start": "0"}
+        )
         found = []
         for line in body.splitlines():
             if not line.strip():

@@ -103,7 +103,8 @@ def test_secrets_are_masked_when_shown_and_revealed_to_clients(tmp_path: Path) -
     shown = masked(s)
     assert shown["kafka"]["sasl_password"] == "**********"
     assert shown["influxdb"]["token"] == "**********"
-    assert "hunter2" not in repr(s) and "hunter2" not in str(shown)
+    assert "hunter2" not in repr(s)
+    assert "hunter2" not in str(shown)
     assert s.kafka.client_config()["sasl.password"] == "hunter2"
     assert s.kafka.client_config()["security.protocol"] == "SASL_SSL"
 
@@ -111,37 +112,62 @@ def test_secrets_are_masked_when_shown_and_revealed_to_clients(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("kafka: {bootstrap_server: x}", "kafka.bootstrap_server: unknown setting; did you mean "
-         "'bootstrap_servers'?"),
-        ("kafka: {security_protocol: TLS}", "kafka.security_protocol: Input should be "
-         "'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL'"),
-        ("kafka: {security_protocol: SASL_SSL}", "kafka: security_protocol SASL_SSL needs "
-         "sasl_mechanism, sasl_username, sasl_password"),
+        (
+            "kafka: {bootstrap_server: x}",
+            "kafka.bootstrap_server: unknown setting; did you mean 'bootstrap_servers'?",
+        ),
+        (
+            "kafka: {security_protocol: TLS}",
+            "kafka.security_protocol: Input should be "
+            "'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL'",
+        ),
+        (
+            "kafka: {security_protocol: SASL_SSL}",
+            "kafka: security_protocol SASL_SSL needs sasl_mechanism, sasl_username, sasl_password",
+        ),
         ("influxdb: {url: influx:8086}", "influxdb.url: String should match pattern"),
-        ("influxdb: {batch_size: 0}", "influxdb.batch_size: Input should be greater than or "
-         "equal to 1"),
+        (
+            "influxdb: {batch_size: 0}",
+            "influxdb.batch_size: Input should be greater than or equal to 1",
+        ),
         ("influxdb: {flush_interval: soon}", "influxdb.flush_interval: expected a duration"),
         ("topics: {input_partitions: 0}", "topics.input_partitions: Input should be greater"),
         ("topics: {dlq: 'bad name!'}", "topics: dlq: 'bad name!' is not a valid Kafka topic"),
         ("topics: {alerts: driftline.dlq}", "topics: alerts and dlq both name topic"),
-        ("models: {fraud: {task: classification}}", "models.fraud.task: Input should be "
-         "'binary', 'multiclass' or 'regression'"),
+        (
+            "models: {fraud: {task: classification}}",
+            "models.fraud.task: Input should be 'binary', 'multiclass' or 'regression'",
+        ),
         ("models: {fraud: {}}", "models.fraud.task: Field required"),
-        ("models: {fraud: {task: binary, features: {x: text}}}", "models.fraud.features.x: "
-         "Input should be 'numeric' or 'categorical'"),
-        ("models: {fraud: {task: binary, windows: [{size: 90s}]}}", "windows.0.size (90s) "
-         "must be a multiple of the pane (1m)"),
-        ("models: {fraud: {task: binary, windows: [{size: 1h, hop: 2h}]}}",
-         "models.fraud.windows.0: hop must be positive and at most the window size"),
-        ("models: {fraud: {task: binary, performance: {metric: rmse}}}",
-         "performance.metric 'rmse' does not fit task 'binary'; allowed: accuracy"),
-        ("models: {fraud: {task: binary, drift: {persistence_k: 4, persistence_n: 3}}}",
-         "models.fraud.drift: persistence_k must be at most persistence_n"),
+        (
+            "models: {fraud: {task: binary, features: {x: text}}}",
+            "models.fraud.features.x: Input should be 'numeric' or 'categorical'",
+        ),
+        (
+            "models: {fraud: {task: binary, windows: [{size: 90s}]}}",
+            "windows.0.size (90s) must be a multiple of the pane (1m)",
+        ),
+        (
+            "models: {fraud: {task: binary, windows: [{size: 1h, hop: 2h}]}}",
+            "models.fraud.windows.0: hop must be positive and at most the window size",
+        ),
+        (
+            "models: {fraud: {task: binary, performance: {metric: rmse}}}",
+            "performance.metric 'rmse' does not fit task 'binary'; allowed: accuracy",
+        ),
+        (
+            "models: {fraud: {task: binary, drift: {persistence_k: 4, persistence_n: 3}}}",
+            "models.fraud.drift: persistence_k must be at most persistence_n",
+        ),
         ("models: {fraud: {task: binary, drift: {fdr: 1.5}}}", "models.fraud.drift.fdr"),
-        ("models: {fraud: {task: binary, drift: {thresholds: {psy: 0.2}}}}",
-         "unknown test(s) ['psy']; allowed:"),
-        ("models: {fraud: {task: binary, retrain: {policy: always}}}",
-         "models.fraud.retrain.policy: Input should be 'never', 'on_drift'"),
+        (
+            "models: {fraud: {task: binary, drift: {thresholds: {psy: 0.2}}}}",
+            "unknown test(s) ['psy']; allowed:",
+        ),
+        (
+            "models: {fraud: {task: binary, retrain: {policy: always}}}",
+            "models.fraud.retrain.policy: Input should be 'never', 'on_drift'",
+        ),
         ("log_level: LOUD", "log_level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
         ("- just\n- a list", "file: the top level must be a mapping"),
         ("kafka: {bootstrap_servers: [unclosed", "file: not valid YAML"),
@@ -157,7 +183,8 @@ def test_invalid_setting_is_reported_with_its_field(
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     found = problems(tmp_path, "kafka: {client_id: ''}\ntopics: {output_partitions: -1}")
     assert len(found) == 2
-    assert found[0].startswith("kafka.client_id") and found[1].startswith(
+    assert found[0].startswith("kafka.client_id")
+    assert found[1].startswith(
         "topics.output_partitions"
     )
 
@@ -174,8 +201,16 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("250ms", 0.25), ("30s", 30), ("5m", 300), ("1.5h", 5400), ("7d", 604800), ("2w", 1209600),
-     (12, 12), (0.5, 0.5)],
+    [
+        ("250ms", 0.25),
+        ("30s", 30),
+        ("5m", 300),
+        ("1.5h", 5400),
+        ("7d", 604800),
+        ("2w", 1209600),
+        (12, 12),
+        (0.5, 0.5),
+    ],
 )
 def test_durations_parse(text: str | float, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds

@@ -183,7 +183,9 @@ def test_unknown_field_rejection_names_the_field() -> None:
 def test_both_timestamp_forms_give_the_same_instant() -> None:
     as_text = decode_prediction(with_(PREDICTION, timestamp="2025-11-24T17:00:00.250+01:00"))
     as_epoch = decode_prediction(with_(PREDICTION, timestamp=1_764_000_000_250))
-    assert event_time_ms(as_text.timestamp) == event_time_ms(as_epoch.timestamp) == 1_764_000_000_250
+    assert (
+        event_time_ms(as_text.timestamp) == event_time_ms(as_epoch.timestamp) == 1_764_000_000_250
+    )
     model = PredictionEvent.model_validate_json(with_(PREDICTION, timestamp=1_764_000_000_250))
     assert model.timestamp == datetime(2025, 11, 24, 16, 0, 0, 250_000, tzinfo=UTC)
 

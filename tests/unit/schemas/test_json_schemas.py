@@ -31,7 +31,12 @@ def test_prediction_schema_forbids_unknown_fields_and_requires_the_contract() ->
     schema = json.loads(render_json_schemas()["prediction-event.schema.json"])
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == {
-        "event_id", "prediction_id", "model", "model_version", "timestamp", "features",
+        "event_id",
+        "prediction_id",
+        "model",
+        "model_version",
+        "timestamp",
+        "features",
         "prediction",
     }
     assert set(schema["properties"]) == set(orjson.loads(orjson.dumps(PREDICTION)))

@@ -19,6 +19,7 @@ from driftline.schemas import (
 )
 from tests.unit.schemas.test_contract import GROUND_TRUTH, PREDICTION
 
+
 def _dumps(value: Any) -> bytes:
     # The stdlib encoder writes integers of any size, which orjson refuses: we want them sent.
     return json.dumps(value).encode()
@@ -34,8 +35,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -112,8 +114,11 @@ def test_both_ground_truth_decoders_give_the_same_verdict(data: bytes) -> None:
 @given(
     st.dictionaries(
         st.text(max_size=12),
-        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
-        | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**63), 2**63 - 1)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=12),
         max_size=25,
     )
 )
