@@ -28,8 +28,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigFile = Annotated[
     Path | None,

@@ -263,7 +263,9 @@ class VictoriaMetrics(_Server):
     """VictoriaMetrics on 127.0.0.1, speaking the InfluxDB v2 write API at :attr:`url`.
 
     Data lives in :attr:`workdir`, so :meth:`stop` then :meth:`start` keeps it (an outage, not
-    a loss). :meth:`series` reads points back.
+    a loss). :meth:`series` reads points back. Unlike InfluxDB, which overwrites a point written
+    again with the same measurement, tags and time, VictoriaMetrics keeps every such write as
+    its own sample: a restated point shows all the values it was ever written with.
     """
 
     name = "victoria-metrics"
