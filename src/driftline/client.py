@@ -27,7 +27,10 @@ land on the same partition number. Delivery failures are never silent: each one 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -179,6 +182,34 @@ class DriftlineProducer:
         timestamp: datetime | int | str | None = None,
     ) -> PredictionEvent:
         """Validate and publish a prediction; returns the event sent (with its filled-in ids)."""
+        event = self.build_prediction(
+            model=model,
+            model_version=model_version,
+            features=features,
+            prediction=prediction,
+            scores=scores,
+            segments=segments,
+            prediction_id=prediction_id,
+            event_id=event_id,
+            timestamp=timestamp,
+        )
+        self.send(event)
+        return event
+
+    def build_prediction(
+        self,
+        *,
+        model: str,
+        model_version: str,
+        features: Mapping[str, Any],
+        prediction: Any,
+        scores: Mapping[str, float] | None = None,
+        segments: Mapping[str, str] | None = None,
+        prediction_id: str | None = None,
+        event_id: str | None = None,
+        timestamp: datetime | int | str | None = None,
+    ) -> PredictionEvent:
+        """The validated event :meth:`send_prediction` would publish, ids and time filled in."""
         fields = {
             "event_id": event_id or self._new_id(),
             "prediction_id": prediction_id or self._new_id(),
@@ -191,11 +222,9 @@ class DriftlineProducer:
             "segments": None if segments is None else dict(segments),
         }
         try:
-            event = PredictionEvent(**fields)
+            return PredictionEvent(**fields)
         except ValidationError as exc:
             raise _invalid(exc, "prediction") from None
-        self.send(event)
-        return event
 
     def send_ground_truth(
         self,
@@ -207,6 +236,26 @@ class DriftlineProducer:
         timestamp: datetime | int | str | None = None,
     ) -> GroundTruthEvent:
         """Validate and publish the true outcome of an earlier prediction."""
+        event = self.build_ground_truth(
+            prediction_id=prediction_id,
+            label=label,
+            model=model,
+            event_id=event_id,
+            timestamp=timestamp,
+        )
+        self.send(event)
+        return event
+
+    def build_ground_truth(
+        self,
+        *,
+        prediction_id: str,
+        label: Any,
+        model: str | None = None,
+        event_id: str | None = None,
+        timestamp: datetime | int | str | None = None,
+    ) -> GroundTruthEvent:
+        """The validated event :meth:`send_ground_truth` would publish."""
         fields = {
             "event_id": event_id or self._new_id(),
             "prediction_id": prediction_id,
@@ -215,28 +264,38 @@ class DriftlineProducer:
             "model": model,
         }
         try:
-            event = GroundTruthEvent(**fields)
+            return GroundTruthEvent(**fields)
         except ValidationError as exc:
             raise _invalid(exc, "ground truth") from None
-        self.send(event)
-        return event
 
-    def send(self, event: Event) -> None:
-        """Publish an already-built event to its topic, keyed by its ``prediction_id``."""
+    def send(
+        self, event: Event, on_done: Callable[[FailedDelivery | None], None] | None = None
+    ) -> None:
+        """Publish an already-built event to its topic, keyed by its ``prediction_id``.
+
+        ``on_done``, when given, is called with None once the broker acknowledged the message,
+        or with the failure; that failure is then the caller's and is not raised by
+        :meth:`flush`.
+        """
         if isinstance(event, PredictionEvent):
             topic = self._topics.predictions
         elif isinstance(event, GroundTruthEvent):
             topic = self._topics.ground_truth
         else:
             raise TypeError(f"expected PredictionEvent or GroundTruthEvent, got {type(event)}")
-        self._produce(topic, event.prediction_id.encode(), event.to_json())
+        callback = self._on_delivery
+        if on_done is not None:
+            callback = functools.partial(self._on_delivery, on_done=on_done)
+        self._produce(topic, event.prediction_id.encode(), event.to_json(), callback)
 
-    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
+    def _produce(
+        self, topic: str, key: bytes, value: bytes, callback: Callable[[Any, Message], None]
+    ) -> None:
         producer = self.start()._producer
         assert producer is not None
         while True:
             try:
-                producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                producer.produce(topic, value=value, key=key, on_delivery=callback)
             except BufferError:
                 # Local queue full: serve delivery reports until there is room (backpressure).
                 producer.poll(_QUEUE_FULL_WAIT_S)
@@ -246,14 +305,23 @@ class DriftlineProducer:
             break
         producer.poll(0)
 
-    def _on_delivery(self, err: _RdKafkaError | None, msg: Message) -> None:
+    def _on_delivery(
+        self,
+        err: _RdKafkaError | None,
+        msg: Message,
+        on_done: Callable[[FailedDelivery | None], None] | None = None,
+    ) -> None:
+        failure = None
         if err is None:
             self.delivered += 1
-            return
-        failure = FailedDelivery(topic=msg.topic() or "", key=msg.key(), error=str(err.str()))
-        self._failures.append(failure)
-        if self._on_delivery_error is not None:
-            self._on_delivery_error(failure)
+        else:
+            failure = FailedDelivery(topic=msg.topic() or "", key=msg.key(), error=str(err.str()))
+            if on_done is None:
+                self._failures.append(failure)
+            if self._on_delivery_error is not None:
+                self._on_delivery_error(failure)
+        if on_done is not None:
+            on_done(failure)
 
     # --- delivery --------------------------------------------------------------------------
 
@@ -277,3 +345,82 @@ class DriftlineProducer:
         failures, self._failures = self._failures, []
         if failures or remaining:
             raise DeliveryError(failures, undelivered=remaining)
+
+
+class AsyncDriftlineProducer:
+    """The asyncio face of :class:`DriftlineProducer`: each send awaits its acknowledgement.
+
+    A background thread serves librdkafka's delivery reports and hands each result to the
+    event loop, so ``await send_prediction(...)`` returns once the broker has the event, or
+    raises :class:`DeliveryError` for that event alone. Takes the same arguments.
+
+    >>> import asyncio
+    >>> async def main() -> None:
+    ...     async with AsyncDriftlineProducer("localhost:9092") as producer:
+    ...         await producer.send_prediction(model="fraud", model_version="3",
+    ...                                        features={"amount": 12.5}, prediction=1)
+    >>> # asyncio.run(main())  -- needs a broker
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._sync = DriftlineProducer(*args, **kwargs)
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    async def __aenter__(self) -> Self:
+        self._sync.start()
+        self._stop.clear()
+        self._poller = threading.Thread(target=self._serve, name="driftline-delivery", daemon=True)
+        self._poller.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            await asyncio.to_thread(self._poller.join)
+            self._poller = None
+        await asyncio.to_thread(self._sync.flush)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            self._sync.poll(0.05)
+
+    @property
+    def delivered(self) -> int:
+        """Messages acknowledged by the broker so far."""
+        return self._sync.delivered
+
+    async def _send(self, event: Event) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(future: asyncio.Future[None], failure: FailedDelivery | None) -> None:
+            if future.done():  # the caller stopped waiting (cancelled)
+                return
+            if failure is None:
+                future.set_result(None)
+            else:
+                future.set_exception(DeliveryError([failure]))
+
+        def on_done(failure: FailedDelivery | None) -> None:
+            loop.call_soon_threadsafe(settle, done, failure)
+
+        self._sync.send(event, on_done=on_done)
+        await done
+
+    async def send_prediction(self, **fields: Any) -> PredictionEvent:
+        """Validate, publish and await a prediction (arguments as in the sync producer)."""
+        event = self._sync.build_prediction(**fields)
+        await self._send(event)
+        return event
+
+    async def send_ground_truth(self, **fields: Any) -> GroundTruthEvent:
+        """Validate, publish and await a ground-truth event."""
+        event = self._sync.build_ground_truth(**fields)
+        await self._send(event)
+        return event
