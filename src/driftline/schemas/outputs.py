@@ -6,6 +6,7 @@ source, so a replayed input produces the same record and consumers drop repeats 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
@@ -61,6 +62,9 @@ class DriftAlert(_WindowRecord):
     >>> a.alert_id == DriftAlert.create("fraud", "3", start, end, severity="warning",
     ...                                 reasons=[reason]).alert_id
     True
+    >>> a.alert_id == DriftAlert.create("fraud", "3", start, end, severity="critical",
+    ...                                 reasons=[reason]).alert_id
+    False
     """
 
     alert_id: str
@@ -70,11 +74,28 @@ class DriftAlert(_WindowRecord):
 
     @staticmethod
     def make_id(
-        model: str, version: str, window_start: datetime, window_end: datetime, status: str
+        model: str,
+        version: str,
+        window_start: datetime,
+        window_end: datetime,
+        status: str,
+        evidence: str = "",
     ) -> str:
-        """The id of the alert for this model version, window and status."""
+        """The id of the alert for this model version, window, status and evidence.
+
+        ``evidence`` is :meth:`evidence_digest` of the severity and reasons: deciding a window
+        again on the same data gives the same id (consumers drop the repeat), while a window
+        restated with different evidence (late data, late labels) gives a new id, so the
+        correction reaches consumers instead of being dropped as a duplicate.
+        """
         start, end = to_epoch_ms(window_start), to_epoch_ms(window_end)
-        return stable_id("alert", model, version, start, end, status)
+        return stable_id("alert", model, version, start, end, status, evidence)
+
+    @staticmethod
+    def evidence_digest(severity: str, reasons: Sequence[Reason]) -> str:
+        """A short, stable digest of what an alert says."""
+        payload = orjson.dumps([severity, [r.model_dump(mode="json") for r in reasons]])
+        return stable_id(payload.decode())
 
     @classmethod
     def create(
@@ -89,8 +110,9 @@ class DriftAlert(_WindowRecord):
         status: Literal["firing", "resolved"] = "firing",
     ) -> Self:
         """Build an alert with its deterministic id."""
+        evidence = cls.evidence_digest(severity, reasons)
         return cls(
-            alert_id=cls.make_id(model, version, window_start, window_end, status),
+            alert_id=cls.make_id(model, version, window_start, window_end, status, evidence),
             model=model,
             model_version=version,
             window_start=window_start,
