@@ -1,0 +1,122 @@
+"""Inputs shared by the binned tests: reference probabilities, checked counts, empty windows.
+
+Every test compares a reference distribution over frozen bins (a profile's probabilities) with
+the counts a window collected over the same bins. A numeric profile with interior edges
+``e0 < ... < e_last`` has ``len(edges) + 1`` bins; a categorical profile has one bin per listed
+category, in the profile's order, plus a last bin for everything else (the reference's
+``other`` share, and categories the reference never saw).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from driftline.detectors.result import ResultKind, TestResult
+from driftline.schemas.reference import CategoricalProfile, NumericProfile
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+PSEUDO_COUNT = 0.5
+"""Pseudo-count added to every bin where a log or a division needs non-empty bins.
+
+Half an observation per bin is the Krichevsky-Trofimov (Jeffreys prior) estimate of a
+multinomial's probabilities: large enough that an empty bin yields a finite, modest log-ratio,
+small enough to vanish against any window worth judging. Machine epsilon instead would turn one
+empty bin into a log-ratio of about 36 and a PSI dominated by noise.
+"""
+
+
+def reference_probabilities(profile: NumericProfile | CategoricalProfile) -> FloatArray:
+    """The reference's probability per bin, in the order the window's counts use.
+
+    >>> from driftline.schemas.reference import CategoricalProfile
+    >>> p = CategoricalProfile(categories={"a": 0.7, "b": 0.2}, other=0.1, count=10)
+    >>> reference_probabilities(p).tolist()
+    [0.7, 0.2, 0.1]
+    """
+    if isinstance(profile, NumericProfile):
+        values = profile.probabilities
+    else:
+        values = [*profile.categories.values(), profile.other]
+    return np.asarray(values, dtype=np.float64)
+
+
+def checked_counts(counts: ArrayLike, n_bins: int) -> IntArray:
+    """``counts`` as a one-dimensional int64 array of ``n_bins`` non-negative entries.
+
+    A window's counts that do not line up with the reference's bins would compare the wrong bins
+    silently, so a length mismatch is an error, not a warning.
+    """
+    array = np.asarray(counts)
+    if array.ndim != 1 or array.shape[0] != n_bins:
+        raise ValueError(
+            f"counts must be a 1-d array of {n_bins} bin counts (one per reference bin), "
+            f"got shape {array.shape}"
+        )
+    if array.dtype.kind not in "iu":
+        rounded = np.rint(array)
+        if not np.array_equal(rounded, array):
+            raise ValueError("counts must be whole numbers")
+        array = rounded
+    result = array.astype(np.int64)
+    if (result < 0).any():
+        raise ValueError("counts must be non-negative")
+    return result
+
+
+def checked_n_reference(n_reference: int) -> int:
+    """``n_reference`` if it is a possible number of reference values (0 or more)."""
+    if n_reference < 0:
+        raise ValueError(f"n_reference must be non-negative, got {n_reference}")
+    return int(n_reference)
+
+
+def effective_n(n_reference: int, n_current: int) -> float:
+    """The two-sample effective size ``n*m/(n+m)``, i.e. ``1/(1/n + 1/m)``."""
+    return n_reference * n_current / (n_reference + n_current)
+
+
+def no_evidence(
+    test: str,
+    column: str,
+    threshold: float,
+    n_reference: int,
+    n_current: int,
+    kind: ResultKind,
+) -> TestResult:
+    """The result when one side has no values: no distribution, so no statistic and no verdict.
+
+    The statistic is NaN (a distance of 0 would claim the window matches the reference),
+    the p-value None, and ``drifted`` False.
+    """
+    return TestResult(
+        test=test,
+        column=column,
+        statistic=math.nan,
+        p_value=None,
+        threshold=float(threshold),
+        n_reference=n_reference,
+        n_current=n_current,
+        drifted=False,
+        kind=kind,
+    )
+
+
+def smoothed(counts: FloatArray, pseudo_count: float = PSEUDO_COUNT) -> FloatArray:
+    """Probabilities from ``counts`` with ``pseudo_count`` added to every bin."""
+    padded: FloatArray = counts + pseudo_count
+    total = float(padded.sum())
+    return padded / total
+
+
+def informative(reference: FloatArray, counts: IntArray) -> NDArray[np.bool_]:
+    """Bins that hold mass on at least one side.
+
+    A bin empty in both the reference and the window carries no evidence; keeping it would add a
+    pseudo-count term and a degree of freedom that the data never had.
+    """
+    return (reference > 0) | (counts > 0)
