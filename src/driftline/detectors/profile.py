@@ -1,0 +1,339 @@
+"""Building a model version's reference profile from a sample of its data.
+
+The profile freezes the bins that every live summary counts over (DESIGN §4):
+
+- numeric columns get fine quantile edges at the probabilities ``k / bins`` together with the
+  deciles ``j / 10``, so the decile edges are a subset of the fine edges and PSI on deciles is
+  exact. Edges are data values (the inverted-CDF quantile, computed with integer arithmetic),
+  duplicates collapse (a constant column has one edge), the outer bins are open, and missing
+  values are counted in ``missing_rate``, never in the bins. Because every edge is a data
+  value, each bin ``[e_i, e_i+1)`` holds at least the value ``e_i`` itself;
+- categorical columns keep their ``top_k`` most frequent categories (ties by name), the rest
+  is ``other``.
+
+A column with no value at all has ``count == 0`` and, because probabilities must sum to one,
+puts its whole (empty) mass in its single bin (numeric) or in ``other`` (categorical):
+consumers check ``count`` before comparing against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+from typing import Literal, get_args
+
+import numpy as np
+import orjson
+from numpy.typing import ArrayLike
+
+from driftline.detectors.performance import PerformanceSummary, classes_for
+from driftline.detectors.summary import (
+    ColumnKind,
+    FloatArray,
+    ObjectArray,
+    infer_kind,
+    to_categorical,
+    to_numeric,
+)
+from driftline.schemas.events import Task
+from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile
+
+__all__ = [
+    "FeatureType",
+    "build_profile",
+    "categorical_profile",
+    "numeric_profile",
+    "quantile_levels",
+]
+
+FeatureType = Literal["numeric", "categorical"]
+Column = ArrayLike | Iterable[object]
+
+_TASKS: tuple[str, ...] = get_args(Task)
+_MAX_BINS = 100_000
+_HASH_DOMAIN = b"driftline-reference-v1"
+
+
+def quantile_levels(bins: int) -> list[Fraction]:
+    """The probabilities of the fine edges: ``k / bins`` and the deciles, sorted, distinct.
+
+    >>> [str(q) for q in quantile_levels(15)][:4]
+    ['1/15', '1/10', '2/15', '1/5']
+    >>> len(quantile_levels(100))
+    99
+    """
+    levels = {Fraction(k, bins) for k in range(1, bins)} | {Fraction(j, 10) for j in range(1, 10)}
+    return sorted(levels)
+
+
+def _order_statistics(n: int, levels: list[Fraction]) -> list[int]:
+    # Inverted CDF: the smallest sorted index i with (i + 1) / n >= q, in exact integers.
+    return [max(0, -(-n * q.numerator // q.denominator) - 1) for q in levels]
+
+
+def numeric_profile(values: FloatArray, *, bins: int = 100) -> NumericProfile:
+    """Quantile bins of a float64 column with NaN for missing values.
+
+    >>> p = numeric_profile(np.array([1.0, 2.0, 3.0, 4.0, np.nan]), bins=10)
+    >>> p.edges, p.probabilities, p.missing_rate
+    ([1.0, 2.0, 3.0, 4.0], [0.0, 0.25, 0.25, 0.25, 0.25], 0.2)
+    """
+    total = values.shape[0]
+    present = values[~np.isnan(values)]
+    n = int(present.shape[0])
+    missing_rate = (total - n) / total if total else 0.0
+    if n == 0:
+        return NumericProfile(
+            edges=[], probabilities=[1.0], decile_edges=[], missing_rate=missing_rate, count=0
+        )
+    if not np.isfinite(present).all():
+        raise ValueError("numeric values must be finite (got inf)")
+    ordered = np.sort(present) + 0.0  # + 0.0 turns -0.0 into 0.0
+    levels = quantile_levels(bins)
+    fine = ordered[_order_statistics(n, levels)]
+    deciles = ordered[_order_statistics(n, [Fraction(j, 10) for j in range(1, 10)])]
+    edges = np.unique(fine)
+    counts = np.bincount(np.searchsorted(edges, ordered, side="right"), minlength=edges.size + 1)
+    return NumericProfile(
+        edges=edges.tolist(),
+        probabilities=(counts / n).tolist(),
+        decile_edges=np.unique(deciles).tolist(),
+        missing_rate=missing_rate,
+        minimum=float(ordered[0]),
+        maximum=float(ordered[-1]),
+        count=n,
+    )
+
+
+def categorical_profile(keys: ObjectArray, *, top_k: int = 50) -> CategoricalProfile:
+    """The ``top_k`` most frequent categories of a column of category keys (None = missing).
+
+    >>> categorical_profile(np.array(["a", "b", "a", None, "c"], dtype=object), top_k=2)
+    CategoricalProfile(kind='categorical', categories={'a': 0.5, 'b': 0.25}, other=0.25, \
+missing_rate=0.2, count=4)
+    """
+    total = keys.shape[0]
+    counter = Counter(k for k in keys.tolist() if k is not None)
+    n = sum(counter.values())
+    missing_rate = (total - n) / total if total else 0.0
+    if n == 0:
+        return CategoricalProfile(categories={}, other=1.0, missing_rate=missing_rate, count=0)
+    top = sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:top_k]
+    kept = sum(count for _, count in top)
+    return CategoricalProfile(
+        categories={name: count / n for name, count in top},
+        other=(n - kept) / n,
+        missing_rate=missing_rate,
+        count=n,
+    )
+
+
+class _Hasher:
+    """sha256 over length-prefixed parts, so no two different inputs share a stream."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256(_HASH_DOMAIN)
+
+    def put(self, *parts: bytes | str) -> None:
+        for part in parts:
+            data = part.encode() if isinstance(part, str) else part
+            self._h.update(len(data).to_bytes(8, "little"))
+            self._h.update(data)
+
+    def column(self, role: str, name: str, kind: str, values: FloatArray | ObjectArray) -> None:
+        if kind == "numeric":
+            # One NaN bit pattern, and 0.0 for -0.0: equal values, equal bytes.
+            canonical = (np.where(np.isnan(values), np.nan, values) + 0.0).astype("<f8")
+            self.put(role, name, kind, canonical.tobytes())
+        else:
+            self.put(role, name, kind, orjson.dumps(values.tolist()))
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+class _Columns:
+    """Converts raw columns, checks they all have the same length, and hashes them."""
+
+    def __init__(self) -> None:
+        self.n: int | None = None
+        self.hasher = _Hasher()
+
+    def _length(self, what: str, size: int) -> None:
+        if self.n is None:
+            self.n = size
+        elif size != self.n:
+            raise ValueError(f"{what} has {size} rows, the columns before it {self.n}")
+
+    def numeric(self, role: str, name: str, raw: Column) -> FloatArray:
+        values, errors = to_numeric(raw)
+        what = f"{role} {name!r}" if name else role
+        self._length(what, values.shape[0])
+        if errors:
+            raise ValueError(
+                f"{what} is numeric but holds {errors} value(s) that are not numbers; "
+                "declare it categorical in feature_types or clean the data"
+            )
+        if not np.isfinite(values[~np.isnan(values)]).all():
+            raise ValueError(f"{what} holds infinite values; numeric values must be finite")
+        self.hasher.column(role, name, "numeric", values)
+        return values
+
+    def categorical(self, role: str, name: str, raw: Column) -> ObjectArray:
+        keys = to_categorical(raw)
+        self._length(f"{role} {name!r}" if name else role, keys.shape[0])
+        self.hasher.column(role, name, "categorical", keys)
+        return keys
+
+
+def build_profile(
+    model: str,
+    version: str,
+    task: Task,
+    features: Mapping[str, Column],
+    prediction: Column,
+    *,
+    scores: Mapping[str, Column] | None = None,
+    labels: Column | None = None,
+    feature_types: Mapping[str, FeatureType] | None = None,
+    bins: int = 100,
+    top_k: int = 50,
+    positive_class: str | None = None,
+) -> ReferenceProfile:
+    """Profile a reference sample of one model version.
+
+    Parameters
+    ----------
+    model, version
+        The model version the profile belongs to.
+    task
+        ``"binary"``, ``"multiclass"`` or ``"regression"``.
+    features
+        Feature name to its column of values (lists, tuples, NumPy arrays; None or NaN for
+        missing).
+    prediction
+        The model's predictions: classes for classifiers, numbers for regression.
+    scores
+        Class to its column of probabilities, for classifiers.
+    labels
+        The true outcomes, when known: adds the label profile and the baseline performance
+        (computed as :class:`~driftline.detectors.performance.PerformanceSummary` computes the
+        live metrics, so both sides are binned alike).
+    feature_types
+        ``"numeric"`` or ``"categorical"`` per feature; features not named are inferred
+        (numbers numeric, strings and booleans categorical).
+    bins
+        Fine quantile bins per numeric column (more where deciles add edges, fewer where the
+        data has fewer distinct values).
+    top_k
+        Categories kept per categorical column; the rest is ``other``.
+    positive_class
+        The positive class of a binary task (default: ``"1"`` or ``"true"`` when present,
+        else the last class in sorted order).
+
+    Examples
+    --------
+    >>> p = build_profile("fraud", "3", "binary",
+    ...                   {"amount": [10.0, 20.0, 30.0, 40.0], "country": ["FR", "FR", "DE", None]},
+    ...                   prediction=[0, 0, 1, 1], scores={"1": [0.1, 0.4, 0.6, 0.9]},
+    ...                   labels=[0, 1, 1, 1], bins=10)
+    >>> p.features["amount"].edges, p.features["country"].categories
+    ([10.0, 20.0, 30.0, 40.0], {'FR': 0.6666666666666666, 'DE': 0.3333333333333333})
+    >>> p.performance["accuracy"], p.n_rows
+    (0.75, 4)
+    >>> type(p).model_validate_json(p.model_dump_json()) == p
+    True
+    """
+    if task not in _TASKS:
+        raise ValueError(f"task must be one of {list(_TASKS)}, got {task!r}")
+    _check_int("bins", bins, 1, _MAX_BINS)
+    _check_int("top_k", top_k, 1, 1_000_000)
+    types = dict(feature_types or {})
+    unknown = sorted(set(types) - set(features))
+    if unknown:
+        raise ValueError(f"feature_types names features that are not in features: {unknown}")
+    bad = {name: kind for name, kind in types.items() if kind not in ("numeric", "categorical")}
+    if bad:
+        raise ValueError(f"feature_types values must be 'numeric' or 'categorical', got {bad}")
+    classifier = task != "regression"
+    if scores and not classifier:
+        raise ValueError("scores are class probabilities, for classifiers; task is regression")
+
+    cols = _Columns()
+    cols.hasher.put("task", task)
+    feature_profiles: dict[str, NumericProfile | CategoricalProfile] = {}
+    for name in sorted(features):
+        raw = features[name]
+        kind: ColumnKind = types.get(name) or infer_kind(raw)
+        if kind == "numeric":
+            feature_profiles[name] = numeric_profile(cols.numeric("feature", name, raw), bins=bins)
+        else:
+            feature_profiles[name] = categorical_profile(
+                cols.categorical("feature", name, raw), top_k=top_k
+            )
+    # Keep the caller's feature order (dicts keep it through JSON); hashing used sorted names.
+    feature_profiles = {name: feature_profiles[name] for name in features}
+
+    pred_values: FloatArray | ObjectArray
+    pred_profile: NumericProfile | CategoricalProfile
+    if classifier:
+        pred_values = cols.categorical("prediction", "", prediction)
+        pred_profile = categorical_profile(pred_values, top_k=top_k)
+    else:
+        pred_values = cols.numeric("prediction", "", prediction)
+        pred_profile = numeric_profile(pred_values, bins=bins)
+
+    score_values: dict[str, FloatArray] = {}
+    for cls in sorted(scores or {}):
+        values = cols.numeric("scores", cls, (scores or {})[cls])
+        present = values[~np.isnan(values)]
+        if present.size and (present.min() < 0.0 or present.max() > 1.0):
+            raise ValueError(f"scores[{cls!r}] must be probabilities in [0, 1]")
+        score_values[str(cls)] = values
+    score_profiles = {cls: numeric_profile(v, bins=bins) for cls, v in score_values.items()}
+
+    label_values: FloatArray | ObjectArray | None = None
+    label_profile: NumericProfile | CategoricalProfile | None = None
+    if labels is not None:
+        if classifier:
+            label_values = cols.categorical("labels", "", labels)
+            label_profile = categorical_profile(label_values, top_k=top_k)
+        else:
+            label_values = cols.numeric("labels", "", labels)
+            label_profile = numeric_profile(label_values, bins=bins)
+
+    n_rows = cols.n or 0
+    if n_rows == 0:
+        raise ValueError("a reference profile needs at least one row of data")
+
+    classes = classes_for(task, pred_profile, label_profile, score_profiles)
+    if task == "binary" and len(classes) > 2:
+        raise ValueError(
+            f"task is 'binary' but the data has {len(classes)} classes: {list(classes)[:10]}"
+        )
+    performance: dict[str, float] = {}
+    if label_values is not None:
+        summary = PerformanceSummary(task, classes, positive_class=positive_class)
+        summary.fold(label_values, pred_values, scores=score_values or None)
+        performance = summary.metrics()
+
+    return ReferenceProfile(
+        model=model,
+        model_version=version,
+        task=task,
+        n_rows=n_rows,
+        features=feature_profiles,
+        prediction=pred_profile,
+        scores=score_profiles,
+        labels=label_profile,
+        performance=performance,
+        content_hash=cols.hasher.hexdigest(),
+    )
