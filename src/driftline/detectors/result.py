@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 ResultKind = Literal[
-    "feature_drift", "prediction_drift", "label_drift", "performance", "concept_drift",
+    "feature_drift",
+    "prediction_drift",
+    "label_drift",
+    "performance",
+    "concept_drift",
     "data_quality",
 ]
 
