@@ -24,7 +24,9 @@ app = typer.Typer(
 config_app = typer.Typer(help="Check and show configuration files.", no_args_is_help=True)
 topics_app = typer.Typer(help="Create driftline's Kafka topics.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The JSON Schemas of the public events.", no_args_is_help=True)
+reference_app = typer.Typer(help="Build reference profiles.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(reference_app, name="reference")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 
@@ -100,6 +102,107 @@ def schemas_write(
 
     for path in write_json_schemas(directory):
         out.print(f"wrote {path}", highlight=False)
+
+
+@reference_app.command("build")
+def reference_build(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, JSONL or Parquet: features + prediction [+ score_<class>] [+ label]."
+        ),
+    ],
+    model: Annotated[str, typer.Option(help="Model name.")],
+    version: Annotated[str, typer.Option(help="Model version.")],
+    task: Annotated[str, typer.Option(help="binary | multiclass | regression")],
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the profile JSON.")
+    ] = None,
+    bins: Annotated[int, typer.Option(help="Fine quantile bins per numeric feature.")] = 100,
+    top_k: Annotated[int, typer.Option(help="Categories kept per categorical feature.")] = 50,
+    prediction: Annotated[str, typer.Option(help="The prediction column.")] = "prediction",
+    label: Annotated[str, typer.Option(help="The label column, if any.")] = "label",
+) -> None:
+    """Build a model version's reference profile from a dataset and write it as JSON."""
+    from driftline.detectors.datasets import load_dataset
+
+    if task not in ("binary", "multiclass", "regression"):
+        err.print(f"error: --task must be binary, multiclass or regression, got {task!r}")
+        raise typer.Exit(EXIT_CONFIG)
+    try:
+        dataset = load_dataset(data, prediction=prediction, label=label)
+        profile = dataset.profile(model, version, task, bins=bins, top_k=top_k)  # type: ignore[arg-type]
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+    except ValueError as exc:
+        err.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    target = output or Path(f"{model}-{version}.reference.json")
+    target.write_text(profile.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    _say(
+        f"wrote {target}: {profile.n_rows} rows, {len(profile.features)} features, "
+        f"hash {profile.content_hash[:12]}"
+    )
+
+
+def _say(text: str) -> None:
+    out.print(text, highlight=False)
+
+
+@app.command()
+def replay(
+    predictions: Annotated[Path, typer.Argument(help="JSON lines of PredictionEvents.")],
+    ground_truth: Annotated[
+        Path | None, typer.Option("--ground-truth", "-g", help="JSON lines of GroundTruthEvents.")
+    ] = None,
+    config: ConfigFile = None,
+    reference: Annotated[
+        list[Path] | None, typer.Option(help="Reference profile JSON (repeatable).")
+    ] = None,
+    warmup: Annotated[
+        int | None, typer.Option(help="Events that baseline a version without a reference.")
+    ] = None,
+    lp: Annotated[Path | None, typer.Option(help="Write InfluxDB line protocol here.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write one JSON object per window here.")
+    ] = None,
+) -> None:
+    """Backtest: judge every window of a file of events, as the service would have."""
+    from driftline.replay import replay as run_replay
+    from driftline.replay_output import report_table, write_json_lines, write_line_protocol
+    from driftline.schemas.reference import ReferenceProfile
+
+    try:
+        settings = load_settings(config)
+        profiles = {}
+        for path in reference or []:
+            profile = ReferenceProfile.model_validate_json(path.read_bytes())
+            profiles[(profile.model, profile.model_version)] = profile
+        result = run_replay(
+            predictions,
+            ground_truth,
+            settings=settings,
+            references=profiles,
+            warmup_events=warmup,
+        )
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+    except (OSError, ValueError) as exc:
+        err.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    out.print(report_table(result.reports))
+    for (model, version), n in result.baselined.items():
+        _say(f"{model} {version}: baselined on its first {n} events (no reference given)")
+    if result.rejected:
+        first = result.rejected[0]
+        _say(
+            f"{len(result.rejected)} invalid line(s) skipped; first: {first.path}:"
+            f"{first.line}: {first.reason}"
+        )
+    if lp is not None:
+        _say(f"wrote {write_line_protocol(result.reports, lp)} points to {lp}")
+    if json_out is not None:
+        _say(f"wrote {write_json_lines(result.reports, json_out)} windows to {json_out}")
 
 
 def main() -> None:

@@ -278,6 +278,20 @@ class DriftSettings(Section):
         return self
 
 
+class QualitySettings(Section):
+    """Data-quality checks per feature: how far a rate may move before it is flagged."""
+
+    missing_rate: float = Field(
+        0.05, gt=0.0, le=1.0, description="Largest tolerated change of the missing-value rate."
+    )
+    out_of_range: float = Field(
+        0.02, gt=0.0, le=1.0, description="Largest tolerated share outside the reference range."
+    )
+    unseen_categories: float = Field(
+        0.05, gt=0.0, le=1.0, description="Largest tolerated excess of unseen categories."
+    )
+
+
 class PerformanceSettings(Section):
     """The metric that judges a model's realised performance, and when it is too low."""
 
@@ -323,6 +337,7 @@ class ModelConfig(Section):
         10_000, ge=0, description="Events to baseline a version with no reference; 0: never."
     )
     drift: DriftSettings = DriftSettings()
+    quality: QualitySettings = QualitySettings()
     performance: PerformanceSettings = PerformanceSettings()
     retrain: RetrainSettings = RetrainSettings()
 

@@ -1,0 +1,465 @@
+"""Windows over panes, for one model version: pane partials in, window reports out.
+
+A *pane* is a short event-time slice (``ModelConfig.pane``, aligned to the epoch); a window of
+any configured length is the union of its panes, merged by exact addition (DESIGN §1). The
+:class:`ModelMonitor` keeps the panes of one model version, tells which windows are due at a
+watermark (closed ones, and ones whose panes changed after they were judged: late data, late
+labels), and judges a window: drift tests per feature and on the prediction and labels, data
+quality, realised performance and its label-free estimate, and the decision policy.
+
+It is the same pure code for the offline ``replay`` command and for stage 2; neither a clock
+nor Kafka is in here: time is event time, given by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from driftline.config.settings import ModelConfig, WindowSpec, format_duration
+from driftline.detectors.performance import PerformanceSummary
+from driftline.detectors.policy import Decision, DecisionPolicy, PerformanceObservation
+from driftline.detectors.quality import (
+    missing_rate_test,
+    out_of_range_test,
+    unseen_category_test,
+)
+from driftline.detectors.registry import run_test
+from driftline.detectors.result import TestResult
+from driftline.detectors.summary import CategoricalColumnSummary, PaneSummary
+from driftline.schemas.events import EPOCH
+from driftline.schemas.reference import CategoricalProfile, ReferenceProfile
+from driftline.schemas.wire import WirePrediction, event_time_ms
+
+_MS = timedelta(milliseconds=1)
+
+
+def _ms(value: timedelta) -> int:
+    return value // _MS
+
+
+def window_label(spec: WindowSpec) -> str:
+    """The tag that names a window series: ``1h`` (tumbling) or ``1d/1h`` (size/hop).
+
+    >>> window_label(WindowSpec(size="1d", hop="1h")), window_label(WindowSpec(size="1h"))
+    ('1d/1h', '1h')
+    """
+    size = format_duration(spec.size)
+    return size if spec.hop is None else f"{size}/{format_duration(spec.hop)}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Window:
+    """One window: ``[start_ms, end_ms)`` in epoch milliseconds, of the series ``label``."""
+
+    end_ms: int
+    start_ms: int
+    label: str
+
+    @property
+    def start(self) -> datetime:
+        """The window's start as an aware datetime."""
+        return EPOCH + self.start_ms * _MS
+
+    @property
+    def end(self) -> datetime:
+        """The window's end (exclusive) as an aware datetime."""
+        return EPOCH + self.end_ms * _MS
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    label: str
+    size_ms: int
+    hop_ms: int
+
+    def windows_of(self, pane_start: int) -> list[Window]:
+        """Every window of this series that contains the pane starting at ``pane_start``."""
+        first = (pane_start - self.size_ms) // self.hop_ms + 1
+        last = pane_start // self.hop_ms
+        return [
+            Window(k * self.hop_ms + self.size_ms, k * self.hop_ms, self.label)
+            for k in range(first, last + 1)
+        ]
+
+
+@dataclass(frozen=True)
+class WindowReport:
+    """Everything driftline says about one window of one model version."""
+
+    model: str
+    version: str
+    window: Window
+    n_events: int
+    n_labels: int
+    drift: tuple[TestResult, ...]
+    quality: tuple[TestResult, ...]
+    performance: Mapping[str, float]
+    baseline: Mapping[str, float]
+    estimate: Mapping[str, float]
+    mean_label_delay_ms: float | None
+    concept_drift: bool
+    decision: Decision
+
+    @property
+    def label_coverage(self) -> float | None:
+        """Share of the window's predictions that have their label so far."""
+        return None if self.n_events == 0 else self.n_labels / self.n_events
+
+
+@dataclass
+class _Pane:
+    summary: PaneSummary
+    performance: PerformanceSummary
+    concept_drift: bool = False
+
+
+@dataclass
+class _State:
+    panes: dict[int, _Pane] = field(default_factory=dict)
+    judged: dict[Window, int] = field(default_factory=dict)  # window -> revision judged
+    revision: dict[int, int] = field(default_factory=dict)  # pane -> times it changed
+
+
+class ModelMonitor:
+    """The panes and windows of one model version, judged against its reference.
+
+    Parameters
+    ----------
+    profile
+        The version's reference profile; it freezes the bins every pane counts over.
+    config
+        How the model is watched: pane, windows, lateness, tests, thresholds, policy.
+    label_horizon
+        How long panes are kept after their windows closed, so late labels can restate their
+        windows' performance (DESIGN §4). Default: 7 days, the join's default TTL.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from driftline.detectors.profile import build_profile
+    >>> rng = np.random.default_rng(0)
+    >>> profile = build_profile("m", "1", "binary", {"x": rng.normal(size=5000)},
+    ...                         prediction=rng.integers(0, 2, 5000).astype(str))
+    >>> config = ModelConfig(task="binary", pane="1m", windows=[{"size": "10m"}],
+    ...                      allowed_lateness="0s", drift={"min_samples": 100})
+    >>> monitor = ModelMonitor(profile, config)
+    >>> monitor.fold_columns(np.arange(0, 600_000, 600),
+    ...                      {"x": rng.normal(loc=1.0, size=1000)}, ["1"] * 1000)
+    >>> [w.end_ms for w in monitor.due(watermark_ms=600_000)]
+    [600000]
+    >>> report = monitor.evaluate(monitor.due(600_000)[0])
+    >>> report.n_events, report.drift[0].column, report.drift[0].drifted
+    (1000, 'x', True)
+    """
+
+    def __init__(
+        self,
+        profile: ReferenceProfile,
+        config: ModelConfig,
+        *,
+        label_horizon: timedelta = timedelta(days=7),
+    ) -> None:
+        self.profile = profile
+        self.config = config
+        self.model = profile.model
+        self.version = profile.model_version
+        self.pane_ms = _ms(config.pane)
+        self.lateness_ms = _ms(config.allowed_lateness)
+        self.horizon_ms = _ms(label_horizon)
+        self._series = [
+            _Series(window_label(spec), _ms(spec.size), _ms(spec.hop or spec.size))
+            for spec in config.windows
+        ]
+        self._longest_ms = max(s.size_ms for s in self._series)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every pane, judged window and policy state."""
+        self._state = _State()
+        self._policies = {
+            s.label: DecisionPolicy(self.config, self.model, self.version) for s in self._series
+        }
+
+    # --- panes in --------------------------------------------------------------------------
+
+    def pane_of(self, event_ms: int) -> int:
+        """The start of the pane holding an event time."""
+        return event_ms - event_ms % self.pane_ms
+
+    def _pane(self, pane_start: int) -> _Pane:
+        pane = self._state.panes.get(pane_start)
+        if pane is None:
+            pane = _Pane(
+                PaneSummary(self.profile),
+                PerformanceSummary.from_profile(
+                    self.profile, positive_class=self.config.positive_class
+                ),
+            )
+            self._state.panes[pane_start] = pane
+        return pane
+
+    def _touched(self, pane_start: int) -> None:
+        self._state.revision[pane_start] = self._state.revision.get(pane_start, 0) + 1
+
+    def set_pane(
+        self,
+        pane_start: int,
+        summary: PaneSummary | None = None,
+        performance: PerformanceSummary | None = None,
+    ) -> None:
+        """Replace a pane's partials (stage 2 merges its partials by identity first)."""
+        pane = self._pane(pane_start)
+        if summary is not None:
+            pane.summary = summary
+        if performance is not None:
+            pane.performance = performance
+        self._touched(pane_start)
+
+    def fold_events(self, events: Sequence[WirePrediction]) -> None:
+        """Fold decoded prediction events into their panes by event time."""
+        by_pane: dict[int, list[WirePrediction]] = {}
+        for event in events:
+            by_pane.setdefault(self.pane_of(event_time_ms(event.timestamp)), []).append(event)
+        for pane_start, group in by_pane.items():
+            self._pane(pane_start).summary.fold_events(group)
+            self._touched(pane_start)
+
+    def fold_columns(
+        self,
+        event_ms: Sequence[int] | np.ndarray,
+        features: Mapping[str, Sequence[object] | np.ndarray],
+        prediction: Sequence[object] | np.ndarray,
+        scores: Mapping[str, Sequence[float] | np.ndarray] | None = None,
+    ) -> None:
+        """Fold columns (one array per feature) into their panes by event time."""
+        from driftline.detectors.summary import ColumnBatch
+
+        times = np.asarray(event_ms, dtype=np.int64)
+        panes = times - times % self.pane_ms
+        for pane_start in np.unique(panes).tolist():
+            rows = np.flatnonzero(panes == pane_start)
+            batch = ColumnBatch.from_columns(
+                self.profile,
+                {name: np.asarray(values, dtype=object)[rows] for name, values in features.items()},
+                np.asarray(prediction, dtype=object)[rows],
+                event_time_ms=times[rows],
+                scores=None
+                if scores is None
+                else {c: np.asarray(v, dtype=np.float64)[rows] for c, v in scores.items()},
+            )
+            self._pane(int(pane_start)).summary.fold(batch)
+            self._touched(int(pane_start))
+
+    def fold_labels(
+        self,
+        prediction_ms: Sequence[int] | np.ndarray,
+        labels: Sequence[object] | np.ndarray,
+        predictions: Sequence[object] | np.ndarray,
+        scores: Mapping[str, Sequence[float] | np.ndarray] | None = None,
+        label_delay_ms: Sequence[int] | np.ndarray | None = None,
+    ) -> None:
+        """Fold joined labels into the panes of their *predictions* (so windows restate)."""
+        times = np.asarray(prediction_ms, dtype=np.int64)
+        panes = times - times % self.pane_ms
+        label_arr = np.asarray(labels, dtype=object)
+        pred_arr = np.asarray(predictions, dtype=object)
+        delays = None if label_delay_ms is None else np.asarray(label_delay_ms, dtype=np.int64)
+        for pane_start in np.unique(panes).tolist():
+            rows = np.flatnonzero(panes == pane_start)
+            self._pane(int(pane_start)).performance.fold(
+                label_arr[rows],
+                pred_arr[rows],
+                None
+                if scores is None
+                else {c: np.asarray(v, dtype=np.float64)[rows] for c, v in scores.items()},
+                None if delays is None else delays[rows],
+            )
+            self._touched(int(pane_start))
+
+    def flag_concept_drift(self, event_ms: Iterable[int]) -> None:
+        """Record that a sequential detector fired at these (prediction) event times."""
+        for ms in event_ms:
+            self._pane(self.pane_of(int(ms))).concept_drift = True
+            self._touched(self.pane_of(int(ms)))
+
+    # --- windows out -----------------------------------------------------------------------
+
+    def _revision(self, window: Window) -> int:
+        revision = self._state.revision
+        return sum(revision.get(p, 0) for p in range(window.start_ms, window.end_ms, self.pane_ms))
+
+    def due(self, watermark_ms: int) -> list[Window]:
+        """Windows to judge now, by end time: closed at ``watermark_ms`` (end plus allowed
+        lateness passed) and never judged, or judged before their panes changed again."""
+        closed_before = watermark_ms - self.lateness_ms
+        candidates: set[Window] = set()
+        for pane_start in self._state.panes:
+            for series in self._series:
+                for window in series.windows_of(pane_start):
+                    if window.end_ms <= closed_before:
+                        candidates.add(window)
+        return sorted(w for w in candidates if self._state.judged.get(w) != self._revision(w))
+
+    def _merged(self, window: Window) -> tuple[PaneSummary, PerformanceSummary, bool]:
+        summary = PaneSummary(self.profile)
+        performance = PerformanceSummary.from_profile(
+            self.profile, positive_class=self.config.positive_class
+        )
+        concept = False
+        for pane_start in range(window.start_ms, window.end_ms, self.pane_ms):
+            pane = self._state.panes.get(pane_start)
+            if pane is not None:
+                summary = summary.merge(pane.summary)
+                performance = performance.merge(pane.performance)
+                concept = concept or pane.concept_drift
+        return summary, performance, concept
+
+    def _drift_results(
+        self, summary: PaneSummary, performance: PerformanceSummary
+    ) -> list[TestResult]:
+        drift = self.config.drift
+        results = []
+        columns = [
+            (name, p, summary.features[name], "feature_drift")
+            for name, p in self.profile.features.items()
+        ]
+        columns.append(
+            ("prediction", self.profile.prediction, summary.prediction, "prediction_drift")
+        )
+        for name, column_profile, column, kind in columns:
+            test = (
+                drift.categorical_test
+                if isinstance(column_profile, CategoricalProfile)
+                else drift.numeric_test
+            )
+            results.append(
+                run_test(
+                    test,
+                    column_profile,
+                    column.counts,
+                    column_profile.count,
+                    drift.thresholds.get(test, 0.1),
+                    name,
+                    kind=kind,  # type: ignore[arg-type]
+                )
+            )
+        label_profile = self.profile.labels
+        if isinstance(label_profile, CategoricalProfile) and performance.n:
+            results.append(
+                run_test(
+                    drift.categorical_test,
+                    label_profile,
+                    self._label_counts(label_profile, performance),
+                    label_profile.count,
+                    drift.thresholds.get(drift.categorical_test, 0.1),
+                    "label",
+                    kind="label_drift",
+                )
+            )
+        return results
+
+    @staticmethod
+    def _label_counts(profile: CategoricalProfile, performance: PerformanceSummary) -> np.ndarray:
+        """True-class counts aligned with the label profile's categories, then "other"."""
+        per_class = performance.confusion.sum(axis=1)
+        names = [*performance.classes, None]
+        counts = np.zeros(len(profile.categories) + 1, dtype=np.int64)
+        slot = {c: i for i, c in enumerate(profile.categories)}
+        for name, count in zip(names, per_class.tolist(), strict=True):
+            counts[slot.get(name, len(profile.categories)) if name is not None else -1] += count
+        return counts
+
+    def _quality_results(self, summary: PaneSummary) -> list[TestResult]:
+        limits = self.config.quality
+        n_ref = self.profile.n_rows
+        results = []
+        for name, column_profile in self.profile.features.items():
+            column = summary.features[name]
+            missing = column.nulls + column.type_errors
+            results.append(
+                missing_rate_test(
+                    missing,
+                    summary.n,
+                    column_profile.missing_rate,
+                    n_ref,
+                    threshold=limits.missing_rate,
+                    column=name,
+                )
+            )
+            if isinstance(column, CategoricalColumnSummary):
+                assert isinstance(column_profile, CategoricalProfile)
+                results.append(
+                    unseen_category_test(
+                        column.unseen_total,
+                        column.n,
+                        column_profile.other,
+                        column_profile.count,
+                        threshold=limits.unseen_categories,
+                        column=name,
+                    )
+                )
+            else:
+                results.append(
+                    out_of_range_test(
+                        column.below_range + column.above_range,
+                        column.n,
+                        column_profile.count,
+                        threshold=limits.out_of_range,
+                        column=name,
+                    )
+                )
+        return results
+
+    def evaluate(self, window: Window) -> WindowReport:
+        """Judge one window (again, when it was restated) and fold it into the policy."""
+        summary, performance, concept = self._merged(window)
+        drift = self._drift_results(summary, performance)
+        observation = None
+        metrics = performance.metrics() if performance.n else {}
+        metric = self.config.metric
+        if metric in metrics:
+            observation = PerformanceObservation(
+                metric, metrics[metric], performance.n, self.profile.performance.get(metric)
+            )
+        estimate = {}
+        if summary.expected_accuracy is not None:
+            estimate["expected_accuracy"] = summary.expected_accuracy
+        decision = self._policies[window.label].decide(
+            window.start, window.end, drift, observation, concept
+        )
+        self._state.judged[window] = self._revision(window)
+        return WindowReport(
+            model=self.model,
+            version=self.version,
+            window=window,
+            n_events=summary.n,
+            n_labels=performance.n,
+            drift=tuple(drift),
+            quality=tuple(self._quality_results(summary)),
+            performance=metrics,
+            baseline=self.profile.performance,
+            estimate=estimate,
+            mean_label_delay_ms=performance.mean_label_delay_ms,
+            concept_drift=concept,
+            decision=decision,
+        )
+
+    def prune(self, watermark_ms: int) -> int:
+        """Drop panes no window can need any more (older than the longest window plus the
+        lateness and the label horizon); returns how many were dropped."""
+        oldest = watermark_ms - self.lateness_ms - self._longest_ms - self.horizon_ms
+        stale = [p for p in self._state.panes if p + self.pane_ms <= oldest]
+        for pane_start in stale:
+            del self._state.panes[pane_start]
+            self._state.revision.pop(pane_start, None)
+        self._state.judged = {w: r for w, r in self._state.judged.items() if w.end_ms > oldest}
+        return len(stale)
+
+    @property
+    def n_panes(self) -> int:
+        """Panes held."""
+        return len(self._state.panes)

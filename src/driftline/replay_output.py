@@ -1,0 +1,130 @@
+"""What ``driftline replay`` prints and writes: a table, line protocol, JSON lines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.table import Table
+
+from driftline.detectors.engine import WindowReport
+from driftline.detectors.result import TestResult
+from driftline.sinks.points import lines, report_points
+
+_TOP = 3
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _drifted(results: Sequence[TestResult]) -> str:
+    hits = sorted((r for r in results if r.drifted), key=lambda r: -r.statistic / r.threshold)
+    text = ", ".join(f"{r.column} {r.test}={r.statistic:.2f}" for r in hits[:_TOP])
+    return text + (f" +{len(hits) - _TOP}" if len(hits) > _TOP else "")
+
+
+def report_table(reports: Sequence[WindowReport]) -> Table:
+    """One row per window: traffic, drift, performance, and what driftline decided."""
+    table = Table(title="driftline replay", title_justify="left")
+    for name in (
+        "model",
+        "window",
+        "start (UTC)",
+        "events",
+        "labels",
+        "drifted",
+        "metric",
+        "estimate",
+        "concept",
+        "decision",
+    ):
+        table.add_column(name, overflow="fold")
+    for r in reports:
+        d = r.decision
+        metric = next(iter(r.performance.items()), None)
+        decision = "-"
+        if d.firing:
+            decision = f"[red]{d.severity}[/]" if d.severity == "critical" else str(d.severity)
+        if d.retrain is not None:
+            decision += " [bold]retrain[/]"
+        table.add_row(
+            f"{r.model}:{r.version}",
+            r.window.label,
+            r.window.start.strftime("%Y-%m-%d %H:%M"),
+            str(r.n_events),
+            str(r.n_labels),
+            _drifted(r.drift) or "-",
+            "-" if metric is None else f"{metric[0]} {metric[1]:.3f}",
+            _fmt(r.estimate.get("expected_accuracy")),
+            "yes" if r.concept_drift else "-",
+            decision,
+        )
+    return table
+
+
+def report_record(report: WindowReport) -> dict[str, Any]:
+    """A window report as plain JSON-able data."""
+    d = report.decision
+
+    def result(r: TestResult) -> dict[str, Any]:
+        return {
+            "test": r.test,
+            "column": r.column,
+            "kind": r.kind,
+            "statistic": r.statistic,
+            "p_value": r.p_value,
+            "threshold": r.threshold,
+            "drifted": r.drifted,
+            "n_reference": r.n_reference,
+            "n_current": r.n_current,
+            "bound": r.bound,
+        }
+
+    return {
+        "model": report.model,
+        "version": report.version,
+        "window": report.window.label,
+        "start": report.window.start,
+        "end": report.window.end,
+        "n_events": report.n_events,
+        "n_labels": report.n_labels,
+        "label_coverage": report.label_coverage,
+        "drift": [result(r) for r in report.drift],
+        "quality": [result(r) for r in report.quality],
+        "performance": dict(report.performance),
+        "baseline": dict(report.baseline),
+        "estimate": dict(report.estimate),
+        "concept_drift": report.concept_drift,
+        "decision": {
+            "drifted_features": d.drifted_features,
+            "in_drift": d.in_drift,
+            "firing": d.firing,
+            "severity": d.severity,
+            "performance_breach": d.performance_breach,
+            "alerts": [a.model_dump(mode="json") for a in d.alerts],
+            "retrain": None if d.retrain is None else d.retrain.model_dump(mode="json"),
+        },
+    }
+
+
+def write_line_protocol(reports: Sequence[WindowReport], path: Path) -> int:
+    """Write every report's points as line protocol (ns precision); returns points written."""
+    text = lines((p for r in reports for p in report_points(r)), precision="ns")
+    path.write_text("".join(line + "\n" for line in text), encoding="utf-8")
+    return len(text)
+
+
+def write_json_lines(reports: Sequence[WindowReport], path: Path) -> int:
+    """Write one JSON object per window; returns windows written."""
+    with path.open("wb") as handle:
+        for report in reports:
+            handle.write(
+                orjson.dumps(
+                    report_record(report), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_UTC_Z
+                )
+                + b"\n"
+            )
+    return len(reports)

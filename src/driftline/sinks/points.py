@@ -1,0 +1,198 @@
+"""Window reports as metric points, and points as InfluxDB line protocol.
+
+A point is identified by measurement + tags + timestamp (the window end), so writing it again
+overwrites it in InfluxDB: a restated window rewrites the same points (DESIGN §3). Pure: no
+client, no clock.
+
+Measurements (timestamp = window end; every point also has the tags ``model``, ``version``
+and ``window``, e.g. ``1h`` or ``1d/1h``):
+
+================== ========================= ===================================================
+measurement        extra tags                fields
+================== ========================= ===================================================
+feature_drift      feature, test             statistic, p_value, threshold, drifted, n,
+                                             n_reference, bound
+prediction_drift   test                      (as feature_drift)
+label_drift        test                      (as feature_drift)
+data_quality       feature, check            value, p_value, threshold, flagged, n
+performance        metric                    value, n_labels, baseline
+performance_estimate metric                  value, n
+label_coverage                               coverage, n_labels, n_predictions,
+                                             mean_label_delay_s
+concept_drift                                drift
+decision                                     drift_found, in_drift, firing, performance_breach,
+                                             drifted_features, severity, retrain
+================== ========================= ===================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from driftline.detectors.engine import WindowReport
+from driftline.detectors.result import TestResult
+
+FieldValue = float | int | bool | str
+_SEVERITY = {None: 0, "info": 1, "warning": 2, "critical": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One InfluxDB point: measurement, tags, fields and a timestamp in epoch milliseconds."""
+
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, FieldValue], ...]
+    time_ms: int
+
+    @property
+    def identity(self) -> tuple[str, tuple[tuple[str, str], ...], int]:
+        """What InfluxDB keys the point by: writing the same identity overwrites it."""
+        return self.measurement, self.tags, self.time_ms
+
+
+def _point(
+    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue | None], ms: int
+) -> MetricPoint | None:
+    kept = tuple(
+        (k, v)
+        for k, v in fields.items()
+        if v is not None and not (isinstance(v, float) and not math.isfinite(v))
+    )
+    if not kept:
+        return None
+    return MetricPoint(measurement, tuple(sorted(tags.items())), kept, ms)
+
+
+def _test_fields(result: TestResult) -> dict[str, FieldValue | None]:
+    return {
+        "statistic": result.statistic,
+        "p_value": result.p_value,
+        "threshold": result.threshold,
+        "drifted": result.drifted,
+        "n": result.n_current,
+        "n_reference": result.n_reference,
+        "bound": result.bound,
+    }
+
+
+def report_points(report: WindowReport) -> list[MetricPoint]:
+    """Every point of a window report, ready to write."""
+    base = {"model": report.model, "version": report.version, "window": report.window.label}
+    ms = report.window.end_ms
+    candidates: list[MetricPoint | None] = []
+    for result in report.drift:
+        if result.kind == "feature_drift":
+            tags = {**base, "feature": result.column, "test": result.test}
+        else:
+            tags = {**base, "test": result.test}
+        candidates.append(_point(result.kind, tags, _test_fields(result), ms))
+    for result in report.quality:
+        candidates.append(
+            _point(
+                "data_quality",
+                {**base, "feature": result.column, "check": result.test},
+                {
+                    "value": result.statistic,
+                    "p_value": result.p_value,
+                    "threshold": result.threshold,
+                    "flagged": result.drifted,
+                    "n": result.n_current,
+                },
+                ms,
+            )
+        )
+    decision = report.decision
+    for name, value in report.performance.items():
+        candidates.append(
+            _point(
+                "performance",
+                {**base, "metric": name},
+                {
+                    "value": value,
+                    "n_labels": report.n_labels,
+                    "baseline": report.baseline.get(name),
+                },
+                ms,
+            )
+        )
+    for name, value in report.estimate.items():
+        candidates.append(
+            _point(
+                "performance_estimate",
+                {**base, "metric": name},
+                {"value": value, "n": report.n_events},
+                ms,
+            )
+        )
+    delay = report.mean_label_delay_ms
+    candidates.append(
+        _point(
+            "label_coverage",
+            base,
+            {
+                "coverage": report.label_coverage,
+                "n_labels": report.n_labels,
+                "n_predictions": report.n_events,
+                "mean_label_delay_s": None if delay is None else delay / 1000.0,
+            },
+            ms,
+        )
+    )
+    candidates.append(_point("concept_drift", base, {"drift": report.concept_drift}, ms))
+    candidates.append(
+        _point(
+            "decision",
+            base,
+            {
+                "drift_found": decision.drift_found,
+                "in_drift": decision.in_drift,
+                "firing": decision.firing,
+                "performance_breach": decision.performance_breach,
+                "drifted_features": len(decision.drifted_features),
+                "severity": _SEVERITY[decision.severity],
+                "retrain": decision.retrain is not None,
+            },
+            ms,
+        )
+    )
+    return [p for p in candidates if p is not None]
+
+
+def _escape_key(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _escape_measurement(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+
+
+def _field(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_line_protocol(point: MetricPoint, precision: str = "ms") -> str:
+    """One point as an InfluxDB line-protocol line (timestamp in ``ms``, ``us`` or ``ns``).
+
+    >>> p = MetricPoint("feature_drift", (("feature", "amount usd"), ("model", "fraud")),
+    ...                 (("statistic", 0.25), ("drifted", True), ("n", 10)), 1764000000000)
+    >>> print(to_line_protocol(p))
+    feature_drift,feature=amount\\ usd,model=fraud statistic=0.25,drifted=true,n=10i 1764000000000
+    """
+    scale = {"ms": 1, "us": 1_000, "ns": 1_000_000}[precision]
+    tags = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in point.tags if v != "")
+    fields = ",".join(f"{_escape_key(k)}={_field(v)}" for k, v in point.fields)
+    return f"{_escape_measurement(point.measurement)}{tags} {fields} {point.time_ms * scale}"
+
+
+def lines(points: Iterable[MetricPoint], precision: str = "ms") -> list[str]:
+    """Line protocol for many points."""
+    return [to_line_protocol(p, precision) for p in points]
