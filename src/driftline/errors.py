@@ -68,6 +68,33 @@ class InvalidEventError(DriftlineError):
         super().__init__(message)
 
 
+# --- statistics and offline work -----------------------------------------------------------
+
+
+class StatisticsError(DriftlineError, ValueError):
+    """Inputs a statistic or a decision cannot be computed from (shapes, ranges, types)."""
+
+
+class DecisionInputError(StatisticsError):
+    """The decision policy was given inconsistent windows, results or parameters."""
+
+
+class CalibrationError(StatisticsError):
+    """A null distribution cannot be drawn or read as asked."""
+
+
+class DatasetError(DriftlineError):
+    """A dataset file cannot be read, or lacks a column it needs; :attr:`path` says which."""
+
+    def __init__(self, message: str, *, path: object | None = None) -> None:
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if path is not None else message)
+
+
+class ReplayError(DriftlineError):
+    """A replay cannot run: no reference and too little traffic to baseline, and the like."""
+
+
 # --- Kafka ---------------------------------------------------------------------------------
 
 

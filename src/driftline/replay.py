@@ -23,7 +23,7 @@ from driftline.config import ModelConfig, Settings
 from driftline.detectors.concept import make_detector
 from driftline.detectors.engine import ModelMonitor, WindowReport
 from driftline.detectors.profile import build_profile
-from driftline.errors import DecodeError, DriftlineError
+from driftline.errors import DecodeError, ReplayError
 from driftline.schemas.events import Task
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import (
@@ -35,10 +35,6 @@ from driftline.schemas.wire import (
 )
 
 _CHUNK = 10_000
-
-
-class ReplayError(DriftlineError):
-    """A replay cannot run: no reference and too little traffic to baseline, and the like."""
 
 
 @dataclass(frozen=True, slots=True)

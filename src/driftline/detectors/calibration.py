@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from driftline.errors import DriftlineError
+from driftline.errors import CalibrationError
 
 Statistic = Callable[[NDArray[np.float64], NDArray[np.int64]], float]
 """``(ref_probs, counts) -> statistic`` for one window: probabilities and counts per bin."""
@@ -33,10 +33,6 @@ VectorizedStatistic = Callable[[NDArray[np.float64], NDArray[np.int64]], NDArray
 ``(bins,)`` or ``(draws, bins)``; returns ``(draws,)``."""
 
 _SUM_TOLERANCE = 1e-6
-
-
-class CalibrationError(DriftlineError, ValueError):
-    """Calibration was asked for something it cannot give; the message names the parameter."""
 
 
 @dataclass(frozen=True, slots=True)

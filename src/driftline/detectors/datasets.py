@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import orjson
 
-from driftline.errors import DriftlineError
+from driftline.errors import DatasetError
 from driftline.schemas.events import Task
 from driftline.schemas.reference import ReferenceProfile
 
@@ -39,14 +39,6 @@ _SUFFIXES: dict[str, DatasetFormat] = {
 _MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"})
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-class DatasetError(DriftlineError):
-    """A dataset file cannot be read, or lacks a column it needs; :attr:`path` says which."""
-
-    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
-        self.path = None if path is None else str(path)
-        super().__init__(f"{self.path}: {message}" if path is not None else message)
 
 
 @dataclass(frozen=True, slots=True)

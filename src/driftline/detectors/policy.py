@@ -58,7 +58,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from driftline.config.settings import ModelConfig
 from driftline.detectors.result import TestResult
-from driftline.errors import DriftlineError
+from driftline.errors import DecisionInputError
 from driftline.schemas.events import EPOCH, to_epoch_ms
 from driftline.schemas.outputs import DriftAlert, Reason, RetrainRequest, Severity
 
@@ -75,10 +75,6 @@ DRIFT_KINDS: Final = frozenset({"feature_drift", "prediction_drift"})
 
 Correction = Literal["bh", "bonferroni"]
 SkipReason = Literal["too_few_samples", "not_finite", "not_a_drift_test"]
-
-
-class DecisionInputError(DriftlineError, ValueError):
-    """A decision policy was given parameters or inputs it cannot judge; says which."""
 
 
 def adjust_p_values(p_values: ArrayLike, method: Correction = "bh") -> NDArray[np.float64]:

@@ -184,9 +184,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     found = problems(tmp_path, "kafka: {client_id: ''}\ntopics: {output_partitions: -1}")
     assert len(found) == 2
     assert found[0].startswith("kafka.client_id")
-    assert found[1].startswith(
-        "topics.output_partitions"
-    )
+    assert found[1].startswith("topics.output_partitions")
 
 
 def test_bad_environment_override_is_named(tmp_path: Path) -> None:
