@@ -41,6 +41,8 @@ Because :math:`D_b \le D`, a verdict ``D_b >= threshold`` errs towards "no drift
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
@@ -91,18 +93,32 @@ def binned_ks(reference: ArrayLike, counts: ArrayLike) -> tuple[float, float]:
     return d, max(reach - d, 0.0)
 
 
+KSTWO_UP_TO = 1000
+"""Largest effective size for which the p-value uses the finite-n distribution ``kstwo``."""
+
+
 def ks_p_value(d: float, n_reference: int, n_current: int) -> float:
     """Asymptotic two-sided p-value of a two-sample KS distance ``d``.
 
-    The distribution of the one-sample statistic for ``n_e = n*m/(n+m)`` values
-    (``scipy.stats.kstwo``, with ``n_e`` rounded as ``scipy.stats.ks_2samp(method="asymp")``
-    does), which is accurate when both samples hold a few dozen values or more.
+    For ``n_e = n*m/(n+m)`` up to :data:`KSTWO_UP_TO` (rounded as
+    ``scipy.stats.ks_2samp(method="asymp")`` does): the distribution of the one-sample
+    statistic for ``n_e`` values, ``scipy.stats.kstwo``. Above it: Kolmogorov's limiting
+    distribution with Stephens' correction, ``kstwobign.sf(d * (sqrt(n_e) + 0.12 +
+    0.11 / sqrt(n_e)))``. ``kstwo`` costs ~9 ms a call at ``n_e`` = 8,000 and ~40 ms at
+    40,000, against 0.04 ms for the limit, whose distance to ``kstwo`` was measured at most
+    4.2e-3 (n_e = 1,000), 1.5e-3 (8,333) and 6.3e-4 (40,000) in absolute p-value: well
+    inside what a significance *guard* needs (effect size decides; DESIGN §4).
 
     >>> round(ks_p_value(0.05, 10_000, 1_000), 4)
     0.0205
+    >>> round(ks_p_value(0.02, 50_000, 10_000), 4)
+    0.0025
     """
     n_e = max(1.0, float(np.round(effective_n(n_reference, n_current))))
-    return float(np.clip(stats.kstwo.sf(d, n_e), 0.0, 1.0))
+    if n_e <= KSTWO_UP_TO:
+        return float(np.clip(stats.kstwo.sf(d, n_e), 0.0, 1.0))
+    root = math.sqrt(n_e)
+    return float(np.clip(stats.kstwobign.sf(d * (root + 0.12 + 0.11 / root)), 0.0, 1.0))
 
 
 def ks_test(

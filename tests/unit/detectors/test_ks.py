@@ -112,7 +112,8 @@ def test_statistic_and_p_value_equal_scipy_when_every_bin_holds_a_single_value()
 def test_p_value_is_the_asymptotic_one_of_the_binned_statistic_and_never_below_the_exact_one() -> (
     None
 ):
-    """p = kstwo.sf(D_b, round(nm/(n+m))), and since D_b <= D it is at least scipy's p."""
+    """p ~ kstwo.sf(D_b, round(nm/(n+m))) (within the limit's error above KSTWO_UP_TO), and
+    since D_b <= D it is at least scipy's p."""
     rng = np.random.default_rng(6)
     reference = rng.normal(size=4000)
     current = rng.normal(0.08, 1.0, size=1500)
@@ -120,10 +121,18 @@ def test_p_value_is_the_asymptotic_one_of_the_binned_statistic_and_never_below_t
     result = ks_test(profile, counts_over(profile.edges, current), 4000, threshold=0.1, column="x")
 
     n_e = round(4000 * 1500 / 5500)
-    assert result.p_value == pytest.approx(stats.kstwo.sf(result.statistic, n_e), rel=1e-12)
+    assert result.p_value == pytest.approx(stats.kstwo.sf(result.statistic, n_e), abs=5e-3)
     oracle = stats.ks_2samp(reference, current, method="asymp")
     assert result.p_value is not None
     assert result.p_value >= oracle.pvalue
+
+
+@pytest.mark.parametrize("n_e", [1_001, 2_000, 8_333, 40_000])
+def test_large_samples_use_the_corrected_limit_within_its_stated_error(n_e: int) -> None:
+    """Above KSTWO_UP_TO the p-value is Kolmogorov's limit; it stays within 5e-3 of kstwo."""
+    n = 2 * n_e  # n*m/(n+m) = n_e for n = m = 2 n_e
+    for d in np.linspace(0.001, 0.1, 60):
+        assert abs(ks_p_value(float(d), n, n) - stats.kstwo.sf(d, n_e)) < 5e-3
 
 
 def test_ks_p_value_rounds_the_effective_size_like_scipy() -> None:
