@@ -22,7 +22,7 @@ import numpy as np
 from driftline.config import ModelConfig, Settings
 from driftline.detectors.concept import make_detector
 from driftline.detectors.engine import ModelMonitor, WindowReport
-from driftline.detectors.profile import build_profile
+from driftline.detectors.profile import profile_from_events
 from driftline.errors import DecodeError, ReplayError
 from driftline.schemas.events import Task
 from driftline.schemas.reference import ReferenceProfile
@@ -90,44 +90,6 @@ def infer_task(events: Sequence[WirePrediction]) -> Task:
             return "regression"
         return "binary" if len(distinct) <= 2 else "multiclass"
     return "binary" if len({str(v) for v in values}) <= 2 else "multiclass"
-
-
-def profile_from_events(
-    events: Sequence[WirePrediction],
-    task: Task,
-    config: ModelConfig,
-    labels: Mapping[str, WireGroundTruth] | None = None,
-) -> ReferenceProfile:
-    """A reference profile built from traffic (the warm-up baseline).
-
-    When every warm-up event has its label, the profile carries the label distribution and
-    the baseline performance too, so later windows are judged against it.
-    """
-    first = events[0]
-    names = sorted({name for e in events for name in e.features})
-    features = {name: [e.features.get(name) for e in events] for name in names}
-    classes = sorted({c for e in events if e.scores for c in e.scores})
-    scores = (
-        {c: [(e.scores or {}).get(c, np.nan) for e in events] for c in classes} if classes else None
-    )
-    known = labels or {}
-    outcome = (
-        [known[e.prediction_id].label for e in events]
-        if events and all(e.prediction_id in known for e in events)
-        else None
-    )
-    return build_profile(
-        first.model,
-        first.model_version,
-        task,
-        features,
-        [e.prediction for e in events],
-        scores=scores,
-        labels=outcome,
-        feature_types=config.features or None,
-        bins=config.drift.bins,
-        positive_class=config.positive_class,
-    )
 
 
 def _score_columns(events: Sequence[WirePrediction]) -> dict[str, np.ndarray] | None:

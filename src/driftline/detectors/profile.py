@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Literal, get_args
 
@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 from numpy.typing import ArrayLike
 
+from driftline.config.settings import ModelConfig
 from driftline.detectors.performance import PerformanceSummary, classes_for
 from driftline.detectors.summary import (
     ColumnKind,
@@ -39,6 +40,7 @@ from driftline.detectors.summary import (
 )
 from driftline.schemas.events import Task
 from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile
+from driftline.schemas.wire import WireGroundTruth, WirePrediction
 
 __all__ = [
     "FeatureType",
@@ -336,4 +338,42 @@ def build_profile(
         labels=label_profile,
         performance=performance,
         content_hash=cols.hasher.hexdigest(),
+    )
+
+
+def profile_from_events(
+    events: Sequence[WirePrediction],
+    task: Task,
+    config: ModelConfig,
+    labels: Mapping[str, WireGroundTruth] | None = None,
+) -> ReferenceProfile:
+    """A reference profile built from traffic (the warm-up baseline).
+
+    When every warm-up event has its label, the profile carries the label distribution and
+    the baseline performance too, so later windows are judged against it.
+    """
+    first = events[0]
+    names = sorted({name for e in events for name in e.features})
+    features = {name: [e.features.get(name) for e in events] for name in names}
+    classes = sorted({c for e in events if e.scores for c in e.scores})
+    scores = (
+        {c: [(e.scores or {}).get(c, np.nan) for e in events] for c in classes} if classes else None
+    )
+    known = labels or {}
+    outcome = (
+        [known[e.prediction_id].label for e in events]
+        if events and all(e.prediction_id in known for e in events)
+        else None
+    )
+    return build_profile(
+        first.model,
+        first.model_version,
+        task,
+        features,
+        [e.prediction for e in events],
+        scores=scores,
+        labels=outcome,
+        feature_types=config.features or None,
+        bins=config.drift.bins,
+        positive_class=config.positive_class,
     )

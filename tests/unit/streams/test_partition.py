@@ -1,0 +1,267 @@
+"""Stage 1 for one partition: exactly-once folding and joining over a real RocksDB store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from driftline.config import Settings
+from driftline.detectors.performance import PerformanceSummary
+from driftline.detectors.profile import build_profile
+from driftline.detectors.summary import PaneSummary
+from driftline.schemas.reference import ReferenceProfile
+from driftline.streams.partition import PartitionWorker
+from driftline.streams.store import PartitionStore
+
+PRED, TRUTH = "driftline.predictions", "driftline.ground-truth"
+T0 = 1_767_225_600_000
+MINUTE = 60_000
+SETTINGS = Settings(
+    models={
+        "m": {
+            "task": "binary",
+            "pane": "1m",
+            "windows": [{"size": "10m"}],
+            "allowed_lateness": "1m",
+            "warmup_events": 50,
+        }
+    }
+)
+
+
+@dataclass
+class Msg:
+    """A stand-in for confluent-kafka's Message (the worker reads only these accessors)."""
+
+    _topic: str
+    _offset: int
+    _value: bytes
+    _key: bytes | None = None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("trace", b"abc")]
+
+
+def profile() -> ReferenceProfile:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=5000)
+    return build_profile(
+        "m", "1", "binary", {"x": x}, prediction=(x > 0).astype(int), labels=(x > 0).astype(int)
+    )
+
+
+def prediction(i: int, *, x: float = 0.5, ts: int | None = None, version: str = "1") -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": f"e{i}",
+            "prediction_id": f"p{i}",
+            "model": "m",
+            "model_version": version,
+            "timestamp": T0 + i * 1000 if ts is None else ts,
+            "features": {"x": x},
+            "prediction": int(x > 0),
+        }
+    )
+
+
+def truth(i: int, label: int, delay_ms: int = 5000) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": f"t{i}",
+            "prediction_id": f"p{i}",
+            "timestamp": T0 + i * 1000 + delay_ms,
+            "label": label,
+        }
+    )
+
+
+def predictions(first: int, n: int) -> list[Msg]:
+    return [
+        Msg(PRED, i, prediction(i, x=float(np.sin(i))), f"p{i}".encode())
+        for i in range(first, first + n)
+    ]
+
+
+@pytest.fixture
+def profiles() -> dict[tuple[str, str], ReferenceProfile]:
+    return {("m", "1"): profile()}
+
+
+def worker(path: Path, profiles: dict[tuple[str, str], ReferenceProfile]) -> PartitionWorker:
+    return PartitionWorker(0, PartitionStore(path), lambda m, v: profiles.get((m, v)), SETTINGS)
+
+
+def features_n(w: PartitionWorker, profiles: dict[tuple[str, str], ReferenceProfile]) -> int:
+    return sum(
+        PaneSummary.from_bytes(p.summary, profiles[("m", "1")]).n
+        for p in w.drain()
+        if p.kind == "features"
+    )
+
+
+def test_a_batch_is_folded_into_pane_partials_and_moves_the_marks(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    result = w.apply(predictions(0, 150), T0)
+    assert result.predictions == 150
+    partials = w.drain()
+    assert {p.pane_start_ms for p in partials} == {T0, T0 + MINUTE, T0 + 2 * MINUTE}
+    assert sum(PaneSummary.from_bytes(p.summary, profiles[("m", "1")]).n for p in partials) == 150
+    assert w.marks.predictions == 150
+    assert w.drain() == []  # nothing changed since
+
+
+def test_replayed_offsets_are_skipped_even_by_a_restarted_worker(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    first = worker(tmp_path / "db", profiles)
+    first.apply(predictions(0, 100), T0)
+    first.store.close()  # a crash after the write: the marks are durable with the data
+    again = worker(tmp_path / "db", profiles)
+    # The consumer restarts from an older committed offset and reads 0..149 again.
+    result = again.apply(predictions(0, 150), T0)
+    assert result.skipped == 100
+    assert result.predictions == 50
+    assert features_n(again, profiles) == 150  # every partial re-emitted, each event once
+
+
+def test_invalid_events_become_dead_letters_and_valid_ones_are_counted(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    batch = [
+        *predictions(0, 3),
+        Msg(PRED, 3, b'{"event_id": "x"}'),
+        Msg(PRED, 4, b"\xff"),
+        Msg(PRED, 5, prediction(5), b"wrong-key"),
+        *predictions(6, 2),
+    ]
+    result = w.apply(batch, T0)
+    assert result.predictions == 5
+    assert [(d.source_offset, d.kind) for d in result.dead_letters] == [
+        (3, "invalid_event"),
+        (4, "malformed_json"),
+        (5, "key_mismatch"),
+    ]
+    letter = result.dead_letters[0]
+    assert letter.value == b'{"event_id": "x"}'
+    assert letter.source_topic == PRED
+    assert "prediction_id" in letter.reason
+    assert ("trace", b"abc") in letter.kafka_headers()
+    assert w.marks.predictions == 8  # bad events are applied too: to the DLQ
+
+
+def test_labels_join_in_either_order_into_the_prediction_pane(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    early = [Msg(TRUTH, i, truth(i, 1), f"p{i}".encode()) for i in range(10)]
+    assert w.apply(early, T0).joined == 0  # labels wait for their predictions
+    result = w.apply(predictions(0, 20), T0)
+    assert result.joined == 10
+    late = [Msg(TRUTH, 10 + i, truth(i, 0), f"p{i}".encode()) for i in range(10, 20)]
+    result = w.apply(late, T0)
+    assert result.joined == 10
+    assert len(result.labeled) == 10
+    record = orjson.loads(result.labeled[0].value)
+    assert record["prediction_id"] == "p10"
+    assert record["label"] == 0
+    assert record["features"] == {"x": pytest.approx(np.sin(10))}
+    perf = [p for p in w.drain() if p.kind == "performance"]
+    assert [p.pane_start_ms for p in perf] == [T0]  # the pane of the predictions, not labels
+    summary = PerformanceSummary.from_bytes(perf[0].summary)
+    assert summary.n == 20
+    assert summary.mean_label_delay_ms == 5000
+
+
+def test_duplicates_are_dropped(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    w.apply(predictions(0, 5), T0)
+    again = [Msg(PRED, 5 + i, prediction(i), f"p{i}".encode()) for i in range(5)]
+    labels = [Msg(TRUTH, i, truth(0, 1), b"p0") for i in range(3)]
+    result = w.apply([*again, *labels], T0)
+    assert result.duplicates == 5 + 2
+    assert result.joined == 1
+    assert features_n(w, profiles) == 5
+
+
+def test_a_version_without_profile_is_held_across_restarts_then_folded(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    held = [Msg(PRED, i, prediction(i, version="2"), f"p{i}".encode()) for i in range(60)]
+    result = w.apply(held, T0)
+    assert result.waiting_for_profile == 60
+    assert w.drain() == []
+    w.apply([Msg(TRUTH, 0, truth(3, 1), b"p3")], T0)  # its label waits too
+    w.store.close()
+    w = worker(tmp_path / "db", profiles)
+    assert w.held() == {("m", "2"): 60}
+    baseline = w.baseline("m", "2", warmup_events=50)
+    assert baseline is not None
+    assert baseline.n_rows == 50
+    profiles[("m", "2")] = baseline
+    result = w.profile_arrived("m", "2")
+    assert result.predictions == 60
+    assert result.joined == 1
+    assert w.held() == {}
+    assert (
+        sum(
+            PaneSummary.from_bytes(p.summary, baseline).n for p in w.drain() if p.kind == "features"
+        )
+        == 60
+    )
+
+
+def test_no_baseline_before_the_warm_up_is_complete(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    w.apply([Msg(PRED, i, prediction(i, version="3"), f"p{i}".encode()) for i in range(49)], T0)
+    assert w.baseline("m", "3", warmup_events=50) is None
+
+
+def test_expired_predictions_count_as_never_labelled(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    w.apply(predictions(0, 10), T0)
+    w.apply([Msg(TRUTH, 0, truth(0, 1), b"p0")], T0)
+    week = 7 * 24 * 60 * MINUTE
+    w.apply([Msg(PRED, 10, prediction(10, ts=T0 + week + MINUTE), b"p10")], T0)
+    assert w.expire() == 9  # p1..p9 never got a label; p0 did
+    w.apply([Msg(TRUTH, 1, truth(5, 1), b"p5")], T0)
+    assert w.store.get_label(b"p5") is not None  # p5 is gone: its label now waits
+
+
+def test_events_too_old_for_any_window_are_not_folded(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    w.apply([Msg(PRED, 0, prediction(0, ts=T0 + 60 * MINUTE), b"p0")], T0)
+    w.drain()
+    result = w.apply([Msg(PRED, 1, prediction(1, ts=T0), b"p1")], T0)
+    assert result.too_late == 1
+    assert w.drain() == []
