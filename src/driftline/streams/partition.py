@@ -82,6 +82,9 @@ class ApplyResult:
     skipped: int = 0
     too_late: int = 0
     waiting_for_profile: int = 0
+    batch: StoreBatch | None = None
+    """The store changes, marks included, to :meth:`PartitionWorker.persist` once the
+    outputs above are acknowledged (a crash in between replays the batch: at-least-once)."""
 
 
 class PartitionWorker:
@@ -114,6 +117,7 @@ class PartitionWorker:
         self._ttl_ms = settings.monitor.join_ttl // _MS
         self.marks = store.marks()
         self.watermark_ms = -1
+        self._batch_kept: dict[bytes, tuple[bool, bytes]] = {}
         self._cache: dict[tuple[Kind, str, str, int], PaneSummary | PerformanceSummary] = {}
         self._dirty: set[tuple[Kind, str, str, int]] = set()
         self._held = store.held_versions()
@@ -157,7 +161,10 @@ class PartitionWorker:
     # --- applying a batch -----------------------------------------------------------------
 
     def apply(self, messages: Sequence[RawMessage], failed_at_ms: int) -> ApplyResult:
-        """Apply a batch of raw messages from this partition of either input topic."""
+        """Apply a batch of raw messages from this partition of either input topic.
+
+        The store changes come back in ``result.batch``: send the dead letters and joined
+        examples first, then :meth:`persist`."""
         result = ApplyResult()
         predictions: list[tuple[WirePrediction, bytes]] = []
         truths: list[tuple[WireGroundTruth, bytes]] = []
@@ -195,13 +202,20 @@ class PartitionWorker:
                     )
                 )
         batch = self.store.batch()
+        self._batch_kept = {}
         self._apply_predictions(predictions, batch, result)
         self._apply_truths(truths, batch, result)
         self.marks = Marks(next_pred, next_truth)
         self._write_summaries(batch)
         batch.set_marks(self.marks)
-        self.store.write(batch)
+        result.batch = batch
         return result
+
+    def persist(self, result: ApplyResult) -> None:
+        """Write a batch's store changes and marks atomically."""
+        if result.batch is not None:
+            self.store.write(result.batch)
+            result.batch = None
 
     def _apply_predictions(
         self,
@@ -229,6 +243,7 @@ class PartitionWorker:
                     held_id = event.prediction_id.encode()
                     batch.put_prediction(held_id, ts, raw, joined=False, new=True)
                     batch.hold(model, version, held_id)
+                    self._batch_kept[held_id] = (False, raw)
                 key = (model, version)
                 self._held[key] = self._held.get(key, 0) + len(group)
                 result.waiting_for_profile += len(group)
@@ -262,8 +277,10 @@ class PartitionWorker:
                 batch.delete_label(pid, event_time_ms(truth.timestamp))
                 pairs.append((event, truth, raw))
                 batch.put_prediction(pid, ts, raw, joined=True, new=not stored)
+                self._batch_kept[pid] = (True, raw)
             elif not stored:
                 batch.put_prediction(pid, ts, raw, joined=False, new=True)
+                self._batch_kept[pid] = (False, raw)
             result.predictions += 1
         for pane_start, events in by_pane.items():
             summary = self._summary("features", profile, config, pane_start)
@@ -281,7 +298,8 @@ class PartitionWorker:
         seen: set[str] = set()
         for truth, raw in truths:
             pid = truth.prediction_id.encode()
-            kept = self.store.get_prediction(pid)
+            # Predictions of this same batch are not in the store yet: look there first.
+            kept = self._batch_kept.get(pid) or self.store.get_prediction(pid)
             if truth.prediction_id in seen or (kept is not None and kept[0]):
                 result.duplicates += 1  # the prediction already has its label
                 continue
@@ -392,7 +410,7 @@ class PartitionWorker:
         self._fold_predictions(profile, group, batch, result, stored=True)
         self._write_summaries(batch)
         batch.set_marks(self.marks)
-        self.store.write(batch)
+        result.batch = batch
         return result
 
     def held(self) -> dict[tuple[str, str], int]:
@@ -449,6 +467,11 @@ class PartitionWorker:
             )
         self._dirty.clear()
         return partials
+
+    def mark_all_dirty(self) -> None:
+        """Send every stored partial again at the next drain (after a failed delivery)."""
+        for kind, model, version, pane_start, _ in self.store.partials():
+            self._dirty.add((kind, model, version, pane_start))
 
     def models(self) -> set[str]:
         """Models this partition has summaries for (for watermark heartbeats)."""

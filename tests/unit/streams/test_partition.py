@@ -106,8 +106,22 @@ def profiles() -> dict[tuple[str, str], ReferenceProfile]:
     return {("m", "1"): profile()}
 
 
+class Worker(PartitionWorker):
+    """Persists every batch at once, as the ingest loop does after sending its outputs."""
+
+    def apply(self, messages, failed_at_ms):  # type: ignore[no-untyped-def]
+        result = super().apply(messages, failed_at_ms)
+        self.persist(result)
+        return result
+
+    def profile_arrived(self, model, version):  # type: ignore[no-untyped-def]
+        result = super().profile_arrived(model, version)
+        self.persist(result)
+        return result
+
+
 def worker(path: Path, profiles: dict[tuple[str, str], ReferenceProfile]) -> PartitionWorker:
-    return PartitionWorker(0, PartitionStore(path), lambda m, v: profiles.get((m, v)), SETTINGS)
+    return Worker(0, PartitionStore(path), lambda m, v: profiles.get((m, v)), SETTINGS)
 
 
 def features_n(w: PartitionWorker, profiles: dict[tuple[str, str], ReferenceProfile]) -> int:
@@ -129,6 +143,21 @@ def test_a_batch_is_folded_into_pane_partials_and_moves_the_marks(
     assert sum(PaneSummary.from_bytes(p.summary, profiles[("m", "1")]).n for p in partials) == 150
     assert w.marks.predictions == 150
     assert w.drain() == []  # nothing changed since
+
+
+def test_an_unpersisted_batch_is_applied_again_after_a_crash(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    plain = PartitionWorker(
+        0, PartitionStore(tmp_path / "db"), lambda m, v: profiles.get((m, v)), SETTINGS
+    )
+    plain.persist(plain.apply(predictions(0, 50), T0))
+    plain.apply(predictions(50, 50), T0)  # outputs not yet acknowledged: crash before persist
+    plain.store.close()
+    again = worker(tmp_path / "db", profiles)
+    assert again.marks.predictions == 50
+    assert again.apply(predictions(50, 50), T0).predictions == 50
+    assert features_n(again, profiles) == 100
 
 
 def test_replayed_offsets_are_skipped_even_by_a_restarted_worker(
@@ -192,6 +221,17 @@ def test_labels_join_in_either_order_into_the_prediction_pane(
     summary = PerformanceSummary.from_bytes(perf[0].summary)
     assert summary.n == 20
     assert summary.mean_label_delay_ms == 5000
+
+
+def test_predictions_and_labels_in_one_batch_join(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    labels = [Msg(TRUTH, i, truth(i, 1), f"p{i}".encode()) for i in range(30)]
+    result = w.apply([*labels[:10], *predictions(0, 30), *labels[10:]], T0)
+    assert result.joined == 30
+    assert w.store.get_label(b"p5") is None
+    assert w.store.get_prediction(b"p5") == (True, prediction(5, x=float(np.sin(5))))
 
 
 def test_duplicates_are_dropped(

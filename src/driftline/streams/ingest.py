@@ -1,0 +1,350 @@
+"""Stage 1's Kafka loop: consume both input topics in batches, apply, send, persist.
+
+One consumer group over the predictions and ground-truth topics with **range assignment**, so
+a member owns the same partition numbers of both (they are co-partitioned by
+``prediction_id``) and the join stays local. Per polled batch and partition number:
+
+1. :meth:`PartitionWorker.apply` decodes, folds and joins (nothing written yet);
+2. dead letters and joined examples are produced and **acknowledged** (flush);
+3. the store batch (summaries, join entries, applied offsets) is written atomically.
+
+A crash between 2 and 3 replays the batch: its outputs are sent again with the same ids
+(at-least-once; consumers drop repeats). Every ``flush_interval`` the changed cumulative pane
+partials and a watermark per model go to the summaries topic, and the applied offsets are
+committed to Kafka (for lag monitoring: the store's marks are what a restart resumes from).
+
+No statistics in here: :mod:`driftline.streams.partition` holds the logic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+from driftline.config import Settings
+from driftline.errors import KafkaError
+from driftline.schemas.outputs import ModelVersionRegistered, utc_now
+from driftline.streams import partials as wire
+from driftline.streams.partition import ApplyResult, PartitionWorker, RawMessage
+from driftline.streams.registry import ProfileRegistry
+from driftline.streams.store import PartitionStore
+from driftline.streams.telemetry import IngestTelemetry
+
+log = logging.getLogger(__name__)
+BASELINE_PARTITION = 0
+
+
+class Ingest:
+    """Stage 1 for the partitions this process is assigned.
+
+    Parameters
+    ----------
+    settings
+        Kafka connection, topic names, per-model configuration, ``monitor.state_dir`` (one
+        RocksDB per partition number below ``ingest/``) and ``monitor.group_id``.
+    registry
+        Where profiles come from; a new :class:`ProfileRegistry` on the models topic if None.
+    batch_size
+        Messages per poll.
+    flush_interval
+        Seconds between emissions of changed partials, watermarks and offset commits.
+    clock
+        Wall-clock seconds (for timestamps of dead letters and intervals); injectable.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: ProfileRegistry | None = None,
+        batch_size: int = 5000,
+        flush_interval: float = 1.0,
+        expire_interval: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        telemetry: IngestTelemetry | None = None,
+    ) -> None:
+        self.settings = settings
+        self._topics = settings.topics
+        self._registry = registry
+        self._own_registry = registry is None
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._expire_interval = expire_interval
+        self._clock = clock
+        self.telemetry = telemetry or IngestTelemetry()
+        self._state_dir = Path(settings.monitor.state_dir) / "ingest"
+        self._workers: dict[int, PartitionWorker] = {}
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._n_partitions = 0
+        self._last_flush = 0.0
+        self._last_expire = 0.0
+        self._arrived: set[tuple[str, str]] = set()
+        self._arrived_lock = threading.Lock()
+        self._published: set[tuple[str, str]] = set()
+        self._failed_partials = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> Ingest:
+        """Create the clients and join the consumer group."""
+        if self._registry is None:
+            self._registry = ProfileRegistry(
+                self.settings.kafka, self._topics, on_profile=self._on_profile
+            ).start()
+        else:
+            self._registry._on_profile = self._on_profile
+        kafka = self.settings.kafka.client_config()
+        self._producer = Producer(
+            {
+                **kafka,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "message.timeout.ms": 300_000,
+            }
+        )
+        self._consumer = Consumer(
+            {
+                **kafka,
+                "group.id": f"{self.settings.monitor.group_id}-ingest",
+                "partition.assignment.strategy": "range",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 6000,
+                "fetch.queue.backoff.ms": 5,  # DESIGN §6: the 1000 ms default stalls a busy loop
+                "enable.partition.eof": False,
+            }
+        )
+        try:
+            metadata = self._consumer.list_topics(self._topics.predictions, timeout=10)
+            self._n_partitions = len(metadata.topics[self._topics.predictions].partitions)
+        except KafkaException as exc:
+            raise KafkaError(f"cannot read {self._topics.predictions!r}: {exc}") from None
+        self._consumer.subscribe(
+            [self._topics.predictions, self._topics.ground_truth],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        return self
+
+    def _on_profile(self, record: ModelVersionRegistered) -> None:
+        with self._arrived_lock:
+            self._arrived.add((record.model, record.model_version))
+
+    def _profile(self, model: str, version: str) -> Any:
+        assert self._registry is not None
+        return self._registry.get(model, version)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for number in sorted({tp.partition for tp in partitions}):
+            if number not in self._workers:
+                store = PartitionStore(self._state_dir / f"p{number}")
+                self._workers[number] = PartitionWorker(number, store, self._profile, self.settings)
+        for tp in partitions:
+            marks = self._workers[tp.partition].marks
+            mark = (
+                marks.predictions if tp.topic == self._topics.predictions else (marks.ground_truth)
+            )
+            if mark >= 0:
+                tp.offset = mark  # resume exactly where the store's applied marks are
+        consumer.assign(partitions)
+        log.info(
+            "ingest assigned partitions %s; resuming from the store's marks",
+            sorted({tp.partition for tp in partitions}),
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = sorted({tp.partition for tp in partitions})
+        self._emit(force=True)
+        for number in numbers:
+            worker = self._workers.pop(number, None)
+            if worker is not None:
+                worker.store.close()
+        log.info("ingest released partitions %s after emitting their partials", numbers)
+
+    def close(self) -> None:
+        """Emit what changed, commit, leave the group and release every store."""
+        if self._consumer is not None:
+            self._emit(force=True)
+            self._consumer.close()  # triggers on_revoke, which closes the stores
+            self._consumer = None
+        for worker in self._workers.values():
+            worker.store.close()
+        self._workers.clear()
+        if self._producer is not None:
+            self._producer.flush(30)
+            self._producer = None
+        if self._registry is not None and self._own_registry:
+            self._registry.close()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll and apply until ``stop`` is set, then :meth:`close`."""
+        try:
+            while not stop.is_set():
+                self.run_once()
+        finally:
+            self.close()
+
+    def run_once(self, timeout: float = 0.2) -> int:
+        """One poll: apply what came, then emit and commit when the interval has passed."""
+        assert self._consumer is not None
+        assert self._producer is not None
+        messages = self._consumer.consume(num_messages=self._batch_size, timeout=timeout)
+        by_partition: dict[int, list[Message]] = defaultdict(list)
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                log.warning("consumer error (librdkafka retries on its own): %s", error)
+                continue
+            by_partition[message.partition() or 0].append(message)
+        now_ms = int(self._clock() * 1000)
+        for number, batch in by_partition.items():
+            worker = self._workers.get(number)
+            if worker is None:  # revoked while the batch was in flight
+                continue
+            self._settle(worker, worker.apply(cast(list[RawMessage], batch), now_ms))
+            self.telemetry.events_in.labels(topic="input").inc(len(batch))
+        self._arrivals()
+        now = self._clock()
+        if now - self._last_flush >= self._flush_interval:
+            self._emit()
+            self._last_flush = now
+        if now - self._last_expire >= self._expire_interval:
+            for worker in self._workers.values():
+                self.telemetry.unlabelled.inc(worker.expire())
+            self._last_expire = now
+        return len(messages)
+
+    def _settle(self, worker: PartitionWorker, result: ApplyResult) -> None:
+        """Send a batch's outputs, wait for their acknowledgement, then persist it."""
+        assert self._producer is not None
+        for letter in result.dead_letters:
+            headers: list[tuple[str, str | bytes | None]] = [*letter.kafka_headers()]
+            self._producer.produce(
+                self._topics.dlq, key=letter.key, value=letter.value, headers=headers
+            )
+        for labeled in result.labeled:
+            self._producer.produce(self._topics.labeled, key=labeled.key, value=labeled.value)
+        if result.dead_letters or result.labeled:
+            remaining = self._producer.flush(60)
+            if remaining:
+                raise KafkaError(
+                    f"{remaining} dead letters or joined examples were not acknowledged in "
+                    "60 s; stopping before the store records their inputs as applied"
+                )
+        worker.persist(result)
+        t = self.telemetry
+        t.dead_letters.inc(len(result.dead_letters))
+        t.joined.inc(result.joined)
+        t.duplicates.inc(result.duplicates)
+        t.too_late.inc(result.too_late)
+        t.predictions.inc(result.predictions)
+        t.labels.inc(result.labels)
+
+    def _arrivals(self) -> None:
+        """Fold held predictions of versions whose profile arrived; build warm-up baselines."""
+        with self._arrived_lock:
+            arrived, self._arrived = self._arrived, set()
+        for worker in self._workers.values():
+            for model, version in arrived:
+                self._settle(worker, worker.profile_arrived(model, version))
+            if worker.partition != BASELINE_PARTITION:
+                continue
+            for model, version in worker.held():
+                if (model, version) in self._published:
+                    continue
+                config = self.settings.models.get(model)
+                warmup = config.warmup_events if config is not None else 10_000
+                profile = worker.baseline(model, version, warmup)
+                if profile is not None:
+                    self._publish_baseline(profile)
+
+    def _publish_baseline(self, profile: Any) -> None:
+        assert self._producer is not None
+        record = ModelVersionRegistered(
+            model=profile.model,
+            model_version=profile.model_version,
+            registered_at=utc_now(),
+            source="warmup",
+            reference=profile,
+        )
+        self._producer.produce(self._topics.models, key=record.key(), value=record.to_json())
+        self._producer.flush(30)
+        self._published.add((profile.model, profile.model_version))
+        log.info(
+            "published a warm-up baseline for model %s version %s (%d events)",
+            profile.model,
+            profile.model_version,
+            profile.n_rows,
+        )
+
+    def _emit(self, *, force: bool = False) -> None:
+        """Send changed partials and watermarks, then commit the applied offsets."""
+        if self._producer is None or self._consumer is None:
+            return
+        offsets = []
+        for worker in self._workers.values():
+            for partial in worker.drain():
+                self._producer.produce(
+                    self._topics.summaries,
+                    key=partial.model.encode(),
+                    value=wire.encode(partial),
+                    on_delivery=self._partial_delivered,
+                )
+                self.telemetry.panes_emitted.inc()
+            for model in sorted(worker.models()):
+                self._producer.produce(
+                    self._topics.summaries,
+                    key=model.encode(),
+                    value=wire.encode(
+                        wire.Watermark(
+                            model, worker.partition, worker.watermark_ms, self._n_partitions
+                        )
+                    ),
+                )
+            marks = worker.marks
+            if marks.predictions >= 0:
+                offsets.append(
+                    TopicPartition(self._topics.predictions, worker.partition, marks.predictions)
+                )
+            if marks.ground_truth >= 0:
+                offsets.append(
+                    TopicPartition(self._topics.ground_truth, worker.partition, marks.ground_truth)
+                )
+        self._producer.flush(30 if force else 10)
+        if self._failed_partials:
+            # Cumulative partials: sending every one again repairs any that failed.
+            for worker in self._workers.values():
+                worker.mark_all_dirty()
+            self._failed_partials = False
+        if offsets:
+            try:
+                if force:
+                    self._consumer.commit(offsets=offsets, asynchronous=False)
+                else:
+                    self._consumer.commit(offsets=offsets, asynchronous=True)
+            except KafkaException as exc:
+                log.warning("offset commit failed (the store's marks still hold): %s", exc)
+
+    def _partial_delivered(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._failed_partials = True
+            self.telemetry.sink_errors.labels(sink="summaries").inc()
+            log.warning("a pane partial was not delivered (%s); all will be sent again", err)
+
+    @property
+    def partitions(self) -> list[int]:
+        """Partition numbers this process currently owns."""
+        return sorted(self._workers)
