@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -24,8 +26,10 @@ app = typer.Typer(
 config_app = typer.Typer(help="Check and show configuration files.", no_args_is_help=True)
 topics_app = typer.Typer(help="Create driftline's Kafka topics.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The JSON Schemas of the public events.", no_args_is_help=True)
-reference_app = typer.Typer(help="Build reference profiles.", no_args_is_help=True)
+reference_app = typer.Typer(help="Build and publish reference profiles.", no_args_is_help=True)
+monitor_app = typer.Typer(help="Run the monitor service's parts.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(monitor_app, name="monitor")
 app.add_typer(reference_app, name="reference")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
@@ -143,6 +147,71 @@ def reference_build(
         f"wrote {target}: {profile.n_rows} rows, {len(profile.features)} features, "
         f"hash {profile.content_hash[:12]}"
     )
+
+
+@reference_app.command("publish")
+def reference_publish(
+    profile_file: Annotated[Path, typer.Argument(help="Profile JSON from `reference build`.")],
+    config: ConfigFile = None,
+) -> None:
+    """Register a model version's profile on the compacted models topic."""
+    from driftline.schemas.outputs import ModelVersionRegistered, utc_now
+    from driftline.schemas.reference import ReferenceProfile
+    from driftline.streams.registry import publish_profile
+
+    try:
+        settings = load_settings(config)
+        profile = ReferenceProfile.model_validate_json(profile_file.read_bytes())
+        record = ModelVersionRegistered(
+            model=profile.model,
+            model_version=profile.model_version,
+            registered_at=utc_now(),
+            source="cli",
+            reference=profile,
+        )
+        publish_profile(settings.kafka, settings.topics, record)
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+    except (OSError, ValueError) as exc:
+        err.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    _say(f"registered {profile.model} {profile.model_version} on {settings.topics.models}")
+
+
+@monitor_app.command("ingest")
+def monitor_ingest(config: ConfigFile = None) -> None:
+    """Run stage 1: consume predictions and ground truth, emit pane partials (until SIGTERM)."""
+    from driftline.logs import configure
+    from driftline.streams.ingest import Ingest
+    from driftline.streams.telemetry import serve
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    configure(settings.log_level, settings.log_format)
+    stop = _stop_on_signals()
+    try:
+        ingest = Ingest(settings).start()
+        if settings.monitor.metrics_port is not None:
+            serve(
+                ingest.telemetry.registry, settings.monitor.metrics_port, settings.monitor.web_host
+            )
+        ingest.run(stop)
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, so loops finish their batch and flush."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
 
 
 def _say(text: str) -> None:
