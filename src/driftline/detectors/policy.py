@@ -16,8 +16,11 @@ spends one false-alarm budget per model (DESIGN §4):
    breaches when the metric is beyond the absolute ``threshold`` or worse than its baseline by
    more than ``max_drop`` (in the metric's own direction). A breach needs no persistence: the
    labels are the ground truth and ``min_labels`` guards them. A concept-drift flag from a
-   sequential detector counts the same way.
-4. **Alerts, with hysteresis.** A problem (in drift, performance breach, concept drift) makes
+   sequential detector counts as drift evidence of its window: it must persist (k of n) like
+   a drifted feature, and it is ignored when the window's realised performance is no worse
+   than the baseline (the detectors are two-sided; an improving model is no problem). The
+   drift benchmark measured one stray ADWIN detection per ~10 M stationary predictions.
+4. **Alerts, with hysteresis.** A problem (in drift, performance breach) makes
    the alert fire; every window decided while it fires emits a ``firing``
    :class:`~driftline.schemas.outputs.DriftAlert`. Once firing, it resolves only after
    ``resolve_after`` consecutive clean windows (default ``persistence_n``, so the whole
@@ -605,6 +608,15 @@ class DecisionPolicy:
             window.perf_judged, window.breach, window.perf_reason = self._judge_performance(
                 performance
             )
+            if concept_drift and performance.baseline is not None:
+                # Sequential detectors are two-sided: a model that got *better* is no reason
+                # to alert or retrain.
+                lower = self.config.lower_is_better
+                better = (
+                    performance.value <= performance.baseline if lower
+                    else performance.value >= performance.baseline
+                )
+                window.concept = not better
         return window
 
     def _judge_performance(self, obs: PerformanceObservation) -> tuple[bool, bool, Reason | None]:
@@ -637,8 +649,10 @@ class DecisionPolicy:
         return True, False, None
 
     def _step(self, fold: _Fold, w: _Window) -> _Step:
-        if w.drift_judged:
-            fold.recent.append(w.drift)
+        if w.drift_judged or w.concept:
+            # A concept-drift flag is drift evidence like a drifted feature: it must persist
+            # (k of n windows) before it alerts, so one stray detection cannot retrain.
+            fold.recent.append(w.drift or w.concept)
         if w.drift:
             fold.last_drift = w
         in_drift = sum(fold.recent) >= self.config.drift.persistence_k
@@ -646,7 +660,7 @@ class DecisionPolicy:
             fold.clean = 0
         elif w.drift_judged or w.perf_judged:
             fold.clean += 1
-        problem = in_drift or w.breach or w.concept
+        problem = in_drift or w.breach
         resolved = False
         if problem:
             fold.firing = True
@@ -701,7 +715,7 @@ class DecisionPolicy:
         self, window_start: datetime, window_end: datetime, w: _Window, step: _Step
     ) -> RetrainRequest | None:
         policy = self.config.retrain.policy
-        drift_side = step.in_drift or w.concept
+        drift_side = step.in_drift
         perf_side = w.breach
         wanted = {
             "never": False,

@@ -421,12 +421,36 @@ def test_retrain_evidence_lists_top_features_by_effect_ratio_with_adjusted_p_val
     assert top.p_value == pytest.approx(adjust_p_values([1e-6, 1e-8, 1e-7, 1e-5, 0.5])[3])
 
 
-def test_concept_drift_fires_a_warning_and_counts_as_drift_for_retraining() -> None:
-    policy = DecisionPolicy(make_config(), "m", "1")
+def test_one_concept_flag_alone_neither_alerts_nor_retrains() -> None:
+    """A sequential detector's single detection must persist (k of n) like feature drift."""
+    policy = DecisionPolicy(make_config(k=2, n=3), "m", "1")
     decision = policy.decide(*window(0), CLEAN, concept_drift=True)
+    assert decision.alerts == []
+    assert decision.retrain is None
+    assert decision.concept_drift
+
+
+def test_persistent_concept_drift_fires_a_warning_and_counts_as_drift_for_retraining() -> None:
+    policy = DecisionPolicy(make_config(k=2, n=3), "m", "1")
+    policy.decide(*window(0), CLEAN, concept_drift=True)
+    decision = policy.decide(*window(1), CLEAN, concept_drift=True)
     assert decision.alerts[0].severity == "warning"
     assert decision.retrain is not None
     assert [r.kind for r in decision.retrain.reasons] == ["concept_drift"]
+
+
+def test_concept_flag_is_ignored_when_the_model_got_better() -> None:
+    """Detectors such as ADWIN are two-sided: fewer errors is no reason to retrain."""
+    policy = DecisionPolicy(make_config(k=1, n=1, policy="on_either"), "m", "1")
+    better = PerformanceObservation("accuracy", 0.97, 1_000, baseline=0.95)
+    decision = policy.decide(*window(0), CLEAN, better, concept_drift=True)
+    assert not decision.concept_drift
+    assert decision.alerts == []
+    assert decision.retrain is None
+    worse = PerformanceObservation("accuracy", 0.93, 1_000, baseline=0.95)
+    decision = policy.decide(*window(1), CLEAN, worse, concept_drift=True)
+    assert decision.concept_drift
+    assert decision.retrain is not None
 
 
 # --- performance ---------------------------------------------------------------------------
