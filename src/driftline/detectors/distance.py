@@ -164,10 +164,14 @@ def jensen_shannon_test(
 
 
 def bin_positions(profile: NumericProfile) -> FloatArray:
-    """Where each bin's mass is placed: its midpoint.
+    """Where each bin's mass is placed: its midpoint; the open outer bins on their one edge.
 
-    The open outer bins ``(-inf, e0)`` and ``[e_last, +inf)`` are closed by the profile's
-    ``minimum`` and ``maximum``; where those are unknown, the outer bins sit on their one edge.
+    The outer bins ``(-inf, e0)`` and ``[e_last, +inf)`` sit on ``e0`` and ``e_last``, not
+    halfway to the reference's minimum and maximum: those are single extreme values, and on a
+    heavy-tailed feature (lognormal, sigma 1.5) the halfway point put the top 1 % of the mass
+    ten times further out than the edge, so ordinary sampling noise in that bin read as drift
+    in 71 % of stationary windows (drift benchmark). On the edge, the tails' contribution to
+    W1 is a lower bound, and the statistic stays robust.
 
     >>> from driftline.schemas.reference import NumericProfile
     >>> profile = NumericProfile(
@@ -175,17 +179,15 @@ def bin_positions(profile: NumericProfile) -> FloatArray:
     ...     minimum=0.0, maximum=10.0, count=10,
     ... )
     >>> bin_positions(profile).tolist()
-    [0.5, 1.5, 3.0, 7.0]
+    [1.0, 1.5, 3.0, 4.0]
     """
     edges = np.asarray(profile.edges, dtype=np.float64)
     if edges.size == 0:
         centre = [profile.minimum, profile.maximum]
         known = [v for v in centre if v is not None]
         return np.asarray([sum(known) / len(known) if known else 0.0], dtype=np.float64)
-    lo = edges[0] if profile.minimum is None else min(profile.minimum, edges[0])
-    hi = edges[-1] if profile.maximum is None else max(profile.maximum, edges[-1])
-    closed = np.concatenate(([lo], edges, [hi]))
-    return (closed[:-1] + closed[1:]) / 2.0
+    middles = (edges[:-1] + edges[1:]) / 2.0
+    return np.concatenate(([edges[0]], middles, [edges[-1]]))
 
 
 def reference_scale(profile: NumericProfile) -> float:
@@ -282,7 +284,7 @@ def wasserstein_test(
     ... )
     >>> r = wasserstein_test(profile, [0, 10, 10, 20], 100, threshold=0.1, column="x")
     >>> round(r.statistic, 4), r.drifted
-    (0.375, True)
+    (0.25, True)
     """
     n_reference = checked_n_reference(n_reference)
     p = reference_probabilities(profile)

@@ -244,7 +244,7 @@ class ModelMonitor:
             rows = np.flatnonzero(panes == pane_start)
             batch = ColumnBatch.from_columns(
                 self.profile,
-                {name: np.asarray(values, dtype=object)[rows] for name, values in features.items()},
+                {name: np.asarray(values)[rows] for name, values in features.items()},
                 np.asarray(prediction, dtype=object)[rows],
                 event_time_ms=times[rows],
                 scores=None

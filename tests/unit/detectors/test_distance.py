@@ -22,6 +22,7 @@ from driftline.detectors.distance import (
     wasserstein,
     wasserstein_test,
 )
+from driftline.detectors.profile import numeric_profile
 from driftline.detectors.psi import decile_bins
 from driftline.schemas.reference import CategoricalProfile, NumericProfile
 from tests.unit.detectors.drift_helpers import counts_over, numeric_profile_from
@@ -127,9 +128,22 @@ def _profile_with_range() -> NumericProfile:
     )
 
 
-def test_bin_positions_are_midpoints_with_outer_bins_closed_by_min_and_max() -> None:
-    """(min+e0)/2, (e0+e1)/2, ..., (e_last+max)/2."""
-    assert bin_positions(_profile_with_range()).tolist() == [0.0, 1.5, 3.0, 5.5, 9.0]
+def test_bin_positions_are_midpoints_with_outer_bins_on_their_edge() -> None:
+    """e0, (e0+e1)/2, ..., e_last: the reference's extreme values do not place the tails."""
+    assert bin_positions(_profile_with_range()).tolist() == [1.0, 1.5, 3.0, 5.5, 7.0]
+
+
+def test_heavy_tailed_stationary_windows_stay_below_the_wasserstein_floor() -> None:
+    """A lognormal(0, 1.5) feature: 200 stationary windows of 10,000, none reaches 0.1."""
+    rng = np.random.default_rng(1)
+    profile = numeric_profile(rng.lognormal(0, 1.5, 50_000))
+    edges = np.asarray(profile.edges)
+    for _ in range(200):
+        counts = np.bincount(
+            np.searchsorted(edges, rng.lognormal(0, 1.5, 10_000), side="right"),
+            minlength=edges.size + 1,
+        )
+        assert not wasserstein_test(profile, counts, 50_000, threshold=0.1, column="x").drifted
 
 
 def test_bin_positions_fall_back_to_the_edges_without_min_and_max() -> None:
