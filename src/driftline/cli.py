@@ -202,6 +202,26 @@ def monitor_ingest(config: ConfigFile = None) -> None:
         raise _fail(exc) from None
 
 
+@monitor_app.command("write")
+def monitor_write(config: ConfigFile = None) -> None:
+    """Run the InfluxDB writer: metrics outbox to InfluxDB, commit after each write (until
+    SIGTERM). An InfluxDB outage delays points; it loses none."""
+    from driftline.logs import configure
+    from driftline.sinks.influx import InfluxWriter
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    configure(settings.log_level, settings.log_format)
+    stop = _stop_on_signals()
+    try:
+        with InfluxWriter(settings.kafka, settings.influxdb, settings.topics) as writer:
+            writer.run(stop)
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+
+
 def _stop_on_signals() -> threading.Event:
     """An event set by SIGTERM or SIGINT, so loops finish their batch and flush."""
     stop = threading.Event()

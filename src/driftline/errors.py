@@ -137,6 +137,36 @@ class TopicError(KafkaError):
     """Topics are missing, or exist with a layout driftline cannot work with."""
 
 
+# --- sinks -------------------------------------------------------------------------------
+
+
+class InfluxWriteError(DriftlineError):
+    """A write to InfluxDB failed; ``status`` is the HTTP status when InfluxDB answered."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
+        self.message = message
+        super().__init__(f"write to {url} failed: {message}")
+
+
+class InfluxUnavailableError(InfluxWriteError):
+    """InfluxDB could not take the write now (unreachable, timed out, 5xx, 429, 401/403/404):
+    the same data may succeed later. ``retry_after`` is the server's hint in seconds."""
+
+
+class InfluxRejectedError(InfluxWriteError):
+    """InfluxDB refused the data itself (400, 413, 422): writing it again cannot succeed."""
+
+
 # --- test servers --------------------------------------------------------------------------
 
 

@@ -1,0 +1,713 @@
+"""The InfluxDB writer: drains the metrics outbox into InfluxDB, committing only what it wrote.
+
+DESIGN §3: "The InfluxDB writer consumes the metrics outbox and commits its offsets only after
+the write succeeded. An InfluxDB outage delays metrics; it loses none and never blocks stage 1."
+
+How a batch goes:
+
+1. up to ``batch_size`` outbox messages are consumed (waiting at most ``flush_interval``);
+2. messages that are not valid line protocol (:func:`~driftline.sinks.outbox.decode_lines`)
+   go to the dead-letter topic with the reason in their headers;
+3. the lines of the others are written in as few calls as ``max_lines_per_write`` allows,
+   with precision ``ms``;
+4. then, and only then, the batch's offsets are committed, synchronously.
+
+When InfluxDB is unreachable, times out or answers 5xx/429 (or the dead-letter topic cannot
+be written), the writer keeps the batch, pauses its partitions (so the consumer stays in its
+group without fetching more), waits with exponential back-off and jitter, and writes the
+*same* batch again, for as long as it takes. When InfluxDB refuses the data itself (400
+unparseable, 413 too large, 422 unprocessable), writing it again cannot help: the writer
+writes the batch's messages one by one, dead-letters each one InfluxDB still refuses, and
+goes on. A crash between a write and its commit rewrites at most that batch, which is
+harmless: InfluxDB overwrites a point with the same identity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import random
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import urllib3.exceptions
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError as _RdKafkaError
+from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.exceptions import InfluxDBError
+from influxdb_client.client.write_api import SYNCHRONOUS
+
+from driftline.config import InfluxSettings, KafkaSettings, TopicSettings
+from driftline.errors import (
+    DecodeError,
+    DeliveryError,
+    FailedDelivery,
+    InfluxRejectedError,
+    InfluxUnavailableError,
+    InfluxWriteError,
+    KafkaError,
+)
+from driftline.schemas.outputs import DeadLetter, utc_now
+from driftline.sinks.outbox import decode_lines
+
+log = logging.getLogger(__name__)
+
+_REJECTED_STATUSES = frozenset({400, 413, 422})
+_DLQ_FLUSH_TIMEOUT_S = 30.0
+_REASON_CHARS = 500  # of InfluxDB's answer, kept in a dead letter's reason
+
+TP = tuple[str, int]
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def _retry_after(value: object) -> float | None:
+    try:
+        seconds = float(str(value))
+    except ValueError:  # an HTTP date: rare enough to fall back to our own back-off
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _answer(exc: InfluxDBError) -> str:
+    message = exc.message
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", errors="replace")
+    return str(message).strip()[:_REASON_CHARS] or "no message"
+
+
+def translate_write_error(exc: BaseException, url: str) -> InfluxWriteError | None:
+    """The driftline error for an exception raised by an influxdb-client write, or None.
+
+    None means ``exc`` is not a failed write (a bug, say) and must propagate as it is.
+
+    >>> from influxdb_client.rest import ApiException
+    >>> translate_write_error(ApiException(status=503, reason="Service Unavailable"), "http://i")
+    InfluxUnavailableError('write to http://i failed: HTTP 503: Service Unavailable')
+    >>> type(translate_write_error(ConnectionRefusedError(111, "refused"), "http://i")).__name__
+    'InfluxUnavailableError'
+    """
+    if isinstance(exc, InfluxDBError):
+        status = getattr(exc, "status", None)
+        if status is None and exc.response is not None:
+            status = getattr(exc.response, "status", None)
+        if status is None:
+            return InfluxUnavailableError(_answer(exc), url=url)
+        status = int(status)
+        answer = _answer(exc) if exc.response is not None else str(getattr(exc, "reason", ""))
+        message = f"HTTP {status}: {answer}"
+        if status in _REJECTED_STATUSES:
+            return InfluxRejectedError(message, url=url, status=status)
+        if status in (401, 403, 404):
+            message += " (check the token, org and bucket settings)"
+        return InfluxUnavailableError(
+            message, url=url, status=status, retry_after=_retry_after(exc.retry_after)
+        )
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError | http.client.HTTPException):
+        return InfluxUnavailableError(f"{type(exc).__name__}: {exc}", url=url)
+    return None
+
+
+# --- back-off ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential back-off with jitter: retry ``n`` waits up to ``base * 2**(n-1)``, capped.
+
+    Each wait is drawn uniformly from the top ``jitter`` share of that ceiling, so writers
+    that failed together do not retry together.
+
+    >>> backoff = Backoff(base=0.5, cap=4.0, jitter=0.0)
+    >>> [backoff.delay(n, random.Random(0)) for n in range(1, 6)]
+    [0.5, 1.0, 2.0, 4.0, 4.0]
+    >>> backoff.delay(1, random.Random(0), at_least=3.0)  # the server's Retry-After
+    3.0
+    """
+
+    base: float = 0.5
+    cap: float = 30.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.base > 0:
+            raise ValueError(f"base must be positive seconds, got {self.base}")
+        if not self.cap >= self.base:
+            raise ValueError(f"cap must be at least base ({self.base}), got {self.cap}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError(f"jitter must be between 0 and 1, got {self.jitter}")
+
+    def ceiling(self, attempt: int) -> float:
+        """The longest wait before retry number ``attempt`` (1 for the first retry)."""
+        if attempt < 1:
+            raise ValueError(f"attempt counts from 1, got {attempt}")
+        return min(self.cap, self.base * 2.0 ** min(attempt - 1, 64))
+
+    def delay(self, attempt: int, rng: random.Random, *, at_least: float = 0.0) -> float:
+        """The wait before retry ``attempt``: jittered, at least ``at_least``, at most the cap."""
+        top = self.ceiling(attempt)
+        drawn = top * (1.0 - self.jitter * rng.random())
+        return min(self.cap, max(drawn, at_least))
+
+
+# --- the writer ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    """One consumed outbox message: its lines, or the dead letter it becomes."""
+
+    message: Any
+    lines: tuple[str, ...] = ()
+    dead: DeadLetter | None = None
+
+    @property
+    def tp(self) -> TP:
+        return self.message.topic(), self.message.partition()
+
+
+@dataclass
+class _Batch:
+    """The messages of one consume call still to be written, and the offsets already done."""
+
+    entries: deque[_Entry]
+    done: dict[TP, int] = field(default_factory=dict)  # next offset to commit, per partition
+    one_by_one: int = 0  # the next entries are written one per call, to find a rejected one
+    attempts: int = 0
+
+    def pop(self) -> _Entry:
+        entry = self.entries.popleft()
+        tp = entry.tp
+        self.done[tp] = max(self.done.get(tp, 0), entry.message.offset() + 1)
+        self.one_by_one = max(0, self.one_by_one - 1)
+        return entry
+
+
+class InfluxWriter:
+    """Writes the metrics outbox to InfluxDB; commits a batch's offsets after its write succeeded.
+
+    Parameters
+    ----------
+    kafka, influx, topics
+        Connections and names; reads ``topics.metrics``, dead-letters to ``topics.dlq``.
+        ``influx.batch_size`` is the most messages consumed per batch, ``influx.flush_interval``
+        the longest :meth:`run` waits for a batch to fill.
+    group_id
+        The consumer group; every writer of one outbox shares it.
+    clock
+        Stamps dead letters (``failed_at``).
+    sleep
+        Waits between retries; by default an interruptible wait that :meth:`stop` (or the
+        event given to :meth:`run`) cuts short.
+    max_backoff, base_backoff
+        The back-off between retries of a failed batch grows from ``base_backoff`` to
+        ``max_backoff`` seconds (see :class:`Backoff`).
+    seed
+        Seeds the jitter; None draws a fresh seed, so separate writers retry at different times.
+    max_lines_per_write
+        The most lines per write call; a batch's messages are split at message boundaries.
+    consumer_factory, producer_factory, client_factory
+        Build the Kafka consumer, the dead-letter producer and the ``InfluxDBClient`` (tests
+        inject their own).
+    config
+        Extra librdkafka consumer properties, applied last.
+
+    Counters (plain attributes): ``points_written``, ``messages_written``, ``batches``
+    (committed), ``failures`` (failed write attempts), ``retries`` (attempts repeated after a
+    failure), ``dead_lettered`` and ``commit_failures``.
+
+    >>> writer = InfluxWriter(KafkaSettings(), InfluxSettings(), TopicSettings())
+    >>> writer.started, writer.points_written  # no client exists before start()
+    (False, 0)
+
+    Typical use::
+
+        stop = threading.Event()
+        with InfluxWriter(settings.kafka, settings.influxdb, settings.topics) as writer:
+            writer.run(stop)  # until another thread sets stop
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        influx: InfluxSettings,
+        topics: TopicSettings,
+        *,
+        group_id: str = "driftline-influx-writer",
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], object] | None = None,
+        max_backoff: float = 30.0,
+        base_backoff: float = 0.5,
+        seed: int | None = None,
+        max_lines_per_write: int = 10_000,
+        consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
+        producer_factory: Callable[[dict[str, Any]], Any] = Producer,
+        client_factory: Callable[..., Any] = InfluxDBClient,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not group_id:
+            raise ValueError("group_id must not be empty")
+        if not 0 < base_backoff <= max_backoff:
+            raise ValueError(
+                f"backoff: need 0 < base_backoff <= max_backoff, got {base_backoff} and "
+                f"{max_backoff} seconds"
+            )
+        if max_lines_per_write < 1:
+            raise ValueError(f"max_lines_per_write must be at least 1, got {max_lines_per_write}")
+        self._kafka = kafka
+        self._influx = influx
+        self._topics = topics
+        self._group_id = group_id
+        self._clock = clock
+        self._sleep = sleep
+        self._backoff = Backoff(base=base_backoff, cap=max_backoff)
+        self._rng = random.Random(seed)
+        self._max_lines = max_lines_per_write
+        self._consumer_factory = consumer_factory
+        self._producer_factory = producer_factory
+        self._client_factory = client_factory
+        self._extra = dict(config or {})
+        self._stop = threading.Event()
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._client: Any = None
+        self._write_api: Any = None
+        self._pending: _Batch | None = None
+        self._uncommitted: dict[TP, int] = {}  # written (or dead-lettered), not yet committed
+        self._paused = False
+        self._dlq_failures: list[FailedDelivery] = []
+
+        self.points_written = 0
+        self.messages_written = 0
+        self.batches = 0
+        self.failures = 0
+        self.retries = 0
+        self.dead_lettered = 0
+        self.commit_failures = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """Whether the clients exist (they are created by :meth:`start`)."""
+        return self._consumer is not None
+
+    @property
+    def pending(self) -> int:
+        """Messages of the current batch not yet written (non-zero while InfluxDB is down)."""
+        return 0 if self._pending is None else len(self._pending.entries)
+
+    def consumer_config(self) -> dict[str, Any]:
+        """The librdkafka properties of the outbox consumer."""
+        return {
+            **self._kafka.client_config(),
+            "group.id": self._group_id,
+            "enable.auto.commit": False,
+            # A new group starts at the oldest metrics, not after them: none may be skipped.
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            # librdkafka's 1000 ms default stalls a consumer that works per batch (DESIGN §6).
+            "fetch.queue.backoff.ms": 5,
+            **self._extra,
+        }
+
+    def start(self) -> Self:
+        """Create the consumer (subscribed to the outbox), the DLQ producer and the client."""
+        if self.started:
+            return self
+        client = self._client_factory(  # no connection yet: the first write makes one
+            url=self._influx.url,
+            token=self._influx.token.get_secret_value(),
+            org=self._influx.org,
+            enable_gzip=self._influx.gzip,
+            timeout=int(self._influx.timeout.total_seconds() * 1000),
+        )
+        consumer = None
+        try:
+            consumer = self._consumer_factory(self.consumer_config())
+            consumer.subscribe(
+                [self._topics.metrics], on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
+            producer = self._producer_factory(
+                {
+                    **self._kafka.client_config(),
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                }
+            )
+        except KafkaException as exc:
+            client.close()
+            if consumer is not None:
+                consumer.close()
+            raise KafkaError(f"cannot create the outbox consumer or DLQ producer: {exc}") from None
+        self._client = client
+        self._write_api = client.write_api(write_options=SYNCHRONOUS)
+        self._consumer, self._producer = consumer, producer
+        log.info(
+            "influx writer subscribed to %r as group %r; writing to %s bucket %r",
+            self._topics.metrics,
+            self._group_id,
+            self._influx.url,
+            self._influx.bucket,
+        )
+        return self
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` (and a retry wait in :meth:`run_once`) to return soon.
+
+        Holds until :meth:`close`; a writer started again after that runs again.
+        """
+        self._stop.set()
+
+    def close(self) -> None:
+        """Flush dead letters, commit what was written, close the consumer and the client.
+
+        Messages of an unfinished batch that were not written stay uncommitted: the next
+        writer of the group reads them again.
+        """
+        if not self.started:
+            return
+        try:
+            if self._pending is not None:
+                self._merge_done(self._pending)
+                self._pending = None
+            with contextlib.suppress(KafkaError):
+                self._flush_dead_letters()
+            self._commit()
+        finally:
+            try:
+                # Runs the revoke callback, which still needs the consumer: clear it after.
+                self._consumer.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("closing the outbox consumer failed: %s; the group will expire it", exc)
+            finally:
+                self._client.close()
+                self._consumer = self._producer = self._client = self._write_api = None
+                self._paused = False
+                self._stop = threading.Event()
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def run(self, stop_event: threading.Event | None = None) -> None:
+        """Write batches until ``stop_event`` is set (or :meth:`stop` is called).
+
+        Starts the writer if needed; closing it stays the caller's (``with`` does it).
+        """
+        if stop_event is not None:
+            self._stop = stop_event
+        self.start()
+        interval = self._influx.flush_interval.total_seconds()
+        while not self._stop.is_set():
+            self.run_once(interval)
+
+    def run_once(self, timeout: float = 1.0) -> int:
+        """Consume one batch (waiting up to ``timeout`` s), write it, commit it; starts if needed.
+
+        A batch that cannot be written is retried, with back-off, until it is written; only a
+        stop request ends the retries early, leaving the batch for the next call. Returns the
+        points written by this call.
+        """
+        self.start()
+        before = self.points_written
+        if self._pending is None:
+            messages = self._consume(timeout)
+            if not messages:
+                self._commit()  # what a revoked batch left behind, if anything
+                return 0
+            self._pending = self._prepare(messages)
+        self._deliver(self._pending)
+        return self.points_written - before
+
+    def _consume(self, timeout: float) -> list[Any]:
+        try:
+            messages: list[Any] = self._consumer.consume(
+                num_messages=self._influx.batch_size, timeout=timeout
+            )
+        except KafkaException as exc:
+            raise KafkaError(f"cannot consume {self._topics.metrics!r}: {exc}") from None
+        return messages
+
+    def _prepare(self, messages: Iterable[Any]) -> _Batch:
+        entries: deque[_Entry] = deque()
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != _RdKafkaError._PARTITION_EOF:
+                    log.warning("consumer error on %r: %s; continuing", self._topics.metrics, error)
+                continue
+            try:
+                lines = decode_lines(message.value())
+            except DecodeError as exc:
+                dead = self._dead_letter(message, exc.reason, exc.kind, exc.path)
+                entries.append(_Entry(message, dead=dead))
+            else:
+                entries.append(_Entry(message, tuple(lines)))
+        return _Batch(entries)
+
+    def _deliver(self, batch: _Batch) -> None:
+        while True:
+            try:
+                self._drain(batch)
+                break
+            except (InfluxUnavailableError, KafkaError) as exc:
+                self.failures += 1
+                batch.attempts += 1
+                hint = exc.retry_after if isinstance(exc, InfluxUnavailableError) else None
+                delay = self._backoff.delay(batch.attempts, self._rng, at_least=hint or 0.0)
+                log.warning(
+                    "writing %d outbox message(s) failed (attempt %d): %s; their offsets stay "
+                    "uncommitted and the same batch is retried in %.2fs",
+                    len(batch.entries),
+                    batch.attempts,
+                    exc,
+                    delay,
+                )
+                self._hold()
+                if self._stop.is_set():
+                    return
+                self._wait(delay)
+                if self._stop.is_set():
+                    return
+                self.retries += 1
+        self._merge_done(batch)
+        self._pending = None
+        self._commit()
+        self.batches += 1
+        if self._paused:
+            log.info("outbox batch written after %d failed attempt(s); resuming", batch.attempts)
+            self._resume()
+
+    def _drain(self, batch: _Batch) -> None:
+        """Write (or dead-letter) the batch's entries front to back; raises on a failure."""
+        while batch.entries:
+            head = batch.entries[0]
+            if head.dead is not None:
+                self._send_dead_letter(head.dead)
+                batch.pop()
+                continue
+            chunk = self._chunk(batch)
+            try:
+                self._write(chunk)
+            except InfluxRejectedError as exc:
+                if len(chunk) > 1:
+                    log.warning(
+                        "InfluxDB refused %d message(s) (%s); writing them one by one to "
+                        "dead-letter only the refused ones",
+                        len(chunk),
+                        exc.message,
+                    )
+                    batch.one_by_one = len(chunk)
+                else:
+                    head.dead = self._dead_letter(
+                        head.message, f"InfluxDB refused the write: {exc.message}", "rejected"
+                    )
+                continue
+            for _ in chunk:
+                batch.pop()
+            self.messages_written += len(chunk)
+            self.points_written += sum(len(e.lines) for e in chunk)
+
+    def _chunk(self, batch: _Batch) -> list[_Entry]:
+        if batch.one_by_one:
+            return [batch.entries[0]]
+        chunk: list[_Entry] = []
+        n_lines = 0
+        for entry in batch.entries:
+            if entry.dead is not None:
+                break
+            if chunk and n_lines + len(entry.lines) > self._max_lines:
+                break
+            chunk.append(entry)
+            n_lines += len(entry.lines)
+        return chunk
+
+    def _write(self, chunk: list[_Entry]) -> None:
+        body = "\n".join(line for entry in chunk for line in entry.lines)
+        try:
+            self._write_api.write(
+                bucket=self._influx.bucket,
+                org=self._influx.org,
+                record=body,
+                write_precision=WritePrecision.MS,
+            )
+        except Exception as exc:
+            translated = translate_write_error(exc, self._influx.url)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    def _wait(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            self._stop.wait(seconds)
+
+    # --- pausing while InfluxDB is down ----------------------------------------------------
+
+    def _hold(self) -> None:
+        """Keep the group membership alive during a retry, without taking in new messages.
+
+        The assigned partitions are paused and the consumer polled (a consumer that does not
+        poll for ``max.poll.interval.ms`` is dropped from its group); anything it still hands
+        back (from a partition assigned meanwhile) is sought back to be read again later.
+        """
+        consumer = self._consumer
+        try:
+            # Every time: a rebalance may have assigned partitions since, and they run unpaused.
+            consumer.pause(consumer.assignment())
+            self._paused = True
+            extra = consumer.consume(num_messages=self._influx.batch_size, timeout=0)
+        except KafkaException as exc:
+            log.warning("polling the paused outbox consumer failed: %s; retrying anyway", exc)
+            return
+        first: dict[TP, int] = {}
+        for message in extra:
+            if message.error() is None:
+                tp = (message.topic(), message.partition())
+                first[tp] = min(first.get(tp, message.offset()), message.offset())
+        if first:
+            partitions = [TopicPartition(t, p, offset) for (t, p), offset in first.items()]
+            try:
+                for partition in partitions:
+                    consumer.seek(partition)
+                consumer.pause(partitions)
+            except KafkaException as exc:
+                log.warning("cannot put back %d outbox message(s): %s", len(extra), exc)
+
+    def _resume(self) -> None:
+        try:
+            self._consumer.resume(self._consumer.assignment())
+        except KafkaException as exc:
+            log.warning("cannot resume the outbox partitions: %s; retrying next batch", exc)
+            return
+        self._paused = False
+
+    # --- committing ------------------------------------------------------------------------
+
+    def _merge_done(self, batch: _Batch) -> None:
+        for tp, offset in batch.done.items():
+            self._uncommitted[tp] = max(self._uncommitted.get(tp, 0), offset)
+        batch.done.clear()
+
+    def _commit(self, only: set[TP] | None = None) -> None:
+        """Commit written offsets synchronously; what fails is committed with a later batch."""
+        todo = {
+            tp: offset for tp, offset in self._uncommitted.items() if only is None or tp in only
+        }
+        if not todo:
+            return
+        offsets = [TopicPartition(t, p, offset) for (t, p), offset in todo.items()]
+        try:
+            result = self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            self.commit_failures += 1
+            log.warning(
+                "committing %d written outbox partition offset(s) failed: %s; they are "
+                "committed with the next batch (a crash before that rewrites them, harmlessly)",
+                len(offsets),
+                exc,
+            )
+            return
+        for partition in result or offsets:
+            tp = (partition.topic, partition.partition)
+            if partition.error is None and self._uncommitted.get(tp) == todo.get(tp):
+                del self._uncommitted[tp]
+            elif partition.error is not None:
+                self.commit_failures += 1
+                log.warning("committing %s failed: %s; retrying later", tp, partition.error)
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        log.info(
+            "influx writer assigned %s",
+            ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing",
+        )
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        """Commit what was written for the partitions leaving; forget what was not."""
+        revoked = {(p.topic, p.partition) for p in partitions}
+        batch = self._pending
+        if batch is not None:
+            self._merge_done(batch)
+            kept = [e for e in batch.entries if e.tp not in revoked]
+            if len(kept) != len(batch.entries):
+                log.info(
+                    "%d unwritten outbox message(s) of revoked partitions dropped from the "
+                    "batch; their next owner reads them again",
+                    len(batch.entries) - len(kept),
+                )
+            batch.entries = deque(kept)
+            batch.one_by_one = min(batch.one_by_one, len(kept))
+        self._commit(only=revoked)
+        for tp in revoked:
+            self._uncommitted.pop(tp, None)
+
+    # --- dead letters ----------------------------------------------------------------------
+
+    def _dead_letter(
+        self, message: Any, reason: str, kind: str, path: str | None = None
+    ) -> DeadLetter:
+        headers = tuple((name, value or b"") for name, value in message.headers() or ())
+        return DeadLetter(
+            source_topic=message.topic(),
+            source_partition=message.partition(),
+            source_offset=message.offset(),
+            reason=reason,
+            kind=kind,
+            path=path,
+            key=message.key(),
+            value=message.value(),
+            original_headers=headers,
+            failed_at=self._clock(),
+        )
+
+    def _send_dead_letter(self, dead: DeadLetter) -> None:
+        """Produce one dead letter and wait for the broker's acknowledgement."""
+        try:
+            self._producer.produce(
+                self._topics.dlq,
+                key=dead.key,
+                value=dead.value,
+                headers=dead.kafka_headers(),
+                on_delivery=self._on_dlq_delivery,
+            )
+        except (KafkaException, BufferError) as exc:
+            raise KafkaError(f"cannot dead-letter to {self._topics.dlq!r}: {exc}") from None
+        self._flush_dead_letters()
+        self.dead_lettered += 1
+        log.warning(
+            "outbox message %s[%d]@%d dead-lettered to %r (%s): %s; continuing",
+            dead.source_topic,
+            dead.source_partition,
+            dead.source_offset,
+            self._topics.dlq,
+            dead.kind,
+            dead.reason,
+        )
+
+    def _flush_dead_letters(self) -> None:
+        remaining = int(self._producer.flush(_DLQ_FLUSH_TIMEOUT_S))
+        failures, self._dlq_failures = self._dlq_failures, []
+        if failures or remaining:
+            raise DeliveryError(failures, undelivered=remaining)
+
+    def _on_dlq_delivery(self, err: Any, msg: Message) -> None:
+        if err is not None:
+            self._dlq_failures.append(
+                FailedDelivery(topic=msg.topic() or "", key=msg.key(), error=str(err.str()))
+            )
