@@ -6,7 +6,7 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 from driftline import __version__
 from driftline.config import load_settings, masked
 from driftline.errors import ConfigError, DriftlineError
+
+if TYPE_CHECKING:
+    from driftline.sinks.influx import InfluxWriter
 
 app = typer.Typer(
     name="driftline",
@@ -220,6 +223,78 @@ def monitor_write(config: ConfigFile = None) -> None:
             writer.run(stop)
     except DriftlineError as exc:
         raise _fail(exc) from None
+
+
+@monitor_app.command("merge")
+def monitor_merge(config: ConfigFile = None) -> None:
+    """Run stage 2 (a faust worker): merge pane partials into windows, judge them, emit
+    metrics, alerts and retrain requests (until SIGTERM)."""
+    from driftline.logs import configure
+    from driftline.streams.registry import ProfileRegistry
+    from driftline.streams.stage2 import create_app, run_app
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    configure(settings.log_level, settings.log_format)
+    try:
+        registry = ProfileRegistry(settings.kafka, settings.topics).start()
+        run_app(create_app(settings, registry.get), override_logging=False)
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+
+
+@monitor_app.command("run")
+def monitor_run(
+    config: ConfigFile = None,
+    writer: Annotated[bool, typer.Option(help="Also run the InfluxDB writer.")] = True,
+) -> None:
+    """Run stage 1, stage 2 and the InfluxDB writer in one process (until SIGTERM).
+
+    Several processes share the work through their consumer groups: add processes (and
+    partitions) for throughput.
+    """
+    from driftline.logs import configure
+    from driftline.sinks.influx import InfluxWriter
+    from driftline.streams.ingest import Ingest
+    from driftline.streams.registry import ProfileRegistry
+    from driftline.streams.stage2 import create_app, run_app
+    from driftline.streams.telemetry import serve
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    configure(settings.log_level, settings.log_format)
+    stop = threading.Event()
+    threads = []
+    try:
+        registry = ProfileRegistry(settings.kafka, settings.topics).start()
+        ingest = Ingest(settings, registry=registry).start()
+        if settings.monitor.metrics_port is not None:
+            serve(
+                ingest.telemetry.registry, settings.monitor.metrics_port, settings.monitor.web_host
+            )
+        threads.append(threading.Thread(target=ingest.run, args=(stop,), name="ingest"))
+        if writer:
+            sink = InfluxWriter(settings.kafka, settings.influxdb, settings.topics)
+            threads.append(threading.Thread(target=_write, args=(sink, stop), name="writer"))
+        for thread in threads:
+            thread.start()
+        run_app(create_app(settings, registry.get), override_logging=False)
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+    finally:
+        # faust handled SIGTERM and returned: let the other parts flush and leave too.
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+
+
+def _write(sink: InfluxWriter, stop: threading.Event) -> None:
+    with sink:
+        sink.run(stop)
 
 
 def _stop_on_signals() -> threading.Event:

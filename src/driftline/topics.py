@@ -60,7 +60,9 @@ def topic_specs(topics: TopicSettings, *, input_partitions: int | None = None) -
         "models": (1, {"cleanup.policy": "compact"}),
         "metrics": (n_out, {}),
         "labeled": (n_out, {}),
-        "summaries": (n_out, {}),
+        # Stage 2 restores by re-reading partials: keep them as long as a late label can
+        # restate a window (the join TTL, 7 days by default) plus a day of margin.
+        "summaries": (n_out, {"retention.ms": str(8 * _DAY_MS)}),
     }
     return [TopicSpec(role, name, *policies[role]) for role, name in topics.names().items()]
 
