@@ -84,18 +84,21 @@ class DriftAlert(_WindowRecord):
         """The id of the alert for this model version, window, status and evidence.
 
         ``evidence`` is :meth:`evidence_digest` of the severity and reasons: deciding a window
-        again on the same data gives the same id (consumers drop the repeat), while a window
-        restated with different evidence (late data, late labels) gives a new id, so the
-        correction reaches consumers instead of being dropped as a duplicate.
+        again gives the same id (consumers drop the repeat) unless its verdict changed (another
+        severity, other features or statistics), which gives a new id, so the correction
+        reaches consumers instead of being dropped as a duplicate.
         """
         start, end = to_epoch_ms(window_start), to_epoch_ms(window_end)
         return stable_id("alert", model, version, start, end, status, evidence)
 
     @staticmethod
     def evidence_digest(severity: str, reasons: Sequence[Reason]) -> str:
-        """A short, stable digest of what an alert says."""
-        payload = orjson.dumps([severity, [r.model_dump(mode="json") for r in reasons]])
-        return stable_id(payload.decode())
+        """A short, stable digest of what an alert says: its severity and which statistics of
+        which features crossed their thresholds, not their exact values. A window restated
+        with a few more late labels keeps its alert id; one whose verdict changed gets a new
+        one."""
+        said = sorted((r.kind, r.feature or "", r.statistic) for r in reasons)
+        return stable_id(orjson.dumps([severity, said]).decode())
 
     @classmethod
     def create(
