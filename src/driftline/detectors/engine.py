@@ -420,6 +420,9 @@ class ModelMonitor:
         drift = self._drift_results(summary, performance)
         observation = None
         metrics = performance.metrics() if performance.n else {}
+        calibration = performance.calibration() if performance.n else None
+        if calibration is not None:
+            metrics["expected_calibration_error"] = calibration.ece
         metric = self.config.metric
         if metric in metrics:
             observation = PerformanceObservation(

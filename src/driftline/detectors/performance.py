@@ -22,6 +22,7 @@ import msgspec
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from driftline.detectors.estimate import CalibrationReport, calibration_report
 from driftline.detectors.summary import (
     FloatArray,
     IntArray,
@@ -516,6 +517,23 @@ class PerformanceSummary:
         pairs = n_pos * n_neg
         # Integer numerators, one correctly rounded division each.
         return (2 * wins + ties) / (2 * pairs), ties / (2 * pairs)
+
+    def calibration(self, cls: str | None = None) -> CalibrationReport | None:
+        """How well ``cls``'s scores (default: the positive class) match its outcomes, from
+        the score histograms: expected calibration error and a reliability table.
+
+        None for regression, or before any score of ``cls`` was labelled.
+        """
+        target = cls if cls is not None else self.positive_class
+        if self._task == "regression" or target is None or target not in self._classes:
+            return None
+        c = self._classes.index(target)
+        positives = self._positive_hist[c]
+        counts = positives + self._negative_hist[c]
+        if not counts.any():
+            return None
+        edges = np.linspace(0.0, 1.0, self._bins + 1)[1:-1]  # interior edges, as profiles
+        return calibration_report(edges, counts, positives)
 
     def _auc(self) -> tuple[float, float] | None:
         if self._task == "regression" or not self._n:

@@ -613,7 +613,8 @@ class DecisionPolicy:
                 # to alert or retrain.
                 lower = self.config.lower_is_better
                 better = (
-                    performance.value <= performance.baseline if lower
+                    performance.value <= performance.baseline
+                    if lower
                     else performance.value >= performance.baseline
                 )
                 window.concept = not better

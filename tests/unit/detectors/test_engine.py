@@ -141,8 +141,9 @@ def test_old_panes_are_pruned_after_the_label_horizon() -> None:
 
 def test_report_carries_quality_estimate_and_label_drift() -> None:
     monitor = ModelMonitor(reference(), config())
-    times, _, prediction = traffic(monitor, 0, 3000)
-    monitor.fold_labels(times, prediction, prediction)
+    times, x, prediction = traffic(monitor, 0, 3000)
+    score = 1 / (1 + np.exp(-x))
+    monitor.fold_labels(times, prediction, prediction, {"0": 1 - score, "1": score})
     [window] = monitor.due(20 * MINUTE)
     report = monitor.evaluate(window)
     checks = {(r.column, r.test) for r in report.quality}
@@ -155,3 +156,4 @@ def test_report_carries_quality_estimate_and_label_drift() -> None:
     assert 0.5 < report.estimate["expected_accuracy"] <= 1.0
     assert any(r.kind == "label_drift" for r in report.drift)
     assert report.performance["accuracy"] == 1.0
+    assert 0.0 <= report.performance["expected_calibration_error"] <= 1.0

@@ -365,3 +365,28 @@ def test_to_bytes_round_trips_exactly(
         assert restored == perf
         assert restored.metrics() == perf.metrics()
         assert restored.to_bytes() == perf.to_bytes()
+
+
+def test_calibration_of_the_positive_class_comes_from_the_score_histograms() -> None:
+    """Well-calibrated scores give a small ECE; scores pushed towards 1 give a large one."""
+    rng = np.random.default_rng(3)
+    p = rng.random(20_000)
+    labels = (rng.random(20_000) < p).astype(int)
+    calibrated = PerformanceSummary("binary", ("0", "1"), score_bins=10)
+    calibrated.fold(labels, (p > 0.5).astype(int), {"0": 1 - p, "1": p})
+    report = calibrated.calibration()
+    assert report is not None
+    assert report.n == 20_000
+    assert report.ece < 0.06  # half a bin width of score spread, plus sampling noise
+    skewed = PerformanceSummary("binary", ("0", "1"), score_bins=10)
+    q = np.sqrt(p)  # overconfident: larger than the true probability everywhere
+    skewed.fold(labels, (q > 0.5).astype(int), {"0": 1 - q, "1": q})
+    worse = skewed.calibration()
+    assert worse is not None
+    # Hand computation: E|sqrt(p) - p| over p ~ U(0,1) = 1/6, within the binning error.
+    assert abs(worse.ece - 1 / 6) < 0.03
+
+
+def test_calibration_is_undefined_for_regression_and_without_labels() -> None:
+    assert PerformanceSummary("regression").calibration() is None
+    assert PerformanceSummary("binary", ("0", "1")).calibration() is None
