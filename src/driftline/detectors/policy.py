@@ -16,10 +16,12 @@ spends one false-alarm budget per model (DESIGN §4):
    breaches when the metric is beyond the absolute ``threshold`` or worse than its baseline by
    more than ``max_drop`` (in the metric's own direction). A breach needs no persistence: the
    labels are the ground truth and ``min_labels`` guards them. A concept-drift flag from a
-   sequential detector counts as drift evidence of its window: it must persist (k of n) like
-   a drifted feature, and it is ignored when the window's realised performance is no worse
-   than the baseline (the detectors are two-sided; an improving model is no problem). The
-   drift benchmark measured one stray ADWIN detection per ~10 M stationary predictions.
+   sequential detector is judged by the window's realised performance when there is a
+   baseline: ignored when it is no worse (the detectors are two-sided; an improving model is
+   no problem), *confirmed* at once when it is worse by at least half of ``max_drop`` (a
+   smaller loss than a breach), and otherwise drift evidence that must persist (k of n) like
+   a drifted feature. The drift benchmark measured one stray ADWIN detection per ~10 M
+   stationary predictions: unconfirmed, it can no longer retrain on its own.
 4. **Alerts, with hysteresis.** A problem (in drift, performance breach) makes
    the alert fire; every window decided while it fires emits a ``firing``
    :class:`~driftline.schemas.outputs.DriftAlert`. Once firing, it resolves only after
@@ -67,6 +69,10 @@ from driftline.schemas.outputs import DriftAlert, Reason, RetrainRequest, Severi
 
 CRITICAL_FEATURES: Final = 3
 """Drifted columns in one window that make persistent drift ``critical``."""
+
+CONCEPT_MARGIN: Final = 0.025
+"""The performance loss that confirms a concept-drift flag when ``performance.max_drop`` is
+unset; otherwise half of ``max_drop`` does."""
 
 CRITICAL_RATIO: Final = 2.0
 """Effect size, as a multiple of its threshold, that makes persistent drift ``critical``."""
@@ -199,6 +205,7 @@ class _Window:
     perf_judged: bool = False
     breach: bool = False
     concept: bool = False
+    concept_confirmed: bool = False
     n_drifted: int = 0
     max_ratio: float = 0.0
     reasons: tuple[Reason, ...] = ()
@@ -221,6 +228,7 @@ class _Window:
             "perf_judged": self.perf_judged,
             "breach": self.breach,
             "concept": self.concept,
+            "concept_confirmed": self.concept_confirmed,
             "n_drifted": self.n_drifted,
             "max_ratio": self.max_ratio,
             "reasons": [r.model_dump(mode="json") for r in self.reasons],
@@ -240,6 +248,7 @@ class _Window:
             perf_judged=bool(data["perf_judged"]),
             breach=bool(data["breach"]),
             concept=bool(data["concept"]),
+            concept_confirmed=bool(data.get("concept_confirmed", False)),
             n_drifted=int(data["n_drifted"]),
             max_ratio=float(data["max_ratio"]),
             reasons=tuple(Reason.model_validate(r) for r in data["reasons"]),
@@ -609,15 +618,18 @@ class DecisionPolicy:
                 performance
             )
             if concept_drift and performance.baseline is not None:
-                # Sequential detectors are two-sided: a model that got *better* is no reason
-                # to alert or retrain.
+                # Sequential detectors are two-sided, and err about once per 10 M i.i.d.
+                # errors: the window's realised performance decides. Better than baseline: no
+                # problem. Worse by half the tolerated drop or more: confirmed at once.
                 lower = self.config.lower_is_better
-                better = (
-                    performance.value <= performance.baseline
+                worse_by = (
+                    performance.value - performance.baseline
                     if lower
-                    else performance.value >= performance.baseline
+                    else performance.baseline - performance.value
                 )
-                window.concept = not better
+                window.concept = worse_by > 0
+                margin = (self.config.performance.max_drop or 2 * CONCEPT_MARGIN) / 2
+                window.concept_confirmed = worse_by >= margin
         return window
 
     def _judge_performance(self, obs: PerformanceObservation) -> tuple[bool, bool, Reason | None]:
@@ -661,7 +673,7 @@ class DecisionPolicy:
             fold.clean = 0
         elif w.drift_judged or w.perf_judged:
             fold.clean += 1
-        problem = in_drift or w.breach
+        problem = in_drift or w.breach or w.concept_confirmed
         resolved = False
         if problem:
             fold.firing = True
@@ -716,7 +728,7 @@ class DecisionPolicy:
         self, window_start: datetime, window_end: datetime, w: _Window, step: _Step
     ) -> RetrainRequest | None:
         policy = self.config.retrain.policy
-        drift_side = step.in_drift
+        drift_side = step.in_drift or w.concept_confirmed
         perf_side = w.breach
         wanted = {
             "never": False,

@@ -692,3 +692,21 @@ def test_drift_result_with_non_positive_threshold_is_rejected() -> None:
 def test_constructor_rejects_bad_parameters_by_name(kwargs: dict[str, int], name: str) -> None:
     with pytest.raises(DecisionInputError, match=name):
         DecisionPolicy(make_config(), "m", "1", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "fires"),
+    [
+        (0.92, True),  # 0.03 below the 0.95 baseline: at least half of max_drop 0.05
+        (0.94, False),  # 0.01 below: a single flag must persist first
+    ],
+)
+def test_a_concept_flag_confirmed_by_a_performance_loss_fires_at_once(
+    accuracy: float, fires: bool
+) -> None:
+    policy = DecisionPolicy(make_config(k=2, n=3, policy="on_drift"), "m", "1")
+    observation = PerformanceObservation("accuracy", accuracy, 1_000, baseline=0.95)
+    decision = policy.decide(*window(0), CLEAN, observation, concept_drift=True)
+    assert decision.firing is fires
+    assert (decision.retrain is not None) is fires
+    assert not decision.performance_breach  # below max_drop: the flag alone confirmed it
