@@ -198,7 +198,10 @@ def monitor_ingest(config: ConfigFile = None) -> None:
         ingest = Ingest(settings).start()
         if settings.monitor.metrics_port is not None:
             serve(
-                ingest.telemetry.registry, settings.monitor.metrics_port, settings.monitor.web_host
+                ingest.telemetry.registry,
+                settings.monitor.metrics_port,
+                settings.monitor.web_host,
+                health=ingest.health,
             )
         ingest.run(stop)
     except DriftlineError as exc:
@@ -274,7 +277,10 @@ def monitor_run(
         ingest = Ingest(settings, registry=registry).start()
         if settings.monitor.metrics_port is not None:
             serve(
-                ingest.telemetry.registry, settings.monitor.metrics_port, settings.monitor.web_host
+                ingest.telemetry.registry,
+                settings.monitor.metrics_port,
+                settings.monitor.web_host,
+                health=ingest.health,
             )
         threads.append(threading.Thread(target=ingest.run, args=(stop,), name="ingest"))
         if writer:

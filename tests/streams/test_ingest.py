@@ -108,8 +108,12 @@ def test_ingest_folds_joins_and_dead_letters_everything_once(
             and t.joined._value.get() >= 3000
         ),
     )
+    ok, detail = ingest.health()
+    assert ok
+    assert detail["partitions"] == [0, 1, 2, 3]
     ingest.close()
     registry.close()
+    assert not ingest.health()[0]  # closed: no longer polling
 
     kept = latest_partials(kafka, topics, 1)
     features = [p for p in kept.values() if p.kind == "features"]

@@ -90,6 +90,9 @@ class Ingest:
         self._arrived_lock = threading.Lock()
         self._published: set[tuple[str, str]] = set()
         self._failed_partials = False
+        self._last_poll = 0.0
+        self.stall_after = 60.0
+        """Seconds without a poll after which :meth:`health` reports unhealthy."""
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -202,6 +205,8 @@ class Ingest:
         assert self._consumer is not None
         assert self._producer is not None
         messages = self._consumer.consume(num_messages=self._batch_size, timeout=timeout)
+        self._last_poll = self._clock()
+        self.telemetry.last_poll.set(self._last_poll)
         by_partition: dict[int, list[Message]] = defaultdict(list)
         for message in messages:
             error = message.error()
@@ -315,6 +320,12 @@ class Ingest:
                     ),
                 )
             marks = worker.marks
+            for topic, mark in (
+                (self._topics.predictions, marks.predictions),
+                (self._topics.ground_truth, marks.ground_truth),
+            ):
+                if mark >= 0:
+                    self.telemetry.applied_offset.labels(topic, str(worker.partition)).set(mark)
             if marks.predictions >= 0:
                 offsets.append(
                     TopicPartition(self._topics.predictions, worker.partition, marks.predictions)
@@ -343,6 +354,17 @@ class Ingest:
             self._failed_partials = True
             self.telemetry.sink_errors.labels(sink="summaries").inc()
             log.warning("a pane partial was not delivered (%s); all will be sent again", err)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while the loop polls: a stalled loop (a hung broker call, a crash in the
+        loop's thread) stops polling."""
+        age = self._clock() - self._last_poll if self._last_poll else None
+        ok = self._consumer is not None and age is not None and age < self.stall_after
+        return ok, {
+            "part": "ingest",
+            "seconds_since_poll": None if age is None else round(age, 3),
+            "partitions": self.partitions,
+        }
 
     @property
     def partitions(self) -> list[int]:
