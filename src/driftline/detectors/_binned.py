@@ -106,6 +106,29 @@ def no_evidence(
     )
 
 
+def window_inputs(
+    test: str,
+    profile: NumericProfile | CategoricalProfile,
+    counts: ArrayLike,
+    n_reference: int,
+    threshold: float,
+    column: str,
+    kind: ResultKind,
+) -> tuple[FloatArray, IntArray, int, int] | TestResult:
+    """Checked inputs of a binned test: ``(reference probabilities, window counts,
+    n_reference, n_current)``, or the :func:`no_evidence` result when either side is empty.
+
+    Every test starts here, so they all validate and treat empty windows the same way.
+    """
+    n_reference = checked_n_reference(n_reference)
+    p = reference_probabilities(profile)
+    c = checked_counts(counts, p.size)
+    n_current = int(c.sum())
+    if n_current == 0 or n_reference == 0:
+        return no_evidence(test, column, threshold, n_reference, n_current, kind)
+    return p, c, n_reference, n_current
+
+
 def smoothed(counts: FloatArray, pseudo_count: float = PSEUDO_COUNT) -> FloatArray:
     """Probabilities from ``counts`` with ``pseudo_count`` added to every bin."""
     padded: FloatArray = counts + pseudo_count

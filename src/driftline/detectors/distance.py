@@ -29,13 +29,11 @@ from scipy import stats
 from driftline.detectors._binned import (
     PSEUDO_COUNT,
     FloatArray,
-    checked_counts,
-    checked_n_reference,
     effective_n,
     informative,
-    no_evidence,
     reference_probabilities,
     smoothed,
+    window_inputs,
 )
 from driftline.detectors.psi import decile_bins
 from driftline.detectors.result import ResultKind, TestResult
@@ -136,12 +134,10 @@ def jensen_shannon_test(
     >>> round(r.statistic, 4), r.drifted
     (0.1741, True)
     """
-    n_reference = checked_n_reference(n_reference)
-    p = reference_probabilities(profile)
-    c = checked_counts(counts, p.size)
-    n_current = int(c.sum())
-    if n_current == 0 or n_reference == 0:
-        return no_evidence("jensen_shannon", column, threshold, n_reference, n_current, kind)
+    inputs = window_inputs("jensen_shannon", profile, counts, n_reference, threshold, column, kind)
+    if isinstance(inputs, TestResult):
+        return inputs
+    p, c, n_reference, n_current = inputs
     if isinstance(profile, NumericProfile):
         p = decile_bins(p, profile.edges, profile.decile_edges)
         c = decile_bins(c, profile.edges, profile.decile_edges).astype(np.int64)
@@ -286,12 +282,10 @@ def wasserstein_test(
     >>> round(r.statistic, 4), r.drifted
     (0.25, True)
     """
-    n_reference = checked_n_reference(n_reference)
-    p = reference_probabilities(profile)
-    c = checked_counts(counts, p.size)
-    n_current = int(c.sum())
-    if n_current == 0 or n_reference == 0:
-        return no_evidence("wasserstein", column, threshold, n_reference, n_current, kind)
+    inputs = window_inputs("wasserstein", profile, counts, n_reference, threshold, column, kind)
+    if isinstance(inputs, TestResult):
+        return inputs
+    p, c, n_reference, n_current = inputs
     distance = wasserstein(bin_positions(profile), p, c) / reference_scale(profile)
     return TestResult(
         test="wasserstein",
@@ -370,12 +364,10 @@ def chi2_test(
     >>> round(r.statistic, 3), r.drifted, r.p_value < 1e-6
     (0.2, True, True)
     """
-    n_reference = checked_n_reference(n_reference)
-    p = reference_probabilities(profile)
-    c = checked_counts(counts, p.size)
-    n_current = int(c.sum())
-    if n_current == 0 or n_reference == 0:
-        return no_evidence("chi2", column, threshold, n_reference, n_current, kind)
+    inputs = window_inputs("chi2", profile, counts, n_reference, threshold, column, kind)
+    if isinstance(inputs, TestResult):
+        return inputs
+    p, c, n_reference, n_current = inputs
     keep = informative(p, c)
     observed = c[keep].astype(np.float64)
     expected = n_current * smoothed(p[keep] * n_reference, PSEUDO_COUNT)

@@ -48,11 +48,8 @@ from numpy.typing import ArrayLike
 from scipy import stats
 
 from driftline.detectors._binned import (
-    checked_counts,
-    checked_n_reference,
     effective_n,
-    no_evidence,
-    reference_probabilities,
+    window_inputs,
 )
 from driftline.detectors.result import ResultKind, TestResult
 from driftline.schemas.reference import NumericProfile
@@ -164,12 +161,10 @@ def ks_test(
     >>> round(r.statistic, 3), r.drifted, round(r.bound, 3)
     (0.2, True, 0.4)
     """
-    n_reference = checked_n_reference(n_reference)
-    p = reference_probabilities(profile)
-    c = checked_counts(counts, p.size)
-    n_current = int(c.sum())
-    if n_current == 0 or n_reference == 0:
-        return no_evidence("ks", column, threshold, n_reference, n_current, kind)
+    inputs = window_inputs("ks", profile, counts, n_reference, threshold, column, kind)
+    if isinstance(inputs, TestResult):
+        return inputs
+    p, c, n_reference, n_current = inputs
     d, bound = binned_ks(p, c)
     return TestResult(
         test="ks",

@@ -30,13 +30,10 @@ from scipy import stats
 from driftline.detectors._binned import (
     PSEUDO_COUNT,
     FloatArray,
-    checked_counts,
-    checked_n_reference,
     effective_n,
     informative,
-    no_evidence,
-    reference_probabilities,
     smoothed,
+    window_inputs,
 )
 from driftline.detectors.result import ResultKind, TestResult
 from driftline.schemas.reference import CategoricalProfile, NumericProfile
@@ -155,12 +152,10 @@ def psi_test(
     >>> round(r.statistic, 4), r.drifted
     (0.1659, False)
     """
-    n_reference = checked_n_reference(n_reference)
-    p = reference_probabilities(profile)
-    c = checked_counts(counts, p.size)
-    n_current = int(c.sum())
-    if n_current == 0 or n_reference == 0:
-        return no_evidence("psi", column, threshold, n_reference, n_current, kind)
+    inputs = window_inputs("psi", profile, counts, n_reference, threshold, column, kind)
+    if isinstance(inputs, TestResult):
+        return inputs
+    p, c, n_reference, n_current = inputs
     if isinstance(profile, NumericProfile):
         p = decile_bins(p, profile.edges, profile.decile_edges)
         c = decile_bins(c, profile.edges, profile.decile_edges).astype(np.int64)
