@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from driftline import __version__
-from driftline.config import load_settings, masked
+from driftline.config import Settings, load_settings, masked
 from driftline.errors import ConfigError, DriftlineError
 
 if TYPE_CHECKING:
@@ -184,15 +184,10 @@ def reference_publish(
 @monitor_app.command("ingest")
 def monitor_ingest(config: ConfigFile = None) -> None:
     """Run stage 1: consume predictions and ground truth, emit pane partials (until SIGTERM)."""
-    from driftline.logs import configure
     from driftline.streams.ingest import Ingest
     from driftline.streams.telemetry import serve
 
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        raise _fail(exc) from None
-    configure(settings.log_level, settings.log_format)
+    settings = _service_settings(config)
     stop = _stop_on_signals()
     try:
         ingest = Ingest(settings).start()
@@ -212,14 +207,9 @@ def monitor_ingest(config: ConfigFile = None) -> None:
 def monitor_write(config: ConfigFile = None) -> None:
     """Run the InfluxDB writer: metrics outbox to InfluxDB, commit after each write (until
     SIGTERM). An InfluxDB outage delays points; it loses none."""
-    from driftline.logs import configure
     from driftline.sinks.influx import InfluxWriter
 
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        raise _fail(exc) from None
-    configure(settings.log_level, settings.log_format)
+    settings = _service_settings(config)
     stop = _stop_on_signals()
     try:
         with InfluxWriter(settings.kafka, settings.influxdb, settings.topics) as writer:
@@ -232,15 +222,10 @@ def monitor_write(config: ConfigFile = None) -> None:
 def monitor_merge(config: ConfigFile = None) -> None:
     """Run stage 2 (a faust worker): merge pane partials into windows, judge them, emit
     metrics, alerts and retrain requests (until SIGTERM)."""
-    from driftline.logs import configure
     from driftline.streams.registry import ProfileRegistry
     from driftline.streams.stage2 import create_app, run_app
 
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        raise _fail(exc) from None
-    configure(settings.log_level, settings.log_format)
+    settings = _service_settings(config)
     try:
         registry = ProfileRegistry(settings.kafka, settings.topics).start()
         run_app(create_app(settings, registry.get), override_logging=False)
@@ -258,18 +243,13 @@ def monitor_run(
     Several processes share the work through their consumer groups: add processes (and
     partitions) for throughput.
     """
-    from driftline.logs import configure
     from driftline.sinks.influx import InfluxWriter
     from driftline.streams.ingest import Ingest
     from driftline.streams.registry import ProfileRegistry
     from driftline.streams.stage2 import create_app, run_app
     from driftline.streams.telemetry import serve
 
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        raise _fail(exc) from None
-    configure(settings.log_level, settings.log_format)
+    settings = _service_settings(config)
     stop = threading.Event()
     threads = []
     try:
@@ -301,6 +281,18 @@ def monitor_run(
 def _write(sink: InfluxWriter, stop: threading.Event) -> None:
     with sink:
         sink.run(stop)
+
+
+def _service_settings(config: Path | None) -> Settings:
+    """Settings for a long-running part, with its logging configured; exits 2 when invalid."""
+    from driftline.logs import configure
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    configure(settings.log_level, settings.log_format)
+    return settings
 
 
 def _stop_on_signals() -> threading.Event:
