@@ -56,3 +56,16 @@ def test_schemas_write_produces_the_committed_files(tmp_path: Path) -> None:
     result = runner.invoke(app, ["schemas", "write", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == render_json_schemas()
+
+
+def test_service_commands_refuse_to_start_on_a_bad_config(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "monitor: {join_ttl: forever}")
+    for command in (
+        ["monitor", "ingest"],
+        ["monitor", "write"],
+        ["monitor", "merge"],
+        ["monitor", "run"],
+    ):
+        result = runner.invoke(app, [*command, "--config", str(path)])
+        assert result.exit_code == 2, command
+        assert "monitor.join_ttl: expected a duration" in result.output
