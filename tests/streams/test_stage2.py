@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from confluent_kafka import Producer
@@ -248,6 +249,25 @@ def test_performance_partials_merge_across_source_partitions() -> None:
     (record,) = metrics(outputs)
     accuracy = [f for (head, _), f in points(record).items() if "metric=accuracy" in head]
     assert accuracy[0]["n_labels"] == "200i"
+
+
+def test_a_concept_flag_on_any_source_partition_reaches_the_window_report() -> None:
+    state = new_state()
+    flagged = msgspec.structs.replace(
+        partial(labels_summary(0, 80, seed=2), 0, 1, 3), concept_drift=True
+    )
+    outputs = feed(
+        state,
+        [
+            partial(pane_summary(0, 300), 0, 0, 5),
+            partial(labels_summary(0, 120, seed=1), 0, 0, 6),
+            flagged,
+            *close_first_window(),
+        ],
+    )
+    (record,) = metrics(outputs)
+    concept = [f for (head, _), f in points(record).items() if head.startswith("concept_drift")]
+    assert concept == [{"drift": "true"}]
 
 
 def test_a_window_closes_only_when_every_partition_passed_its_end_plus_lateness() -> None:

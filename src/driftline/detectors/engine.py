@@ -210,13 +210,17 @@ class ModelMonitor:
         pane_start: int,
         summary: PaneSummary | None = None,
         performance: PerformanceSummary | None = None,
+        concept_drift: bool | None = None,
     ) -> None:
-        """Replace a pane's partials (stage 2 merges its partials by identity first)."""
+        """Replace a pane's partials (stage 2 merges its partials by identity first) and,
+        when given, whether a concept-drift detector fired in it."""
         pane = self._pane(pane_start)
         if summary is not None:
             pane.summary = summary
         if performance is not None:
             pane.performance = performance
+        if concept_drift is not None:
+            pane.concept_drift = concept_drift
         self._touched(pane_start)
 
     def fold_events(self, events: Sequence[WirePrediction]) -> None:

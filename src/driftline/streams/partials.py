@@ -43,6 +43,9 @@ class PanePartial(msgspec.Struct, frozen=True, tag="partial"):
     """The largest prediction event time the source partition had seen."""
     summary: bytes
     """``PaneSummary.to_bytes()`` or ``PerformanceSummary.to_bytes()``."""
+    concept_drift: bool = False
+    """For performance partials: the partition's concept-drift detector fired on the error
+    stream of predictions in this pane."""
 
     @property
     def identity(self) -> tuple[str, str, int, int, str]:

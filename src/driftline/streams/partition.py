@@ -30,8 +30,9 @@ import numpy as np
 import orjson
 
 from driftline.config import ModelConfig, Settings
+from driftline.detectors.concept import ConceptDriftDetector, detector_from_snapshot, make_detector
 from driftline.detectors.performance import PerformanceSummary
-from driftline.detectors.summary import PaneSummary, columns_from_events
+from driftline.detectors.summary import PaneSummary, category_key, columns_from_events
 from driftline.errors import DecodeError
 from driftline.schemas.ids import stable_id
 from driftline.schemas.outputs import DeadLetter
@@ -118,6 +119,8 @@ class PartitionWorker:
         self.marks = store.marks()
         self.watermark_ms = -1
         self._batch_kept: dict[bytes, tuple[bool, bytes]] = {}
+        self._detectors: dict[tuple[str, str], ConceptDriftDetector] = {}
+        self._concept: set[tuple[str, str, int]] = set()
         self._cache: dict[tuple[Kind, str, str, int], PaneSummary | PerformanceSummary] = {}
         self._dirty: set[tuple[Kind, str, str, int]] = set()
         self._held = store.held_versions()
@@ -287,7 +290,7 @@ class PartitionWorker:
             assert isinstance(summary, PaneSummary)
             summary.fold(columns_from_events(events, profile))
             self._dirty.add(("features", profile.model, profile.model_version, pane_start))
-        self._fold_pairs(profile, config, pairs, result)
+        self._fold_pairs(profile, config, pairs, result, batch)
 
     def _apply_truths(
         self, truths: list[tuple[WireGroundTruth, bytes]], batch: StoreBatch, result: ApplyResult
@@ -319,7 +322,7 @@ class PartitionWorker:
         for (model, version), group in pairs.items():
             profile = self._profiles(model, version)
             assert profile is not None
-            self._fold_pairs(profile, self.config(model, profile), group, result)
+            self._fold_pairs(profile, self.config(model, profile), group, result, batch)
 
     @staticmethod
     def _version_of(raw_prediction: bytes) -> tuple[str, str]:
@@ -332,10 +335,12 @@ class PartitionWorker:
         config: ModelConfig,
         pairs: list[tuple[WirePrediction, WireGroundTruth, bytes]],
         result: ApplyResult,
+        batch: StoreBatch,
     ) -> None:
         if not pairs:
             return
         pane_ms = config.pane // _MS
+        self._watch_errors(profile, config, pairs, batch)
         by_pane: dict[int, list[tuple[WirePrediction, WireGroundTruth, bytes]]] = defaultdict(list)
         for pair in pairs:
             ts = event_time_ms(pair[0].timestamp)
@@ -368,6 +373,48 @@ class PartitionWorker:
         for prediction, truth, _ in pairs:
             result.labeled.append(self._labeled(prediction, truth))
             result.joined += 1
+
+    def _watch_errors(
+        self,
+        profile: ReferenceProfile,
+        config: ModelConfig,
+        pairs: list[tuple[WirePrediction, WireGroundTruth, bytes]],
+        batch: StoreBatch,
+    ) -> None:
+        """Feed the pairs' errors to the version's concept-drift detector (in the order they
+        were joined) and flag the panes of the predictions it fired on. The detector's state is
+        written in the same batch as the marks, so a restart resumes it exactly."""
+        model, version = profile.model, profile.model_version
+        detector = self._detectors.get((model, version))
+        if detector is None:
+            stored = self.store.get_detector(model, version)
+            detector = (
+                detector_from_snapshot(orjson.loads(stored))
+                if stored is not None
+                else make_detector(config.performance.concept_detector)
+            )
+            self._detectors[(model, version)] = detector
+        try:
+            if profile.task == "regression":
+                errors = [abs(float(t.label) - float(p.prediction)) for p, t, _ in pairs]
+            else:
+                errors = [
+                    float(category_key(t.label) != category_key(p.prediction))
+                    for p, t, _ in pairs
+                ]
+            detector.update(errors)
+        except (TypeError, ValueError):
+            # A label that is no number for a regression model (the performance summary
+            # counts it as a type error), or a binary-only detector on residuals: no signal.
+            return
+        pane_ms = config.pane // _MS
+        for position in detector.drift_positions:
+            ts = event_time_ms(pairs[position][0].timestamp)
+            pane_start = ts - ts % pane_ms
+            batch.flag_concept(model, version, pane_start)
+            self._concept.add((model, version, pane_start))
+            self._dirty.add(("performance", model, version, pane_start))
+        batch.put_detector(model, version, orjson.dumps(detector.snapshot()))
 
     @staticmethod
     def _labeled(prediction: WirePrediction, truth: WireGroundTruth) -> Labeled:
@@ -463,10 +510,17 @@ class PartitionWorker:
                     covered=covered,
                     watermark_ms=self.watermark_ms,
                     summary=summary.to_bytes(),
+                    concept_drift=kind == "performance"
+                    and self._flagged(model, version, pane_start),
                 )
             )
         self._dirty.clear()
         return partials
+
+    def _flagged(self, model: str, version: str, pane_start: int) -> bool:
+        if (model, version, pane_start) in self._concept:
+            return True
+        return self.store.concept_flagged(model, version, pane_start)
 
     def mark_all_dirty(self) -> None:
         """Send every stored partial again at the next drain (after a failed delivery)."""

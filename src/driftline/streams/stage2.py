@@ -435,7 +435,8 @@ def _set_pane(monitor: ModelMonitor, slot: _Slot, partials: Mapping[int, PanePar
             for performance in decoded:
                 assert isinstance(performance, PerformanceSummary)
                 merged = merged.merge(performance)
-            monitor.set_pane(pane_start, performance=merged)
+            concept = any(p.concept_drift for p in partials.values())
+            monitor.set_pane(pane_start, performance=merged, concept_drift=concept)
     except ValueError as exc:
         raise DecodeError(
             f"partials of one pane do not merge: {exc}", kind="invalid_summary"

@@ -34,6 +34,8 @@ _LABEL = b"l\x00"
 _PREDICTION_EXPIRY = b"t\x00"
 _LABEL_EXPIRY = b"s\x00"
 _HELD = b"h\x00"
+_DETECTOR = b"d\x00"
+_CONCEPT = b"c\x00"
 _TIME = struct.Struct(">q")
 _PENDING, _JOINED = b"0", b"1"
 
@@ -115,6 +117,16 @@ class StoreBatch:
         self._batch.delete(_held_prefix(model, version) + prediction_id)
         self.size += 1
 
+    def put_detector(self, model: str, version: str, snapshot: bytes) -> None:
+        """Keep a version's concept-drift detector state (its snapshot, as JSON)."""
+        self._batch.put(_DETECTOR + msgspec.msgpack.encode((model, version)), snapshot)
+        self.size += 1
+
+    def flag_concept(self, model: str, version: str, pane_start: int) -> None:
+        """Record that the detector fired on a prediction of this pane."""
+        self._batch.put(_CONCEPT + msgspec.msgpack.encode((model, version, pane_start)), b"1")
+        self.size += 1
+
     def set_marks(self, marks: Marks) -> None:
         """Move the applied marks, in the same atomic write as the data."""
         self._batch.put(_MARKS, msgspec.msgpack.encode((marks.predictions, marks.ground_truth)))
@@ -178,6 +190,16 @@ class PartitionStore:
         """Original bytes of a label waiting for its prediction."""
         value = self._db.get(_LABEL + prediction_id)
         return None if value is None else bytes(value)
+
+    def get_detector(self, model: str, version: str) -> bytes | None:
+        """A version's stored concept-drift detector snapshot."""
+        value = self._db.get(_DETECTOR + msgspec.msgpack.encode((model, version)))
+        return None if value is None else bytes(value)
+
+    def concept_flagged(self, model: str, version: str, pane_start: int) -> bool:
+        """Whether the detector fired on a prediction of this pane."""
+        key = _CONCEPT + msgspec.msgpack.encode((model, version, pane_start))
+        return self._db.get(key) is not None
 
     def held(self, model: str, version: str) -> Iterator[bytes]:
         """Ids of the kept predictions of a version that waits for its profile."""

@@ -305,3 +305,27 @@ def test_events_too_old_for_any_window_are_not_folded(
     result = w.apply([Msg(PRED, 1, prediction(1, ts=T0), b"p1")], T0)
     assert result.too_late == 1
     assert w.drain() == []
+
+
+def test_the_concept_detector_flags_the_pane_where_errors_jump_and_survives_restarts(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    n = 3000  # 3,000 s of predictions: panes of one minute
+    w.apply(predictions(0, n), T0)
+    right = [Msg(TRUTH, i, truth(i, int(np.sin(i) > 0)), f"p{i}".encode()) for i in range(1500)]
+    wrong = [Msg(TRUTH, i, truth(i, int(np.sin(i) <= 0)), f"p{i}".encode())
+             for i in range(1500, n)]
+    w.apply(right, T0)
+    flagged = [p for p in w.drain() if p.concept_drift]
+    assert flagged == []  # a model right every time: nothing to detect
+    w.store.close()
+    w = worker(tmp_path / "db", profiles)  # the detector's state comes back from the store
+    w.apply(wrong, T0)
+    flagged = [p for p in w.drain() if p.kind == "performance" and p.concept_drift]
+    assert flagged, "ADWIN missed a jump from 0 % to 100 % errors"
+    first = min(p.pane_start_ms for p in flagged)
+    assert T0 + 25 * MINUTE <= first <= T0 + 27 * MINUTE  # errors start at 1,500 s
+    w.mark_all_dirty()
+    again = {p.pane_start_ms for p in w.drain() if p.concept_drift}
+    assert first in again  # the flag is stored, not only remembered
