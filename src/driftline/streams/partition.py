@@ -264,12 +264,13 @@ class PartitionWorker:
     ) -> None:
         config = self.config(profile.model, profile)
         pane_ms = config.pane // _MS
+        horizon_ms = self._horizon_ms(config)
         by_pane: dict[int, list[WirePrediction]] = defaultdict(list)
         pairs: list[tuple[WirePrediction, WireGroundTruth, bytes]] = []
         for event, raw in group:
             ts = event_time_ms(event.timestamp)
             self.watermark_ms = max(self.watermark_ms, ts)
-            if ts < self.watermark_ms - self._horizon_ms(config):
+            if ts < self.watermark_ms - horizon_ms:
                 result.too_late += 1  # its pane may be gone downstream: folding it would
                 continue  # replace a complete partial with a partial one
             by_pane[ts - ts % pane_ms].append(event)
@@ -307,14 +308,16 @@ class PartitionWorker:
                 result.duplicates += 1  # the prediction already has its label
                 continue
             seen.add(truth.prediction_id)
-            result.labels += 1
-            if kept is None or self._profiles(*self._version_of(kept[1])) is None:
+            event = None if kept is None else decode_prediction(kept[1])
+            if event is None or self._profiles(event.model, event.model_version) is None:
                 if self.store.get_label(pid) is not None:
-                    result.duplicates += 1
+                    result.duplicates += 1  # this label already waits for its prediction
                     continue
+                result.labels += 1
                 batch.put_label(pid, event_time_ms(truth.timestamp), raw)
                 continue
-            event = decode_prediction(kept[1])
+            assert kept is not None
+            result.labels += 1
             batch.put_prediction(
                 pid, event_time_ms(event.timestamp), kept[1], joined=True, new=False
             )
@@ -323,11 +326,6 @@ class PartitionWorker:
             profile = self._profiles(model, version)
             assert profile is not None
             self._fold_pairs(profile, self.config(model, profile), group, result, batch)
-
-    @staticmethod
-    def _version_of(raw_prediction: bytes) -> tuple[str, str]:
-        event = decode_prediction(raw_prediction)
-        return event.model, event.model_version
 
     def _fold_pairs(
         self,
@@ -399,8 +397,7 @@ class PartitionWorker:
                 errors = [abs(float(t.label) - float(p.prediction)) for p, t, _ in pairs]
             else:
                 errors = [
-                    float(category_key(t.label) != category_key(p.prediction))
-                    for p, t, _ in pairs
+                    float(category_key(t.label) != category_key(p.prediction)) for p, t, _ in pairs
                 ]
             detector.update(errors)
         except (TypeError, ValueError):

@@ -314,8 +314,7 @@ def test_the_concept_detector_flags_the_pane_where_errors_jump_and_survives_rest
     n = 3000  # 3,000 s of predictions: panes of one minute
     w.apply(predictions(0, n), T0)
     right = [Msg(TRUTH, i, truth(i, int(np.sin(i) > 0)), f"p{i}".encode()) for i in range(1500)]
-    wrong = [Msg(TRUTH, i, truth(i, int(np.sin(i) <= 0)), f"p{i}".encode())
-             for i in range(1500, n)]
+    wrong = [Msg(TRUTH, i, truth(i, int(np.sin(i) <= 0)), f"p{i}".encode()) for i in range(1500, n)]
     w.apply(right, T0)
     flagged = [p for p in w.drain() if p.concept_drift]
     assert flagged == []  # a model right every time: nothing to detect
@@ -329,3 +328,13 @@ def test_the_concept_detector_flags_the_pane_where_errors_jump_and_survives_rest
     w.mark_all_dirty()
     again = {p.pane_start_ms for p in w.drain() if p.concept_drift}
     assert first in again  # the flag is stored, not only remembered
+
+
+def test_a_label_sent_twice_before_its_prediction_counts_once(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    first = w.apply([Msg(TRUTH, 0, truth(7, 1), b"p7")], T0)
+    again = w.apply([Msg(TRUTH, 1, truth(7, 1), b"p7")], T0)
+    assert (first.labels, first.duplicates) == (1, 0)
+    assert (again.labels, again.duplicates) == (0, 1)
