@@ -48,7 +48,9 @@ def start_ingest(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "driftline", "monitor", "ingest", "--config", str(config)],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
 
@@ -57,8 +59,13 @@ def test_three_sigkills_lose_nothing_and_count_nothing_twice(
 ) -> None:
     create_topics(kafka, topics)
     profile = sea_profile()
-    publish_profile(kafka, topics, ModelVersionRegistered(
-        model="sea", model_version="1", registered_at=0, source="cli", reference=profile))
+    publish_profile(
+        kafka,
+        topics,
+        ModelVersionRegistered(
+            model="sea", model_version="1", registered_at=0, source="cli", reference=profile
+        ),
+    )
     names = "\n".join(f"  {role}: {name}" for role, name in topics.names().items())
     config = tmp_path / "driftline.yaml"
     config.write_text(
@@ -88,8 +95,14 @@ def test_three_sigkills_lose_nothing_and_count_nothing_twice(
         expected_panes[ts - ts % PANE_MS] += 1
     expected_labels = sum(1 for i in range(N_EVENTS) if i % 5)
 
-    consumer = Consumer({**kafka.client_config(), "group.id": f"check-{tmp_path.name}",
-                         "auto.offset.reset": "earliest", "fetch.queue.backoff.ms": 5})
+    consumer = Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": f"check-{tmp_path.name}",
+            "auto.offset.reset": "earliest",
+            "fetch.queue.backoff.ms": 5,
+        }
+    )
     consumer.subscribe([topics.summaries])
     latest: dict = {}
     deadline = time.monotonic() + 180
@@ -121,8 +134,14 @@ def test_three_sigkills_lose_nothing_and_count_nothing_twice(
     assert labelled == expected_labels
 
     # Joined examples: at-least-once on the topic, exactly once by id, identical repeats.
-    consumer = Consumer({**kafka.client_config(), "group.id": f"labeled-{tmp_path.name}",
-                         "auto.offset.reset": "earliest", "fetch.queue.backoff.ms": 5})
+    consumer = Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": f"labeled-{tmp_path.name}",
+            "auto.offset.reset": "earliest",
+            "fetch.queue.backoff.ms": 5,
+        }
+    )
     consumer.subscribe([topics.labeled])
     by_id: dict[str, bytes] = {}
     repeats = 0

@@ -118,6 +118,9 @@ class PartitionWorker:
         self._ttl_ms = settings.monitor.join_ttl // _MS
         self.marks = store.marks()
         self.watermark_ms = -1
+        self._late_before_ms = -1
+        """The watermark when the current batch began: lateness is judged against what was
+        already emitted, never against other models' newer events in the same batch."""
         self._batch_kept: dict[bytes, tuple[bool, bytes]] = {}
         self._detectors: dict[tuple[str, str], ConceptDriftDetector] = {}
         self._concept: set[tuple[str, str, int]] = set()
@@ -169,6 +172,7 @@ class PartitionWorker:
         The store changes come back in ``result.batch``: send the dead letters and joined
         examples first, then :meth:`persist`."""
         result = ApplyResult()
+        self._late_before_ms = self.watermark_ms
         predictions: list[tuple[WirePrediction, bytes]] = []
         truths: list[tuple[WireGroundTruth, bytes]] = []
         next_pred, next_truth = self.marks.predictions, self.marks.ground_truth
@@ -270,7 +274,7 @@ class PartitionWorker:
         for event, raw in group:
             ts = event_time_ms(event.timestamp)
             self.watermark_ms = max(self.watermark_ms, ts)
-            if ts < self.watermark_ms - horizon_ms:
+            if ts < self._late_before_ms - horizon_ms:
                 result.too_late += 1  # its pane may be gone downstream: folding it would
                 continue  # replace a complete partial with a partial one
             by_pane[ts - ts % pane_ms].append(event)
@@ -440,6 +444,9 @@ class PartitionWorker:
     def profile_arrived(self, model: str, version: str) -> ApplyResult:
         """Fold the predictions held for a version whose profile just became known."""
         result = ApplyResult()
+        # Nothing of this version was emitted before its profile: no partial downstream can
+        # be replaced by a smaller one, so none of its held predictions is too late.
+        self._late_before_ms = -(2**62)
         profile = self._profiles(model, version)
         if profile is None or (model, version) not in self._held:
             return result

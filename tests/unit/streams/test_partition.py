@@ -338,3 +338,20 @@ def test_a_label_sent_twice_before_its_prediction_counts_once(
     again = w.apply([Msg(TRUTH, 1, truth(7, 1), b"p7")], T0)
     assert (first.labels, first.duplicates) == (1, 0)
     assert (again.labels, again.duplicates) == (0, 1)
+
+
+def test_a_catch_up_batch_of_two_models_drops_nothing_as_too_late(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    """One batch spanning 20 minutes (longer than the 12-minute horizon), two models
+    interleaved: one model's newer events must not make the other's older ones 'too late'."""
+    profiles[("n", "1")] = profiles[("m", "1")].model_copy(update={"model": "n"})
+    w = worker(tmp_path / "db", profiles)
+    batch = []
+    for i in range(1200):
+        event = orjson.loads(prediction(i, ts=T0 + i * 1000))
+        event["model"] = "m" if i % 2 else "n"
+        batch.append(Msg(PRED, i, orjson.dumps(event), f"p{i}".encode()))
+    result = w.apply(batch, T0)
+    assert result.too_late == 0
+    assert result.predictions == 1200
