@@ -220,7 +220,7 @@ def run_demo(
                 }
                 if len(decided) >= expected:
                     break
-                time.sleep(1.0)
+                time.sleep(1.0)  # polling VictoriaMetrics: results arrive within seconds
             series = victoria.series(model=MODEL)
             result.points = sum(len(s.points) for s in series)
             result.windows = _windows(series)

@@ -153,7 +153,7 @@ def _publish(kafka: KafkaSettings, topics: TopicSettings, sent: list[int]) -> No
                 sent[0] = i + 1
                 ahead = began + (i + 1) / PUBLISH_RATE - time.monotonic()
                 if ahead > 0:
-                    time.sleep(ahead)
+                    time.sleep(ahead)  # pace the traffic: live, not a backlog
     sent[0] = N_EVENTS
 
 
@@ -328,7 +328,7 @@ def _scenario(
         while not any(_assignments(results.logs[0])):
             assert monitors[0].poll() is None, f"the monitor exited:\n{results.tail()}"
             assert time.monotonic() < ready, f"no input partitions in 30 s:\n{results.tail()}"
-            time.sleep(0.1)
+            time.sleep(0.1)  # polling the log for the first assignment
         publisher = threading.Thread(target=publish, name="publisher", daemon=True)
         publisher.start()
         deadline = time.monotonic() + N_EVENTS / PUBLISH_RATE + RESULTS_TIMEOUT

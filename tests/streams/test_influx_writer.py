@@ -165,7 +165,7 @@ def wait_for(done: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+        time.sleep(0.05)  # polling a condition the writer reaches asynchronously
 
 
 def group() -> str:

@@ -55,7 +55,7 @@ def _wait_until(check: Callable[[], bool], timeout: float, proc: subprocess.Pope
             return False
         if check():
             return True
-        time.sleep(0.05)
+        time.sleep(0.05)  # polling a starting server; it answers within ~0.2 s
     return False
 
 
