@@ -105,24 +105,8 @@ def _publish_traffic(kafka: KafkaSettings, topics: TopicSettings, n: int) -> tup
     shift_at, change_at = n // 3, 2 * n // 3
     with DriftlineProducer(kafka, topics, config={"linger.ms": 20}) as producer:
         for event in sea_events(n, shift_at=shift_at, drift_at=change_at, seed=7):
-            p, t = event.prediction, event.ground_truth
-            producer.send_prediction(
-                model=p["model"],
-                model_version=p["model_version"],
-                features=p["features"],
-                prediction=p["prediction"],
-                scores=p["scores"],
-                timestamp=p["timestamp"],
-                prediction_id=p["prediction_id"],
-                event_id=p["event_id"],
-            )
-            producer.send_ground_truth(
-                prediction_id=t["prediction_id"],
-                label=t["label"],
-                timestamp=t["timestamp"],
-                event_id=t["event_id"],
-                model=MODEL,
-            )
+            for record in event.events(MODEL):
+                producer.send(record)
     start = next(iter(sea_events(1, seed=7))).prediction["timestamp"]
     return start + shift_at * STEP_MS, start + change_at * STEP_MS
 

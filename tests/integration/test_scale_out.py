@@ -130,25 +130,8 @@ def _publish(kafka: KafkaSettings, topics: TopicSettings, sent: list[int]) -> No
     events = sea_events(N_EVENTS, shift_at=N_EVENTS // 3, drift_at=2 * N_EVENTS // 3, seed=7)
     with DriftlineProducer(kafka, topics, config={"linger.ms": 20}) as producer:
         for i, event in enumerate(events):
-            p, t = event.prediction, event.ground_truth
-            model = MODELS[i % len(MODELS)]
-            producer.send_prediction(
-                model=model,
-                model_version=p["model_version"],
-                features=p["features"],
-                prediction=p["prediction"],
-                scores=p["scores"],
-                timestamp=p["timestamp"],
-                prediction_id=p["prediction_id"],
-                event_id=p["event_id"],
-            )
-            producer.send_ground_truth(
-                prediction_id=t["prediction_id"],
-                label=t["label"],
-                timestamp=t["timestamp"],
-                event_id=t["event_id"],
-                model=model,
-            )
+            for record in event.events(MODELS[i % len(MODELS)]):
+                producer.send(record)
             if i % 1000 == 999:
                 sent[0] = i + 1
                 ahead = began + (i + 1) / PUBLISH_RATE - time.monotonic()

@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 from river.datasets import synth
 
+from driftline.schemas.events import GroundTruthEvent, PredictionEvent
+
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 STEP_MS = 100  # ten predictions a second
 LABEL_DELAY_MS = 60_000
@@ -31,6 +33,15 @@ class SyntheticEvent:
 
     prediction: dict[str, Any]
     ground_truth: dict[str, Any]
+
+    def events(self, model: str | None = None) -> tuple[PredictionEvent, GroundTruthEvent]:
+        """The pair as validated contract events, ready for ``DriftlineProducer.send``;
+        ``model`` renames the model (the ground truth names it too)."""
+        name = model or self.prediction["model"]
+        return (
+            PredictionEvent.model_validate({**self.prediction, "model": name}),
+            GroundTruthEvent.model_validate({**self.ground_truth, "model": name}),
+        )
 
 
 def sea_events(
