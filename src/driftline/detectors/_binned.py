@@ -106,6 +106,36 @@ def no_evidence(
     )
 
 
+def decile_bins(values: ArrayLike, edges: ArrayLike, decile_edges: ArrayLike) -> FloatArray:
+    """Merge per-fine-bin values (counts or probabilities) into the decile bins.
+
+    Parameters
+    ----------
+    values
+        One value per fine bin, ``len(edges) + 1`` entries.
+    edges
+        The fine interior edges.
+    decile_edges
+        The decile interior edges, each one of ``edges``. Empty: the fine bins are returned.
+
+    Examples
+    --------
+    >>> decile_bins([1, 2, 3, 4, 5, 6], [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0]).tolist()
+    [3.0, 7.0, 11.0]
+    """
+    v = np.asarray(values, dtype=np.float64)
+    fine = np.asarray(edges, dtype=np.float64)
+    coarse = np.asarray(decile_edges, dtype=np.float64)
+    if coarse.size == 0:
+        return v
+    positions = np.searchsorted(fine, coarse)
+    if (positions >= fine.size).any() or not np.array_equal(fine[positions], coarse):
+        raise ValueError("decile_edges must be a subset of edges")
+    # Fine bin i ends at edges[i]; a decile edge at edges[i] starts a new decile at bin i + 1.
+    starts = np.concatenate(([0], positions + 1))
+    return np.add.reduceat(v, starts).astype(np.float64)
+
+
 def window_inputs(
     test: str,
     profile: NumericProfile | CategoricalProfile,
@@ -114,11 +144,15 @@ def window_inputs(
     threshold: float,
     column: str,
     kind: ResultKind,
+    *,
+    deciles: bool = False,
 ) -> tuple[FloatArray, IntArray, int, int] | TestResult:
     """Checked inputs of a binned test: ``(reference probabilities, window counts,
     n_reference, n_current)``, or the :func:`no_evidence` result when either side is empty.
 
     Every test starts here, so they all validate and treat empty windows the same way.
+    ``deciles`` merges a numeric profile's fine bins into its decile bins (PSI and
+    Jensen-Shannon compare on deciles; categorical profiles keep their categories).
     """
     n_reference = checked_n_reference(n_reference)
     p = reference_probabilities(profile)
@@ -126,6 +160,9 @@ def window_inputs(
     n_current = int(c.sum())
     if n_current == 0 or n_reference == 0:
         return no_evidence(test, column, threshold, n_reference, n_current, kind)
+    if deciles and isinstance(profile, NumericProfile):
+        p = decile_bins(p, profile.edges, profile.decile_edges)
+        c = decile_bins(c, profile.edges, profile.decile_edges).astype(np.int64)
     return p, c, n_reference, n_current
 
 

@@ -35,7 +35,6 @@ from driftline.detectors._binned import (
     smoothed,
     window_inputs,
 )
-from driftline.detectors.psi import decile_bins
 from driftline.detectors.result import ResultKind, TestResult
 from driftline.schemas.reference import CategoricalProfile, NumericProfile
 
@@ -134,13 +133,12 @@ def jensen_shannon_test(
     >>> round(r.statistic, 4), r.drifted
     (0.1741, True)
     """
-    inputs = window_inputs("jensen_shannon", profile, counts, n_reference, threshold, column, kind)
+    inputs = window_inputs(
+        "jensen_shannon", profile, counts, n_reference, threshold, column, kind, deciles=True
+    )
     if isinstance(inputs, TestResult):
         return inputs
     p, c, n_reference, n_current = inputs
-    if isinstance(profile, NumericProfile):
-        p = decile_bins(p, profile.edges, profile.decile_edges)
-        c = decile_bins(c, profile.edges, profile.decile_edges).astype(np.int64)
     distance = jensen_shannon(p, c)
     n_bins = int(informative(p, c).sum())
     return TestResult(

@@ -29,7 +29,7 @@ from scipy import stats
 
 from driftline.detectors._binned import (
     PSEUDO_COUNT,
-    FloatArray,
+    decile_bins,
     effective_n,
     informative,
     smoothed,
@@ -39,36 +39,6 @@ from driftline.detectors.result import ResultKind, TestResult
 from driftline.schemas.reference import CategoricalProfile, NumericProfile
 
 __all__ = ["decile_bins", "psi", "psi_p_value", "psi_test"]
-
-
-def decile_bins(values: ArrayLike, edges: ArrayLike, decile_edges: ArrayLike) -> FloatArray:
-    """Merge per-fine-bin values (counts or probabilities) into the decile bins.
-
-    Parameters
-    ----------
-    values
-        One value per fine bin, ``len(edges) + 1`` entries.
-    edges
-        The fine interior edges.
-    decile_edges
-        The decile interior edges, each one of ``edges``. Empty: the fine bins are returned.
-
-    Examples
-    --------
-    >>> decile_bins([1, 2, 3, 4, 5, 6], [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0]).tolist()
-    [3.0, 7.0, 11.0]
-    """
-    v = np.asarray(values, dtype=np.float64)
-    fine = np.asarray(edges, dtype=np.float64)
-    coarse = np.asarray(decile_edges, dtype=np.float64)
-    if coarse.size == 0:
-        return v
-    positions = np.searchsorted(fine, coarse)
-    if (positions >= fine.size).any() or not np.array_equal(fine[positions], coarse):
-        raise ValueError("decile_edges must be a subset of edges")
-    # Fine bin i ends at edges[i]; a decile edge at edges[i] starts a new decile at bin i + 1.
-    starts = np.concatenate(([0], positions + 1))
-    return np.add.reduceat(v, starts).astype(np.float64)
 
 
 def psi(
@@ -152,13 +122,12 @@ def psi_test(
     >>> round(r.statistic, 4), r.drifted
     (0.1659, False)
     """
-    inputs = window_inputs("psi", profile, counts, n_reference, threshold, column, kind)
+    inputs = window_inputs(
+        "psi", profile, counts, n_reference, threshold, column, kind, deciles=True
+    )
     if isinstance(inputs, TestResult):
         return inputs
     p, c, n_reference, n_current = inputs
-    if isinstance(profile, NumericProfile):
-        p = decile_bins(p, profile.edges, profile.decile_edges)
-        c = decile_bins(c, profile.edges, profile.decile_edges).astype(np.int64)
     value = psi(p, c, n_reference)
     n_bins = int(informative(p, c).sum())
     return TestResult(
