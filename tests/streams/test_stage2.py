@@ -270,6 +270,25 @@ def test_a_concept_flag_on_any_source_partition_reaches_the_window_report() -> N
     assert concept == [{"drift": "true"}]
 
 
+def test_a_drain_is_judged_whole_after_its_watermark_not_on_its_first_partial() -> None:
+    """Stage 1 sends a drain's partials one by one, each stamped with the drain's watermark,
+    then a Watermark: the window must wait for that, so it is judged once, complete."""
+    state = new_state(make_settings(input_partitions=1))
+    drain = [
+        partial(
+            pane_summary(start, 100, seed=start // MINUTE),
+            start,
+            0,
+            7,
+            watermark_ms=WINDOW + LATENESS + MINUTE,
+        )
+        for start in range(0, WINDOW, MINUTE)
+    ]
+    assert metrics(feed(state, drain)) == []
+    (record,) = metrics(feed(state, [watermark(0, WINDOW + LATENESS + MINUTE, 1)]))
+    assert n_predictions(record) == 100 * len(drain)
+
+
 def test_a_window_closes_only_when_every_partition_passed_its_end_plus_lateness() -> None:
     state = new_state()
     feed(state, [partial(pane_summary(0, 300), 0, 0, 1), partial(pane_summary(0, 300), 0, 1, 1)])

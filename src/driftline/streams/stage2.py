@@ -294,10 +294,7 @@ class Stage2State:
             and partial.pane_start_ms + pane_ms <= state.pruned_before_ms
         )
         if stale or too_old:
-            # An older or repeated emission, or a pane no window needs any more: only the
-            # source partition's progress counts.
-            self._observe(state, partial.source_partition, partial.watermark_ms, now_ms)
-            return
+            return  # an older or repeated emission, or a pane no window needs any more
         replaced = {**held, partial.source_partition: partial}
         monitor = self._monitor(partial.model, state, partial.version)
         unchanged = current is not None and current.summary == partial.summary
@@ -305,7 +302,10 @@ class Stage2State:
             _set_pane(monitor, slot, replaced)  # raises before anything is stored
             state.changed = True
         state.partials[slot] = replaced
-        self._observe(state, partial.source_partition, partial.watermark_ms, now_ms)
+        # No watermark from a partial: stage 1 sends a drain's partials one by one and its
+        # Watermark after the last of them, so advancing here would close a window on the
+        # first partial of a drain and restate it for each following one (alerts decided on
+        # incomplete windows meanwhile).
 
     def _monitor(self, model: str, state: _ModelState, version: str) -> ModelMonitor | None:
         monitor = state.monitors.get(version)
