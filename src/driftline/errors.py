@@ -137,6 +137,17 @@ class TopicError(KafkaError):
     """Topics are missing, or exist with a layout driftline cannot work with."""
 
 
+# --- state ---------------------------------------------------------------------------------
+
+
+class StateStoreError(DriftlineError):
+    """A local state store cannot be used as it is (written by another format, say)."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
 # --- sinks -------------------------------------------------------------------------------
 
 

@@ -61,6 +61,7 @@ ColumnKind = Literal["numeric", "categorical"]
 _NONE = type(None)
 _PLAIN_NUMBERS = frozenset({int, float, _NONE})
 _PLAIN_CATEGORIES = frozenset({str, _NONE})
+_INTS = {int}
 _MAX_EXACT_INT = 2.0**53
 
 
@@ -202,8 +203,11 @@ def to_categorical(values: ArrayLike | Iterable[object]) -> ObjectArray:
     if isinstance(col, np.ndarray):
         col = col.tolist()
     out = np.empty(len(col), dtype=object)
-    if set(map(type, col)) <= _PLAIN_CATEGORIES:
+    types = set(map(type, col))
+    if types <= _PLAIN_CATEGORIES:
         out[:] = col
+    elif types == _INTS:  # class labels are mostly integers: str() is their key
+        out[:] = list(map(str, col))
     else:
         out[:] = [category_key(v) for v in col]
     return out

@@ -6,8 +6,13 @@ One database per partition number holds everything stage 1 knows about that part
   partition;
 * the **pane partials**: the cumulative feature and performance summaries per (model,
   version, pane) (see :mod:`driftline.streams.partials`);
-* the **join**: predictions waiting for (or already matched with) their label, labels
-  waiting for their prediction, each with an event-time index for expiry.
+* the **join**: one entry per prediction id, in one of three states: a prediction waiting for
+  its label (with the prediction's original bytes), a label waiting for its prediction (the
+  label's bytes), or joined (one byte, kept until the TTL so that repeats are recognised).
+  One point read per event tells whether it is new, a repeat or the partner of a waiter;
+* an **expiry index** in event time: one record per applied batch listing the ids it added,
+  under the newest event time among them, so expiry scans a few records per batch instead of
+  one index entry per event.
 
 Every batch of input is applied in one RocksDB write batch that also moves the marks, so
 after a crash or a restart on the same machine an event is applied exactly once: events
@@ -17,27 +22,48 @@ below the marks are skipped (DESIGN §3).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import msgspec
 from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch
+
+from driftline.errors import StateStoreError
 
 Kind = Literal["features", "performance"]
 _KIND_PREFIX: dict[str, bytes] = {"features": b"f\x00", "performance": b"q\x00"}
 _PREFIX_KIND = {v: k for k, v in _KIND_PREFIX.items()}
 _MARKS = b"m"
-_PREDICTION = b"p\x00"
-_LABEL = b"l\x00"
+_FORMAT = b"v"
+_FORMAT_VERSION = b"2"
+_JOIN = b"j\x00"
+_WAITING_FOR_HELD = b"w\x00"
 _PREDICTION_EXPIRY = b"t\x00"
 _LABEL_EXPIRY = b"s\x00"
+_HELD_LABEL_EXPIRY = b"u\x00"
 _HELD = b"h\x00"
 _DETECTOR = b"d\x00"
 _CONCEPT = b"c\x00"
 _TIME = struct.Struct(">q")
-_PENDING, _JOINED = b"0", b"1"
+_SEQUENCE = struct.Struct(">qq")
+_ids_encoder = msgspec.msgpack.Encoder()
+_ids_decoder = msgspec.msgpack.Decoder(list[bytes])
+
+PENDING = b"P"
+"""Join entry state: a prediction waiting for its label; the prediction's bytes follow."""
+JOINED = b"J"
+"""Join entry state: prediction and label met; nothing follows."""
+LABEL = b"L"
+"""Join entry state: a label waiting for its prediction; the label's bytes follow."""
+
+ExpiryKind = Literal["predictions", "labels", "held_labels"]
+_EXPIRY_PREFIX: dict[str, bytes] = {
+    "predictions": _PREDICTION_EXPIRY,
+    "labels": _LABEL_EXPIRY,
+    "held_labels": _HELD_LABEL_EXPIRY,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +81,6 @@ def _pane_key(kind: Kind, model: str, version: str, pane_start: int) -> bytes:
 def _held_prefix(model: str, version: str) -> bytes:
     name = msgspec.msgpack.encode((model, version))
     return _HELD + struct.pack(">H", len(name)) + name
-
-
-def _expiry_key(prefix: bytes, event_ms: int, prediction_id: bytes) -> bytes:
-    return prefix + _TIME.pack(event_ms) + prediction_id
 
 
 class StoreBatch:
@@ -80,31 +102,40 @@ class StoreBatch:
         self._batch.delete(_pane_key(kind, model, version, pane_start))
         self.size += 1
 
-    def put_prediction(
-        self, prediction_id: bytes, event_ms: int, raw: bytes, *, joined: bool, new: bool
+    def put_entry(self, prediction_id: bytes, value: bytes) -> None:
+        """Set a join entry: :data:`PENDING` or :data:`LABEL` followed by the event's bytes,
+        or :data:`JOINED`."""
+        self._batch.put(_JOIN + prediction_id, value)
+        self.size += 1
+
+    def delete_entry(self, prediction_id: bytes) -> None:
+        """Forget a join entry (its TTL ended)."""
+        self._batch.delete(_JOIN + prediction_id)
+        self.size += 1
+
+    def put_waiting_for_held(self, prediction_id: bytes, raw: bytes) -> None:
+        """Keep a label whose prediction is held (its version has no profile yet)."""
+        self._batch.put(_WAITING_FOR_HELD + prediction_id, raw)
+        self.size += 1
+
+    def delete_waiting_for_held(self, prediction_id: bytes) -> None:
+        """Forget a label kept for a held prediction (joined or expired)."""
+        self._batch.delete(_WAITING_FOR_HELD + prediction_id)
+        self.size += 1
+
+    def expire_later(
+        self, kind: ExpiryKind, newest_ms: int, sequence: tuple[int, int], ids: Sequence[bytes]
     ) -> None:
-        """Keep a prediction (its original bytes) until its label arrives and the TTL ends."""
-        self._batch.put(_PREDICTION + prediction_id, (_JOINED if joined else _PENDING) + raw)
-        if new:
-            self._batch.put(_expiry_key(_PREDICTION_EXPIRY, event_ms, prediction_id), b"")
-        self.size += 1
+        """Index the ids a batch added under the newest event time among them; ``sequence``
+        (the batch's marks) keeps records of batches with the same time apart."""
+        if ids:
+            key = _EXPIRY_PREFIX[kind] + _TIME.pack(newest_ms) + _SEQUENCE.pack(*sequence)
+            self._batch.put(key, _ids_encoder.encode(list(ids)))
+            self.size += 1
 
-    def put_label(self, prediction_id: bytes, event_ms: int, raw: bytes) -> None:
-        """Keep a label that arrived before its prediction."""
-        self._batch.put(_LABEL + prediction_id, raw)
-        self._batch.put(_expiry_key(_LABEL_EXPIRY, event_ms, prediction_id), b"")
-        self.size += 1
-
-    def delete_label(self, prediction_id: bytes, event_ms: int) -> None:
-        """Forget a waiting label (joined or expired)."""
-        self._batch.delete(_LABEL + prediction_id)
-        self._batch.delete(_expiry_key(_LABEL_EXPIRY, event_ms, prediction_id))
-        self.size += 1
-
-    def delete_prediction(self, prediction_id: bytes, event_ms: int) -> None:
-        """Forget a prediction (its TTL ended)."""
-        self._batch.delete(_PREDICTION + prediction_id)
-        self._batch.delete(_expiry_key(_PREDICTION_EXPIRY, event_ms, prediction_id))
+    def delete_expiry(self, key: bytes) -> None:
+        """Forget an expiry record once its ids are handled."""
+        self._batch.delete(key)
         self.size += 1
 
     def hold(self, model: str, version: str, prediction_id: bytes) -> None:
@@ -157,6 +188,17 @@ class PartitionStore:
         table.set_bloom_filter(10, False)
         options.set_block_based_table_factory(table)
         self._db = Rdict(str(path), options)
+        found = self._db.get(_FORMAT)
+        if found is None and self._db.get(_MARKS) is None:
+            self._db.put(_FORMAT, _FORMAT_VERSION)
+        elif found != _FORMAT_VERSION:
+            self._db.close()
+            raise StateStoreError(
+                f"the stage-1 store at {path} was written in format "
+                f"{(found or b'1').decode()}; this driftline reads {_FORMAT_VERSION.decode()}. "
+                "Move it away and the partition is rebuilt from Kafka",
+                path=str(path),
+            )
 
     def batch(self) -> StoreBatch:
         """A new atomic batch of changes."""
@@ -186,16 +228,35 @@ class PartitionStore:
                 model, version, pane_start = msgspec.msgpack.decode(key[len(prefix) :])
                 yield kind, model, version, int(pane_start), value  # type: ignore[misc]
 
+    def get_entries(self, prediction_ids: Sequence[bytes]) -> list[bytes | None]:
+        """The join entries of these ids, in order (None where there is none)."""
+        if not prediction_ids:
+            return []
+        return cast(list[bytes | None], self._db.get([_JOIN + pid for pid in prediction_ids]))
+
+    def get_entry(self, prediction_id: bytes) -> bytes | None:
+        """One join entry: its state byte, then the waiting event's bytes, if any."""
+        value = self._db.get(_JOIN + prediction_id)
+        return None if value is None else bytes(value)
+
     def get_prediction(self, prediction_id: bytes) -> tuple[bool, bytes] | None:
-        """(joined, original bytes) of a kept prediction."""
-        value = self._db.get(_PREDICTION + prediction_id)
-        if value is None:
+        """(joined, original bytes) of a known prediction; the bytes are kept only while it
+        waits for its label (empty once joined)."""
+        value = self.get_entry(prediction_id)
+        if value is None or value[:1] == LABEL:
             return None
-        return value[:1] == _JOINED, bytes(value[1:])
+        return value[:1] == JOINED, value[1:]
 
     def get_label(self, prediction_id: bytes) -> bytes | None:
         """Original bytes of a label waiting for its prediction."""
-        value = self._db.get(_LABEL + prediction_id)
+        value = self.get_entry(prediction_id)
+        if value is not None and value[:1] == LABEL:
+            return value[1:]
+        return self.get_waiting_for_held(prediction_id)
+
+    def get_waiting_for_held(self, prediction_id: bytes) -> bytes | None:
+        """Original bytes of a label whose prediction is held for its profile."""
+        value = self._db.get(_WAITING_FOR_HELD + prediction_id)
         return None if value is None else bytes(value)
 
     def get_detector(self, model: str, version: str) -> bytes | None:
@@ -224,20 +285,14 @@ class PartitionStore:
             counts[(model, version)] = counts.get((model, version), 0) + 1
         return counts
 
-    def expired_predictions(self, before_ms: int) -> Iterator[tuple[bytes, int]]:
-        """(prediction id, event time) of kept predictions older than ``before_ms``."""
-        yield from self._expired(_PREDICTION_EXPIRY, before_ms)
-
-    def expired_labels(self, before_ms: int) -> Iterator[tuple[bytes, int]]:
-        """(prediction id, event time) of waiting labels older than ``before_ms``."""
-        yield from self._expired(_LABEL_EXPIRY, before_ms)
-
-    def _expired(self, prefix: bytes, before_ms: int) -> Iterator[tuple[bytes, int]]:
-        for key, _ in self._scan(prefix):
+    def expired(self, kind: ExpiryKind, before_ms: int) -> Iterator[tuple[bytes, list[bytes]]]:
+        """(record key, ids) of the expiry records whose newest event is before ``before_ms``."""
+        prefix = _EXPIRY_PREFIX[kind]
+        for key, value in self._scan(prefix):
             (event_ms,) = _TIME.unpack_from(key, len(prefix))
             if event_ms >= before_ms:
                 return
-            yield key[len(prefix) + _TIME.size :], int(event_ms)
+            yield key, _ids_decoder.decode(value)
 
     def _scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         it = self._db.iter()

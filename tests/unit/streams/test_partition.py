@@ -13,6 +13,7 @@ from driftline.config import Settings
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.profile import build_profile
 from driftline.detectors.summary import PaneSummary
+from driftline.errors import StateStoreError
 from driftline.schemas.reference import ReferenceProfile
 from driftline.streams.partition import PartitionWorker
 from driftline.streams.store import PartitionStore
@@ -231,7 +232,8 @@ def test_predictions_and_labels_in_one_batch_join(
     result = w.apply([*labels[:10], *predictions(0, 30), *labels[10:]], T0)
     assert result.joined == 30
     assert w.store.get_label(b"p5") is None
-    assert w.store.get_prediction(b"p5") == (True, prediction(5, x=float(np.sin(5))))
+    assert w.store.get_prediction(b"p5") == (True, b"")  # joined: only the mark stays
+    assert w.store.get_prediction(b"p40") is None
 
 
 def test_duplicates_are_dropped(
@@ -355,3 +357,48 @@ def test_a_catch_up_batch_of_two_models_drops_nothing_as_too_late(
     result = w.apply(batch, T0)
     assert result.too_late == 0
     assert result.predictions == 1200
+
+
+def test_a_joined_example_carries_the_prediction_event_and_the_label(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    w.apply(predictions(0, 3), T0)
+    result = w.apply([Msg(TRUTH, 0, truth(2, 1), b"p2")], T0)
+    record = orjson.loads(result.labeled[0].value)
+    original = orjson.loads(prediction(2, x=float(np.sin(2))))
+    assert {k: record[k] for k in original} == original  # every field of the prediction event
+    assert (record["label"], record["label_event_id"]) == (1, "t2")
+    assert (record["prediction_time"], record["label_time"]) == (T0 + 2000, T0 + 7000)
+    again = Worker(
+        0, PartitionStore(tmp_path / "again"), lambda m, v: profiles.get((m, v)), SETTINGS
+    )
+    again.apply(predictions(0, 3), T0)
+    replayed = again.apply([Msg(TRUTH, 0, truth(2, 1), b"p2")], T0)
+    assert replayed.labeled == result.labeled  # same id, same bytes: consumers drop repeats
+
+
+def test_expiry_forgets_waiting_labels_and_joined_marks_but_counts_only_the_unlabelled(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    w.apply(predictions(0, 4), T0)
+    w.apply([Msg(TRUTH, 0, truth(0, 1), b"p0"), Msg(TRUTH, 1, truth(99, 1), b"p99")], T0)
+    assert w.store.get_label(b"p99") is not None
+    week = 7 * 24 * 60 * MINUTE
+    w.apply([Msg(PRED, 4, prediction(4, ts=T0 + week + 2 * MINUTE), b"p4")], T0)
+    assert w.expire() == 3  # p1, p2, p3; p0 was joined
+    assert [w.store.get_entry(f"p{i}".encode()) for i in (0, 1, 99)] == [None, None, None]
+    assert w.store.get_entry(b"p4") is not None  # not yet a week old
+    assert w.expire() == 0  # the expiry records went with their entries
+
+
+def test_a_store_of_another_format_is_refused_with_its_path(tmp_path: Path) -> None:
+    from rocksdict import Options, Rdict
+
+    old = Rdict(str(tmp_path / "old"), Options(raw_mode=True))
+    old.put(b"m", b"\x92\x05\x03")  # marks written by a store without a format record
+    old.close()
+    with pytest.raises(StateStoreError, match="format 1") as caught:
+        PartitionStore(tmp_path / "old")
+    assert caught.value.path == str(tmp_path / "old")
