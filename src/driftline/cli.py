@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -17,7 +18,12 @@ from driftline.config import Settings, load_settings, masked
 from driftline.errors import ConfigError, DriftlineError
 
 if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
+
+    from prometheus_client import CollectorRegistry
+
     from driftline.sinks.influx import InfluxWriter
+    from driftline.streams.telemetry import Health
 
 app = typer.Typer(
     name="driftline",
@@ -213,6 +219,7 @@ def monitor_write(config: ConfigFile = None) -> None:
     stop = _stop_on_signals()
     try:
         with InfluxWriter(settings.kafka, settings.influxdb, settings.topics) as writer:
+            _serve_metrics(settings, writer.telemetry.registry, writer.health)
             writer.run(stop)
     except DriftlineError as exc:
         raise _fail(exc) from None
@@ -224,11 +231,14 @@ def monitor_merge(config: ConfigFile = None) -> None:
     metrics, alerts and retrain requests (until SIGTERM)."""
     from driftline.streams.registry import ProfileRegistry
     from driftline.streams.stage2 import create_app, run_app
+    from driftline.streams.telemetry import Stage2Telemetry
 
     settings = _service_settings(config)
     try:
         registry = ProfileRegistry(settings.kafka, settings.topics).start()
-        run_app(create_app(settings, registry.get), override_logging=False)
+        telemetry = Stage2Telemetry()
+        _serve_metrics(settings, telemetry.registry, telemetry.health)
+        run_app(create_app(settings, registry.get, telemetry=telemetry), override_logging=False)
     except DriftlineError as exc:
         raise _fail(exc) from None
 
@@ -243,32 +253,43 @@ def monitor_run(
     Several processes share the work through their consumer groups: add processes (and
     partitions) for throughput.
     """
+    from prometheus_client import CollectorRegistry
+
     from driftline.sinks.influx import InfluxWriter
     from driftline.streams.ingest import Ingest
     from driftline.streams.registry import ProfileRegistry
     from driftline.streams.stage2 import create_app, run_app
-    from driftline.streams.telemetry import serve
+    from driftline.streams.telemetry import (
+        IngestTelemetry,
+        Stage2Telemetry,
+        WriterTelemetry,
+        combined_health,
+    )
 
     settings = _service_settings(config)
     stop = threading.Event()
     threads = []
     try:
         registry = ProfileRegistry(settings.kafka, settings.topics).start()
-        ingest = Ingest(settings, registry=registry).start()
-        if settings.monitor.metrics_port is not None:
-            serve(
-                ingest.telemetry.registry,
-                settings.monitor.metrics_port,
-                settings.monitor.web_host,
-                health=ingest.health,
-            )
+        # One registry for the three parts: one endpoint serves them all.
+        metrics = CollectorRegistry()
+        ingest = Ingest(settings, registry=registry, telemetry=IngestTelemetry(metrics)).start()
+        merge = Stage2Telemetry(metrics)
+        parts: dict[str, Health] = {"ingest": ingest.health, "merge": merge.health}
         threads.append(threading.Thread(target=ingest.run, args=(stop,), name="ingest"))
         if writer:
-            sink = InfluxWriter(settings.kafka, settings.influxdb, settings.topics)
+            sink = InfluxWriter(
+                settings.kafka,
+                settings.influxdb,
+                settings.topics,
+                telemetry=WriterTelemetry(metrics),
+            )
+            parts["writer"] = sink.health
             threads.append(threading.Thread(target=_write, args=(sink, stop), name="writer"))
+        _serve_metrics(settings, metrics, combined_health(parts))
         for thread in threads:
             thread.start()
-        run_app(create_app(settings, registry.get), override_logging=False)
+        run_app(create_app(settings, registry.get, telemetry=merge), override_logging=False)
     except DriftlineError as exc:
         raise _fail(exc) from None
     finally:
@@ -281,6 +302,21 @@ def monitor_run(
 def _write(sink: InfluxWriter, stop: threading.Event) -> None:
     with sink:
         sink.run(stop)
+
+
+def _serve_metrics(
+    settings: Settings, registry: CollectorRegistry, health: Health
+) -> ThreadingHTTPServer | None:
+    """Serve ``/metrics`` and ``/healthz`` on ``monitor.metrics_port`` (None: nothing)."""
+    from driftline.streams.telemetry import serve
+
+    port = settings.monitor.metrics_port
+    if port is None:
+        return None
+    server = serve(registry, port, settings.monitor.web_host, health=health)
+    log = logging.getLogger("driftline.cli")
+    log.info("serving /metrics and /healthz on %s:%d", settings.monitor.web_host, port)
+    return server
 
 
 def _service_settings(config: Path | None) -> Settings:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import urllib3
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, Producer, TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 from influxdb_client.rest import ApiException
@@ -33,11 +33,14 @@ from driftline.schemas.outputs import DeadLetter
 from driftline.sinks.influx import Backoff, InfluxWriter, translate_write_error
 from driftline.sinks.outbox import check_line, decode_lines, encode_points, report_message
 from driftline.sinks.points import MetricPoint, lines
-from driftline.testing import VictoriaMetrics
+from driftline.streams.telemetry import serve
+from driftline.testing import VictoriaMetrics, free_port
 from driftline.topics import create_topics
+from tests.streams.scrape import health, sample, scrape
 
 T0 = 1_764_000_000_000
 MINUTE = 60_000
+PRODUCED_AT_MS = 1_764_000_100_000  # the Kafka timestamp of the fakes' message at offset 0
 FAILED_AT = datetime(2026, 11, 22, 9, tzinfo=UTC)
 CONNECTION = urllib3.connection.HTTPConnection("influx", 8086)  # never connects
 POOL = urllib3.HTTPConnectionPool("influx", 8086)
@@ -212,6 +215,8 @@ def test_outbox_points_land_with_their_measurement_tags_fields_and_timestamps(
 def test_an_influxdb_outage_loses_no_point_and_commits_only_after_the_write(
     kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path
 ) -> None:
+    """Also scraped over HTTP: failures labelled unavailable and retries during the outage,
+    /healthz 503 once it lasts longer than the threshold and 200 after it."""
     create_topics(kafka, topics)
     model = "outage"
     windows = [window_points(model, i) for i in range(200)]
@@ -219,6 +224,8 @@ def test_an_influxdb_outage_loses_no_point_and_commits_only_after_the_write(
     gid = group()
     offsets = Offsets(kafka, gid, topics.metrics, topics.output_partitions)
     stop = threading.Event()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
     with VictoriaMetrics(workdir=tmp_path) as server:
         writer = InfluxWriter(
             kafka,
@@ -228,32 +235,73 @@ def test_an_influxdb_outage_loses_no_point_and_commits_only_after_the_write(
             base_backoff=0.05,
             max_backoff=0.4,
             seed=1,
+            unhealthy_after=1.0,
         )
+        http = serve(writer.telemetry.registry, port, health=writer.health)
         thread = threading.Thread(target=writer.run, args=(stop,))
         thread.start()
         try:
             before = produce(kafka, topics.metrics, values[:50])
             wait_for(lambda: offsets() == before)
+            wait_for(lambda: health(base)[0] == 200)
 
             server.stop()
             ends = produce(kafka, topics.metrics, values[50:])
             wait_for(lambda: writer.failures >= 4)
             assert writer.pending > 0
             assert offsets() == before  # nothing committed while InfluxDB is down
+            wait_for(lambda: health(base)[0] == 503)
+            status, body = health(base)
+            assert status == 503
+            assert "writes have failed for" in body["problem"]
+            assert body["failing_for_seconds"] >= 1.0
+            down = scrape(base)
 
             server.start()
             wait_for(lambda: offsets() == ends)
             # The end is committed, so every point must already be there.
             assert stored(server, model) == expected([p for w in windows for p in w])
+            status, body = health(base)
+            assert (status, body["status"], body["failing_for_seconds"]) == (200, "ok", None)
+            up = scrape(base)
         finally:
             stop.set()
             thread.join(10)
             writer.close()
             offsets.close()
+            http.shutdown()
+            http.server_close()
     assert not thread.is_alive()
     assert writer.retries >= 4
     assert writer.dead_lettered == 0
     assert writer.messages_written == 200
+
+    def metric(samples: dict[Any, float], name: str, **labels: str) -> float | None:
+        return sample(samples, f"driftline_writer_{name}", **labels)
+
+    assert (metric(down, "write_failures_total", reason="unavailable") or 0) >= 4
+    assert (metric(down, "pending_messages") or 0) > 0
+    assert (metric(down, "failing_since_seconds") or 0) > 0
+    for partition, offset in before.items():
+        partition_labels = {"topic": topics.metrics, "partition": str(partition)}
+        assert metric(down, "committed_offset", **partition_labels) == offset
+    assert metric(up, "write_failures_total", reason="unavailable") == writer.failures
+    assert metric(up, "write_failures_total", reason="rejected") is None
+    assert metric(up, "retries_total") == writer.retries
+    assert (metric(up, "backoff_seconds_total") or 0) >= 0.05 * writer.retries / 2
+    assert (metric(up, "points_written_total"), metric(up, "messages_written_total")) == (
+        200 * len(windows[0]),
+        200,
+    )
+    assert metric(up, "messages_in_total", topic=topics.metrics) == 200
+    for partition, offset in ends.items():
+        partition_labels = {"topic": topics.metrics, "partition": str(partition)}
+        assert metric(up, "committed_offset", **partition_labels) == offset
+        assert metric(up, "written_offset", **partition_labels) == offset
+    # Each message's age was observed once, when its points were written.
+    assert metric(up, "record_age_seconds_count") == 200
+    assert (metric(up, "pending_messages"), metric(up, "failing_since_seconds")) == (0, 0)
+    assert metric(up, "dead_letters_total", kind="rejected") is None
 
 
 class Crash(BaseException):
@@ -468,6 +516,14 @@ def test_data_influxdb_refuses_is_dead_lettered_alone_after_transient_errors_are
     assert set(handler.accepted) == set(lines([p for w in good for p in w]))
     assert (writer.failures, writer.retries, len(sleeps)) == (1, 1, 1)
     assert writer.dead_lettered == 1
+    registry = writer.telemetry.registry
+    failures = "driftline_writer_write_failures_total"
+    assert registry.get_sample_value(failures, {"reason": "unavailable"}) == 1
+    # All five messages in one call, then the poison alone once the others were written.
+    assert registry.get_sample_value(failures, {"reason": "rejected"}) == 2
+    assert registry.get_sample_value("driftline_writer_write_calls_total") == len(handler.requests)
+    dead_letters = "driftline_writer_dead_letters_total"
+    assert registry.get_sample_value(dead_letters, {"kind": "rejected"}) == 1
     [message] = read_topic(kafka, topics.dlq, topics.output_partitions, 1)
     dead = DeadLetter.from_kafka(message.key(), message.value(), message.headers())
     assert (dead.value, dead.source_offset, dead.kind) == (poison, 2, "rejected")
@@ -646,6 +702,9 @@ class FakeMessage:
     def headers(self) -> None:
         return None
 
+    def timestamp(self) -> tuple[int, int]:
+        return TIMESTAMP_CREATE_TIME, PRODUCED_AT_MS + self._offset
+
     def error(self) -> None:
         return None
 
@@ -777,6 +836,98 @@ def test_a_failing_batch_is_retried_on_the_backoff_schedule_and_committed_after_
         "close",
     ]
     assert (writer.failures, writer.retries, writer.batches) == (4, 4, 1)
+
+
+def test_the_writer_counts_failures_retries_backoff_offsets_and_record_ages() -> None:
+    wall = [PRODUCED_AT_MS / 1000 + 2.5]
+    messages = outbox(*((0, i) for i in range(6)))
+    writer, _, sleeps = fake_writer({1, 2, 3}, messages, seed=3, wall_clock=lambda: wall[0])
+    with writer:
+        writer.run_once(0)
+        registry = writer.telemetry.registry
+
+        def metric(name: str, **labels: str) -> float | None:
+            return registry.get_sample_value(f"driftline_writer_{name}", labels)
+
+        assert metric("write_failures_total", reason="unavailable") == 3
+        assert metric("retries_total") == 3
+        assert metric("backoff_seconds_total") == pytest.approx(sum(sleeps))
+        assert metric("write_calls_total") == 4
+        assert (metric("points_written_total"), metric("messages_written_total")) == (24, 6)
+        assert metric("batches_total") == 1
+        partition = {"topic": "driftline.metrics", "partition": "0"}
+        assert metric("committed_offset", **partition) == 6
+        assert metric("written_offset", **partition) == 6
+        # The fakes' message at offset i was produced i ms after PRODUCED_AT_MS.
+        assert metric("record_age_seconds_count") == 6
+        assert metric("record_age_seconds_sum") == pytest.approx(6 * 2.5 - 0.015)
+        assert metric("last_poll_seconds") == wall[0]
+        assert (metric("pending_messages"), metric("failing_since_seconds")) == (0, 0)
+
+
+def test_the_writer_is_unhealthy_only_while_failing_longer_than_its_threshold() -> None:
+    wall = [1000.0]
+    seen: list[tuple[bool, str]] = []
+    holder: list[InfluxWriter] = []
+
+    def sleep(seconds: float) -> None:
+        ok, detail = holder[0].health()
+        seen.append((ok, detail.get("problem", "")))
+        wall[0] += 0.6  # each failed attempt and its wait take 0.6 s of the fake clock
+
+    writer, _, _ = fake_writer(
+        {1, 2, 3}, outbox((0, 0)), sleep=sleep, unhealthy_after=1.0, wall_clock=lambda: wall[0]
+    )
+    holder.append(writer)
+    assert writer.health()[1]["problem"] == "not started"
+    with writer:
+        writer.run_once(0)
+        assert [ok for ok, _ in seen] == [True, True, False]  # failing 0, 0.6 and 1.2 s
+        assert "writes have failed for 1 s (limit 1 s)" in seen[2][1]
+        assert "Connection refused" in seen[2][1]
+        ok, detail = writer.health()
+        assert (ok, detail["failing_for_seconds"], detail["pending"]) == (True, None, 0)
+
+
+def test_the_writer_is_unhealthy_when_its_consumer_has_not_polled_for_stall_after() -> None:
+    wall = [1000.0]
+    writer, _, _ = fake_writer(set(), outbox((0, 0)), stall_after=30.0, wall_clock=lambda: wall[0])
+    with writer:
+        ok, detail = writer.health()
+        assert (ok, detail["problem"]) == (False, "the outbox consumer has not polled yet")
+        writer.run_once(0)
+        assert writer.health()[0] is True
+        wall[0] += 30.0
+        ok, detail = writer.health()
+        assert ok is False
+        assert detail["problem"] == "the outbox consumer has not polled for 30 s (limit 30 s)"
+        writer.run_once(0)  # an empty poll is a poll
+        assert writer.health() == (
+            True,
+            {
+                "part": "writer",
+                "seconds_since_poll": 0.0,
+                "failing_for_seconds": None,
+                "pending": 0,
+            },
+        )
+
+
+def test_a_revoked_partition_loses_its_offset_gauges() -> None:
+    writer, kafka, _ = fake_writer(set(), outbox((0, 0), (1, 0)))
+    with writer:
+        writer.run_once(0)
+        registry = writer.telemetry.registry
+        name = "driftline_writer_committed_offset"
+        assert registry.get_sample_value(name, {"topic": "driftline.metrics", "partition": "0"})
+        kafka.revoke(0)
+        assert (
+            registry.get_sample_value(name, {"topic": "driftline.metrics", "partition": "0"})
+            is None
+        )
+        assert (
+            registry.get_sample_value(name, {"topic": "driftline.metrics", "partition": "1"}) == 1
+        )
 
 
 def test_a_batch_is_split_into_writes_of_at_most_max_lines_at_message_boundaries() -> None:

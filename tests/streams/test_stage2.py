@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,19 +30,25 @@ from driftline.schemas.outputs import (
     DLQ_HEADER_OFFSET,
     DLQ_HEADER_TOPIC,
     DriftAlert,
+    ModelVersionRegistered,
     RetrainRequest,
 )
 from driftline.schemas.reference import ReferenceProfile
 from driftline.streams.partials import PanePartial, PartialKind, Watermark, encode
+from driftline.streams.registry import publish_profile
 from driftline.streams.stage2 import (
     AGENT_NAME,
+    Activity,
+    Holding,
     Output,
     Stage2State,
     broker_credentials,
     create_app,
 )
+from driftline.testing import free_port
 from driftline.topics import create_topics
 from tests.streams.kafka_helpers import consume_all
+from tests.streams.scrape import health, sample, wait_for_samples
 
 MINUTE = 60_000
 WINDOW = 5 * MINUTE
@@ -156,7 +165,7 @@ def close_first_window(n_partitions: int = 2) -> list[Watermark]:
 
 
 def feed(
-    state: Stage2State, messages: list[PanePartial | Watermark], now_ms: int = 0
+    state: Stage2State, messages: Sequence[PanePartial | Watermark], now_ms: int = 0
 ) -> list[Output]:
     outputs: list[Output] = []
     for message in messages:
@@ -414,6 +423,90 @@ def test_forgotten_models_are_dropped() -> None:
     feed(state, [partial(pane_summary(0, 10), 0, 0, 1)])
     state.forget(["m"])
     assert state.models == []
+    assert state.holdings() == {}
+
+
+# --- the pure core's account of what it did (for telemetry) ----------------------------------
+
+
+def test_the_core_counts_partials_added_replaced_stale_and_expired_by_kind() -> None:
+    settings = Settings(
+        models={"m": ModelConfig(**model_config())},
+        topics=TopicSettings(input_partitions=2),
+        monitor={"join_ttl": "0s"},
+    )
+    state = new_state(settings)
+    first = partial(pane_summary(0, 300, seed=1), 0, 0, 10)
+    feed(
+        state,
+        [
+            first,
+            first,  # the same covered count again: stale
+            partial(pane_summary(0, 350, seed=1), 0, 0, 12),  # covers more: replaces
+            partial(labels_summary(0, 100), 0, 1, 3),
+        ],
+    )
+    assert state.take_activity().partials == Counter(
+        {
+            ("features", "added"): 1,
+            ("features", "stale"): 1,
+            ("features", "replaced"): 1,
+            ("performance", "added"): 1,
+        }
+    )
+    feed(state, [watermark(0, 60 * MINUTE), watermark(1, 60 * MINUTE)])
+    assert len(state.take_activity().windows) == 1
+    feed(state, [partial(pane_summary(0, 400, seed=1), 0, 0, 20)])  # past the horizon
+    assert state.take_activity() == Activity(partials=Counter({("features", "expired"): 1}))
+
+
+def test_the_core_reports_a_window_finalised_then_restated_with_the_time_it_became_due() -> None:
+    state = new_state()
+    drifted = [
+        partial(pane_summary(p * MINUTE, 200, shift=2.0, seed=p), p * MINUTE, p % 2, 1)
+        for p in range(5)
+    ]
+    feed(state, drifted, now_ms=1_000)
+    assert state.take_activity().windows == []
+    outputs = feed(state, close_first_window(), now_ms=5_000)
+    (closed,) = state.take_activity().windows
+    assert (closed.model, closed.version, closed.window.end_ms) == ("m", "1", WINDOW)
+    assert (closed.restated, closed.due_ms) == (False, 5_000)
+    (record,) = metrics(outputs)
+    assert closed.points == len(record.value.splitlines())
+    assert (closed.alerts, closed.retrain) == (1, True)
+    assert [o.role for o in outputs].count("alerts") == closed.alerts
+
+    grown = pane_summary(0, 200, shift=2.0, seed=0).merge(pane_summary(0, 50, seed=7))
+    feed(state, [partial(grown, 0, 0, 2)], now_ms=9_000)
+    (again,) = state.take_activity().windows
+    assert (again.window, again.restated, again.due_ms) == (closed.window, True, 9_000)
+    assert state.take_activity() == Activity()  # taking it starts a new record
+
+
+def test_a_window_closed_by_an_idle_timeout_is_due_at_that_tick() -> None:
+    state = new_state()
+    feed(state, [partial(pane_summary(0, 300), 0, 0, 1), watermark(0, WINDOW + LATENESS)])
+    assert state.tick(IDLE - 1) == []
+    assert len(metrics(state.tick(IDLE))) == 1
+    (closed,) = state.take_activity().windows
+    assert (closed.due_ms, closed.restated) == (IDLE, False)
+
+
+def test_holdings_count_panes_partials_and_the_watermark_per_model() -> None:
+    state = new_state()
+    feed(
+        state,
+        [
+            partial(pane_summary(0, 100, seed=1), 0, 0, 1),
+            partial(pane_summary(0, 100, seed=2), 0, 1, 1),
+            partial(labels_summary(0, 50), 0, 0, 2),  # the same pane, another kind
+            partial(pane_summary(MINUTE, 100), MINUTE, 0, 1),
+        ],
+    )
+    assert state.holdings() == {"m": Holding(panes=2, partials=4, watermark_ms=None)}
+    feed(state, close_first_window())
+    assert state.holdings() == {"m": Holding(panes=2, partials=4, watermark_ms=WINDOW + LATENESS)}
 
 
 # --- the faust app, as built -----------------------------------------------------------------
@@ -424,6 +517,8 @@ def test_the_app_names_its_agent_and_keeps_its_web_server_off_or_on_localhost() 
     app = create_app(settings, lambda model, version: PROFILE)
     assert list(app.agents) == [AGENT_NAME]
     assert app.conf.web_enabled is False
+    # Under the state directory, not faust's default of "<app id>-data" in the working one.
+    assert app.conf.datadir == settings.monitor.state_dir / "stage2"
     served = create_app(settings, lambda model, version: PROFILE, web_port=16066)
     assert (served.conf.web_enabled, served.conf.web_bind, served.conf.web_port) == (
         True,
@@ -521,13 +616,16 @@ class Worker:
 
 
 @pytest.fixture
-def stage2_settings(kafka: KafkaSettings, topics: TopicSettings) -> Settings:
+def stage2_settings(kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path) -> Settings:
     create_topics(kafka, topics)
     return Settings(
         kafka=kafka,
         topics=topics,
         models={"m": ModelConfig(**model_config())},
-        monitor={"group_id": f"stage2-{uuid.uuid4().hex[:8]}"},
+        monitor={
+            "group_id": f"stage2-{uuid.uuid4().hex[:8]}",
+            "state_dir": str(tmp_path / "state"),
+        },
     )
 
 
@@ -622,3 +720,122 @@ def test_a_restarted_worker_rebuilds_its_state_from_the_summaries_topic(
     assert records[1].value() == before[0].value()  # the replayed window, published again alike
     assert second.stop() == 0, second.log_tail()
     assert "Traceback" not in first.log_path.read_text() + second.log_path.read_text()
+
+
+def test_the_merge_command_serves_metrics_of_what_its_worker_did_and_writes_nothing_in_its_cwd(
+    stage2_settings: Settings, tmp_path: Path
+) -> None:
+    """`driftline monitor merge`, scraped over HTTP: the counters agree with the messages sent
+    and with the records found on the output topics."""
+    kafka, topics = stage2_settings.kafka, stage2_settings.topics
+    publish_profile(
+        kafka,
+        topics,
+        ModelVersionRegistered(
+            model="m", model_version="1", registered_at=0, source="cli", reference=PROFILE
+        ),
+    )
+    port = free_port()
+    config = tmp_path / "driftline.yaml"
+    config.write_text(  # JSON is YAML
+        json.dumps(
+            {
+                "kafka": {"bootstrap_servers": kafka.bootstrap_servers},
+                "topics": topics.model_dump(),
+                "models": {"m": model_config()},
+                "monitor": {
+                    "group_id": stage2_settings.monitor.group_id,
+                    "state_dir": str(stage2_settings.monitor.state_dir),
+                    "metrics_port": port,
+                },
+            }
+        )
+    )
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    log_path = tmp_path / "merge.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "driftline", "monitor", "merge", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def alive() -> str | None:
+        if proc.poll() is None:
+            return None
+        return f"monitor merge exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}"
+
+    base = f"http://127.0.0.1:{port}"
+    try:
+        drifted = [
+            partial(pane_summary(p * MINUTE, 200, shift=2.0, seed=p), p * MINUTE, p % 2, 1)
+            for p in range(5)
+        ]
+        bad = b"\x93not a summaries message"
+        produce(
+            kafka,
+            topics.summaries,
+            [encode(m) for m in drifted] + [bad] + [encode(w) for w in close_first_window()],
+        )
+        finalised = "driftline_merge_windows_finalised_total"
+        wait_for_samples(base, lambda s: sample(s, finalised, model="m") == 1, alive=alive)
+        grown = pane_summary(0, 200, shift=2.0, seed=0).merge(pane_summary(0, 50, seed=7))
+        # The first partial again (stale), then one that covers more (restates the window).
+        produce(kafka, topics.summaries, [encode(drifted[0]), encode(partial(grown, 0, 0, 2))])
+        restated = "driftline_merge_windows_restated_total"
+        seen = wait_for_samples(base, lambda s: sample(s, restated, model="m") == 1, alive=alive)
+        # The per-model gauges are set on each tick: wait for one after the restatement.
+        tick = sample(seen, "driftline_merge_last_tick_seconds") or 0.0
+        samples = wait_for_samples(
+            base,
+            lambda s: (sample(s, "driftline_merge_last_tick_seconds") or 0.0) > tick,
+            alive=alive,
+        )
+        status, body = health(base)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+    log_text = log_path.read_text(errors="replace")
+    assert proc.returncode == 0, log_text[-3000:]
+
+    def v(name: str, **labels: str) -> float | None:
+        return sample(samples, f"driftline_merge_{name}", **labels)
+
+    assert v("messages_in_total", topic=topics.summaries) == 5 + 1 + 2 + 2
+    assert v("partials_total", kind="features", outcome="added") == 5
+    assert v("partials_total", kind="features", outcome="stale") == 1
+    assert v("partials_total", kind="features", outcome="replaced") == 1
+    assert v("dead_letters_total", kind="invalid_summary") == 1
+    assert v("windows_finalised_total", model="m") == 1
+    assert v("windows_restated_total", model="m") == 1
+    # Only the first judgment of a window is a close: one latency observation.
+    assert v("close_to_publish_seconds_count") == 1
+    assert 0 < (v("close_to_publish_seconds_sum") or 0) < 30
+    assert v("watermark_seconds", model="m") == (WINDOW + LATENESS) / 1000
+    assert (v("panes_held", model="m"), v("partials_held", model="m")) == (5, 5)
+    assert (status, body["status"], body["part"]) == (200, "ok", "merge")
+
+    # The drifted window fires an alert and asks for a retrain; its restatement may again.
+    alerts = int(v("alerts_total", model="m") or 0)
+    requests = int(v("retrain_requests_total", model="m") or 0)
+    assert alerts >= 1
+    assert requests >= 1
+    expected = {topics.metrics: 2, topics.alerts: alerts, topics.retrain: requests, topics.dlq: 1}
+    got = consume_many(kafka, expected)
+    assert {t: len(records) for t, records in got.items()} == expected
+    for topic, n in expected.items():
+        assert v("messages_out_total", topic=topic) == n
+    lines = sum(len(r.value().splitlines()) for r in got[topics.metrics])
+    assert v("metric_points_total", model="m") == lines
+
+    # faust's data directory is under the state directory; the working directory stays empty.
+    assert (stage2_settings.monitor.state_dir / "stage2").is_dir()
+    assert list(cwd.iterdir()) == []

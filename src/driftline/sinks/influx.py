@@ -20,6 +20,10 @@ unparseable, 413 too large, 422 unprocessable), writing it again cannot help: th
 writes the batch's messages one by one, dead-letters each one InfluxDB still refuses, and
 goes on. A crash between a write and its commit rewrites at most that batch, which is
 harmless: InfluxDB overwrites a point with the same identity.
+
+The writer counts what it does in a :class:`~driftline.streams.telemetry.WriterTelemetry`
+and answers :meth:`InfluxWriter.health`: unhealthy while InfluxDB has failed for longer than
+``unhealthy_after`` or the consumer has not polled for ``stall_after`` seconds.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import http.client
 import logging
 import random
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +42,14 @@ from types import TracebackType
 from typing import Any, Self
 
 import urllib3.exceptions
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka import KafkaError as _RdKafkaError
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.exceptions import InfluxDBError
@@ -55,6 +67,7 @@ from driftline.errors import (
 )
 from driftline.schemas.outputs import DeadLetter, utc_now
 from driftline.sinks.outbox import decode_lines
+from driftline.streams.telemetry import WriterTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -218,14 +231,27 @@ class InfluxWriter:
         inject their own).
     config
         Extra librdkafka consumer properties, applied last.
+    telemetry
+        Prometheus metrics (``driftline_writer_…``); a private registry by default.
+    unhealthy_after
+        Seconds of uninterrupted failures (InfluxDB unavailable, or the DLQ unwritable)
+        after which :meth:`health` is unhealthy.
+    stall_after
+        Seconds without a poll of the outbox consumer after which :meth:`health` is
+        unhealthy. Keep it above ``max_backoff``: the consumer polls once per retry.
+    wall_clock
+        Unix seconds: poll times, how long failures last, the age of records at write.
 
     Counters (plain attributes): ``points_written``, ``messages_written``, ``batches``
-    (committed), ``failures`` (failed write attempts), ``retries`` (attempts repeated after a
-    failure), ``dead_lettered`` and ``commit_failures``.
+    (committed), ``failures`` (failed attempts while InfluxDB or the DLQ was unavailable),
+    ``retries`` (attempts repeated after a failure), ``dead_lettered`` and
+    ``commit_failures``; the same and more in ``telemetry``.
 
     >>> writer = InfluxWriter(KafkaSettings(), InfluxSettings(), TopicSettings())
     >>> writer.started, writer.points_written  # no client exists before start()
     (False, 0)
+    >>> writer.health()
+    (False, {'part': 'writer', 'problem': 'not started'})
 
     Typical use::
 
@@ -251,6 +277,10 @@ class InfluxWriter:
         producer_factory: Callable[[dict[str, Any]], Any] = Producer,
         client_factory: Callable[..., Any] = InfluxDBClient,
         config: Mapping[str, Any] | None = None,
+        telemetry: WriterTelemetry | None = None,
+        unhealthy_after: float = 60.0,
+        stall_after: float = 90.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not group_id:
             raise ValueError("group_id must not be empty")
@@ -261,6 +291,11 @@ class InfluxWriter:
             )
         if max_lines_per_write < 1:
             raise ValueError(f"max_lines_per_write must be at least 1, got {max_lines_per_write}")
+        if not (unhealthy_after > 0 and stall_after > 0):
+            raise ValueError(
+                f"unhealthy_after and stall_after must be positive seconds, got "
+                f"{unhealthy_after} and {stall_after}"
+            )
         self._kafka = kafka
         self._influx = influx
         self._topics = topics
@@ -283,6 +318,17 @@ class InfluxWriter:
         self._uncommitted: dict[TP, int] = {}  # written (or dead-lettered), not yet committed
         self._paused = False
         self._dlq_failures: list[FailedDelivery] = []
+        self._wall = wall_clock
+        self._last_poll: float | None = None
+        self._failing_since: float | None = None
+        self._last_error = ""
+        self.unhealthy_after = unhealthy_after
+        self.stall_after = stall_after
+        self.telemetry = telemetry or WriterTelemetry()
+        t = self.telemetry
+        t.pending.set_function(lambda: self.pending)
+        t.last_poll.set_function(lambda: self._last_poll or 0.0)
+        t.failing_since.set_function(lambda: self._failing_since or 0.0)
 
         self.points_written = 0
         self.messages_written = 0
@@ -303,6 +349,38 @@ class InfluxWriter:
     def pending(self) -> int:
         """Messages of the current batch not yet written (non-zero while InfluxDB is down)."""
         return 0 if self._pending is None else len(self._pending.entries)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while started, polling, and not failing for longer than ``unhealthy_after``;
+        the detail says why not."""
+        if not self.started:
+            return False, {"part": "writer", "problem": "not started"}
+        now = self._wall()
+        age = None if self._last_poll is None else now - self._last_poll
+        failing = None if self._failing_since is None else now - self._failing_since
+        problems = []
+        if age is None:
+            problems.append("the outbox consumer has not polled yet")
+        elif age >= self.stall_after:
+            problems.append(
+                f"the outbox consumer has not polled for {age:.0f} s (limit {self.stall_after:g} s)"
+            )
+        if failing is not None and failing >= self.unhealthy_after:
+            problems.append(
+                f"writes have failed for {failing:.0f} s (limit {self.unhealthy_after:g} s); "
+                f"last error: {self._last_error}"
+            )
+        detail: dict[str, Any] = {
+            "part": "writer",
+            "seconds_since_poll": None if age is None else round(age, 3),
+            "failing_for_seconds": None if failing is None else round(failing, 3),
+            "pending": self.pending,
+        }
+        if failing is not None:
+            detail["last_error"] = self._last_error
+        if problems:
+            detail["problem"] = "; ".join(problems)
+        return not problems, detail
 
     def consumer_config(self) -> dict[str, Any]:
         """The librdkafka properties of the outbox consumer."""
@@ -441,6 +519,9 @@ class InfluxWriter:
             )
         except KafkaException as exc:
             raise KafkaError(f"cannot consume {self._topics.metrics!r}: {exc}") from None
+        self._last_poll = self._wall()
+        if messages:
+            self.telemetry.messages_in.labels(self._topics.metrics).inc(len(messages))
         return messages
 
     def _prepare(self, messages: Iterable[Any]) -> _Batch:
@@ -467,6 +548,13 @@ class InfluxWriter:
                 break
             except (InfluxUnavailableError, KafkaError) as exc:
                 self.failures += 1
+                unavailable = isinstance(exc, InfluxUnavailableError)
+                self.telemetry.failures.labels(
+                    "unavailable" if unavailable else "dead_letter"
+                ).inc()
+                if self._failing_since is None:
+                    self._failing_since = self._wall()
+                self._last_error = str(exc)
                 batch.attempts += 1
                 hint = exc.retry_after if isinstance(exc, InfluxUnavailableError) else None
                 delay = self._backoff.delay(batch.attempts, self._rng, at_least=hint or 0.0)
@@ -481,14 +569,18 @@ class InfluxWriter:
                 self._hold()
                 if self._stop.is_set():
                     return
+                self.telemetry.backoff.inc(delay)
                 self._wait(delay)
                 if self._stop.is_set():
                     return
                 self.retries += 1
+                self.telemetry.retries.inc()
+        self._failing_since = None
         self._merge_done(batch)
         self._pending = None
         self._commit()
         self.batches += 1
+        self.telemetry.batches.inc()
         if self._paused:
             log.info("outbox batch written after %d failed attempt(s); resuming", batch.attempts)
             self._resume()
@@ -505,6 +597,7 @@ class InfluxWriter:
             try:
                 self._write(chunk)
             except InfluxRejectedError as exc:
+                self.telemetry.failures.labels("rejected").inc()
                 if len(chunk) > 1:
                     log.warning(
                         "InfluxDB refused %d message(s) (%s); writing them one by one to "
@@ -520,8 +613,17 @@ class InfluxWriter:
                 continue
             for _ in chunk:
                 batch.pop()
+            n_points = sum(len(e.lines) for e in chunk)
             self.messages_written += len(chunk)
-            self.points_written += sum(len(e.lines) for e in chunk)
+            self.points_written += n_points
+            t = self.telemetry
+            t.messages_written.inc(len(chunk))
+            t.points_written.inc(n_points)
+            now = self._wall()
+            for entry in chunk:
+                kind, timestamp_ms = entry.message.timestamp()
+                if kind != TIMESTAMP_NOT_AVAILABLE:
+                    t.record_age.observe(max(0.0, now - timestamp_ms / 1000))
 
     def _chunk(self, batch: _Batch) -> list[_Entry]:
         if batch.one_by_one:
@@ -539,6 +641,7 @@ class InfluxWriter:
 
     def _write(self, chunk: list[_Entry]) -> None:
         body = "\n".join(line for entry in chunk for line in entry.lines)
+        self.telemetry.write_calls.inc()
         try:
             self._write_api.write(
                 bucket=self._influx.bucket,
@@ -573,6 +676,7 @@ class InfluxWriter:
             consumer.pause(consumer.assignment())
             self._paused = True
             extra = consumer.consume(num_messages=self._influx.batch_size, timeout=0)
+            self._last_poll = self._wall()
         except KafkaException as exc:
             log.warning("polling the paused outbox consumer failed: %s; retrying anyway", exc)
             return
@@ -603,6 +707,7 @@ class InfluxWriter:
     def _merge_done(self, batch: _Batch) -> None:
         for tp, offset in batch.done.items():
             self._uncommitted[tp] = max(self._uncommitted.get(tp, 0), offset)
+            self.telemetry.written_offset.labels(tp[0], str(tp[1])).set(self._uncommitted[tp])
         batch.done.clear()
 
     def _commit(self, only: set[TP] | None = None) -> None:
@@ -617,6 +722,7 @@ class InfluxWriter:
             result = self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             self.commit_failures += 1
+            self.telemetry.commit_failures.inc()
             log.warning(
                 "committing %d written outbox partition offset(s) failed: %s; they are "
                 "committed with the next batch (a crash before that rewrites them, harmlessly)",
@@ -626,10 +732,13 @@ class InfluxWriter:
             return
         for partition in result or offsets:
             tp = (partition.topic, partition.partition)
+            if partition.error is None and tp in todo:
+                self.telemetry.committed_offset.labels(tp[0], str(tp[1])).set(todo[tp])
             if partition.error is None and self._uncommitted.get(tp) == todo.get(tp):
                 del self._uncommitted[tp]
             elif partition.error is not None:
                 self.commit_failures += 1
+                self.telemetry.commit_failures.inc()
                 log.warning("committing %s failed: %s; retrying later", tp, partition.error)
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
@@ -656,6 +765,9 @@ class InfluxWriter:
         self._commit(only=revoked)
         for tp in revoked:
             self._uncommitted.pop(tp, None)
+            # Its next owner reports it from now on.
+            self.telemetry.written_offset.remove(tp[0], str(tp[1]))
+            self.telemetry.committed_offset.remove(tp[0], str(tp[1]))
 
     # --- dead letters ----------------------------------------------------------------------
 
@@ -690,6 +802,7 @@ class InfluxWriter:
             raise KafkaError(f"cannot dead-letter to {self._topics.dlq!r}: {exc}") from None
         self._flush_dead_letters()
         self.dead_lettered += 1
+        self.telemetry.dead_letters.labels(dead.kind).inc()
         log.warning(
             "outbox message %s[%d]@%d dead-lettered to %r (%s): %s; continuing",
             dead.source_topic,

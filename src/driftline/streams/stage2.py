@@ -13,7 +13,10 @@ Two layers (DESIGN §1, STYLE habit 6):
   alerts and retrain requests.
 * :func:`create_app`, the faust wiring: one agent on the summaries topic and one timer, both
   feeding the same in-memory :class:`Stage2State`; undecodable messages go to the dead-letter
-  topic.
+  topic. The core says what it did (:meth:`Stage2State.take_activity`,
+  :meth:`Stage2State.holdings`) and the wiring hands that to
+  :class:`~driftline.streams.telemetry.Stage2Telemetry`, with the wall-clock times of
+  publication: the core stays free of clocks and of Prometheus.
 
 **State and restarts.** The state lives in memory, per worker process. It is restored by
 reading the summaries topic again: the summaries topic is consumed *without committing
@@ -37,28 +40,34 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import faust
 
 from driftline.config.settings import KafkaSettings, ModelConfig, Settings
-from driftline.detectors.engine import ModelMonitor, WindowReport
+from driftline.detectors.engine import ModelMonitor, Window, WindowReport
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.summary import PaneSummary
 from driftline.errors import DecodeError
 from driftline.schemas.outputs import DeadLetter
 from driftline.schemas.reference import ReferenceProfile
 from driftline.sinks.outbox import encode_points
-from driftline.sinks.points import report_points
+from driftline.sinks.points import MetricPoint, report_points
 from driftline.streams.partials import Message, PanePartial, Watermark, decode
+from driftline.streams.telemetry import Stage2Telemetry
 
 __all__ = [
     "AGENT_NAME",
     "TIMER_NAME",
+    "Activity",
+    "ClosedWindow",
     "DroppedPartial",
+    "Holding",
     "Output",
     "OutputRole",
     "ProfileLookup",
@@ -101,12 +110,61 @@ class Output:
 
 def report_outputs(report: WindowReport) -> list[Output]:
     """The records a window report publishes: its metric points, its alerts, its request."""
+    return _outputs(report, report_points(report))
+
+
+def _outputs(report: WindowReport, points: list[MetricPoint]) -> list[Output]:
     key = report.model.encode()
-    outputs = [Output("metrics", key, encode_points(report_points(report)))]
+    outputs = [Output("metrics", key, encode_points(points))]
     outputs += [Output("alerts", key, alert.to_json()) for alert in report.decision.alerts]
     if report.decision.retrain is not None:
         outputs.append(Output("retrain", key, report.decision.retrain.to_json()))
     return outputs
+
+
+PartialOutcome = Literal["added", "replaced", "stale", "expired"]
+"""What became of a partial: the first of its identity, a replacement of one that covered
+less, ignored because the one held covers as much or more, or ignored because no window
+needs its pane any more."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedWindow:
+    """A window judged by :meth:`Stage2State.apply` or :meth:`Stage2State.tick`.
+
+    ``due_ms`` is the ``now_ms`` of the call that judged it: the wall time at which the
+    window became due (its watermark passed end plus lateness, an idle partition stopped
+    being waited for, or its version's profile came). ``restated`` says it was judged before.
+    """
+
+    model: str
+    version: str
+    window: Window
+    restated: bool
+    due_ms: int
+    points: int
+    alerts: int
+    retrain: bool
+
+
+@dataclass
+class Activity:
+    """What :class:`Stage2State` did since :meth:`Stage2State.take_activity` was last called:
+    partials by ``(kind, outcome)``, held partials dropped, windows judged."""
+
+    partials: Counter[tuple[str, PartialOutcome]] = field(default_factory=Counter)
+    dropped: int = 0
+    windows: list[ClosedWindow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What :class:`Stage2State` holds of one model: panes (version, pane start) with
+    partials, the partials themselves (one per source partition), the closing watermark."""
+
+    panes: int
+    partials: int
+    watermark_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +195,8 @@ class _ModelState:
     pruned_before_ms: int | None = None
     changed: bool = False
     """Whether a pane changed since windows were last looked at."""
+    judged: set[tuple[str, Window]] = field(default_factory=set)
+    """(version, window) judged at least once, so a second judgment counts as a restatement."""
 
 
 class Stage2State:
@@ -173,6 +233,9 @@ class Stage2State:
     >>> done = [Watermark("m", 0, 60_000, 1)]
     >>> [o.role for o in state.apply(done[0], now_ms=1_000)]
     ['metrics']
+    >>> activity = state.take_activity()  # what it did, for telemetry
+    >>> dict(activity.partials), [(w.window.end_ms, w.restated) for w in activity.windows]
+    ({('features', 'added'): 1}, [(60000, False)])
     """
 
     def __init__(self, profiles: ProfileLookup, settings: Settings) -> None:
@@ -185,6 +248,7 @@ class Stage2State:
         """Forget every model."""
         self._models: dict[str, _ModelState] = {}
         self.dropped: list[DroppedPartial] = []
+        self._activity = Activity()
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -205,6 +269,24 @@ class Stage2State:
         if state is None:
             return []
         return sorted({v for v, _, _ in state.partials} - state.monitors.keys())
+
+    def holdings(self) -> dict[str, Holding]:
+        """What is held per model, for gauges."""
+        return {
+            model: Holding(
+                panes=len({(version, pane) for version, pane, _ in state.partials}),
+                partials=sum(len(held) for held in state.partials.values()),
+                watermark_ms=state.watermark_ms,
+            )
+            for model, state in self._models.items()
+        }
+
+    def take_activity(self) -> Activity:
+        """What was done since the last call (partials applied or ignored, windows judged),
+        and start a new record. The wiring takes it after every :meth:`apply` and
+        :meth:`tick`; the record grows until taken."""
+        activity, self._activity = self._activity, Activity()
+        return activity
 
     def config(self, model: str, profile: ReferenceProfile | None = None) -> ModelConfig:
         """How ``model`` is watched: its configuration, else the defaults for its task.
@@ -294,7 +376,9 @@ class Stage2State:
             and partial.pane_start_ms + pane_ms <= state.pruned_before_ms
         )
         if stale or too_old:
-            return  # an older or repeated emission, or a pane no window needs any more
+            # an older or repeated emission, or a pane no window needs any more
+            self._activity.partials[partial.kind, "stale" if stale else "expired"] += 1
+            return
         replaced = {**held, partial.source_partition: partial}
         monitor = self._monitor(partial.model, state, partial.version)
         unchanged = current is not None and current.summary == partial.summary
@@ -302,6 +386,7 @@ class Stage2State:
             _set_pane(monitor, slot, replaced)  # raises before anything is stored
             state.changed = True
         state.partials[slot] = replaced
+        self._activity.partials[partial.kind, "added" if current is None else "replaced"] += 1
         # No watermark from a partial: stage 1 sends a drain's partials one by one and its
         # Watermark after the last of them, so advancing here would close a window on the
         # first partial of a drain and restate it for each following one (alerts decided on
@@ -324,12 +409,14 @@ class Stage2State:
                     _decode_summary(monitor, partial)
                 except DecodeError as exc:
                     self.dropped.append(DroppedPartial(partial.identity, exc.reason))
+                    self._activity.dropped += 1
                     del held[partition]
             try:
                 if held:
                     _set_pane(monitor, slot, held)
             except DecodeError as exc:  # each fits the profile, yet they do not merge
                 self.dropped += [DroppedPartial(p.identity, exc.reason) for p in held.values()]
+                self._activity.dropped += len(held)
                 held.clear()
             if not held:
                 del state.partials[slot]
@@ -366,7 +453,23 @@ class Stage2State:
         for version in sorted(state.monitors):
             monitor = state.monitors[version]
             for window in monitor.due(watermark):
-                outputs += report_outputs(monitor.evaluate(window))
+                report = monitor.evaluate(window)
+                points = report_points(report)
+                outputs += _outputs(report, points)
+                judged = (version, window)
+                self._activity.windows.append(
+                    ClosedWindow(
+                        model=model,
+                        version=version,
+                        window=window,
+                        restated=judged in state.judged,
+                        due_ms=now_ms,
+                        points=len(points),
+                        alerts=len(report.decision.alerts),
+                        retrain=report.decision.retrain is not None,
+                    )
+                )
+                state.judged.add(judged)
             monitor.prune(watermark)
         self._prune(state, timing, watermark)
         return outputs
@@ -381,6 +484,8 @@ class Stage2State:
             del state.partials[slot]
         if state.pruned_before_ms is None or oldest > state.pruned_before_ms:
             state.pruned_before_ms = oldest
+            # As ModelMonitor.prune forgets the judgments of windows ending at or before it.
+            state.judged = {j for j in state.judged if j[1].end_ms > oldest}
 
 
 def _check_message(message: Message) -> None:
@@ -486,7 +591,12 @@ class _Wiring:
     """What the agent, the timer and the rebalance hook share inside one worker process."""
 
     def __init__(
-        self, app: faust.App, settings: Settings, state: Stage2State, clock: Callable[[], float]
+        self,
+        app: faust.App,
+        settings: Settings,
+        state: Stage2State,
+        clock: Callable[[], float],
+        telemetry: Stage2Telemetry,
     ) -> None:
         topics = settings.topics
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -500,29 +610,41 @@ class _Wiring:
         self.dlq = app.topic(topics.dlq, **raw)
         self.state = state
         self.clock = clock
+        self.telemetry = telemetry
         self.models_of: dict[int, set[str]] = {}
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
     async def publish(self, outputs: list[Output]) -> None:
-        pending = [
-            await self.outputs[o.role].send(key=o.key, value=o.value, force=True) for o in outputs
-        ]
-        for future in pending:
-            await future  # delivered before the next message is taken
+        """Send the core's records, wait for their acknowledgement, then count what the core
+        did (windows count as published once their records are acknowledged)."""
+        try:
+            pending = [
+                await self.outputs[o.role].send(key=o.key, value=o.value, force=True)
+                for o in outputs
+            ]
+            for future in pending:
+                await future  # delivered before the next message is taken
+        except Exception:
+            self.telemetry.publish_errors.inc()
+            raise
+        for role, n in Counter(o.role for o in outputs).items():
+            self.telemetry.published(self.outputs[role].get_topic_name(), n)
+        self.telemetry.record(self.state.take_activity(), published_at=self.clock())
         for output in outputs:
             logger.debug("published %s record for model %s", output.role, output.key.decode())
 
     async def on_event(self, event: Any) -> None:
         message = event.message
+        self.telemetry.received(message.topic)
+        outputs: list[Output] = []
         try:
             decoded = decode(event.value)
             self.models_of.setdefault(message.partition, set()).add(decoded.model)
             outputs = self.state.apply(decoded, self.now_ms())
         except DecodeError as exc:
             await self.dead_letter(event, exc.reason, exc.kind, exc.path)
-            return
         except Exception as exc:
             # A bug or an input no check foresaw: the message goes to the DLQ, the agent lives.
             logger.exception(
@@ -532,7 +654,6 @@ class _Wiring:
                 message.offset,
             )
             await self.dead_letter(event, f"{type(exc).__name__}: {exc}", "processing_error")
-            return
         await self.publish(outputs)
 
     async def dead_letter(
@@ -551,10 +672,16 @@ class _Wiring:
             original_headers=tuple((k, bytes(v)) for k, v in (message.headers or ())),
             failed_at=datetime.fromtimestamp(self.clock(), UTC),
         )
-        future = await self.dlq.send(
-            key=message.key, value=message.value, headers=letter.kafka_headers(), force=True
-        )
-        await future
+        try:
+            future = await self.dlq.send(
+                key=message.key, value=message.value, headers=letter.kafka_headers(), force=True
+            )
+            await future
+        except Exception:
+            self.telemetry.publish_errors.inc()
+            raise
+        self.telemetry.dead_letters.labels(kind).inc()
+        self.telemetry.published(self.dlq.get_topic_name())
         logger.warning(
             "summaries message %s[%d]@%d rejected (%s: %s); sent to %s",
             message.topic,
@@ -567,6 +694,8 @@ class _Wiring:
 
     async def on_tick(self) -> None:
         await self.publish(self.state.tick(self.now_ms()))
+        self.telemetry.hold(self.state.holdings())
+        self.telemetry.ticked()
 
     async def on_assigned(self, assigned: Iterable[Any]) -> None:
         owned = {tp.partition for tp in assigned if tp.topic == self.summaries.get_topic_name()}
@@ -589,6 +718,7 @@ def create_app(
     web_port: int | None = None,
     session_timeout: timedelta = timedelta(seconds=10),
     clock: Callable[[], float] = time.time,
+    telemetry: Stage2Telemetry | None = None,
 ) -> faust.App:
     """Build the stage-2 faust app: one agent on the summaries topic, one idle-window timer.
 
@@ -611,8 +741,14 @@ def create_app(
         it (measured: 30 s at faust's default, 3 s at 6 s). Heartbeats run in the consumer's
         own thread, so long window evaluations do not miss them.
     clock
-        Wall time in seconds, for idle timeouts and dead-letter timestamps.
+        Wall time in seconds, for idle timeouts, dead-letter timestamps and the
+        close-to-publish latency.
+    telemetry
+        Where the worker's metrics and health go (serve its registry with
+        :func:`~driftline.streams.telemetry.serve`); a private one by default.
 
+    faust's data directory is ``<monitor.state_dir>/stage2`` (faust's default is relative
+    to the working directory); stage 2 keeps its state in memory, so faust only creates it.
     The topics must exist (:func:`driftline.topics.create_topics`); the app declares none.
     Run it with :func:`run_app`.
     """
@@ -641,9 +777,12 @@ def create_app(
         stream_wait_empty=False,
         # Outputs are sent as they are made, never held back until a commit that never comes.
         stream_publish_on_commit=False,
+        datadir=Path(settings.monitor.state_dir) / "stage2",
         **web,
     )
-    wiring = _Wiring(app, settings, Stage2State(profiles, settings), clock)
+    wiring = _Wiring(
+        app, settings, Stage2State(profiles, settings), clock, telemetry or Stage2Telemetry()
+    )
 
     @app.agent(wiring.summaries, name=AGENT_NAME)
     async def merge_summaries(stream: Any) -> None:
@@ -671,5 +810,7 @@ def run_app(app: faust.App, *, loglevel: str = "INFO", override_logging: bool = 
     """
     from faust.worker import Worker
 
+    # faust creates only the last directory of the path, and only once it runs.
+    Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
     worker = Worker(app, loglevel=loglevel, quiet=True, override_logging=override_logging)
     worker.execute_from_commandline()

@@ -1,0 +1,94 @@
+"""`driftline monitor run` serves stage 1, stage 2 and the writer on one endpoint, against
+the real broker and VictoriaMetrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from driftline.config import KafkaSettings, TopicSettings
+from driftline.testing import free_port
+from driftline.topics import create_topics
+from tests.streams.scrape import health, sample, scrape
+
+
+def test_monitor_run_serves_every_part_on_one_endpoint_and_is_healthy_once_all_run(
+    kafka: KafkaSettings, topics: TopicSettings, metrics_server: Any, tmp_path: Path
+) -> None:
+    create_topics(kafka, topics)
+    port = free_port()
+    config = tmp_path / "driftline.yaml"
+    config.write_text(  # JSON is YAML
+        json.dumps(
+            {
+                "kafka": {"bootstrap_servers": kafka.bootstrap_servers},
+                "topics": topics.model_dump(),
+                "influxdb": {
+                    "url": metrics_server.url,
+                    "org": getattr(metrics_server, "org", "driftline"),
+                    "bucket": getattr(metrics_server, "bucket", "driftline"),
+                    "token": getattr(metrics_server, "token", "unused"),
+                },
+                "monitor": {
+                    "group_id": f"run-{topics.summaries.split('.')[0]}",
+                    "state_dir": str(tmp_path / "state"),
+                    "metrics_port": port,
+                },
+            }
+        )
+    )
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    log_path = tmp_path / "monitor.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "driftline", "monitor", "run", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    base = f"http://127.0.0.1:{port}"
+    body: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            try:
+                status, body = health(base)
+            except OSError:
+                status = 0  # not listening yet
+            if status == 200:
+                break
+            assert time.monotonic() < deadline, f"never healthy; last answer {status}: {body}"
+            time.sleep(0.5)  # the parts start (and join their groups) in their own time
+        samples = scrape(base)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+    log_text = log_path.read_text(errors="replace")
+    assert proc.returncode == 0, log_text[-3000:]
+
+    assert body["status"] == "ok"
+    parts = body["parts"]
+    assert sorted(parts) == ["ingest", "merge", "writer"]
+    assert {p["status"] for p in parts.values()} == {"ok"}
+    # Each part feeds the one page: its own heartbeat is there and recent.
+    for name in (
+        "driftline_ingest_last_poll_seconds",
+        "driftline_merge_last_tick_seconds",
+        "driftline_writer_last_poll_seconds",
+    ):
+        assert time.time() - (sample(samples, name) or 0) < 60, name
+    assert list(cwd.iterdir()) == []
