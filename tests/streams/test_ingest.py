@@ -98,7 +98,7 @@ def test_ingest_folds_joins_and_dead_letters_everything_once(
     settings = settings_for(kafka, topics, tmp_path / "state")
     registry = ProfileRegistry(kafka, topics).start()
     registry.wait_for("sea", "1")
-    ingest = Ingest(settings, registry=registry, flush_interval=0.5).start()
+    ingest = Ingest(settings, registry=registry, flush_interval=0.5, expire_interval=0.0).start()
     t = ingest.telemetry
     run_until(
         ingest,
@@ -111,6 +111,22 @@ def test_ingest_folds_joins_and_dead_letters_everything_once(
     ok, detail = ingest.health()
     assert ok
     assert detail["partitions"] == [0, 1, 2, 3]
+    ingest._emit(force=True)  # commits synchronously
+    sample = t.registry.get_sample_value
+    assert sample("driftline_ingest_partitions") == 4
+    assert sample("driftline_ingest_events_total", {"topic": topics.predictions}) == 3005
+    assert sample("driftline_ingest_events_total", {"topic": topics.ground_truth}) == 3000
+    assert sample("driftline_ingest_messages_out_total", {"topic": topics.labeled}) == 3000
+    assert sample("driftline_ingest_messages_out_total", {"topic": topics.dlq}) == 5
+    for partition in map(str, range(4)):
+        for topic in (topics.predictions, topics.ground_truth):
+            labels = {"topic": topic, "partition": partition}
+            applied = sample("driftline_ingest_applied_offset", labels)
+            assert applied is not None
+            assert applied > 0
+            assert sample("driftline_ingest_committed_offset", labels) == applied
+        assert sample("driftline_ingest_store_keys", {"partition": partition}) > 0
+        assert sample("driftline_ingest_store_bytes", {"partition": partition}) > 0
     ingest.close()
     registry.close()
     assert not ingest.health()[0]  # closed: no longer polling

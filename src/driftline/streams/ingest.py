@@ -5,19 +5,25 @@ a member owns the same partition numbers of both (they are co-partitioned by
 ``prediction_id``) and the join stays local. Per polled batch and partition number:
 
 1. :meth:`PartitionWorker.apply` decodes, folds and joins (nothing written yet);
-2. dead letters and joined examples are produced and **acknowledged** (flush);
-3. the store batch (summaries, join entries, applied offsets) is written atomically.
+2. dead letters and joined examples are produced;
+3. once they are **acknowledged**, the store batch (summaries, join entries, applied offsets)
+   is written atomically.
 
-A crash between 2 and 3 replays the batch: its outputs are sent again with the same ids
-(at-least-once; consumers drop repeats). Every ``flush_interval`` the changed cumulative pane
-partials and a watermark per model go to the summaries topic, and the applied offsets are
-committed to Kafka (for lag monitoring: the store's marks are what a restart resumes from).
+Step 3 of one poll happens after step 1 of the next: the acknowledgements of a poll's outputs
+come back while the next poll is applied (the worker keeps the unwritten join entries in
+memory meanwhile), instead of the loop waiting for them. A crash before 3 replays the batch:
+its outputs are sent again with the same ids (at-least-once; consumers drop repeats).
+
+Every ``flush_interval`` the changed cumulative pane partials and a watermark per model go to
+the summaries topic, and the applied offsets are committed to Kafka (for lag monitoring: the
+store's marks are what a restart resumes from).
 
 No statistics in here: :mod:`driftline.streams.partition` holds the logic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -91,6 +97,7 @@ class Ingest:
         self._published: set[tuple[str, str]] = set()
         self._failed_partials = False
         self._last_poll = 0.0
+        self._unacknowledged: list[tuple[PartitionWorker, ApplyResult]] = []
         self.stall_after = 60.0
         """Seconds without a poll after which :meth:`health` reports unhealthy."""
 
@@ -125,6 +132,7 @@ class Ingest:
                 "session.timeout.ms": 6000,
                 "fetch.queue.backoff.ms": 5,  # DESIGN §6: the 1000 ms default stalls a busy loop
                 "enable.partition.eof": False,
+                "on_commit": self._committed,
             }
         )
         try:
@@ -161,6 +169,7 @@ class Ingest:
             if mark >= 0:
                 tp.offset = mark  # resume exactly where the store's applied marks are
         consumer.assign(partitions)
+        self.telemetry.partitions.set(len(self._workers))
         log.info(
             "ingest assigned partitions %s; resuming from the store's marks",
             sorted({tp.partition for tp in partitions}),
@@ -173,6 +182,10 @@ class Ingest:
             worker = self._workers.pop(number, None)
             if worker is not None:
                 worker.store.close()
+            for gauge in (self.telemetry.store_keys, self.telemetry.store_bytes):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(str(number))
+        self.telemetry.partitions.set(len(self._workers))
         log.info("ingest released partitions %s after emitting their partials", numbers)
 
     def close(self) -> None:
@@ -215,56 +228,98 @@ class Ingest:
                 continue
             by_partition[message.partition() or 0].append(message)
         now_ms = int(self._clock() * 1000)
+        applied = []
         for number, batch in by_partition.items():
             worker = self._workers.get(number)
             if worker is None:  # revoked while the batch was in flight
                 continue
-            self._settle(worker, worker.apply(cast(list[RawMessage], batch), now_ms))
-            self.telemetry.events_in.labels(topic="input").inc(len(batch))
+            applied.append((worker, worker.apply(cast(list[RawMessage], batch), now_ms)))
+            for topic, count in _per_topic(batch).items():
+                self.telemetry.events_in.labels(topic=topic).inc(count)
+        # The previous poll's outputs were in flight while this poll was applied: wait for
+        # what is left of their acknowledgements, write their batches, then send this poll's.
+        self._settle()
+        for _, result in applied:
+            self._send(result)
+        self._unacknowledged.extend(applied)
         self._arrivals()
         now = self._clock()
         if now - self._last_flush >= self._flush_interval:
             self._emit()
             self._last_flush = now
         if now - self._last_expire >= self._expire_interval:
+            self._settle()
             for worker in self._workers.values():
                 self.telemetry.unlabelled.inc(worker.expire())
+                keys, size = worker.store.size()
+                self.telemetry.store_keys.labels(str(worker.partition)).set(keys)
+                self.telemetry.store_bytes.labels(str(worker.partition)).set(size)
             self._last_expire = now
         return len(messages)
 
-    def _settle(self, worker: PartitionWorker, result: ApplyResult) -> None:
-        """Send a batch's outputs, wait for their acknowledgement, then persist it."""
+    def _committed(self, err: Any, partitions: list[TopicPartition]) -> None:
+        if err is not None:
+            log.warning("offset commit failed (the store's marks still hold): %s", err)
+            return
+        for tp in partitions:
+            if tp.error is None and tp.offset >= 0:
+                self.telemetry.committed_offset.labels(tp.topic, str(tp.partition)).set(tp.offset)
+
+    def _send(self, result: ApplyResult) -> None:
+        """Produce a batch's dead letters and joined examples (acknowledged by :meth:`_settle`)."""
         assert self._producer is not None
+        produce = self._producer.produce
         for letter in result.dead_letters:
             headers: list[tuple[str, str | bytes | None]] = [*letter.kafka_headers()]
-            self._producer.produce(
-                self._topics.dlq, key=letter.key, value=letter.value, headers=headers
-            )
-        for labeled in result.labeled:
-            self._producer.produce(self._topics.labeled, key=labeled.key, value=labeled.value)
+            produce(self._topics.dlq, key=letter.key, value=letter.value, headers=headers)
+        labeled = self._topics.labeled
+        for record in result.labeled:
+            produce(labeled, key=record.key, value=record.value)
         if result.dead_letters or result.labeled:
-            remaining = self._producer.flush(60)
-            if remaining:
-                raise KafkaError(
-                    f"{remaining} dead letters or joined examples were not acknowledged in "
-                    "60 s; stopping before the store records their inputs as applied"
-                )
-        worker.persist(result)
+            self._producer.poll(0)
+            out = self.telemetry.messages_out
+            out.labels(topic=self._topics.dlq).inc(len(result.dead_letters))
+            out.labels(topic=labeled).inc(len(result.labeled))
+
+    def _settle(self) -> None:
+        """Wait until every output sent so far is acknowledged, then write the batches that
+        produced them: the store never records an input as applied before its outputs are
+        safe in Kafka."""
+        if not self._unacknowledged:
+            return
+        assert self._producer is not None
+        remaining = self._producer.flush(60)
+        if remaining:
+            raise KafkaError(
+                f"{remaining} dead letters or joined examples were not acknowledged in 60 s; "
+                "stopping before the store records their inputs as applied"
+            )
         t = self.telemetry
-        t.dead_letters.inc(len(result.dead_letters))
-        t.joined.inc(result.joined)
-        t.duplicates.inc(result.duplicates)
-        t.too_late.inc(result.too_late)
-        t.predictions.inc(result.predictions)
-        t.labels.inc(result.labels)
+        for worker, result in self._unacknowledged:
+            worker.persist(result)
+            t.dead_letters.inc(len(result.dead_letters))
+            t.joined.inc(result.joined)
+            t.duplicates.inc(result.duplicates)
+            t.too_late.inc(result.too_late)
+            t.predictions.inc(result.predictions)
+            t.labels.inc(result.labels)
+        self._unacknowledged.clear()
+
+    def _apply_now(self, worker: PartitionWorker, result: ApplyResult) -> None:
+        """Send, acknowledge and write one batch at once (profile arrivals)."""
+        self._send(result)
+        self._unacknowledged.append((worker, result))
+        self._settle()
 
     def _arrivals(self) -> None:
         """Fold held predictions of versions whose profile arrived; build warm-up baselines."""
         with self._arrived_lock:
             arrived, self._arrived = self._arrived, set()
         for worker in self._workers.values():
+            if arrived or (worker.partition == BASELINE_PARTITION and worker.held()):
+                self._settle()  # held predictions are read back from the store
             for model, version in arrived:
-                self._settle(worker, worker.profile_arrived(model, version))
+                self._apply_now(worker, worker.profile_arrived(model, version))
             if worker.partition != BASELINE_PARTITION:
                 continue
             for model, version in worker.held():
@@ -299,6 +354,7 @@ class Ingest:
         """Send changed partials and watermarks, then commit the applied offsets."""
         if self._producer is None or self._consumer is None:
             return
+        self._settle()  # partials and committed offsets only ever reflect written batches
         offsets = []
         for worker in self._workers.values():
             for partial in worker.drain():
@@ -309,6 +365,7 @@ class Ingest:
                     on_delivery=self._partial_delivered,
                 )
                 self.telemetry.panes_emitted.inc()
+                self.telemetry.messages_out.labels(topic=self._topics.summaries).inc()
             for model in sorted(worker.models()):
                 self._producer.produce(
                     self._topics.summaries,
@@ -343,7 +400,8 @@ class Ingest:
         if offsets:
             try:
                 if force:
-                    self._consumer.commit(offsets=offsets, asynchronous=False)
+                    done = self._consumer.commit(offsets=offsets, asynchronous=False)
+                    self._committed(None, done or [])
                 else:
                     self._consumer.commit(offsets=offsets, asynchronous=True)
             except KafkaException as exc:
@@ -370,3 +428,10 @@ class Ingest:
     def partitions(self) -> list[int]:
         """Partition numbers this process currently owns."""
         return sorted(self._workers)
+
+
+def _per_topic(batch: list[Message]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for message in batch:
+        counts[message.topic() or ""] += 1
+    return counts

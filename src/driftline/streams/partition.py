@@ -142,6 +142,11 @@ class PartitionWorker:
         self._cache: dict[tuple[Kind, str, str, int], PaneSummary | PerformanceSummary] = {}
         self._dirty: set[tuple[Kind, str, str, int]] = set()
         self._held = store.held_versions()
+        self._overlay: dict[bytes, bytes | None] = {}
+        """Join entries as batches applied but not yet persisted left them: the next batch
+        may be applied while the previous one's outputs are being acknowledged."""
+        self._unpersisted = 0
+        self._held_waiting: set[bytes] = set()
         for kind, model, version, pane_start, _ in store.partials():
             self._dirty.add((kind, model, version, pane_start))  # re-emit all on start
             self.watermark_ms = max(self.watermark_ms, pane_start)
@@ -230,7 +235,14 @@ class PartitionWorker:
                 )
         batch = self.store.batch()
         ids = [pid for _, _, pid in predictions] + [pid for _, _, pid in truths]
-        work = _Work(dict(zip(ids, self.store.get_entries(ids), strict=True)))
+        overlay = self._overlay
+        if overlay:
+            unknown = [pid for pid in ids if pid not in overlay]
+            entries = dict(zip(unknown, self.store.get_entries(unknown), strict=True))
+            entries.update((pid, overlay[pid]) for pid in ids if pid in overlay)
+        else:
+            entries = dict(zip(ids, self.store.get_entries(ids), strict=True))
+        work = _Work(entries)
         self._apply_predictions(predictions, batch, result, work)
         self._apply_truths(truths, batch, result, work)
         self.marks = Marks(next_pred, next_truth)
@@ -241,6 +253,8 @@ class PartitionWorker:
         self._write_summaries(batch)
         batch.set_marks(self.marks)
         result.batch = batch
+        overlay.update(work.entries)
+        self._unpersisted += 1
         return result
 
     def persist(self, result: ApplyResult) -> None:
@@ -248,6 +262,16 @@ class PartitionWorker:
         if result.batch is not None:
             self.store.write(result.batch)
             result.batch = None
+            self._unpersisted -= 1
+            if self._unpersisted <= 0:
+                self._unpersisted = 0
+                self._overlay.clear()
+                self._held_waiting.clear()
+
+    @property
+    def unpersisted(self) -> int:
+        """Batches applied whose changes are not written yet (see :meth:`persist`)."""
+        return self._unpersisted
 
     def _apply_predictions(
         self,
@@ -351,7 +375,8 @@ class PartitionWorker:
     ) -> None:
         entries = work.entries
         pairs: dict[tuple[str, str], list[_Pair]] = defaultdict(list)
-        held_waiting: set[bytes] = set()
+        held_waiting = self._held_waiting
+        known: dict[tuple[str, str], bool] = {}
         for truth, raw, pid in truths:
             entry = entries.get(pid)
             tag = None if entry is None else entry[:1]
@@ -366,7 +391,11 @@ class PartitionWorker:
                 continue
             stored = entry[1:]
             event = work.events.get(pid) or decode_stored_prediction(stored)
-            if self._profiles(event.model, event.model_version) is None:
+            version = (event.model, event.model_version)
+            has_profile = known.get(version)
+            if has_profile is None:
+                has_profile = known[version] = self._profiles(*version) is not None
+            if not has_profile:
                 # The prediction is held for its version's profile: the label waits with it.
                 if pid in held_waiting or self.store.get_waiting_for_held(pid) is not None:
                     result.duplicates += 1
@@ -380,9 +409,9 @@ class PartitionWorker:
             result.labels += 1
             batch.put_entry(pid, JOINED)
             entries[pid] = JOINED
-            pairs[(event.model, event.model_version)].append((event, truth, stored))
-        for (model, version), group in pairs.items():
-            profile = self._profiles(model, version)
+            pairs[version].append((event, truth, stored))
+        for (model, model_version), group in pairs.items():
+            profile = self._profiles(model, model_version)
             assert profile is not None
             self._fold_pairs(profile, self.config(model, profile), group, result, batch)
 
@@ -509,6 +538,7 @@ class PartitionWorker:
         self._write_summaries(batch)
         batch.set_marks(self.marks)
         result.batch = batch
+        self._unpersisted += 1
         return result
 
     def held(self) -> dict[tuple[str, str], int]:
@@ -694,14 +724,11 @@ def _labeled(
     >>> orjson.loads(record.value)["features"], orjson.loads(record.value)["label_time"]
     ({'x': 1}, 9)
     """
-    head = orjson.dumps(
-        {
-            "id": stable_id("labeled", prediction_id),
-            "label": truth.label,
-            "label_event_id": truth.event_id,
-            "label_time": labelled_ms,
-            "prediction_time": at_ms,
-        }
+    head = b'{"id":"%s","label":%s,"label_event_id":%s,"label_time":%d,"prediction_time":%d,' % (
+        stable_id("labeled", prediction_id).encode(),
+        orjson.dumps(truth.label),
+        orjson.dumps(truth.event_id),
+        labelled_ms,
+        at_ms,
     )
-    body = prediction.strip()
-    return Labeled(prediction_id.encode(), head[:-1] + b"," + body[1:])
+    return Labeled(prediction_id.encode(), head + prediction.strip()[1:])

@@ -307,6 +307,13 @@ class PartitionStore:
         finally:
             del it
 
+    def size(self) -> tuple[int, int]:
+        """(estimated keys, bytes in live SST files and memtables), from RocksDB's properties."""
+        keys = self._db.property_int_value("rocksdb.estimate-num-keys") or 0
+        files = self._db.property_int_value("rocksdb.live-sst-files-size") or 0
+        memory = self._db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
+        return int(keys), int(files) + int(memory)
+
     def close(self) -> None:
         """Release the database (flushes its write-ahead log)."""
         self._db.close()

@@ -82,6 +82,21 @@ class IngestTelemetry:
             registry=r,
         )
         self.last_poll = Gauge(f"{p}_last_poll_seconds", "Unix time of the last poll", registry=r)
+        self.messages_out = Counter(
+            f"{p}_messages_out", "Records produced, per topic", ["topic"], registry=r
+        )
+        self.store_keys = Gauge(
+            f"{p}_store_keys",
+            "Keys in a partition's RocksDB store (RocksDB's estimate): join entries, partials",
+            ["partition"],
+            registry=r,
+        )
+        self.store_bytes = Gauge(
+            f"{p}_store_bytes",
+            "Bytes of a partition's RocksDB store (live SST files + memtables)",
+            ["partition"],
+            registry=r,
+        )
 
 
 class Stage2Telemetry:

@@ -402,3 +402,39 @@ def test_a_store_of_another_format_is_refused_with_its_path(tmp_path: Path) -> N
     with pytest.raises(StateStoreError, match="format 1") as caught:
         PartitionStore(tmp_path / "old")
     assert caught.value.path == str(tmp_path / "old")
+
+
+def test_a_batch_applied_before_the_previous_one_is_written_sees_its_join_entries(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    """The ingest loop applies a poll while the previous poll's outputs are acknowledged."""
+    w = PartitionWorker(
+        0, PartitionStore(tmp_path / "db"), lambda m, v: profiles.get((m, v)), SETTINGS
+    )
+    first = w.apply(predictions(0, 5), T0)
+    second = w.apply([Msg(TRUTH, i, truth(i, 1), f"p{i}".encode()) for i in range(5)], T0)
+    repeats = [Msg(PRED, 5 + i, prediction(i), f"p{i}".encode()) for i in range(5)]
+    third = w.apply(repeats, T0)  # repeats of still unwritten predictions
+    assert (second.joined, second.labels, third.duplicates) == (5, 5, 5)
+    assert w.unpersisted == 3
+    assert w.store.get_entry(b"p0") is None  # nothing written yet
+    for result in (first, second, third):
+        w.persist(result)
+    assert w.unpersisted == 0
+    assert w.store.get_prediction(b"p0") == (True, b"")
+
+
+def test_a_crash_before_the_write_replays_both_unwritten_batches(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    lookup = lambda m, v: profiles.get((m, v))  # noqa: E731
+    w = PartitionWorker(0, PartitionStore(tmp_path / "db"), lookup, SETTINGS)
+    w.apply(predictions(0, 5), T0)
+    w.apply([Msg(TRUTH, i, truth(i, 1), f"p{i}".encode()) for i in range(5)], T0)
+    w.store.close()  # killed: neither batch was written
+    again = Worker(0, PartitionStore(tmp_path / "db"), lookup, SETTINGS)
+    assert again.marks.predictions == -1
+    again.apply(predictions(0, 5), T0)
+    result = again.apply([Msg(TRUTH, i, truth(i, 1), f"p{i}".encode()) for i in range(5)], T0)
+    assert result.joined == 5
+    assert features_n(again, profiles) == 5
