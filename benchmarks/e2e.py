@@ -66,6 +66,7 @@ from driftline.schemas.outputs import ModelVersionRegistered
 from driftline.schemas.reference import ReferenceProfile
 from driftline.streams.ingest import Ingest
 from driftline.streams.registry import ProfileRegistry, publish_profile
+from driftline.streams.runtime import tune_gc
 from driftline.testing.servers import TansuBroker
 from driftline.topics import create_topics
 
@@ -305,6 +306,10 @@ class IngestRun:
     labels: int
     joined: int
     gc_seconds: float
+    cpu_seconds: float = float("nan")
+    """CPU time of this process, all threads (librdkafka's and RocksDB's included)."""
+    broker_cpu_seconds: float = float("nan")
+    """CPU time Tansu spent meanwhile (it shares the two cores)."""
 
     @property
     def rate(self) -> float:
@@ -326,6 +331,18 @@ def settings_for(kafka: KafkaSettings, topics: TopicSettings, state_dir: Path) -
     )
 
 
+def _cpu(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (this one when None), all its threads."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _count(counter: Any) -> int:
     return int(counter._value.get())  # prometheus_client keeps no public reader of a Counter
 
@@ -338,6 +355,7 @@ def run_ingest(
     *,
     batch_size: int,
     profiler: cProfile.Profile | None = None,
+    broker_pid: int | None = None,
 ) -> IngestRun:
     """Drive :class:`Ingest` in this process until ``predictions`` and ``labels`` (each joined)
     are applied; ``profiler`` is enabled only once partitions are assigned."""
@@ -353,10 +371,14 @@ def run_ingest(
             and _count(t.joined) >= labels
         )
 
+    cpu_start: float | None = None
+    broker_start = 0.0
     with GcTimer() as collector:
         try:
             while not done():
                 if ingest.assigned_at is not None:
+                    if cpu_start is None:
+                        cpu_start, broker_start = _cpu(), _cpu(broker_pid)
                     collector.active = True
                     if profiler is not None:
                         profiler.enable()
@@ -367,6 +389,7 @@ def run_ingest(
                         f"{_count(t.labels)} labels in 15 minutes"
                     )
             end = time.perf_counter()
+            cpu, broker_cpu = _cpu(), _cpu(broker_pid)
             collector.active = False
             if profiler is not None:
                 profiler.disable()
@@ -378,6 +401,8 @@ def run_ingest(
                 labels=_count(t.labels),
                 joined=_count(t.joined),
                 gc_seconds=collector.seconds,
+                cpu_seconds=cpu - (cpu_start or cpu),
+                broker_cpu_seconds=broker_cpu - broker_start,
             )
         finally:
             ingest.close()
@@ -701,6 +726,7 @@ def main() -> None:
     )
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    tune_gc()  # as the service commands do (driftline.streams.runtime)
     if args.rss_child:
         rss_child(json.loads(args.rss_child))
         return
@@ -751,6 +777,7 @@ def main() -> None:
         # 2. the monitor
         registry = ProfileRegistry(kafka, both).start()
         registry.wait_for(MODEL, VERSION)
+        broker_pid = broker._proc.pid if broker._proc is not None else None
         runs = {
             "predictions": run_ingest(
                 settings_for(kafka, only, Path(tmp) / "a"),
@@ -758,6 +785,7 @@ def main() -> None:
                 n,
                 0,
                 batch_size=args.batch_size,
+                broker_pid=broker_pid,
             ),
             "predictions + labels": run_ingest(
                 settings_for(kafka, both, Path(tmp) / "b"),
@@ -765,6 +793,7 @@ def main() -> None:
                 n,
                 n,
                 batch_size=args.batch_size,
+                broker_pid=broker_pid,
             ),
         }
         print(
@@ -798,6 +827,12 @@ def main() -> None:
             f"({a.gc_seconds / a.seconds:.0%}) of (a) and {b.gc_seconds:.2f} s "
             f"({b.gc_seconds / b.seconds:.0%}) of (b))"
         )
+        for letter, run in (("a", a), ("b", b)):
+            print(
+                f"CPU during ({letter}): {run.cpu_seconds:.2f} s in this process (all threads: "
+                f"the loop, librdkafka, RocksDB) and {run.broker_cpu_seconds:.2f} s in Tansu, "
+                f"over {run.seconds:.2f} s on {os.cpu_count()} cores"
+            )
         print(_verdict("goal (a) ingest >= 0.5x consume+decode, predictions only", ratios["a"]))
         print(_verdict("goal (b) ingest >= 0.5x consume+decode, predictions + labels", ratios["b"]))
 

@@ -328,6 +328,9 @@ def _service_settings(config: Path | None) -> Settings:
     except ConfigError as exc:
         raise _fail(exc) from None
     configure(settings.log_level, settings.log_format)
+    from driftline.streams.runtime import tune_gc
+
+    tune_gc()
     return settings
 
 

@@ -44,16 +44,19 @@ class TopicOutcome:
 def topic_specs(topics: TopicSettings, *, input_partitions: int | None = None) -> list[TopicSpec]:
     """Every topic with its partition count and policy.
 
-    >>> [(s.role, s.partitions, s.config) for s in topic_specs(TopicSettings())][:2]
-    [('predictions', 6, {}), ('ground_truth', 6, {})]
+    >>> [(s.role, s.partitions) for s in topic_specs(TopicSettings())][:2]
+    [('predictions', 6), ('ground_truth', 6)]
     >>> next(s for s in topic_specs(TopicSettings()) if s.role == "models").config
     {'cleanup.policy': 'compact'}
     """
     n_in = input_partitions or topics.input_partitions
     n_out = topics.output_partitions
     policies: dict[str, tuple[int, dict[str, str]]] = {
-        "predictions": (n_in, {}),
-        "ground_truth": (n_in, {}),
+        # Stage 1 rebuilds a partition's join store on a fresh machine by re-reading its
+        # inputs: keep them as long as a prediction can wait for its label (the join TTL,
+        # 7 days by default) plus a day of margin.
+        "predictions": (n_in, {"retention.ms": str(8 * _DAY_MS)}),
+        "ground_truth": (n_in, {"retention.ms": str(8 * _DAY_MS)}),
         "dlq": (n_out, {"retention.ms": str(30 * _DAY_MS)}),
         "alerts": (n_out, {}),
         "retrain": (n_out, {}),

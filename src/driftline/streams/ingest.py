@@ -32,7 +32,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from driftline.config import Settings
 from driftline.errors import KafkaError
@@ -40,7 +47,7 @@ from driftline.schemas.outputs import ModelVersionRegistered, utc_now
 from driftline.streams import partials as wire
 from driftline.streams.partition import ApplyResult, PartitionWorker, RawMessage
 from driftline.streams.registry import ProfileRegistry
-from driftline.streams.store import PartitionStore
+from driftline.streams.store import Marks, PartitionStore
 from driftline.streams.telemetry import IngestTelemetry
 
 log = logging.getLogger(__name__)
@@ -161,19 +168,56 @@ class Ingest:
             if number not in self._workers:
                 store = PartitionStore(self._state_dir / f"p{number}")
                 self._workers[number] = PartitionWorker(number, store, self._profile, self.settings)
+        committed = self._committed_offsets(consumer, partitions)
         for tp in partitions:
-            marks = self._workers[tp.partition].marks
-            mark = (
-                marks.predictions if tp.topic == self._topics.predictions else (marks.ground_truth)
+            worker = self._workers[tp.partition]
+            is_prediction = tp.topic == self._topics.predictions
+            mark = worker.marks.predictions if is_prediction else worker.marks.ground_truth
+            # Resume exactly where the store's applied marks are; a store that never applied
+            # anything starts from the beginning of the retained input, whatever the group
+            # committed: the join entries and partials before the committed offset are
+            # rebuilt from it (the inputs are the store's changelog).
+            tp.offset = mark if mark >= 0 else OFFSET_BEGINNING
+        for number in sorted({tp.partition for tp in partitions}):
+            worker = self._workers[number]
+            worker.restore_until = Marks(
+                committed.get((self._topics.predictions, number), -1),
+                committed.get((self._topics.ground_truth, number), -1),
             )
-            if mark >= 0:
-                tp.offset = mark  # resume exactly where the store's applied marks are
+            self.telemetry.restoring.labels(str(number)).set(int(worker.restoring))
+            if worker.restoring:
+                log.info(
+                    "partition %d: the store has applied predictions up to %d and ground "
+                    "truth up to %d, the group committed %d and %d; rebuilding from the "
+                    "input topics (dead letters and joined examples below the committed "
+                    "offsets are not sent again; partials wait until the rebuild is done)",
+                    number,
+                    worker.marks.predictions,
+                    worker.marks.ground_truth,
+                    worker.restore_until.predictions,
+                    worker.restore_until.ground_truth,
+                )
         consumer.assign(partitions)
         self.telemetry.partitions.set(len(self._workers))
         log.info(
             "ingest assigned partitions %s; resuming from the store's marks",
             sorted({tp.partition for tp in partitions}),
         )
+
+    @staticmethod
+    def _committed_offsets(
+        consumer: Consumer, partitions: list[TopicPartition]
+    ) -> dict[tuple[str, int], int]:
+        """The group's committed offsets of these partitions ({} if they cannot be read:
+        then only a store that is behind on its own cannot tell, and resumes as it is)."""
+        try:
+            found = consumer.committed(
+                [TopicPartition(tp.topic, tp.partition) for tp in partitions], timeout=10
+            )
+        except KafkaException as exc:
+            log.warning("cannot read the committed offsets (%s); resuming from the stores", exc)
+            return {}
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = sorted({tp.partition for tp in partitions})
@@ -297,6 +341,7 @@ class Ingest:
         t = self.telemetry
         for worker, result in self._unacknowledged:
             worker.persist(result)
+            t.restored.inc(result.restored)
             t.dead_letters.inc(len(result.dead_letters))
             t.joined.inc(result.joined)
             t.duplicates.inc(result.duplicates)
@@ -366,6 +411,9 @@ class Ingest:
                 )
                 self.telemetry.panes_emitted.inc()
                 self.telemetry.messages_out.labels(topic=self._topics.summaries).inc()
+            if worker.restoring:
+                continue  # no watermark, no commit: the group's committed offsets stand
+            self.telemetry.restoring.labels(str(worker.partition)).set(0)
             for model in sorted(worker.models()):
                 self._producer.produce(
                     self._topics.summaries,

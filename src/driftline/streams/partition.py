@@ -61,6 +61,8 @@ from driftline.streams.store import (
     Marks,
     PartitionStore,
     StoreBatch,
+    split_entry,
+    waiting_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,8 @@ class ApplyResult:
     skipped: int = 0
     too_late: int = 0
     waiting_for_profile: int = 0
+    restored: int = 0
+    """Outputs not sent again while rebuilding (their inputs were applied before)."""
     batch: StoreBatch | None = None
     """The store changes, marks included, to :meth:`PartitionWorker.persist` once the
     outputs above are acknowledged (a crash in between replays the batch: at-least-once)."""
@@ -147,6 +151,10 @@ class PartitionWorker:
         may be applied while the previous one's outputs are being acknowledged."""
         self._unpersisted = 0
         self._held_waiting: set[bytes] = set()
+        self.restore_until = Marks()
+        """Offsets the consumer group had committed when this worker started: below them
+        another member already applied the inputs and sent their outputs (see
+        :meth:`restoring`)."""
         for kind, model, version, pane_start, _ in store.partials():
             self._dirty.add((kind, model, version, pane_start))  # re-emit all on start
             self.watermark_ms = max(self.watermark_ms, pane_start)
@@ -193,9 +201,10 @@ class PartitionWorker:
         examples first, then :meth:`persist`."""
         result = ApplyResult()
         self._late_before_ms = self.watermark_ms
-        predictions: list[tuple[WirePrediction, bytes, bytes]] = []
-        truths: list[tuple[WireGroundTruth, bytes, bytes]] = []
+        predictions: list[tuple[WirePrediction, bytes, bytes, int]] = []
+        truths: list[tuple[WireGroundTruth, bytes, bytes, int]] = []
         next_pred, next_truth = self.marks.predictions, self.marks.ground_truth
+        until = self.restore_until
         topic_predictions = self._topics.predictions
         for message in messages:
             topic, offset = message.topic(), message.offset() or 0
@@ -213,12 +222,15 @@ class PartitionWorker:
                 if is_prediction:
                     event = decode_prediction(raw, key)
                     pid = key if key is not None else event.prediction_id.encode()
-                    predictions.append((event, raw, pid))
+                    predictions.append((event, raw, pid, offset))
                 else:
                     truth = decode_ground_truth(raw, key)
                     pid = key if key is not None else truth.prediction_id.encode()
-                    truths.append((truth, raw, pid))
+                    truths.append((truth, raw, pid, offset))
             except DecodeError as exc:
+                if offset < (until.predictions if is_prediction else until.ground_truth):
+                    result.restored += 1  # rebuilding: the previous owner dead-lettered it
+                    continue
                 result.dead_letters.append(
                     DeadLetter(
                         source_topic=topic or "",
@@ -234,7 +246,7 @@ class PartitionWorker:
                     )
                 )
         batch = self.store.batch()
-        ids = [pid for _, _, pid in predictions] + [pid for _, _, pid in truths]
+        ids = [item[2] for item in predictions] + [item[2] for item in truths]
         overlay = self._overlay
         if overlay:
             unknown = [pid for pid in ids if pid not in overlay]
@@ -269,37 +281,47 @@ class PartitionWorker:
                 self._held_waiting.clear()
 
     @property
+    def restoring(self) -> bool:
+        """Whether the store is still behind what the group committed: a fresh (or stale)
+        store being rebuilt by re-reading the inputs. Nothing is emitted meanwhile: partials
+        and watermarks halfway through the rebuild would replace complete ones downstream."""
+        until = self.restore_until
+        return self.marks.predictions < until.predictions or (
+            self.marks.ground_truth < until.ground_truth
+        )
+
+    @property
     def unpersisted(self) -> int:
         """Batches applied whose changes are not written yet (see :meth:`persist`)."""
         return self._unpersisted
 
     def _apply_predictions(
         self,
-        predictions: list[tuple[WirePrediction, bytes, bytes]],
+        predictions: list[tuple[WirePrediction, bytes, bytes, int]],
         batch: StoreBatch,
         result: ApplyResult,
         work: _Work,
     ) -> None:
         entries = work.entries
         by_version: dict[tuple[str, str], list[_Arrival]] = defaultdict(list)
-        for event, raw, pid in predictions:
+        for event, raw, pid, offset in predictions:
             entry = entries.get(pid)
             if entry is not None and entry[:1] != LABEL:
                 result.duplicates += 1  # known already, waiting or joined
                 continue
             entries[pid] = _SEEN  # a repeat later in this batch is a duplicate
-            label = None if entry is None else entry[1:]
-            by_version[(event.model, event.model_version)].append((event, raw, pid, label))
+            by_version[(event.model, event.model_version)].append((event, raw, pid, offset, entry))
         for (model, version), group in by_version.items():
             profile = self._profiles(model, version)
             if profile is None:
                 # Kept in the store and folded when the profile arrives (from the registry,
                 # or from the warm-up baseline that partition 0 builds from these events).
-                for event, raw, pid, label in group:
+                for event, raw, pid, offset, label in group:
                     ts = event_time_ms(event.timestamp)
                     self.watermark_ms = max(self.watermark_ms, ts)
-                    batch.put_entry(pid, PENDING + raw)
-                    entries[pid] = PENDING + raw
+                    pending = waiting_entry(PENDING, offset, raw)
+                    batch.put_entry(pid, pending)
+                    entries[pid] = pending
                     batch.hold(model, version, pid)
                     work.added_prediction(pid, ts)
                     if label is not None:  # its label came first: it waits for the profile too
@@ -327,7 +349,7 @@ class PartitionWorker:
         kept: list[WirePrediction] = []
         times: list[int] = []
         pairs: list[_Pair] = []
-        for event, raw, pid, label in group:
+        for event, raw, pid, offset, label in group:
             ts = event.timestamp
             if type(ts) is not int:
                 ts = event_time_ms(ts)
@@ -338,19 +360,20 @@ class PartitionWorker:
                 # partial with a partial one. A label that waits for it goes on waiting.
                 result.too_late += 1
                 if work is not None:
-                    work.entries[pid] = None if label is None else LABEL + label
+                    work.entries[pid] = label
                 continue
             kept.append(event)
             times.append(ts)
             if label is not None:
-                pairs.append((event, decode_ground_truth(label), raw))
+                label_offset, label_raw = split_entry(label)
+                pairs.append((event, decode_ground_truth(label_raw), raw, offset, label_offset))
                 batch.put_entry(pid, JOINED)
                 if work is None:
                     batch.delete_waiting_for_held(pid)
             elif work is not None:
-                batch.put_entry(pid, PENDING + raw)
+                batch.put_entry(pid, pending := waiting_entry(PENDING, offset, raw))
             if work is not None:
-                work.entries[pid] = JOINED if label is not None else PENDING + raw
+                work.entries[pid] = JOINED if label is not None else pending
                 work.events[pid] = event
                 work.added_prediction(pid, ts)
         self.watermark_ms = watermark
@@ -368,7 +391,7 @@ class PartitionWorker:
 
     def _apply_truths(
         self,
-        truths: list[tuple[WireGroundTruth, bytes, bytes]],
+        truths: list[tuple[WireGroundTruth, bytes, bytes, int]],
         batch: StoreBatch,
         result: ApplyResult,
         work: _Work,
@@ -377,7 +400,7 @@ class PartitionWorker:
         pairs: dict[tuple[str, str], list[_Pair]] = defaultdict(list)
         held_waiting = self._held_waiting
         known: dict[tuple[str, str], bool] = {}
-        for truth, raw, pid in truths:
+        for truth, raw, pid, offset in truths:
             entry = entries.get(pid)
             tag = None if entry is None else entry[:1]
             if tag in (JOINED, LABEL):
@@ -385,11 +408,11 @@ class PartitionWorker:
                 continue
             if entry is None:
                 result.labels += 1
-                batch.put_entry(pid, LABEL + raw)
-                entries[pid] = LABEL + raw
+                entries[pid] = label = waiting_entry(LABEL, offset, raw)
+                batch.put_entry(pid, label)
                 work.added_label(pid, truth)
                 continue
-            stored = entry[1:]
+            prediction_offset, stored = split_entry(entry)
             event = work.events.get(pid) or decode_stored_prediction(stored)
             version = (event.model, event.model_version)
             has_profile = known.get(version)
@@ -402,14 +425,14 @@ class PartitionWorker:
                     continue
                 held_waiting.add(pid)
                 result.labels += 1
-                batch.put_waiting_for_held(pid, raw)
+                batch.put_waiting_for_held(pid, waiting_entry(LABEL, offset, raw))
                 work.held_labels.append(pid)
                 work.newest_label = max(work.newest_label, event_time_ms(truth.timestamp))
                 continue
             result.labels += 1
             batch.put_entry(pid, JOINED)
             entries[pid] = JOINED
-            pairs[version].append((event, truth, stored))
+            pairs[version].append((event, truth, stored, prediction_offset, offset))
         for (model, model_version), group in pairs.items():
             profile = self._profiles(model, model_version)
             assert profile is not None
@@ -426,16 +449,15 @@ class PartitionWorker:
         if not pairs:
             return
         pane_ms = config.pane // _MS
-        predicted_at = np.array([_ms(p.timestamp) for p, _, _ in pairs], dtype=np.int64)
-        labelled_at = np.array([_ms(t.timestamp) for _, t, _ in pairs], dtype=np.int64)
-        labels = [t.label for _, t, _ in pairs]
-        guesses = [p.prediction for p, _, _ in pairs]
+        predicted_at = np.array([_ms(pair[0].timestamp) for pair in pairs], dtype=np.int64)
+        labelled_at = np.array([_ms(pair[1].timestamp) for pair in pairs], dtype=np.int64)
+        labels = [pair[1].label for pair in pairs]
+        guesses = [pair[0].prediction for pair in pairs]
         self._watch_errors(profile, config, labels, guesses, predicted_at, batch)
-        classes = sorted({c for p, _, _ in pairs if p.scores for c in p.scores})
+        given = [pair[0].scores or {} for pair in pairs]
+        classes = sorted({c for s in given for c in s})
         scores = (
-            {c: np.array([(p.scores or {}).get(c, np.nan) for p, _, _ in pairs]) for c in classes}
-            if classes
-            else None
+            {c: np.array([s.get(c, np.nan) for s in given]) for c in classes} if classes else None
         )
         delays = np.maximum(labelled_at - predicted_at, 0)
         panes = predicted_at - predicted_at % pane_ms
@@ -453,9 +475,13 @@ class PartitionWorker:
                     delays[rows],
                 )
             self._dirty.add(("performance", profile.model, profile.model_version, pane_start))
-        for (prediction, truth, raw), at, labelled in zip(
+        until = self.restore_until
+        for (prediction, truth, raw, at_offset, label_offset), at, labelled in zip(
             pairs, predicted_at.tolist(), labelled_at.tolist(), strict=True
         ):
+            if at_offset < until.predictions and label_offset < until.ground_truth:
+                result.restored += 1  # rebuilding: the previous owner sent this one
+                continue
             result.labeled.append(_labeled(prediction.prediction_id, raw, truth, at, labelled))
         result.joined += len(pairs)
 
@@ -529,9 +555,9 @@ class PartitionWorker:
         for pid in list(self.store.held(model, version)):
             entry = self.store.get_entry(pid)
             if entry is not None and entry[:1] == PENDING:
-                raw = entry[1:]
+                offset, raw = split_entry(entry)
                 waiting = self.store.get_waiting_for_held(pid)
-                group.append((decode_prediction(raw), raw, pid, waiting))
+                group.append((decode_prediction(raw), raw, pid, offset, waiting))
             batch.release(model, version, pid)
         del self._held[(model, version)]
         self._fold_predictions(profile, group, batch, result, None)
@@ -571,7 +597,10 @@ class PartitionWorker:
     # --- emitting -------------------------------------------------------------------------
 
     def drain(self) -> list[PanePartial]:
-        """The partials changed since the last drain (all of them after a start)."""
+        """The partials changed since the last drain (all of them after a start); none while
+        :attr:`restoring`."""
+        if self.restoring:
+            return []
         partials = []
         covered = max(self.marks.predictions, 0) + max(self.marks.ground_truth, 0)
         for kind, model, version, pane_start in sorted(self._dirty):
@@ -663,10 +692,11 @@ class PartitionWorker:
 _SEEN = b"S"
 """In-batch marker of a prediction id already handled (never written to the store)."""
 
-_Arrival = tuple[WirePrediction, bytes, bytes, bytes | None]
-"""A prediction to fold: (event, its bytes, its id, the bytes of a label waiting for it)."""
-_Pair = tuple["WirePrediction | StoredPrediction", WireGroundTruth, bytes]
-"""A joined pair: (prediction, label, the prediction's bytes)."""
+_Arrival = tuple[WirePrediction, bytes, bytes, int, bytes | None]
+"""A prediction to fold: (event, its bytes, its id, its offset, the entry of a label waiting
+for it)."""
+_Pair = tuple["WirePrediction | StoredPrediction", WireGroundTruth, bytes, int, int]
+"""A joined pair: (prediction, label, the prediction's bytes, the input offsets of both)."""
 
 
 @dataclass

@@ -7,8 +7,10 @@ One database per partition number holds everything stage 1 knows about that part
 * the **pane partials**: the cumulative feature and performance summaries per (model,
   version, pane) (see :mod:`driftline.streams.partials`);
 * the **join**: one entry per prediction id, in one of three states: a prediction waiting for
-  its label (with the prediction's original bytes), a label waiting for its prediction (the
-  label's bytes), or joined (one byte, kept until the TTL so that repeats are recognised).
+  its label (with its input offset and original bytes), a label waiting for its prediction
+  (the same of the label), or joined (one byte, kept until the TTL so that repeats are
+  recognised). The offsets tell, while a store is rebuilt from the inputs, which joined
+  examples the partition's previous owner already sent.
   One point read per event tells whether it is new, a repeat or the partner of a waiter;
 * an **expiry index** in event time: one record per applied batch listing the ids it added,
   under the newest event time among them, so expiry scans a few records per batch instead of
@@ -52,11 +54,27 @@ _ids_encoder = msgspec.msgpack.Encoder()
 _ids_decoder = msgspec.msgpack.Decoder(list[bytes])
 
 PENDING = b"P"
-"""Join entry state: a prediction waiting for its label; the prediction's bytes follow."""
+"""Join entry state: a prediction waiting for its label; its offset and bytes follow."""
 JOINED = b"J"
 """Join entry state: prediction and label met; nothing follows."""
 LABEL = b"L"
-"""Join entry state: a label waiting for its prediction; the label's bytes follow."""
+"""Join entry state: a label waiting for its prediction; its offset and bytes follow."""
+_OFFSET = struct.Struct(">q")
+
+
+def waiting_entry(state: bytes, offset: int, raw: bytes) -> bytes:
+    """A :data:`PENDING` or :data:`LABEL` entry: the event's input offset and its bytes.
+
+    >>> split_entry(waiting_entry(PENDING, 42, b"{}"))
+    (42, b'{}')
+    """
+    return state + _OFFSET.pack(offset) + raw
+
+
+def split_entry(entry: bytes) -> tuple[int, bytes]:
+    """(input offset, event bytes) of a waiting entry."""
+    return _OFFSET.unpack_from(entry, 1)[0], entry[1 + _OFFSET.size :]
+
 
 ExpiryKind = Literal["predictions", "labels", "held_labels"]
 _EXPIRY_PREFIX: dict[str, bytes] = {
@@ -113,9 +131,10 @@ class StoreBatch:
         self._batch.delete(_JOIN + prediction_id)
         self.size += 1
 
-    def put_waiting_for_held(self, prediction_id: bytes, raw: bytes) -> None:
-        """Keep a label whose prediction is held (its version has no profile yet)."""
-        self._batch.put(_WAITING_FOR_HELD + prediction_id, raw)
+    def put_waiting_for_held(self, prediction_id: bytes, entry: bytes) -> None:
+        """Keep the :data:`LABEL` entry of a label whose prediction is held (its version has
+        no profile yet)."""
+        self._batch.put(_WAITING_FOR_HELD + prediction_id, entry)
         self.size += 1
 
     def delete_waiting_for_held(self, prediction_id: bytes) -> None:
@@ -245,17 +264,19 @@ class PartitionStore:
         value = self.get_entry(prediction_id)
         if value is None or value[:1] == LABEL:
             return None
-        return value[:1] == JOINED, value[1:]
+        if value[:1] == JOINED:
+            return True, b""
+        return False, split_entry(value)[1]
 
     def get_label(self, prediction_id: bytes) -> bytes | None:
         """Original bytes of a label waiting for its prediction."""
         value = self.get_entry(prediction_id)
-        if value is not None and value[:1] == LABEL:
-            return value[1:]
-        return self.get_waiting_for_held(prediction_id)
+        if value is None or value[:1] != LABEL:
+            value = self.get_waiting_for_held(prediction_id)
+        return None if value is None else split_entry(value)[1]
 
     def get_waiting_for_held(self, prediction_id: bytes) -> bytes | None:
-        """Original bytes of a label whose prediction is held for its profile."""
+        """The :data:`LABEL` entry of a label whose prediction is held for its profile."""
         value = self._db.get(_WAITING_FOR_HELD + prediction_id)
         return None if value is None else bytes(value)
 

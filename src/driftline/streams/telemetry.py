@@ -85,6 +85,17 @@ class IngestTelemetry:
         self.messages_out = Counter(
             f"{p}_messages_out", "Records produced, per topic", ["topic"], registry=r
         )
+        self.restoring = Gauge(
+            f"{p}_restoring",
+            "1 while a partition's store is rebuilt from the input topics",
+            ["partition"],
+            registry=r,
+        )
+        self.restored = Counter(
+            f"{p}_restored_outputs",
+            "Dead letters and joined examples not sent again while rebuilding a store",
+            registry=r,
+        )
         self.store_keys = Gauge(
             f"{p}_store_keys",
             "Keys in a partition's RocksDB store (RocksDB's estimate): join entries, partials",

@@ -455,7 +455,11 @@ def test_exact_sum_equals_the_rational_sum_and_rounds_correctly(values: list[flo
     assert Fraction(total, 2**1126) == rational
     if abs(rational) < Fraction(2**1023):
         assert exact_value(total) == float(rational)  # correctly rounded, like math.fsum
-        assert exact_value(total) == math.fsum(values)
+        try:
+            reference = math.fsum(values)
+        except OverflowError:  # fsum's partial sums overflow where ours (integers) cannot
+            return
+        assert exact_value(total) == reference
 
 
 def test_exact_sum_is_exact_for_subnormals() -> None:
