@@ -206,6 +206,10 @@ class PartitionStore:
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)
         options.set_block_based_table_factory(table)
+        # Most reads are misses (a new prediction id) and most hit the memtable: a memtable
+        # bloom filter answers a miss without walking the skiplist (measured 1.4 -> 0.4 µs).
+        options.set_memtable_whole_key_filtering(True)
+        options.set_memtable_prefix_bloom_ratio(0.1)
         self._db = Rdict(str(path), options)
         found = self._db.get(_FORMAT)
         if found is None and self._db.get(_MARKS) is None:
