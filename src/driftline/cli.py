@@ -218,7 +218,9 @@ def monitor_write(config: ConfigFile = None) -> None:
     settings = _service_settings(config)
     stop = _stop_on_signals()
     try:
-        with InfluxWriter(settings.kafka, settings.influxdb, settings.topics) as writer:
+        with InfluxWriter(
+            settings.kafka, settings.influxdb, settings.topics, group_id=_writer_group(settings)
+        ) as writer:
             _serve_metrics(settings, writer.telemetry.registry, writer.health)
             writer.run(stop)
     except DriftlineError as exc:
@@ -282,6 +284,7 @@ def monitor_run(
                 settings.kafka,
                 settings.influxdb,
                 settings.topics,
+                group_id=_writer_group(settings),
                 telemetry=WriterTelemetry(metrics),
             )
             parts["writer"] = sink.health
@@ -302,6 +305,12 @@ def monitor_run(
 def _write(sink: InfluxWriter, stop: threading.Event) -> None:
     with sink:
         sink.run(stop)
+
+
+def _writer_group(settings: Settings) -> str:
+    """The writer's consumer group: one per deployment (``monitor.group_id``), as stage 1
+    (``<group_id>-ingest``) and stage 2 (``<group_id>``) have."""
+    return f"{settings.monitor.group_id}-influx-writer"
 
 
 def _serve_metrics(

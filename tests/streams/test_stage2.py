@@ -335,9 +335,36 @@ def test_a_late_partial_restates_the_window_with_the_same_point_identities() -> 
     )
     (first,) = metrics(feed(state, close_first_window()))
     grown = pane_summary(0, 300, seed=1).merge(pane_summary(0, 250, seed=3))
-    (second,) = metrics(feed(state, [partial(grown, 0, 0, 12)]))
+    assert feed(state, [partial(grown, 0, 0, 12)]) == []  # judged at the sender's watermark
+    (second,) = metrics(feed(state, [watermark(0, WINDOW + LATENESS)]))
     assert points(first).keys() == points(second).keys()
     assert (n_predictions(first), n_predictions(second)) == (500, 750)
+
+
+def test_a_burst_of_late_partials_restates_a_window_once_per_flush() -> None:
+    """Late labels reach every pane of a window in one stage-1 flush: one re-judgement at
+    the flush's watermark, not one per partial (each would write an in-between value)."""
+    state = new_state()
+    panes = [p * MINUTE for p in range(5)]
+    feed(state, [partial(pane_summary(p, 100, seed=p), p, 0, 10) for p in panes])
+    feed(state, [partial(pane_summary(0, 100, seed=9), 0, 1, 10)])
+    (first,) = metrics(feed(state, close_first_window()))
+    late = [partial(pane_summary(p, 150, seed=p), p, 0, 20) for p in panes]
+    assert feed(state, late) == []
+    (restated,) = metrics(feed(state, [watermark(0, WINDOW + LATENESS)]))
+    assert (n_predictions(first), n_predictions(restated)) == (600, 850)
+    assert metrics(feed(state, [watermark(1, WINDOW + LATENESS)])) == []  # nothing changed
+
+
+def test_a_late_partial_without_a_watermark_is_judged_at_the_next_tick() -> None:
+    state = new_state()
+    feed(state, [partial(pane_summary(0, 300, seed=1), 0, 0, 10)])
+    feed(state, [partial(pane_summary(0, 200, seed=2), 0, 1, 4)])
+    feed(state, close_first_window())
+    grown = pane_summary(0, 300, seed=1).merge(pane_summary(0, 250, seed=3))
+    feed(state, [partial(grown, 0, 0, 12)])
+    (restated,) = metrics(state.tick(0))
+    assert n_predictions(restated) == 750
 
 
 def test_partials_wait_for_a_profile_that_arrives_later() -> None:
@@ -478,7 +505,7 @@ def test_the_core_reports_a_window_finalised_then_restated_with_the_time_it_beca
     assert [o.role for o in outputs].count("alerts") == closed.alerts
 
     grown = pane_summary(0, 200, shift=2.0, seed=0).merge(pane_summary(0, 50, seed=7))
-    feed(state, [partial(grown, 0, 0, 2)], now_ms=9_000)
+    feed(state, [partial(grown, 0, 0, 2), watermark(0, WINDOW + LATENESS)], now_ms=9_000)
     (again,) = state.take_activity().windows
     assert (again.window, again.restated, again.due_ms) == (closed.window, True, 9_000)
     assert state.take_activity() == Activity()  # taking it starts a new record

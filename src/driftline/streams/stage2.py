@@ -310,15 +310,16 @@ class Stage2State:
         """
         _check_message(message)
         state = self._model(message.model, message, now_ms)
-        if isinstance(message, Watermark):
-            if message.n_partitions != state.reported_partitions:
-                state.reported_partitions = message.n_partitions
-                state.n_partitions = max(
-                    message.n_partitions, max(state.watermarks, default=-1) + 1
-                )
-            self._observe(state, message.source_partition, message.watermark_ms, now_ms)
-        else:
+        if not isinstance(message, Watermark):
+            # Judged at the watermark that ends the sender's flush (or the next tick): a burst
+            # of late labels reaches every pane of a window at once, and re-judging the window
+            # once per partial wrote as many in-between values that no stage-1 state ever had.
             self._apply_partial(state, message, now_ms)
+            return []
+        if message.n_partitions != state.reported_partitions:
+            state.reported_partitions = message.n_partitions
+            state.n_partitions = max(message.n_partitions, max(state.watermarks, default=-1) + 1)
+        self._observe(state, message.source_partition, message.watermark_ms, now_ms)
         return self._close(message.model, state, now_ms)
 
     def tick(self, now_ms: int) -> list[Output]:
