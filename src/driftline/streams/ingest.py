@@ -47,6 +47,7 @@ from driftline.schemas.outputs import ModelVersionRegistered, utc_now
 from driftline.streams import partials as wire
 from driftline.streams.partition import ApplyResult, PartitionWorker, RawMessage
 from driftline.streams.registry import ProfileRegistry
+from driftline.streams.runtime import trim_heap
 from driftline.streams.store import Marks, PartitionStore
 from driftline.streams.telemetry import IngestTelemetry
 
@@ -298,6 +299,7 @@ class Ingest:
                 keys, size = worker.store.size()
                 self.telemetry.store_keys.labels(str(worker.partition)).set(keys)
                 self.telemetry.store_bytes.labels(str(worker.partition)).set(size)
+            trim_heap()  # expiry freed memory: give it back instead of letting glibc keep it
             self._last_expire = now
         return len(messages)
 
