@@ -278,9 +278,11 @@ class Ingest:
             worker = self._workers.get(number)
             if worker is None:  # revoked while the batch was in flight
                 continue
-            applied.append((worker, worker.apply(cast(list[RawMessage], batch), now_ms)))
-            for topic, count in _per_topic(batch).items():
-                self.telemetry.events_in.labels(topic=topic).inc(count)
+            result = worker.apply(cast(list[RawMessage], batch), now_ms)
+            applied.append((worker, result))
+            events_in = self.telemetry.events_in
+            events_in.labels(topic=self._topics.predictions).inc(result.prediction_messages)
+            events_in.labels(topic=self._topics.ground_truth).inc(result.truth_messages)
         # The previous poll's outputs were in flight while this poll was applied: wait for
         # what is left of their acknowledgements, write their batches, then send this poll's.
         self._settle()
@@ -478,10 +480,3 @@ class Ingest:
     def partitions(self) -> list[int]:
         """Partition numbers this process currently owns."""
         return sorted(self._workers)
-
-
-def _per_topic(batch: list[Message]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for message in batch:
-        counts[message.topic() or ""] += 1
-    return counts

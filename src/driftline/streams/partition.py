@@ -54,6 +54,7 @@ from driftline.schemas.wire import (
 )
 from driftline.streams.partials import PanePartial
 from driftline.streams.store import (
+    _OFFSET,
     JOINED,
     LABEL,
     PENDING,
@@ -101,6 +102,10 @@ class ApplyResult:
     skipped: int = 0
     too_late: int = 0
     waiting_for_profile: int = 0
+    prediction_messages: int = 0
+    """Messages of the predictions topic in the batch (valid or not, replayed or not)."""
+    truth_messages: int = 0
+    """Messages of the ground-truth topic in the batch (valid or not, replayed or not)."""
     restored: int = 0
     """Outputs not sent again while rebuilding (their inputs were applied before)."""
     batch: StoreBatch | None = None
@@ -209,6 +214,10 @@ class PartitionWorker:
         for message in messages:
             topic, offset = message.topic(), message.offset() or 0
             is_prediction = topic == topic_predictions
+            if is_prediction:
+                result.prediction_messages += 1
+            else:
+                result.truth_messages += 1
             if offset < (next_pred if is_prediction else next_truth):
                 result.skipped += 1
                 continue
@@ -254,7 +263,7 @@ class PartitionWorker:
             entries.update((pid, overlay[pid]) for pid in ids if pid in overlay)
         else:
             entries = dict(zip(ids, self.store.get_entries(ids), strict=True))
-        work = _Work(entries)
+        work = _Work(entries, remember=bool(truths))
         self._apply_predictions(predictions, batch, result, work)
         self._apply_truths(truths, batch, result, work)
         self.marks = Marks(next_pred, next_truth)
@@ -349,6 +358,12 @@ class PartitionWorker:
         kept: list[WirePrediction] = []
         times: list[int] = []
         pairs: list[_Pair] = []
+        puts: list[tuple[bytes, bytes]] = []
+        # The hot loop: one pass per prediction, with every collaborator bound locally.
+        entries: dict[bytes, bytes | None] = {} if work is None else work.entries
+        remembered = None if work is None or not work.remember else work.events
+        new_ids: list[bytes] = [] if work is None else work.new_predictions
+        keep, stamp, put, pack = kept.append, times.append, puts.append, _OFFSET.pack
         for event, raw, pid, offset, label in group:
             ts = event.timestamp
             if type(ts) is not int:
@@ -359,23 +374,26 @@ class PartitionWorker:
                 # Its pane may be gone downstream: folding it would replace a complete
                 # partial with a partial one. A label that waits for it goes on waiting.
                 result.too_late += 1
-                if work is not None:
-                    work.entries[pid] = label
+                entries[pid] = label
                 continue
-            kept.append(event)
-            times.append(ts)
+            keep(event)
+            stamp(ts)
             if label is not None:
                 label_offset, label_raw = split_entry(label)
                 pairs.append((event, decode_ground_truth(label_raw), raw, offset, label_offset))
-                batch.put_entry(pid, JOINED)
+                put((pid, JOINED))
+                entries[pid] = JOINED
                 if work is None:
                     batch.delete_waiting_for_held(pid)
             elif work is not None:
-                batch.put_entry(pid, pending := waiting_entry(PENDING, offset, raw))
-            if work is not None:
-                work.entries[pid] = JOINED if label is not None else pending
-                work.events[pid] = event
-                work.added_prediction(pid, ts)
+                entries[pid] = pending = PENDING + pack(offset) + raw
+                put((pid, pending))
+            if remembered is not None:
+                remembered[pid] = event
+            new_ids.append(pid)
+        batch.put_entries(puts)
+        if work is not None and times:
+            work.newest_prediction = max(work.newest_prediction, max(times))
         self.watermark_ms = watermark
         result.predictions += len(kept)
         if kept:
@@ -706,6 +724,8 @@ class _Work:
     and the ids it added, for the expiry index."""
 
     entries: dict[bytes, bytes | None]
+    remember: bool = False
+    """Whether the batch has labels too: then its predictions are kept decoded for them."""
     events: dict[bytes, WirePrediction] = field(default_factory=dict)
     new_predictions: list[bytes] = field(default_factory=list)
     new_labels: list[bytes] = field(default_factory=list)

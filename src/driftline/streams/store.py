@@ -126,6 +126,13 @@ class StoreBatch:
         self._batch.put(_JOIN + prediction_id, value)
         self.size += 1
 
+    def put_entries(self, entries: list[tuple[bytes, bytes]]) -> None:
+        """Set many join entries (:meth:`put_entry` for each, in one call)."""
+        put = self._batch.put
+        for prediction_id, value in entries:
+            put(_JOIN + prediction_id, value)
+        self.size += len(entries)
+
     def delete_entry(self, prediction_id: bytes) -> None:
         """Forget a join entry (its TTL ended)."""
         self._batch.delete(_JOIN + prediction_id)
