@@ -613,6 +613,10 @@ class _Wiring:
         self.clock = clock
         self.telemetry = telemetry
         self.models_of: dict[int, set[str]] = {}
+        self.expected: dict[int, int] = {}
+        """The next offset to apply per owned summaries partition (see :meth:`in_sequence`)."""
+        self.rewinds: dict[int, tuple[int, int, float]] = {}
+        """Per partition: the offset last rewound to, how often, when."""
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -638,6 +642,8 @@ class _Wiring:
 
     async def on_event(self, event: Any) -> None:
         message = event.message
+        if not await self.in_sequence(message):
+            return
         self.telemetry.received(message.topic)
         outputs: list[Output] = []
         try:
@@ -699,7 +705,8 @@ class _Wiring:
         self.telemetry.ticked()
 
     async def on_assigned(self, assigned: Iterable[Any]) -> None:
-        owned = {tp.partition for tp in assigned if tp.topic == self.summaries.get_topic_name()}
+        topic = self.summaries.get_topic_name()
+        owned = {tp.partition: tp for tp in assigned if tp.topic == topic}
         lost = [p for p in self.models_of if p not in owned]
         for partition in lost:
             models = self.models_of.pop(partition)
@@ -709,6 +716,77 @@ class _Wiring:
                 partition,
                 len(models),
             )
+        for partition in [p for p in self.expected if p not in owned]:
+            del self.expected[partition]
+            self.rewinds.pop(partition, None)
+        new = [tp for p, tp in owned.items() if p not in self.expected]
+        if not new:
+            return
+        try:
+            earliest = await self.summaries.app.consumer.earliest_offsets(*new)
+        except Exception as exc:  # the broker did not answer: take the first offset that comes
+            logger.warning("no earliest offsets for %s (%s); not checking them for gaps", new, exc)
+            return
+        for tp, offset in earliest.items():
+            self.expected[tp.partition] = offset
+
+    async def in_sequence(
+        self, message: Any, rewind_interval: float = 1.0, max_rewinds: int = 5
+    ) -> bool:
+        """Whether to apply a summaries message: the next one of its partition.
+
+        A partition's state is only right if every message is applied in order: a newly
+        assigned partition from its beginning, a kept one on from the last applied. faust
+        (0.15) can drop a batch it fetched when a rebalance ends while the batch is handed
+        out, and relies on seeking back to the committed offset to fetch it again, but the
+        summaries topic has no committed offsets (the state is rebuilt by re-reading). So a
+        message past the expected offset rewinds the partition to it (again after
+        ``rewind_interval`` seconds if needed), and is skipped like any until the expected one
+        arrives; one before it (the re-read of a kept partition) was applied already. After
+        ``max_rewinds`` to one offset, the offsets up to the message are taken as missing on
+        the broker.
+        """
+        partition, offset = message.partition, message.offset
+        expected = self.expected.get(partition)
+        if expected is None or offset == expected:
+            self.expected[partition] = offset + 1
+            return True
+        if offset < expected:
+            return False
+        now = self.clock()
+        target, n, at = self.rewinds.get(partition, (-1, 0, float("-inf")))
+        if now - at < rewind_interval:
+            return False
+        if target == expected and n >= max_rewinds:
+            logger.error(
+                "summaries partition %d: offsets %d to %d do not come after %d rewinds; "
+                "going on without them",
+                partition,
+                expected,
+                offset - 1,
+                n,
+            )
+            self.expected[partition] = offset + 1
+            return True
+        self.rewinds[partition] = (expected, n + 1 if target == expected else 1, now)
+        consumer = self.summaries.app.consumer
+        try:
+            earliest = (await consumer.earliest_offsets(message.tp)).get(message.tp, expected)
+            if earliest > expected:  # retention deleted what was expected: go on from there
+                expected = self.expected[partition] = earliest
+                if offset == expected:
+                    self.expected[partition] = offset + 1
+                    return True
+            logger.warning(
+                "summaries partition %d skipped from offset %d to %d; reading it again",
+                partition,
+                expected,
+                offset,
+            )
+            await consumer.seek_wait({message.tp: expected})
+        except Exception as exc:  # the broker did not answer: the next message tries again
+            logger.warning("summaries partition %d not rewound (%s)", partition, exc)
+        return False
 
 
 def create_app(
