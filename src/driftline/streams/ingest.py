@@ -69,6 +69,10 @@ class Ingest:
         Messages per poll.
     flush_interval
         Seconds between emissions of changed partials, watermarks and offset commits.
+    label_idle
+        Seconds without ground truth on a partition after which its watermark stops waiting
+        for labels (:meth:`PartitionWorker.closing_watermark`); keep it well below the
+        models' ``idle_timeout``, after which stage 2 stops waiting for the partition.
     clock
         Wall-clock seconds (for timestamps of dead letters and intervals); injectable.
     """
@@ -81,6 +85,7 @@ class Ingest:
         batch_size: int = 5000,
         flush_interval: float = 1.0,
         expire_interval: float = 30.0,
+        label_idle: float = 5.0,
         clock: Callable[[], float] = time.time,
         telemetry: IngestTelemetry | None = None,
     ) -> None:
@@ -91,6 +96,7 @@ class Ingest:
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._expire_interval = expire_interval
+        self._label_idle_ms = int(label_idle * 1000)
         self._clock = clock
         self.telemetry = telemetry or IngestTelemetry()
         self._state_dir = Path(settings.monitor.state_dir) / "ingest"
@@ -405,7 +411,9 @@ class Ingest:
             return
         self._settle()  # partials and committed offsets only ever reflect written batches
         offsets = []
+        now_ms = int(self._clock() * 1000)
         for worker in self._workers.values():
+            watermark_ms = worker.closing_watermark(now_ms, self._label_idle_ms)
             for partial in worker.drain():
                 self._producer.produce(
                     self._topics.summaries,
@@ -423,9 +431,7 @@ class Ingest:
                     self._topics.summaries,
                     key=model.encode(),
                     value=wire.encode(
-                        wire.Watermark(
-                            model, worker.partition, worker.watermark_ms, self._n_partitions
-                        )
+                        wire.Watermark(model, worker.partition, watermark_ms, self._n_partitions)
                     ),
                 )
             marks = worker.marks

@@ -143,6 +143,12 @@ class PartitionWorker:
         self._ttl_ms = settings.monitor.join_ttl // _MS
         self.marks = store.marks()
         self.watermark_ms = -1
+        """The newest prediction event time applied (lateness, expiry, pruning)."""
+        self.label_watermark_ms = -1
+        """The newest ground-truth event time applied."""
+        self._labels_seen_ms: int | None = None
+        """Wall time of the last batch with ground truth, else of the first batch since the
+        store was opened: until the ground truth shows it is idle, it is waited for."""
         self._late_before_ms = -1
         """The watermark when the current batch began: lateness is judged against what was
         already emitted, never against other models' newer events in the same batch."""
@@ -211,9 +217,13 @@ class PartitionWorker:
         next_pred, next_truth = self.marks.predictions, self.marks.ground_truth
         until = self.restore_until
         topic_predictions = self._topics.predictions
+        if self._labels_seen_ms is None:
+            self._labels_seen_ms = failed_at_ms
         for message in messages:
             topic, offset = message.topic(), message.offset() or 0
             is_prediction = topic == topic_predictions
+            if not is_prediction:
+                self._labels_seen_ms = failed_at_ms
             if is_prediction:
                 result.prediction_messages += 1
             else:
@@ -234,6 +244,9 @@ class PartitionWorker:
                     predictions.append((event, raw, pid, offset))
                 else:
                     truth = decode_ground_truth(raw, key)
+                    label_ms = event_time_ms(truth.timestamp)
+                    if label_ms > self.label_watermark_ms:
+                        self.label_watermark_ms = label_ms
                     pid = key if key is not None else truth.prediction_id.encode()
                     truths.append((truth, raw, pid, offset))
             except DecodeError as exc:
@@ -613,6 +626,18 @@ class PartitionWorker:
         return profile_from_events(events, config.task, config)
 
     # --- emitting -------------------------------------------------------------------------
+
+    def closing_watermark(self, now_ms: int, label_idle_ms: int) -> int:
+        """The event time up to which this partition applied *both* inputs, for stage 2's
+        :class:`~driftline.streams.partials.Watermark`: the predictions' watermark, held back
+        to the ground truth's while ground truth flows. The two topics are fetched separately
+        (after a rebalance the new owner may apply the predictions' backlog a second or more
+        before the labels'), and stage 2 judges a window, alerts and retrain requests
+        included, as soon as this passes its end plus the allowed lateness. Ground truth
+        silent for ``label_idle_ms`` of wall time holds nothing back."""
+        if self._labels_seen_ms is None or now_ms - self._labels_seen_ms >= label_idle_ms:
+            return self.watermark_ms
+        return min(self.watermark_ms, self.label_watermark_ms)
 
     def drain(self) -> list[PanePartial]:
         """The partials changed since the last drain (all of them after a start); none while

@@ -438,3 +438,31 @@ def test_a_crash_before_the_write_replays_both_unwritten_batches(
     result = again.apply([Msg(TRUTH, i, truth(i, 1), f"p{i}".encode()) for i in range(5)], T0)
     assert result.joined == 5
     assert features_n(again, profiles) == 5
+
+
+def test_the_closing_watermark_waits_for_the_labels_while_they_flow(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    """A new owner catching up may apply the predictions' backlog before the labels': its
+    watermark must not pass labels it has not read, until the ground truth is idle."""
+    w = worker(tmp_path / "db", profiles)
+    now, idle = 1_000_000, 5_000
+    w.apply(predictions(0, 120), now)  # two minutes of predictions, no label read yet
+    assert w.watermark_ms == T0 + 119_000
+    assert w.closing_watermark(now, idle) == -1
+    w.apply([Msg(TRUTH, i, truth(i, 1), f"p{i}".encode()) for i in range(60)], now + 100)
+    assert w.closing_watermark(now + 100, idle) == T0 + 59_000 + 5000  # the newest label
+    w.apply([Msg(TRUTH, i, truth(i, 1), f"p{i}".encode()) for i in range(60, 120)], now + 200)
+    assert w.closing_watermark(now + 200, idle) == T0 + 119_000  # labels ahead: predictions
+    w.apply(predictions(120, 60), now + 300)
+    assert w.closing_watermark(now + 300, idle) == T0 + 119_000 + 5000
+    assert w.closing_watermark(now + 200 + idle, idle) == T0 + 179_000  # ground truth idle
+
+
+def test_without_ground_truth_the_closing_watermark_follows_the_predictions_after_the_idle_time(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    w = worker(tmp_path / "db", profiles)
+    w.apply(predictions(0, 30), 1_000_000)
+    assert w.closing_watermark(1_000_000 + 4_999, 5_000) == -1
+    assert w.closing_watermark(1_000_000 + 5_000, 5_000) == T0 + 29_000
