@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -271,6 +274,7 @@ def monitor_run(
     settings = _service_settings(config)
     stop = threading.Event()
     threads = []
+    died: list[str] = []
     try:
         registry = ProfileRegistry(settings.kafka, settings.topics).start()
         # One registry for the three parts: one endpoint serves them all.
@@ -278,7 +282,7 @@ def monitor_run(
         ingest = Ingest(settings, registry=registry, telemetry=IngestTelemetry(metrics)).start()
         merge = Stage2Telemetry(metrics)
         parts: dict[str, Health] = {"ingest": ingest.health, "merge": merge.health}
-        threads.append(threading.Thread(target=ingest.run, args=(stop,), name="ingest"))
+        threads.append(_part("ingest", ingest.run, stop, died))
         if writer:
             sink = InfluxWriter(
                 settings.kafka,
@@ -288,7 +292,7 @@ def monitor_run(
                 telemetry=WriterTelemetry(metrics),
             )
             parts["writer"] = sink.health
-            threads.append(threading.Thread(target=_write, args=(sink, stop), name="writer"))
+            threads.append(_part("writer", functools.partial(_write, sink), stop, died))
         _serve_metrics(settings, metrics, combined_health(parts))
         for thread in threads:
             thread.start()
@@ -300,6 +304,28 @@ def monitor_run(
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
+        if died:  # here, not after: faust's worker leaves by SystemExit(0)
+            typer.echo(f"driftline monitor run: {', '.join(died)} stopped on an error", err=True)
+            raise typer.Exit(1)
+
+
+def _part(
+    name: str, run: Callable[[threading.Event], None], stop: threading.Event, died: list[str]
+) -> threading.Thread:
+    """A thread running one part of ``monitor run``. A part that dies takes the process
+    down (SIGTERM to itself, exit status 1), so a supervisor restarts all of it instead of a
+    process that looks alive while one of its parts no longer works."""
+
+    def target() -> None:
+        try:
+            run(stop)
+        except BaseException:
+            logging.getLogger("driftline.cli").exception("the %s part of monitor run died", name)
+            if not stop.is_set():
+                died.append(name)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    return threading.Thread(target=target, name=name)
 
 
 def _write(sink: InfluxWriter, stop: threading.Event) -> None:

@@ -13,7 +13,11 @@ through the whole service twice, each time on a broker and a VictoriaMetrics of 
 For every window, the latest value of every metric point read back from the outbox topic
 (ordered per key, so its latest record per point identity is what InfluxDB ends up holding),
 the alert ids and the retrain request ids must be identical, floats bit for bit: partials
-merge by exact integer sums, whichever process folded them.
+merge by exact integer sums, whichever process folded them. And in both scenarios every
+window's *first* result must already count all its predictions and labels: alerts and retrain
+requests are decided on it and never withdrawn, so a window judged before its labels were
+applied (a watermark running ahead of the ground-truth partition while a new owner catches
+up after a rebalance) makes them depend on timing.
 """
 
 from __future__ import annotations
@@ -61,12 +65,17 @@ WINDOW_ENDS = [
     for k in range(1, N_EVENTS * STEP_MS // WINDOW_MS + 1)
     if START_MS + k * WINDOW_MS + LATENESS_MS <= START_MS + (N_EVENTS - 1) * STEP_MS
 ]
-PUBLISH_RATE = 3_000  # predictions (and as many labels) a second: ~20 s of live traffic
-RESULTS_TIMEOUT = 90.0  # seconds, per scenario, after the traffic is published (a stage-2
-# handover on Tansu can take tens of seconds: group joins wait half the session timeout)
-QUIET = 5.0  # seconds without a new outbox record before results count as final
+# ~20 s of live traffic: the second process starts ~6 s in (once the first judged a window)
+# and takes over stage 2's partition ~8-10 s later, so both handovers happen mid-stream.
+PUBLISH_RATE = 3_000  # predictions (and as many labels) a second
+RESULTS_TIMEOUT = 90.0  # seconds, per scenario, after the traffic is published; only a failing
+# run waits this long (passing runs have every window ~1 s after the last event: a stage-2
+# handover on Tansu takes ~10 s, a stalled group join up to faust's 60 s rebalance timeout)
+QUIET = 1.0  # seconds without a new outbox record once every window is complete: a margin
+# for the records of the same instant, not a guess that results are final (see Results.missing)
 PER_WINDOW = WINDOW_MS // STEP_MS // len(MODELS)  # predictions of one model in one window
 STARTED = re.compile(r"ingest assigned partitions \[([\d, ]*)\]")
+TRACEBACK = "Traceback (most recent call last)"
 HANDED_OVER = re.compile(r"summaries partition \d+ no longer assigned; dropped the state of [1-9]")
 
 Identity = tuple[str, int]  # (measurement and tags as written, window end in epoch ms)
@@ -141,35 +150,38 @@ def _publish(kafka: KafkaSettings, topics: TopicSettings, sent: list[int]) -> No
 
 
 class TopicTail:
-    """Every record of a topic from its beginning, read by assignment (no group join)."""
+    """Every record of some topics from their beginning, read by assignment (no group join)."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+    def __init__(self, kafka: KafkaSettings, topics: list[str]) -> None:
         self._consumer = Consumer(
             {
                 **kafka.client_config(),
-                "group.id": f"scale-out-reader-{topic}",
+                "group.id": f"scale-out-reader-{'-'.join(topics)}",
                 "enable.auto.commit": False,
                 "fetch.queue.backoff.ms": 5,
             }
         )
-        partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        assignment = []
+        for topic in topics:
+            partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
+        self._consumer.assign(assignment)
 
-    def read(self, timeout: float = 0.5) -> list[bytes]:
-        """The records that arrived since the last read."""
+    def read(self, timeout: float = 0.5) -> list[tuple[str, bytes]]:
+        """The (topic, value) records that arrived since the last read."""
         values = []
         for message in self._consumer.consume(1000, timeout):
             value = message.value()
             if message.error() is None and value is not None:
-                values.append(value)
+                values.append((message.topic() or "", value))
         return values
 
-    def read_until_quiet(self, quiet: float) -> list[bytes]:
+    def read_until_quiet(self, quiet: float) -> list[tuple[str, bytes]]:
         """Everything that arrives until nothing has for ``quiet`` seconds."""
-        values: list[bytes] = []
+        values: list[tuple[str, bytes]] = []
         last = time.monotonic()
         while time.monotonic() - last < quiet:
-            batch = self.read()
+            batch = self.read(timeout=min(0.5, quiet / 2))
             if batch:
                 values += batch
                 last = time.monotonic()
@@ -190,6 +202,8 @@ class Results:
 
     points: dict[Identity, dict[str, str]] = field(default_factory=dict)
     """Latest field values (as written, so floats compare exactly) per point identity."""
+    first_counts: dict[tuple[str, int], tuple[str | None, str | None]] = field(default_factory=dict)
+    """(predictions, labels) of each (model, window end)'s first result."""
     records: dict[int, int] = field(default_factory=dict)
     """Outbox records per window end: the first result plus its restatements."""
     alerts: dict[str, str] = field(default_factory=dict)
@@ -205,8 +219,14 @@ class Results:
         for line in decode_lines(value):
             series, fields, timestamp = _split(line, " ")
             identity = (series, int(timestamp))
-            self.points[identity] = dict(f.split("=", 1) for f in _split(fields, ","))
+            point = dict(f.split("=", 1) for f in _split(fields, ","))
+            self.points[identity] = point
             ends.add(identity[1])
+            if series.startswith("label_coverage,"):
+                model = dict(t.split("=", 1) for t in _split(series, ",")[1:])["model"]
+                self.first_counts.setdefault(
+                    (model, identity[1]), (point.get("n_predictions"), point.get("n_labels"))
+                )
         for end in ends:
             self.records[end] = self.records.get(end, 0) + 1
 
@@ -224,6 +244,15 @@ class Results:
                 ):
                     missing.append(f"{model} {end}: {counts}")
         return missing
+
+    def judged_early(self) -> list[str]:
+        """Windows whose first result lacked predictions or labels."""
+        complete = (f"{PER_WINDOW}i",) * 2
+        return [
+            f"{model} {end}: {counts}"
+            for (model, end), counts in sorted(self.first_counts.items())
+            if end in WINDOW_ENDS and counts != complete
+        ]
 
     def tail(self) -> str:
         return "\n".join(
@@ -291,7 +320,7 @@ def _scenario(
         create_topics(settings.kafka, settings.topics)
         for reference in references:
             publish_profile(settings.kafka, settings.topics, reference)
-        outbox = TopicTail(settings.kafka, settings.topics.metrics)
+        outbox = TopicTail(settings.kafka, [settings.topics.metrics])
         stack.callback(outbox.close)
 
         start = stack.enter_context(_monitors(config, work))
@@ -319,9 +348,14 @@ def _scenario(
         while time.monotonic() < deadline:
             for process in monitors:
                 assert process.poll() is None, f"a monitor exited:\n{results.tail()}"
+            # A thread of `monitor run` (ingest, writer) can die while the process lives on.
+            for log in results.logs:
+                text = log.read_text(errors="replace")
+                at = text.find(TRACEBACK)
+                assert at < 0, f"{log.name} logged a traceback:\n{text[max(0, at - 600) :]}"
             assert not failures, f"publishing failed: {failures[0]!r}"
             values = outbox.read()
-            for value in values:
+            for _, value in values:
                 results.take(value)
             now = time.monotonic()
             if values:
@@ -331,8 +365,12 @@ def _scenario(
                 results.second_started_after = sent[0]
                 monitors.append(start())
                 results.logs.append(work / "monitor-2.log")
-            done = not publisher.is_alive() and len(monitors) == processes
-            if done and not results.missing() and now - quiet_since >= QUIET:
+            done = (
+                not publisher.is_alive()
+                and len(monitors) == processes
+                and (processes == 1 or _scaled_out(results.logs))
+            )
+            if done and now - quiet_since >= QUIET and not results.missing():
                 break
         assert not results.missing(), (
             f"with {processes} process(es), windows not judged on all their events "
@@ -341,13 +379,14 @@ def _scenario(
         publisher.join(1)
         assert not failures, f"publishing failed: {failures[0]!r}"
 
-        for value in _read_all(settings.kafka, settings.topics.alerts):
+        published = _read_all(settings.kafka, [settings.topics.alerts, settings.topics.retrain])
+        for value in published[settings.topics.alerts]:
             alert = DriftAlert.model_validate_json(value)
             reasons = sorted(f"{r.kind}:{r.feature or ''}:{r.statistic}" for r in alert.reasons)
             results.alerts[alert.alert_id] = (
                 f"{alert.model} {alert.window_end:%H:%M} {alert.status} {alert.severity} {reasons}"
             )
-        for value in _read_all(settings.kafka, settings.topics.retrain):
+        for value in published[settings.topics.retrain]:
             results.retrain_ids.add(RetrainRequest.model_validate_json(value).request_id)
 
         # The writer brought every window to the InfluxDB API too.
@@ -357,12 +396,24 @@ def _scenario(
     return results
 
 
-def _read_all(kafka: KafkaSettings, topic: str) -> list[bytes]:
-    tail = TopicTail(kafka, topic)
+def _read_all(kafka: KafkaSettings, topics: list[str]) -> dict[str, list[bytes]]:
+    """Every record of ``topics``, by topic. Their writers were acknowledged before the outbox
+    records read already, so a second without a new record means the end was reached."""
+    tail = TopicTail(kafka, topics)
     try:
-        return tail.read_until_quiet(2.0)
+        values: dict[str, list[bytes]] = {topic: [] for topic in topics}
+        for topic, value in tail.read_until_quiet(1.0):
+            values[topic].append(value)
+        return values
     finally:
         tail.close()
+
+
+def _scaled_out(logs: list[Path]) -> bool:
+    """Whether the second process owns input partitions and a model's stage-2 state moved."""
+    return any(_assignments(logs[1])) and bool(
+        HANDED_OVER.search(logs[0].read_text(errors="replace"))
+    )
 
 
 def _assignments(log: Path) -> list[list[int]]:
@@ -389,6 +440,12 @@ def test_two_monitor_processes_give_exactly_the_same_window_results_as_one(
     handed_over = HANDED_OVER.search(two.logs[0].read_text(errors="replace"))
     assert handed_over, f"no model's stage-2 state moved to the second process:\n{two.tail()}"
 
+    for name, results in (("one process", one), ("two processes", two)):
+        early = results.judged_early()
+        assert not early, (
+            f"with {name}, windows first judged before all their predictions and labels were "
+            f"applied (model, end: (predictions, labels)): {early}\n{results.tail()}"
+        )
     assert set(one.records) == set(two.records) == set(WINDOW_ENDS)
     assert one.points.keys() == two.points.keys()
     differing = {

@@ -92,3 +92,44 @@ def test_monitor_run_serves_every_part_on_one_endpoint_and_is_healthy_once_all_r
     ):
         assert time.time() - (sample(samples, name) or 0) < 60, name
     assert list(cwd.iterdir()) == []
+
+
+def test_monitor_run_exits_with_an_error_when_one_of_its_parts_dies(
+    kafka: KafkaSettings, topics: TopicSettings, metrics_server: Any, tmp_path: Path
+) -> None:
+    """A stage-1 store of another format stops the ingest part; the whole process must stop
+    (status 1, saying which part and why) rather than run on with stage 2 alone."""
+    from rocksdict import Options, Rdict
+
+    create_topics(kafka, topics)
+    state = tmp_path / "state"
+    for number in range(topics.input_partitions):
+        old = Rdict(str(state / "ingest" / f"p{number}"), Options(raw_mode=True))
+        old.put(b"m", b"\x92\x05\x03")  # marks of a store written without a format record
+        old.close()
+    config = tmp_path / "driftline.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "kafka": {"bootstrap_servers": kafka.bootstrap_servers},
+                "topics": topics.model_dump(),
+                "influxdb": {"url": metrics_server.url, "token": "unused"},
+                "monitor": {
+                    "group_id": f"dies-{topics.summaries.split('.')[0]}",
+                    "state_dir": str(state),
+                    "metrics_port": None,
+                },
+            }
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "driftline", "monitor", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-3000:]
+    assert "ingest stopped on an error" in output
+    assert "was written in format 1" in output
