@@ -32,6 +32,7 @@ from driftline.detectors.profile import build_profile
 from driftline.schemas.outputs import DriftAlert, ModelVersionRegistered, RetrainRequest, utc_now
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import Series, TansuBroker, VictoriaMetrics
+from driftline.testing.service import SEA_MODEL, service_config
 from driftline.testing.synthetic import STEP_MS, sea_events
 from driftline.topics import create_topics
 
@@ -53,31 +54,14 @@ class DemoResult:
 
 
 def _settings(kafka: str, influx_url: str, state: Path) -> dict[str, Any]:
-    return {
-        "kafka": {"bootstrap_servers": kafka, "client_id": "driftline-demo"},
-        "influxdb": {
-            "url": influx_url,
-            "token": "demo",
-            "org": "demo",
-            "bucket": "demo",
-            "flush_interval": "500ms",
-        },
-        "topics": {"input_partitions": 4, "output_partitions": 2},
-        "monitor": {"state_dir": str(state), "metrics_port": None, "group_id": "driftline-demo"},
-        "models": {
-            MODEL: {
-                "task": "binary",
-                "pane": "1m",
-                "windows": [{"size": "10m"}],
-                "allowed_lateness": "1m",
-                "idle_timeout": "3s",
-                "drift": {"min_samples": 500},
-                "performance": {"metric": "accuracy", "max_drop": 0.05, "min_labels": 500},
-                "retrain": {"policy": "on_either", "cooldown": "1h"},
-            }
-        },
-        "log_level": "WARNING",
-    }
+    return service_config(
+        bootstrap_servers=kafka,
+        influx_url=influx_url,
+        state_dir=state,
+        name="driftline-demo",
+        models={MODEL: {**SEA_MODEL, "idle_timeout": "3s"}},
+        log_level="WARNING",
+    )
 
 
 def _reference(n: int) -> ModelVersionRegistered:

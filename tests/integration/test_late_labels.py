@@ -50,6 +50,7 @@ from driftline.sinks.outbox import decode_lines
 from driftline.streams import partials as wire
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import Series, TansuBroker, VictoriaMetrics
+from driftline.testing.service import SEA_MODEL, service_config
 from driftline.testing.synthetic import START_MS, STEP_MS, SyntheticEvent, sea_events
 from driftline.topics import create_topics
 
@@ -65,38 +66,17 @@ TIMEOUT = 45.0  # seconds per phase; a passing run needs a few (a Tansu group jo
 
 
 def _config(broker: TansuBroker, victoria: VictoriaMetrics, work: Path) -> dict[str, Any]:
-    return {
-        "kafka": {"bootstrap_servers": broker.bootstrap_servers, "client_id": "late-labels"},
-        "influxdb": {
-            "url": victoria.url,
-            "token": "unused",
-            "org": "driftline",
-            "bucket": "driftline",
-            "flush_interval": "200ms",
-        },
-        "topics": {"input_partitions": 4, "output_partitions": 2},
-        "monitor": {
-            "state_dir": str(work / "state"),
-            "metrics_port": None,
-            "group_id": "late-labels",
-        },
-        "models": {
-            MODEL: {
-                "task": "binary",
-                "pane": "1m",
-                "windows": [{"size": "10m"}],
-                "allowed_lateness": "1m",
-                # Between the phases every input partition is idle; the closing watermark is
-                # then the newest event seen, which never closes a window early here.
-                "idle_timeout": "3s",
-                "drift": {"min_samples": 500},
-                # 2,400 early labels are enough for the window to be judged on performance.
-                "performance": {"metric": "accuracy", "max_drop": 0.05, "min_labels": 500},
-                "retrain": {"policy": "on_either", "cooldown": "1h"},
-            }
-        },
-        "log_level": "INFO",
-    }
+    # Between the phases every input partition is idle; the closing watermark is then the
+    # newest event seen, which never closes a window early here. 2,400 early labels are
+    # enough (min_labels 500) for the window to be judged on performance.
+    return service_config(
+        bootstrap_servers=broker.bootstrap_servers,
+        influx_url=victoria.url,
+        state_dir=work / "state",
+        name="late-labels",
+        models={MODEL: {**SEA_MODEL, "idle_timeout": "3s"}},
+        flush_interval="200ms",
+    )
 
 
 def _reference() -> ModelVersionRegistered:

@@ -46,6 +46,7 @@ from driftline.schemas.outputs import DriftAlert, ModelVersionRegistered, Retrai
 from driftline.sinks.outbox import decode_lines
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import TansuBroker, VictoriaMetrics
+from driftline.testing.service import SEA_MODEL, service_config
 from driftline.testing.synthetic import START_MS, STEP_MS, sea_events
 from driftline.topics import create_topics
 
@@ -99,38 +100,15 @@ def _reference(model: str) -> ModelVersionRegistered:
 
 
 def _config(broker: TansuBroker, victoria: VictoriaMetrics, work: Path) -> dict[str, Any]:
-    return {
-        "kafka": {"bootstrap_servers": broker.bootstrap_servers, "client_id": "scale-out"},
-        "influxdb": {
-            "url": victoria.url,
-            "token": "unused",
-            "org": "driftline",
-            "bucket": "driftline",
-            "flush_interval": "500ms",
-        },
-        "topics": {"input_partitions": 4, "output_partitions": 2},
-        "monitor": {
-            "state_dir": str(work / "state"),
-            "metrics_port": None,
-            "group_id": "scale-out",
-        },
-        "models": {
-            model: {
-                "task": "binary",
-                "pane": "1m",
-                "windows": [{"size": "10m"}],
-                "allowed_lateness": "1m",
-                # Longer than a rebalance pause (a Tansu group join takes ~3 s), so no window
-                # is closed early because stage 1 stopped to hand partitions over.
-                "idle_timeout": "30s",
-                "drift": {"min_samples": 500},
-                "performance": {"metric": "accuracy", "max_drop": 0.05, "min_labels": 500},
-                "retrain": {"policy": "on_either", "cooldown": "1h"},
-            }
-            for model in MODELS
-        },
-        "log_level": "INFO",
-    }
+    # idle_timeout longer than a rebalance pause (a Tansu group join takes ~3 s), so no window
+    # is closed early because stage 1 stopped to hand partitions over.
+    return service_config(
+        bootstrap_servers=broker.bootstrap_servers,
+        influx_url=victoria.url,
+        state_dir=work / "state",
+        name="scale-out",
+        models={model: {**SEA_MODEL, "idle_timeout": "30s"} for model in MODELS},
+    )
 
 
 def _publish(kafka: KafkaSettings, topics: TopicSettings, sent: list[int]) -> None:
