@@ -18,12 +18,9 @@ from confluent_kafka import Consumer, Producer
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.summary import PaneSummary
-from driftline.schemas.outputs import ModelVersionRegistered
 from driftline.streams import partials as wire
-from driftline.streams.registry import publish_profile
 from driftline.testing.synthetic import sea_events
-from driftline.topics import create_topics
-from tests.streams.test_ingest import sea_profile
+from tests.streams.test_ingest import set_up_sea
 
 N_EVENTS = 100_000
 LABEL_SHARE = 0.8  # every fifth prediction never gets its label
@@ -57,15 +54,7 @@ def start_ingest(config: Path, log: Path) -> subprocess.Popen[bytes]:
 def test_three_sigkills_lose_nothing_and_count_nothing_twice(
     kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path
 ) -> None:
-    create_topics(kafka, topics)
-    profile = sea_profile()
-    publish_profile(
-        kafka,
-        topics,
-        ModelVersionRegistered(
-            model="sea", model_version="1", registered_at=0, source="cli", reference=profile
-        ),
-    )
+    profile = set_up_sea(kafka, topics)
     names = "\n".join(f"  {role}: {name}" for role, name in topics.names().items())
     config = tmp_path / "driftline.yaml"
     config.write_text(

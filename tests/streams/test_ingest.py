@@ -36,6 +36,20 @@ def sea_profile() -> ReferenceProfile:
     )
 
 
+def set_up_sea(kafka: KafkaSettings, topics: TopicSettings) -> ReferenceProfile:
+    """Create the topics and register model ``sea`` version ``1``; returns its profile."""
+    create_topics(kafka, topics)
+    profile = sea_profile()
+    publish_profile(
+        kafka,
+        topics,
+        ModelVersionRegistered(
+            model="sea", model_version="1", registered_at=0, source="cli", reference=profile
+        ),
+    )
+    return profile
+
+
 def settings_for(kafka: KafkaSettings, topics: TopicSettings, state: Path) -> Settings:
     return Settings(
         kafka=kafka,
@@ -85,15 +99,7 @@ def run_until(ingest: Ingest, done: threading.Event, predicate, timeout: float =
 def test_ingest_folds_joins_and_dead_letters_everything_once(
     kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path
 ) -> None:
-    create_topics(kafka, topics)
-    profile = sea_profile()
-    publish_profile(
-        kafka,
-        topics,
-        ModelVersionRegistered(
-            model="sea", model_version="1", registered_at=0, source="cli", reference=profile
-        ),
-    )
+    profile = set_up_sea(kafka, topics)
     publish(kafka, topics, 3000, bad=5)
     settings = settings_for(kafka, topics, tmp_path / "state")
     registry = ProfileRegistry(kafka, topics).start()
@@ -150,15 +156,7 @@ def test_ingest_folds_joins_and_dead_letters_everything_once(
 def test_a_restarted_ingest_resumes_from_its_store_without_double_counting(
     kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path
 ) -> None:
-    create_topics(kafka, topics)
-    profile = sea_profile()
-    publish_profile(
-        kafka,
-        topics,
-        ModelVersionRegistered(
-            model="sea", model_version="1", registered_at=0, source="cli", reference=profile
-        ),
-    )
+    profile = set_up_sea(kafka, topics)
     publish(kafka, topics, 4000)
     settings = settings_for(kafka, topics, tmp_path / "state")
     registry = ProfileRegistry(kafka, topics).start()
@@ -191,15 +189,7 @@ def test_a_fresh_machine_rebuilds_the_join_store_from_the_input_topics(
     """A member with an empty state_dir takes over partitions another member committed:
     labels that arrive afterwards still find their predictions (DESIGN §1: the join store is
     restorable on a fresh machine from Kafka), and nothing is sent twice in between."""
-    create_topics(kafka, topics)
-    profile = sea_profile()
-    publish_profile(
-        kafka,
-        topics,
-        ModelVersionRegistered(
-            model="sea", model_version="1", registered_at=0, source="cli", reference=profile
-        ),
-    )
+    profile = set_up_sea(kafka, topics)
     events = list(sea_events(3000, seed=7))
     producer = Producer({**kafka.client_config(), "linger.ms": 5})
     for i, event in enumerate(events):
