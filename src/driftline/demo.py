@@ -28,11 +28,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from driftline.client import DriftlineProducer
 from driftline.config import KafkaSettings, Settings, TopicSettings
-from driftline.detectors.profile import build_profile
-from driftline.schemas.outputs import DriftAlert, ModelVersionRegistered, RetrainRequest, utc_now
+from driftline.schemas.outputs import DriftAlert, RetrainRequest
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import Series, TansuBroker, VictoriaMetrics
-from driftline.testing.service import SEA_MODEL, service_config
+from driftline.testing.service import SEA_MODEL, sea_reference, service_config
 from driftline.testing.synthetic import STEP_MS, sea_events
 from driftline.topics import create_topics
 
@@ -61,27 +60,6 @@ def _settings(kafka: str, influx_url: str, state: Path) -> dict[str, Any]:
         name="driftline-demo",
         models={MODEL: {**SEA_MODEL, "idle_timeout": "3s"}},
         log_level="WARNING",
-    )
-
-
-def _reference(n: int) -> ModelVersionRegistered:
-    events = [e.prediction for e in sea_events(n, seed=1000)]
-    labels = [e.ground_truth["label"] for e in sea_events(n, seed=1000)]
-    profile = build_profile(
-        MODEL,
-        VERSION,
-        "binary",
-        {k: [e["features"][k] for e in events] for k in ("x1", "x2", "x3")},
-        [e["prediction"] for e in events],
-        scores={c: [e["scores"][c] for e in events] for c in ("0", "1")},
-        labels=labels,
-    )
-    return ModelVersionRegistered(
-        model=MODEL,
-        model_version=VERSION,
-        registered_at=utc_now(),
-        source="cli",
-        reference=profile,
     )
 
 
@@ -161,7 +139,7 @@ def run_demo(
             f"{victoria.url}"
         )
         create_topics(settings.kafka, settings.topics)
-        publish_profile(settings.kafka, settings.topics, _reference(20_000))
+        publish_profile(settings.kafka, settings.topics, sea_reference(MODEL, VERSION))
         say("registered the reference of sea/1 (20,000 training rows)")
         log = (work / "monitor.log").open("wb")
         monitor = subprocess.Popen(

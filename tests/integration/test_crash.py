@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -19,6 +16,7 @@ from driftline.config import KafkaSettings, TopicSettings
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.summary import PaneSummary
 from driftline.streams import partials as wire
+from driftline.testing.service import start_monitor
 from driftline.testing.synthetic import sea_events
 from tests.streams.test_ingest import set_up_sea
 
@@ -41,16 +39,6 @@ def produce(kafka: KafkaSettings, topics: TopicSettings, done: threading.Event) 
     done.set()
 
 
-def start_ingest(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "driftline", "monitor", "ingest", "--config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-
 def test_three_sigkills_lose_nothing_and_count_nothing_twice(
     kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path
 ) -> None:
@@ -69,12 +57,12 @@ def test_three_sigkills_lose_nothing_and_count_nothing_twice(
     producer = threading.Thread(target=produce, args=(kafka, topics, done), daemon=True)
     producer.start()
     rng = random.Random(5)
-    process = start_ingest(config, log)
+    process = start_monitor("ingest", config, log)
     for _ in range(3):
         time.sleep(rng.uniform(4.0, 9.0))  # group join takes ~3 s: kill at random points after
         process.send_signal(signal.SIGKILL)
         process.wait()
-        process = start_ingest(config, log)
+        process = start_monitor("ingest", config, log)
     producer.join(120)
     assert done.is_set(), "the producer did not finish"
 

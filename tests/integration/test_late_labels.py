@@ -44,13 +44,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from driftline.client import DriftlineProducer
 from driftline.config import KafkaSettings, Settings, TopicSettings
 from driftline.detectors.performance import PerformanceSummary
-from driftline.detectors.profile import build_profile
-from driftline.schemas.outputs import ModelVersionRegistered
 from driftline.sinks.outbox import decode_lines
 from driftline.streams import partials as wire
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import Series, TansuBroker, VictoriaMetrics
-from driftline.testing.service import SEA_MODEL, service_config
+from driftline.testing.service import SEA_MODEL, sea_reference, service_config
 from driftline.testing.synthetic import START_MS, STEP_MS, SyntheticEvent, sea_events
 from driftline.topics import create_topics
 
@@ -76,23 +74,6 @@ def _config(broker: TansuBroker, victoria: VictoriaMetrics, work: Path) -> dict[
         name="late-labels",
         models={MODEL: {**SEA_MODEL, "idle_timeout": "3s"}},
         flush_interval="200ms",
-    )
-
-
-def _reference() -> ModelVersionRegistered:
-    rows = list(sea_events(10_000, seed=1000))
-    predictions = [e.prediction for e in rows]
-    profile = build_profile(
-        MODEL,
-        VERSION,
-        "binary",
-        {k: [p["features"][k] for p in predictions] for k in ("x1", "x2", "x3")},
-        [p["prediction"] for p in predictions],
-        scores={c: [p["scores"][c] for p in predictions] for c in ("0", "1")},
-        labels=[e.ground_truth["label"] for e in rows],
-    )
-    return ModelVersionRegistered(
-        model=MODEL, model_version=VERSION, registered_at=0, source="cli", reference=profile
     )
 
 
@@ -264,7 +245,7 @@ def test_late_labels_restate_the_first_windows_performance_points(tmp_path: Path
         config = tmp_path / "driftline.yaml"
         config.write_text(yaml.safe_dump(raw))
         create_topics(settings.kafka, topics)
-        publish_profile(settings.kafka, topics, _reference())
+        publish_profile(settings.kafka, topics, sea_reference(MODEL, VERSION, rows=10_000))
         outputs = [topics.summaries, topics.labeled, topics.metrics, topics.alerts, topics.retrain]
         tail = _Tail(settings.kafka, outputs)
         log = tmp_path / "monitor.log"

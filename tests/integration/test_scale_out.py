@@ -22,11 +22,9 @@ up after a rebalance) makes them depend on timing.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,12 +39,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from driftline.client import DriftlineProducer
 from driftline.config import KafkaSettings, Settings, TopicSettings
-from driftline.detectors.profile import build_profile
 from driftline.schemas.outputs import DriftAlert, ModelVersionRegistered, RetrainRequest
 from driftline.sinks.outbox import decode_lines
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import TansuBroker, VictoriaMetrics
-from driftline.testing.service import SEA_MODEL, service_config
+from driftline.testing.service import SEA_MODEL, sea_reference, service_config, start_monitor
 from driftline.testing.synthetic import START_MS, STEP_MS, sea_events
 from driftline.topics import create_topics
 
@@ -80,23 +77,6 @@ TRACEBACK = "Traceback (most recent call last)"
 HANDED_OVER = re.compile(r"summaries partition \d+ no longer assigned; dropped the state of [1-9]")
 
 Identity = tuple[str, int]  # (measurement and tags as written, window end in epoch ms)
-
-
-def _reference(model: str) -> ModelVersionRegistered:
-    rows = list(sea_events(20_000, seed=1000))
-    predictions = [e.prediction for e in rows]
-    profile = build_profile(
-        model,
-        VERSION,
-        "binary",
-        {k: [p["features"][k] for p in predictions] for k in ("x1", "x2", "x3")},
-        [p["prediction"] for p in predictions],
-        scores={c: [p["scores"][c] for p in predictions] for c in ("0", "1")},
-        labels=[e.ground_truth["label"] for e in rows],
-    )
-    return ModelVersionRegistered(
-        model=model, model_version=VERSION, registered_at=0, source="cli", reference=profile
-    )
 
 
 def _config(broker: TansuBroker, victoria: VictoriaMetrics, work: Path) -> dict[str, Any]:
@@ -247,14 +227,7 @@ def _monitors(config: Path, work: Path) -> Iterator[Callable[[], subprocess.Pope
 
     def start() -> subprocess.Popen[bytes]:
         log = work / f"monitor-{len(started) + 1}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "driftline", "monitor", "run", "--config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=work,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+        process = start_monitor("run", config, log, cwd=work)
         started.append((process, log))
         return process
 
@@ -404,7 +377,7 @@ def _assignments(log: Path) -> list[list[int]]:
 def test_two_monitor_processes_give_exactly_the_same_window_results_as_one(
     tansu_factory: Callable[[], TansuBroker], tmp_path: Path
 ) -> None:
-    references = [_reference(model) for model in MODELS]
+    references = [sea_reference(model, VERSION) for model in MODELS]
     one = _scenario(1, tmp_path / "one", tansu_factory(), references)
     two = _scenario(2, tmp_path / "two", tansu_factory(), references)
 

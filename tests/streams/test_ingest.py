@@ -10,44 +10,24 @@ from confluent_kafka import Producer
 
 from driftline.config import KafkaSettings, Settings, TopicSettings
 from driftline.detectors.performance import PerformanceSummary
-from driftline.detectors.profile import build_profile
 from driftline.detectors.summary import PaneSummary
-from driftline.schemas.outputs import DeadLetter, ModelVersionRegistered
+from driftline.schemas.outputs import DeadLetter
 from driftline.schemas.reference import ReferenceProfile
 from driftline.streams import partials as wire
 from driftline.streams.ingest import Ingest
 from driftline.streams.registry import ProfileRegistry, publish_profile
+from driftline.testing.service import sea_reference
 from driftline.testing.synthetic import sea_events
 from driftline.topics import create_topics
 from tests.streams.kafka_helpers import consume_all
 
 
-def sea_profile() -> ReferenceProfile:
-    events = list(sea_events(5000, seed=99))
-    features = {k: [e.prediction["features"][k] for e in events] for k in ("x1", "x2", "x3")}
-    return build_profile(
-        "sea",
-        "1",
-        "binary",
-        features,
-        [e.prediction["prediction"] for e in events],
-        scores={c: [e.prediction["scores"][c] for e in events] for c in ("0", "1")},
-        labels=[e.ground_truth["label"] for e in events],
-    )
-
-
 def set_up_sea(kafka: KafkaSettings, topics: TopicSettings) -> ReferenceProfile:
     """Create the topics and register model ``sea`` version ``1``; returns its profile."""
     create_topics(kafka, topics)
-    profile = sea_profile()
-    publish_profile(
-        kafka,
-        topics,
-        ModelVersionRegistered(
-            model="sea", model_version="1", registered_at=0, source="cli", reference=profile
-        ),
-    )
-    return profile
+    record = sea_reference(rows=5000, seed=99)
+    publish_profile(kafka, topics, record)
+    return record.reference
 
 
 def settings_for(kafka: KafkaSettings, topics: TopicSettings, state: Path) -> Settings:

@@ -14,6 +14,7 @@ from typing import Any
 
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.testing import free_port
+from driftline.testing.service import start_monitor
 from driftline.topics import create_topics
 from tests.streams.scrape import health, sample, scrape
 
@@ -46,14 +47,7 @@ def test_monitor_run_serves_every_part_on_one_endpoint_and_is_healthy_once_all_r
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     log_path = tmp_path / "monitor.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "driftline", "monitor", "run", "--config", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    proc = start_monitor("run", config, log_path, cwd=cwd)
     base = f"http://127.0.0.1:{port}"
     body: dict[str, Any] = {}
     try:

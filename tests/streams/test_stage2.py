@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from driftline.streams.stage2 import (
     create_app,
 )
 from driftline.testing import free_port
+from driftline.testing.service import start_monitor
 from driftline.topics import create_topics
 from tests.streams.kafka_helpers import consume_all
 from tests.streams.scrape import health, sample, wait_for_samples
@@ -781,14 +781,7 @@ def test_the_merge_command_serves_metrics_of_what_its_worker_did_and_writes_noth
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     log_path = tmp_path / "merge.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "driftline", "monitor", "merge", "--config", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    proc = start_monitor("merge", config, log_path, cwd=cwd)
 
     def alive() -> str | None:
         if proc.poll() is None:

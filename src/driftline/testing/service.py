@@ -1,9 +1,17 @@
-"""The configuration of a whole monitor on servers a test (or the demo) started itself."""
+"""A whole monitor on servers a test (or the demo) started itself: its configuration, the
+reference of river's SEA model, and ``driftline monitor`` processes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from driftline.detectors.profile import build_profile
+from driftline.schemas.outputs import ModelVersionRegistered, utc_now
+from driftline.testing.synthetic import sea_events
 
 SEA_MODEL: dict[str, Any] = {
     "task": "binary",
@@ -50,3 +58,52 @@ def service_config(
         "models": models,
         "log_level": log_level,
     }
+
+
+def sea_reference(
+    model: str = "sea", version: str = "1", *, rows: int = 20_000, seed: int = 1000
+) -> ModelVersionRegistered:
+    """The registration of a SEA model's reference: ``rows`` training events (features x1-x3,
+    prediction, scores of classes 0 and 1, labels) drawn with ``seed``.
+
+    >>> record = sea_reference("m", rows=500)
+    >>> record.model, sorted(record.reference.features), record.reference.n_rows
+    ('m', ['x1', 'x2', 'x3'], 500)
+    """
+    events = list(sea_events(rows, seed=seed))
+    predictions = [e.prediction for e in events]
+    profile = build_profile(
+        model,
+        version,
+        "binary",
+        {k: [p["features"][k] for p in predictions] for k in ("x1", "x2", "x3")},
+        [p["prediction"] for p in predictions],
+        scores={c: [p["scores"][c] for p in predictions] for c in ("0", "1")},
+        labels=[e.ground_truth["label"] for e in events],
+    )
+    return ModelVersionRegistered(
+        model=model,
+        model_version=version,
+        registered_at=utc_now(),
+        source="cli",
+        reference=profile,
+    )
+
+
+def start_monitor(
+    part: Literal["run", "ingest", "merge", "write"],
+    config: Path,
+    log: Path,
+    *,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``driftline monitor <part> --config <config>`` with its output appended to
+    ``log`` (unbuffered, so a test reading the log sees what happened so far)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "driftline", "monitor", part, "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )

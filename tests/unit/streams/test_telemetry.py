@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +10,7 @@ import pytest
 
 from driftline.streams.telemetry import IngestTelemetry, serve
 from driftline.testing import free_port
+from tests.streams.scrape import get
 
 state: dict[str, Any] = {"ok": True}
 
@@ -24,16 +23,6 @@ def server() -> Iterator[tuple[str, IngestTelemetry]]:
     yield f"http://127.0.0.1:{port}", telemetry
     http.shutdown()
     http.server_close()
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        exc.close()
-        return exc.code, body
 
 
 def test_metrics_are_served_in_prometheus_format(server: tuple[str, IngestTelemetry]) -> None:
