@@ -9,6 +9,12 @@ numeric column per batch; categorical columns replace the ``searchsorted`` by on
 look-up per value (``map(dict.get, ...)``), measured twice as fast as converting strings to a
 NumPy string array first. No Python bytecode runs per value in a fold.
 
+Stage 1 goes one step further for numeric features (:meth:`PaneSummary.fold_events`): the
+optional C extension ``driftline.detectors._fold`` reads each value out of the events' feature
+dicts and counts it in its bin in one pass, without building columns (:func:`fold_numeric`;
+measured about 5x faster on 20 features). Without a C compiler at install time the same
+function runs on NumPy, with the same counts.
+
 Sums of real numbers (scores, and the error sums in :mod:`driftline.detectors.performance`)
 are kept *exactly*, as integers in units of ``2**-1126`` (every finite float64 is a whole
 multiple of that unit), so merging is associative and commutative bit for bit, and the
@@ -21,7 +27,7 @@ import heapq
 import math
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from types import MappingProxyType
@@ -35,6 +41,12 @@ from driftline.errors import DecodeError
 from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from driftline.schemas.wire import WirePrediction, event_time_ms
 
+_compiled_fold_numeric: Callable[..., list[tuple[int, int]] | None] | None
+try:
+    from driftline.detectors._fold import fold_numeric as _compiled_fold_numeric
+except ImportError:  # built without a C compiler: fold_numeric runs on NumPy
+    _compiled_fold_numeric = None
+
 __all__ = [
     "CategoricalColumnSummary",
     "ColumnBatch",
@@ -47,6 +59,7 @@ __all__ = [
     "columns_from_events",
     "exact_sum",
     "exact_value",
+    "fold_numeric",
     "infer_kind",
     "missing_mask",
     "to_categorical",
@@ -62,6 +75,7 @@ _NONE = type(None)
 _PLAIN_NUMBERS = frozenset({int, float, _NONE})
 _PLAIN_CATEGORIES = frozenset({str, _NONE})
 _INTS = {int}
+_NO_SCORES: dict[str, float] = {}
 _MAX_EXACT_INT = 2.0**53
 
 
@@ -370,13 +384,16 @@ def _check_length(name: str, column: NDArray[Any], n: int) -> None:
         )
 
 
-def columns_from_events(events: Sequence[WirePrediction], profile: ReferenceProfile) -> ColumnBatch:
+def columns_from_events(
+    events: Sequence[WirePrediction], profile: ReferenceProfile, *, numeric: bool = True
+) -> ColumnBatch:
     """Turn decoded events into one :class:`ColumnBatch`, typed after ``profile``.
 
     One pass over the events per column gathers plain lists; each list becomes one array. A
     feature absent from an event is missing; a string or boolean in a numeric feature is a
     type error (counted, and missing for the histograms). Features that the profile does not
-    know are ignored.
+    know are ignored. ``numeric=False`` leaves the numeric features out (for
+    :func:`fold_numeric`, which counts them straight from the events).
 
     >>> from driftline.detectors.profile import build_profile
     >>> from driftline.schemas import decode_prediction
@@ -389,15 +406,16 @@ def columns_from_events(events: Sequence[WirePrediction], profile: ReferenceProf
     """
     n = len(events)
     feature_dicts = [ev.features for ev in events]
-    numeric: dict[str, FloatArray] = {}
+    columns: dict[str, FloatArray] = {}
     categorical: dict[str, ObjectArray] = {}
     type_errors: dict[str, int] = {}
     for name, column in profile.features.items():
-        values = list(map(dict.get, feature_dicts, repeat(name)))
         if isinstance(column, NumericProfile):
-            numeric[name], type_errors[name] = to_numeric(values)
+            if numeric:
+                values = list(map(dict.get, feature_dicts, repeat(name)))
+                columns[name], type_errors[name] = to_numeric(values)
         else:
-            categorical[name] = to_categorical(values)
+            categorical[name] = to_categorical(list(map(dict.get, feature_dicts, repeat(name))))
     predictions = [ev.prediction for ev in events]
     pred: FloatArray | ObjectArray
     pred_errors = 0
@@ -407,13 +425,66 @@ def columns_from_events(events: Sequence[WirePrediction], profile: ReferenceProf
         pred = to_categorical(predictions)
     scores: dict[str, FloatArray] = {}
     if profile.scores:
-        score_dicts = [ev.scores for ev in events]
+        score_dicts = [ev.scores or _NO_SCORES for ev in events]
         for cls_name in profile.scores:
-            scores[cls_name] = np.array(
-                [None if s is None else s.get(cls_name) for s in score_dicts], dtype=np.float64
-            )
-    times = np.fromiter((event_time_ms(ev.timestamp) for ev in events), dtype=np.int64, count=n)
-    return ColumnBatch(n, numeric, categorical, pred, scores, times, type_errors, pred_errors)
+            # None (no score for the class) becomes NaN in a float64 array.
+            values = list(map(dict.get, score_dicts, repeat(cls_name)))
+            scores[cls_name] = np.array(values, dtype=np.float64)
+    stamps = [ev.timestamp for ev in events]
+    if set(map(type, stamps)) <= _INTS:  # epoch milliseconds, the usual form
+        times = np.array(stamps, dtype=np.int64)
+    else:
+        times = np.fromiter(map(event_time_ms, stamps), dtype=np.int64, count=n)
+    return ColumnBatch(n, columns, categorical, pred, scores, times, type_errors, pred_errors)
+
+
+def fold_numeric(
+    dicts: list[dict[str, Any]],
+    names: tuple[str, ...],
+    edges: tuple[FloatArray, ...],
+    counts: tuple[IntArray, ...],
+) -> list[tuple[int, int]]:
+    """Count the values of numeric features straight from the events' feature dicts.
+
+    For each ``names[i]``, the value of each dict lands in ``counts[i][k]`` (added in place),
+    ``k`` the number of ``edges[i]`` at or below it, as ``np.searchsorted(side="right")``
+    places it; a missing value (None, absent, NaN) or one that is no number (a string, a
+    boolean) is not counted. Returns (missing, of which type errors) per name. The compiled
+    kernel does this in one pass without building columns; it declines what it does not know
+    (NumPy scalars, containers), and NumPy then does it the general way.
+
+    >>> counts = (np.zeros(3, dtype=np.int64),)
+    >>> fold_numeric([{"x": 0.5}, {"x": 2}, {"x": None}, {"x": "a"}, {}], ("x",),
+    ...              (np.array([1.0, 2.0]),), counts)
+    [(3, 1)]
+    >>> counts[0].tolist()
+    [1, 0, 1]
+    """
+    if _compiled_fold_numeric is not None:
+        tallies = _compiled_fold_numeric(dicts, names, edges, counts)
+        if tallies is not None:
+            return tallies
+    return _fold_numeric_numpy(dicts, names, edges, counts)
+
+
+def _fold_numeric_numpy(
+    dicts: list[dict[str, Any]],
+    names: tuple[str, ...],
+    edges: tuple[FloatArray, ...],
+    counts: tuple[IntArray, ...],
+) -> list[tuple[int, int]]:
+    """:func:`fold_numeric` on NumPy (the reference the compiled kernel is tested against)."""
+    tallies = []
+    for name, bin_edges, bin_counts in zip(names, edges, counts, strict=True):
+        values, errors = to_numeric(list(map(dict.get, dicts, repeat(name))))
+        missing = int(np.count_nonzero(np.isnan(values)))
+        binned = np.bincount(
+            np.searchsorted(bin_edges, values, side="right"), minlength=bin_counts.shape[0]
+        )
+        binned[-1] -= missing  # NaN sorts after everything
+        bin_counts += binned
+        tallies.append((missing, errors))
+    return tallies
 
 
 # --- column summaries ---------------------------------------------------------------------
@@ -825,12 +896,17 @@ class PaneSummary:
 
     def fold(self, batch: ColumnBatch) -> PaneSummary:
         """Add a batch of events; returns ``self``."""
-        self._check_batch(batch)
+        return self._fold(batch, numeric=True)
+
+    def _fold(self, batch: ColumnBatch, *, numeric: bool) -> PaneSummary:
+        """:meth:`fold`; with ``numeric=False`` the numeric features were counted already."""
+        self._check_batch(batch, numeric=numeric)
         if batch.n == 0:
             return self
         for name, column in self._features.items():
             if isinstance(column, NumericColumnSummary):
-                column.fold(batch.numeric[name], batch.type_errors.get(name, 0))
+                if numeric:
+                    column.fold(batch.numeric[name], batch.type_errors.get(name, 0))
             else:
                 column.fold(batch.categorical[name])
         if isinstance(self._prediction, NumericColumnSummary):
@@ -854,16 +930,34 @@ class PaneSummary:
         return self
 
     def fold_events(self, events: Sequence[WirePrediction]) -> PaneSummary:
-        """Shorthand for ``fold(columns_from_events(events, profile))``."""
-        return self.fold(columns_from_events(events, self._profile))
+        """The same as ``fold(columns_from_events(events, profile))``, faster: numeric
+        features are counted straight from the events (:func:`fold_numeric`)."""
+        numeric = [
+            (name, column)
+            for name, column in self._features.items()
+            if isinstance(column, NumericColumnSummary)
+        ]
+        batch = columns_from_events(events, self._profile, numeric=not numeric)
+        if numeric and events:
+            tallies = fold_numeric(
+                [ev.features for ev in events],
+                tuple(name for name, _ in numeric),
+                tuple(column._edges for _, column in numeric),
+                tuple(column._counts for _, column in numeric),
+            )
+            for (_, column), (missing, errors) in zip(numeric, tallies, strict=True):
+                column._nulls += missing - errors
+                column._type_errors += errors
+        return self._fold(batch, numeric=not numeric)
 
-    def _check_batch(self, batch: ColumnBatch) -> None:
-        numeric = {n for n, c in self._features.items() if c.kind == "numeric"}
-        categorical = set(self._features) - numeric
-        if not (numeric <= batch.numeric.keys() and categorical <= batch.categorical.keys()):
+    def _check_batch(self, batch: ColumnBatch, *, numeric: bool = True) -> None:
+        numeric_names = {n for n, c in self._features.items() if c.kind == "numeric"}
+        categorical = set(self._features) - numeric_names
+        numeric_names = numeric_names if numeric else set()
+        if not (numeric_names <= batch.numeric.keys() and categorical <= batch.categorical.keys()):
             raise ValueError(
                 "batch does not have the profile's columns (numeric: "
-                f"{sorted(numeric - batch.numeric.keys())} missing, categorical: "
+                f"{sorted(numeric_names - batch.numeric.keys())} missing, categorical: "
                 f"{sorted(categorical - batch.categorical.keys())} missing); build it with "
                 "columns_from_events or ColumnBatch.from_columns and the same profile"
             )

@@ -1,0 +1,20 @@
+"""Build hook for driftline's one optional C extension (everything else is in pyproject.toml).
+
+``driftline.detectors._fold`` counts numeric features into their reference bins for stage 1
+(see ``src/driftline/detectors/_fold.c``). It is optional: without a C compiler the install
+still succeeds and :mod:`driftline.detectors.summary` uses its NumPy path, which gives the
+same counts (``tests/unit/detectors/test_fold_kernel.py``), only slower.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "driftline.detectors._fold",
+            ["src/driftline/detectors/_fold.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        )
+    ]
+)

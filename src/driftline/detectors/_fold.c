@@ -1,0 +1,206 @@
+/* Compiled speed-up for stage 1's hottest loop: numeric feature dicts -> bin counts.
+ *
+ * Pure Python/NumPy does the same in driftline.detectors.summary (the reference
+ * implementation, used when this module is not built): pull one column per feature out of the
+ * events' feature dicts, convert it to float64, searchsorted it into the reference bins,
+ * bincount. That builds 2 lists and 3 arrays per feature per batch and costs about 3 us per
+ * 20-feature event; this loop reads each value once and counts it in place (well under 1 us).
+ *
+ * fold_numeric(dicts, names, edges, counts) -> list[tuple[int, int]] | None
+ *
+ *   dicts   list of dict (an event's features)
+ *   names   tuple of str (the numeric features to count)
+ *   edges   tuple of float64 buffers, sorted (the bins of each name)
+ *   counts  tuple of writable int64 buffers, len(edges[i]) + 1 each
+ *
+ * For each name, value = dict.get(name): None, absent or NaN is missing; bool or str is a type
+ * error (and missing); int or float lands in counts[i][k], k = the number of edges <= value
+ * (numpy.searchsorted side="right"). Returns (missing, type errors) per name. Returns None,
+ * having changed nothing, when a value of another type appears (numpy scalars, containers),
+ * or an int does not convert to a float: the caller then takes the general path, which knows
+ * those. Counting happens in a scratch area that is added to ``counts`` only at the end.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    Py_buffer edges;
+    Py_buffer counts;
+    int have_edges;
+    int have_counts;
+} Column;
+
+static void release(Column *cols, Py_ssize_t k) {
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (cols[i].have_edges) PyBuffer_Release(&cols[i].edges);
+        if (cols[i].have_counts) PyBuffer_Release(&cols[i].counts);
+    }
+    PyMem_Free(cols);
+}
+
+static int check_format(Py_buffer *view, const char *want, const char *what, Py_ssize_t i) {
+    const char *f = view->format ? view->format : "B";
+    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+    if (view->itemsize != 8 || view->ndim != 1 || strcmp(f, want) != 0) {
+        /* 'l' and 'q' are both int64 on the platforms this builds on */
+        if (!(strcmp(want, "q") == 0 && strcmp(f, "l") == 0 && view->itemsize == 8 &&
+              view->ndim == 1)) {
+            PyErr_Format(PyExc_TypeError, "%s[%zd] must be a 1-D %s buffer, got format %s", what,
+                         i, strcmp(want, "d") == 0 ? "float64" : "int64", f);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The number of edges <= v (searchsorted side="right"), v not NaN. Branch-free: the loop
+ * runs log2(n) times whatever v is and the comparison becomes a conditional move; a branchy
+ * binary search mispredicts about half its steps on live data (measured 2x slower). The
+ * answer is always base + (edges <= v among edges[base, base + n)): when the last edge of
+ * the first half is <= v the whole half is, else no edge from it on is. */
+static inline Py_ssize_t upper_bound(const double *edges, Py_ssize_t n, double v) {
+    if (n == 0) return 0;
+    Py_ssize_t base = 0;
+    while (n > 1) {
+        Py_ssize_t half = n >> 1;
+        base = edges[base + half - 1] <= v ? base + half : base;
+        n -= half;
+    }
+    return base + (edges[base] <= v);
+}
+
+static PyObject *fold_numeric(PyObject *self, PyObject *args) {
+    PyObject *dicts, *names, *edges, *counts;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!:fold_numeric", &PyList_Type, &dicts, &PyTuple_Type,
+                          &names, &PyTuple_Type, &edges, &PyTuple_Type, &counts))
+        return NULL;
+    Py_ssize_t k = PyTuple_GET_SIZE(names);
+    if (PyTuple_GET_SIZE(edges) != k || PyTuple_GET_SIZE(counts) != k) {
+        PyErr_SetString(PyExc_ValueError, "names, edges and counts must have the same length");
+        return NULL;
+    }
+    Column *cols = PyMem_Calloc(k ? k : 1, sizeof(Column));
+    if (cols == NULL) return PyErr_NoMemory();
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(names, i))) {
+            PyErr_Format(PyExc_TypeError, "names[%zd] must be a str", i);
+            release(cols, k);
+            return NULL;
+        }
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(edges, i), &cols[i].edges,
+                               PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            release(cols, k);
+            return NULL;
+        }
+        cols[i].have_edges = 1;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(counts, i), &cols[i].counts,
+                               PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+            release(cols, k);
+            return NULL;
+        }
+        cols[i].have_counts = 1;
+        if (check_format(&cols[i].edges, "d", "edges", i) < 0 ||
+            check_format(&cols[i].counts, "q", "counts", i) < 0) {
+            release(cols, k);
+            return NULL;
+        }
+        if (cols[i].counts.shape[0] != cols[i].edges.shape[0] + 1) {
+            PyErr_Format(PyExc_ValueError, "counts[%zd] must have len(edges[%zd]) + 1 entries",
+                         i, i);
+            release(cols, k);
+            return NULL;
+        }
+        total += cols[i].counts.shape[0];
+    }
+    /* scratch: the bins of every column, then (missing, errors) per column */
+    int64_t *scratch = PyMem_Calloc((size_t)(total + 2 * k + 1), sizeof(int64_t));
+    if (scratch == NULL) {
+        release(cols, k);
+        return PyErr_NoMemory();
+    }
+    int64_t *tallies = scratch + total;
+    Py_ssize_t n = PyList_GET_SIZE(dicts);
+    int unsupported = 0;
+    for (Py_ssize_t r = 0; r < n && !unsupported; r++) {
+        PyObject *d = PyList_GET_ITEM(dicts, r);
+        if (!PyDict_Check(d)) {
+            unsupported = 1;
+            break;
+        }
+        int64_t *bins = scratch;
+        for (Py_ssize_t i = 0; i < k; i++) {
+            Py_ssize_t nedges = cols[i].edges.shape[0];
+            PyObject *v = PyDict_GetItemWithError(d, PyTuple_GET_ITEM(names, i));
+            double x;
+            if (v == NULL) {
+                if (PyErr_Occurred()) {
+                    PyErr_Clear();
+                    unsupported = 1;
+                    break;
+                }
+                tallies[2 * i]++;
+            } else if (v == Py_None) {
+                tallies[2 * i]++;
+            } else if (PyFloat_Check(v)) {
+                x = PyFloat_AS_DOUBLE(v);
+                if (isnan(x)) tallies[2 * i]++;
+                else bins[upper_bound((const double *)cols[i].edges.buf, nedges, x)]++;
+            } else if (PyBool_Check(v) || PyUnicode_Check(v)) {
+                tallies[2 * i]++;
+                tallies[2 * i + 1]++;
+            } else if (PyLong_Check(v)) {
+                x = PyLong_AsDouble(v);
+                if (x == -1.0 && PyErr_Occurred()) {
+                    PyErr_Clear();
+                    unsupported = 1;
+                    break;
+                }
+                bins[upper_bound((const double *)cols[i].edges.buf, nedges, x)]++;
+            } else {
+                unsupported = 1;
+                break;
+            }
+            bins += nedges + 1;
+        }
+    }
+    PyObject *result;
+    if (unsupported) {
+        result = Py_NewRef(Py_None);
+    } else {
+        int64_t *bins = scratch;
+        for (Py_ssize_t i = 0; i < k; i++) {
+            int64_t *out = (int64_t *)cols[i].counts.buf;
+            Py_ssize_t m = cols[i].counts.shape[0];
+            for (Py_ssize_t j = 0; j < m; j++) out[j] += bins[j];
+            bins += m;
+        }
+        result = PyList_New(k);
+        for (Py_ssize_t i = 0; result != NULL && i < k; i++) {
+            PyObject *pair = Py_BuildValue("(LL)", (long long)tallies[2 * i],
+                                           (long long)tallies[2 * i + 1]);
+            if (pair == NULL) Py_CLEAR(result);
+            else PyList_SET_ITEM(result, i, pair);
+        }
+    }
+    PyMem_Free(scratch);
+    release(cols, k);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"fold_numeric", fold_numeric, METH_VARARGS,
+     "fold_numeric(dicts, names, edges, counts) -> list[tuple[int, int]] | None\n\n"
+     "Count each name's numeric values of the feature dicts into its bins; see the module."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "driftline.detectors._fold",
+    "Compiled numeric folding for stage 1 (see driftline.detectors.summary).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__fold(void) { return PyModule_Create(&module); }
