@@ -3,17 +3,18 @@
 Ingest decodes every event, so this is the hottest code in driftline. ``benchmarks/decode.py``
 measured msgspec typed decoding at about 5x pydantic's ``model_validate_json`` on a
 20-feature event (500k vs 94k events/s on one core), within 6 % of ``orjson.loads`` alone,
-which validates nothing; so the ingest path decodes into the
-frozen msgspec structs below. They mirror :mod:`driftline.schemas.events` field for field;
-``tests/unit/schemas/test_wire.py`` feeds both the same accepted, rejected and random inputs and
-requires identical verdicts.
+which validates nothing; so the ingest path decodes into the frozen msgspec structs below, a
+batch at a time (:func:`decode_predictions`). They mirror :mod:`driftline.schemas.events`
+field for field; ``tests/unit/schemas/test_wire.py`` feeds both the same accepted, rejected
+and random inputs and requires identical verdicts.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 
@@ -76,7 +77,12 @@ class StoredPrediction(msgspec.Struct, frozen=True, gc=False):
 
 _prediction_decoder = msgspec.json.Decoder(WirePrediction)
 _stored_decoder = msgspec.json.Decoder(StoredPrediction)
+_stored_list_decoder = msgspec.json.Decoder(list[StoredPrediction])
 _ground_truth_decoder = msgspec.json.Decoder(WireGroundTruth)
+_predictions_decoder = msgspec.json.Decoder(list[WirePrediction])
+_ground_truths_decoder = msgspec.json.Decoder(list[WireGroundTruth])
+_ALONE = 8
+"""Below this many messages a batch that failed as a whole is decoded one message at a time."""
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
 _MS = 1000
 
@@ -157,3 +163,76 @@ def decode_stored_prediction(data: bytes) -> StoredPrediction:
     0
     """
     return _stored_decoder.decode(data)
+
+
+def decode_stored_predictions(data: Sequence[bytes]) -> list[StoredPrediction]:
+    """:func:`decode_stored_prediction` of each, in one call (they were all accepted before,
+    so the batch cannot fail on one of them).
+
+    >>> [p.prediction for p in decode_stored_predictions([b'{"prediction_id":"p","model":"m",'
+    ...     b'"model_version":"1","timestamp":5,"prediction":0}'] * 2)]
+    [0, 0]
+    """
+    if not data:
+        return []
+    return _stored_list_decoder.decode(b"[" + b",".join(data) + b"]")
+
+
+_Event = TypeVar("_Event", WirePrediction, WireGroundTruth)
+
+
+def decode_predictions(
+    values: Sequence[bytes], keys: Sequence[bytes | None]
+) -> list[WirePrediction | DecodeError]:
+    """:func:`decode_prediction` of each value (with its key), a batch at a time.
+
+    The values are decoded as one JSON array: msgspec then costs about two thirds of one call
+    per message (measured 2.6 -> 1.8 µs on a 20-feature event). A batch holding a bad event
+    fails as a whole, and is split in halves until the bad ones are found, so every message
+    gets exactly the verdict :func:`decode_prediction` gives it; so does a batch that decodes
+    to the wrong number of events (a value holding two JSON objects separated by a comma).
+
+    >>> good = (b'{"event_id":"e","prediction_id":"p","model":"m","model_version":"1",'
+    ...         b'"timestamp":5,"features":{},"prediction":0}')
+    >>> [type(r).__name__ for r in decode_predictions([good, b"{", good], [b"p", None, b"q"])]
+    ['WirePrediction', 'DecodeError', 'DecodeError']
+    """
+    return _decode_all(values, keys, _predictions_decoder.decode, decode_prediction)
+
+
+def decode_ground_truths(
+    values: Sequence[bytes], keys: Sequence[bytes | None]
+) -> list[WireGroundTruth | DecodeError]:
+    """:func:`decode_ground_truth` of each value (with its key), a batch at a time (see
+    :func:`decode_predictions`)."""
+    return _decode_all(values, keys, _ground_truths_decoder.decode, decode_ground_truth)
+
+
+def _decode_all(
+    values: Sequence[bytes],
+    keys: Sequence[bytes | None],
+    decode_array: Callable[[bytes], list[_Event]],
+    decode_one: Callable[[bytes, bytes | None], _Event],
+) -> list[_Event | DecodeError]:
+    if len(values) >= _ALONE:
+        try:
+            events = decode_array(b"[" + b",".join(values) + b"]")
+        except (msgspec.MsgspecError, UnicodeDecodeError):
+            events = None
+        if events is not None and len(events) == len(values):
+            ids = [event.prediction_id.encode() for event in events]
+            if ids == keys or all(
+                key is None or key == pid for key, pid in zip(keys, ids, strict=True)
+            ):
+                return list(events)
+        half = len(values) // 2
+        first = _decode_all(values[:half], keys[:half], decode_array, decode_one)
+        first.extend(_decode_all(values[half:], keys[half:], decode_array, decode_one))
+        return first
+    results: list[_Event | DecodeError] = []
+    for value, key in zip(values, keys, strict=True):
+        try:
+            results.append(decode_one(value, key))
+        except DecodeError as exc:
+            results.append(exc)
+    return results

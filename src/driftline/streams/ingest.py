@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
+from itertools import groupby
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -53,6 +54,8 @@ from driftline.streams.telemetry import IngestTelemetry
 
 log = logging.getLogger(__name__)
 BASELINE_PARTITION = 0
+_PARTITION_TOPIC = operator.itemgetter(0, 1)
+_MESSAGE = operator.itemgetter(2)
 
 
 class Ingest:
@@ -271,20 +274,30 @@ class Ingest:
         messages = self._consumer.consume(num_messages=self._batch_size, timeout=timeout)
         self._last_poll = self._clock()
         self.telemetry.last_poll.set(self._last_poll)
-        by_partition: dict[int, list[Message]] = defaultdict(list)
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                log.warning("consumer error (librdkafka retries on its own): %s", error)
-                continue
-            by_partition[message.partition() or 0].append(message)
+        if any(map(Message.error, messages)):
+            for message in messages:
+                if (error := message.error()) is not None:
+                    log.warning("consumer error (librdkafka retries on its own): %s", error)
+            messages = [message for message in messages if message.error() is None]
+        # Split by partition and topic without a Python loop per message: librdkafka hands
+        # out each fetched partition as one run of messages, in offset order.
+        predictions = self._topics.predictions
+        by_partition: dict[int, tuple[list[RawMessage], list[RawMessage]]] = {}
+        runs = zip(
+            map(Message.partition, messages), map(Message.topic, messages), messages, strict=True
+        )
+        for (number, topic), run in groupby(runs, key=_PARTITION_TOPIC):
+            lists = by_partition.get(number)
+            if lists is None:
+                lists = by_partition[number] = ([], [])
+            lists[topic != predictions].extend(map(_MESSAGE, run))
         now_ms = int(self._clock() * 1000)
         applied = []
-        for number, batch in by_partition.items():
-            worker = self._workers.get(number)
+        for number, (from_predictions, from_truth) in by_partition.items():
+            worker = self._workers.get(number or 0)
             if worker is None:  # revoked while the batch was in flight
                 continue
-            result = worker.apply(cast(list[RawMessage], batch), now_ms)
+            result = worker.apply_split(from_predictions, from_truth, now_ms)
             applied.append((worker, result))
             events_in = self.telemetry.events_in
             events_in.labels(topic=self._topics.predictions).inc(result.prediction_messages)
