@@ -591,10 +591,16 @@ class PerformanceSummary:
             return None
         s_y, s_yy, _, _, s_ee = self._sums
         # In units of 2**-1126: n * SSE / (n * Syy - Sy**2), all exact integers.
-        total = self._n * s_yy * (1 << 1126) - s_y * s_y
-        if total <= 0:
+        scale = self._n * s_yy * (1 << 1126)
+        total = scale - s_y * s_y
+        # Syy sums squares rounded to float64 (each within 2**-53): a spread below that
+        # rounding is no spread (one label, or labels equal up to rounding).
+        if total <= scale >> 50:
             return None
-        return 1.0 - (self._n * s_ee * (1 << 1126)) / total
+        try:
+            return 1.0 - (self._n * s_ee * (1 << 1126)) / total
+        except OverflowError:  # labels that hardly vary, errors that do: R² below -1.8e308
+            return -math.inf
 
     # -- reading: label delay ---------------------------------------------------------------
 

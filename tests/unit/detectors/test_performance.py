@@ -185,6 +185,15 @@ def test_r2_is_undefined_for_constant_labels_however_they_round() -> None:
     assert perf.mae == pytest.approx(0.4 / 7)
 
 
+def test_r2_of_hardly_varying_labels_and_large_errors_is_minus_infinity() -> None:
+    """R² below the float range is -inf (dropped from points), not an OverflowError."""
+    perf = PerformanceSummary("regression").fold([0.0, 1e-155], [1.0, 1.0])
+    assert perf.r2 == -math.inf  # 1 - 2 / 0.5e-310
+    assert PerformanceSummary.from_bytes(perf.to_bytes()).metrics() == perf.metrics()
+    # One tiny label has no spread at all (its rounded square once made R² overflow).
+    assert PerformanceSummary("regression").fold([1.98e-148], [1.0]).r2 is None
+
+
 def test_rows_missing_a_label_or_prediction_are_skipped_in_regression() -> None:
     perf = PerformanceSummary("regression").fold([1.0, None, 3.0, 4.0], [1.5, 2.0, None, 5.0])
     assert perf.n == 2
