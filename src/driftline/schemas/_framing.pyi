@@ -1,0 +1,3 @@
+"""Type stub of the optional C extension (src/driftline/schemas/_framing.c)."""
+
+def single_objects(values: list[bytes]) -> bool: ...
