@@ -72,6 +72,44 @@ static inline Py_ssize_t upper_bound(const double *edges, Py_ssize_t n, double v
     return base + (edges[base] <= v);
 }
 
+/* Count one row (a feature dict) into the scratch bins and tallies; 1 when it holds a value
+ * the kernel does not know (or is no dict), 0 otherwise. */
+static int fold_row(PyObject *d, PyObject *names, Column *cols, Py_ssize_t k, int64_t *bins,
+                    int64_t *tallies) {
+    if (!PyDict_Check(d)) return 1;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        Py_ssize_t nedges = cols[i].edges.shape[0];
+        PyObject *v = PyDict_GetItemWithError(d, PyTuple_GET_ITEM(names, i));
+        if (v == NULL) {
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                return 1;
+            }
+            tallies[2 * i]++;
+        } else if (v == Py_None) {
+            tallies[2 * i]++;
+        } else if (PyFloat_Check(v)) {
+            double x = PyFloat_AS_DOUBLE(v);
+            if (isnan(x)) tallies[2 * i]++;
+            else bins[upper_bound((const double *)cols[i].edges.buf, nedges, x)]++;
+        } else if (PyBool_Check(v) || PyUnicode_Check(v)) {
+            tallies[2 * i]++;
+            tallies[2 * i + 1]++;
+        } else if (PyLong_Check(v)) {
+            double x = PyLong_AsDouble(v);
+            if (x == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return 1;
+            }
+            bins[upper_bound((const double *)cols[i].edges.buf, nedges, x)]++;
+        } else {
+            return 1;
+        }
+        bins += nedges + 1;
+    }
+    return 0;
+}
+
 static PyObject *fold_numeric(PyObject *self, PyObject *args) {
     PyObject *dicts, *names, *edges, *counts;
     if (!PyArg_ParseTuple(args, "O!O!O!O!:fold_numeric", &PyList_Type, &dicts, &PyTuple_Type,
@@ -123,49 +161,14 @@ static PyObject *fold_numeric(PyObject *self, PyObject *args) {
         return PyErr_NoMemory();
     }
     int64_t *tallies = scratch + total;
-    Py_ssize_t n = PyList_GET_SIZE(dicts);
     int unsupported = 0;
-    for (Py_ssize_t r = 0; r < n && !unsupported; r++) {
+    /* The list's length is read again each row and the row held while it is read: a key's
+     * __eq__ (only keys that are not str can have one) may change the list under us. */
+    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(dicts) && !unsupported; r++) {
         PyObject *d = PyList_GET_ITEM(dicts, r);
-        if (!PyDict_Check(d)) {
-            unsupported = 1;
-            break;
-        }
-        int64_t *bins = scratch;
-        for (Py_ssize_t i = 0; i < k; i++) {
-            Py_ssize_t nedges = cols[i].edges.shape[0];
-            PyObject *v = PyDict_GetItemWithError(d, PyTuple_GET_ITEM(names, i));
-            double x;
-            if (v == NULL) {
-                if (PyErr_Occurred()) {
-                    PyErr_Clear();
-                    unsupported = 1;
-                    break;
-                }
-                tallies[2 * i]++;
-            } else if (v == Py_None) {
-                tallies[2 * i]++;
-            } else if (PyFloat_Check(v)) {
-                x = PyFloat_AS_DOUBLE(v);
-                if (isnan(x)) tallies[2 * i]++;
-                else bins[upper_bound((const double *)cols[i].edges.buf, nedges, x)]++;
-            } else if (PyBool_Check(v) || PyUnicode_Check(v)) {
-                tallies[2 * i]++;
-                tallies[2 * i + 1]++;
-            } else if (PyLong_Check(v)) {
-                x = PyLong_AsDouble(v);
-                if (x == -1.0 && PyErr_Occurred()) {
-                    PyErr_Clear();
-                    unsupported = 1;
-                    break;
-                }
-                bins[upper_bound((const double *)cols[i].edges.buf, nedges, x)]++;
-            } else {
-                unsupported = 1;
-                break;
-            }
-            bins += nedges + 1;
-        }
+        Py_INCREF(d);
+        unsupported = fold_row(d, names, cols, k, scratch, tallies);
+        Py_DECREF(d);
     }
     PyObject *result;
     if (unsupported) {

@@ -1,0 +1,529 @@
+"""The compiled numeric fold against NumPy and a plain searchsorted oracle, bit for bit."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, TypeAlias
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from driftline.detectors import summary as summary_module
+from driftline.detectors.profile import build_profile
+from driftline.detectors.summary import (
+    PaneSummary,
+    _fold_numeric_numpy,
+    columns_from_events,
+    fold_numeric,
+)
+from driftline.schemas import ReferenceProfile, WirePrediction, decode_prediction
+
+Kernel: TypeAlias = Callable[..., list[tuple[int, int]] | None]
+Dicts: TypeAlias = list[dict[str, Any]]
+Case: TypeAlias = tuple[Dicts, tuple[str, ...], tuple[np.ndarray, ...], list[list[int]]]
+
+NOT_BUILT = "compiled speed-up not built (no C compiler at install)"
+NAMES = ("a", "b", "c", "d")
+SPECIAL_FLOATS = [
+    0.0,
+    -0.0,
+    math.nan,
+    math.inf,
+    -math.inf,
+    5e-324,
+    -5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    0.1,
+    1.0,
+    2.0**53,
+    2.0**63,
+    -(2.0**63),
+]
+BOUNDARY_INTS = [
+    0,
+    1,
+    -1,
+    2**53,
+    2**53 + 1,
+    -(2**53) - 1,
+    2**63 - 1,
+    2**63,
+    -(2**63),
+    -(2**63) - 1,
+    2**64,
+    2**1023,
+    -(2**1023),
+]
+
+
+@pytest.fixture(scope="module")
+def compiled() -> Kernel:
+    """The C kernel itself; skips only when the extension was not built."""
+    module = pytest.importorskip("driftline.detectors._fold", reason=NOT_BUILT)
+    kernel: Kernel = module.fold_numeric
+    return kernel
+
+
+# --- strategies -------------------------------------------------------------------------------
+
+plain_values = (
+    st.floats()
+    | st.sampled_from(SPECIAL_FLOATS)
+    | st.integers(min_value=-(2**1000), max_value=2**1000)
+    | st.sampled_from(BOUNDARY_INTS)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=4)
+)
+edge_values = st.floats(allow_nan=False) | st.sampled_from(
+    [v for v in SPECIAL_FLOATS if not math.isnan(v)] + [float(v) for v in BOUNDARY_INTS]
+)
+
+
+@st.composite
+def fold_cases(draw: st.DrawFn) -> Case:
+    """Feature dicts, names, sorted (possibly empty or repeated) edges and pre-filled counts."""
+    names = tuple(draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=len(NAMES))))
+    edges = []
+    for _ in names:
+        drawn = sorted(draw(st.lists(edge_values, max_size=8)))
+        if drawn and draw(st.booleans()):
+            drawn = sorted(drawn + drawn[: draw(st.integers(1, len(drawn)))])  # repeat edges
+        edges.append(np.array(drawn, dtype=np.float64))
+    pool = [float(e) for column in edges for e in column]
+    pool_ints = [int(e) for e in pool if math.isfinite(e) and e.is_integer()]
+    value = plain_values
+    if pool:  # values exactly on an edge, as floats and as the equal ints
+        value = value | st.sampled_from(pool)
+    if pool_ints:
+        value = value | st.sampled_from(pool_ints)
+    row = st.dictionaries(st.sampled_from([*NAMES, "other"]), value, max_size=5)
+    dicts = draw(st.lists(row, max_size=30))
+    counts = [
+        draw(st.lists(st.integers(0, 2**40), min_size=e.size + 1, max_size=e.size + 1))
+        for e in edges
+    ]
+    return dicts, names, tuple(edges), counts
+
+
+def int64_counts(counts: list[list[int]]) -> tuple[np.ndarray, ...]:
+    return tuple(np.array(c, dtype=np.int64) for c in counts)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def oracle(
+    dicts: Dicts, names: tuple[str, ...], edges: tuple[np.ndarray, ...]
+) -> tuple[list[list[int]], list[tuple[int, int]]]:
+    """Bins by ``np.searchsorted(side="right")`` + ``np.bincount``; tallies by direct count."""
+    bins, tallies = [], []
+    for name, column in zip(names, edges, strict=True):
+        raw = [d.get(name) for d in dicts]
+        numbers = [float(v) for v in raw if _is_number(v) and not math.isnan(v)]
+        errors = sum(1 for v in raw if isinstance(v, bool | str))
+        x = np.array(numbers, dtype=np.float64)
+        binned = np.bincount(
+            np.searchsorted(column, x, side="right"), minlength=column.size + 1
+        ).tolist()
+        # The oracle checks itself against bisect (plain Python float comparisons).
+        direct = [0] * (column.size + 1)
+        for v in numbers:
+            direct[bisect.bisect_right(column.tolist(), v)] += 1
+        assert binned == direct
+        bins.append(binned)
+        tallies.append((len(raw) - len(numbers), errors))
+    return bins, tallies
+
+
+# --- the kernel against its oracles -----------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fold_cases())
+def test_compiled_kernel_matches_numpy_and_the_searchsorted_oracle(
+    compiled: Kernel, case: Case
+) -> None:
+    """C kernel, NumPy path and searchsorted oracle add the same bins and give the same tallies."""
+    dicts, names, edges, start = case
+    c_counts, np_counts = int64_counts(start), int64_counts(start)
+    c_tallies = compiled(dicts, names, edges, c_counts)
+    np_tallies = _fold_numeric_numpy(dicts, names, edges, np_counts)
+    bins, tallies = oracle(dicts, names, edges)
+    expected = [
+        [s + b for s, b in zip(s0, b0, strict=True)] for s0, b0 in zip(start, bins, strict=True)
+    ]
+    assert c_tallies == np_tallies == tallies
+    assert [c.tolist() for c in c_counts] == [c.tolist() for c in np_counts] == expected
+    assert all(c.dtype == np.int64 for c in c_counts)
+
+
+@settings(max_examples=100, deadline=None)
+@given(fold_cases())
+def test_public_fold_numeric_matches_the_oracle(case: Case) -> None:
+    """fold_numeric (whichever path it takes) adds the oracle's bins in place."""
+    dicts, names, edges, start = case
+    counts = int64_counts(start)
+    bins, tallies = oracle(dicts, names, edges)
+    assert fold_numeric(dicts, names, edges, counts) == tallies
+    assert [c.tolist() for c in counts] == [
+        [s + b for s, b in zip(s0, b0, strict=True)] for s0, b0 in zip(start, bins, strict=True)
+    ]
+
+
+def test_compiled_kernel_counts_values_on_edges_into_the_bin_they_open(compiled: Kernel) -> None:
+    """A value equal to an edge (or to a run of repeated edges) lands right of all of them."""
+    edges = (np.array([-1.0, 0.0, 0.0, 0.0, 2.0**53, math.inf]),)
+    values = [-1.0, -0.0, 0, 0.0, 2**53 + 1, 2.0**53, math.inf, -math.inf, 1e-300, -1e-300]
+    counts = (np.array([5, 0, 0, 0, 0, 0, 0], dtype=np.int64),)
+    tallies = compiled([{"x": v} for v in values], ("x",), edges, counts)
+    assert tallies == [(0, 0)]
+    # -inf | -1.0, -1e-300 | (empty) x2 | -0.0, 0, 0.0, 1e-300 | 2**53 + 1 (rounds), 2**53 | inf
+    assert counts[0].tolist() == [5 + 1, 2, 0, 0, 4, 2, 1]
+
+
+def test_public_fold_numeric_uses_the_compiled_kernel_when_built(compiled: Kernel) -> None:
+    """When the extension is built, fold_numeric calls it (no silent NumPy fallback)."""
+    assert summary_module._compiled_fold_numeric is compiled
+
+
+def test_compiled_kernel_tallies_missing_and_type_errors(compiled: Kernel) -> None:
+    """None, absent and NaN are missing; bools and strings are missing type errors."""
+    dicts: Dicts = [{"x": None}, {}, {"x": math.nan}, {"x": True}, {"x": "1.5"}, {"x": 1.5}]
+    counts = (np.zeros(2, dtype=np.int64),)
+    assert compiled(dicts, ("x",), (np.array([1.0]),), counts) == [(5, 2)]
+    assert counts[0].tolist() == [0, 1]
+
+
+def test_compiled_kernel_with_no_names_or_no_dicts_counts_nothing(compiled: Kernel) -> None:
+    """Empty names give an empty list; empty dicts give zero tallies and unchanged counts."""
+    assert compiled([{"x": 1.0}], (), (), ()) == []
+    counts = (np.array([3, 4], dtype=np.int64),)
+    assert compiled([], ("x",), (np.array([0.0]),), counts) == [(0, 0)]
+    assert counts[0].tolist() == [3, 4]
+
+
+# --- values the kernel declines ---------------------------------------------------------------
+
+UNSUPPORTED = {
+    "numpy int64": np.int64(3),
+    "numpy float32": np.float32(1.5),
+    "numpy bool": np.bool_(True),
+    "list": [1],
+    "dict": {"a": 1},
+    "int beyond float64": 10**400,
+    "negative int beyond float64": -(10**400),
+    "int rounding to 2**1024": 2**1024 - 1,
+}
+
+
+@pytest.mark.parametrize("bad", UNSUPPORTED.values(), ids=UNSUPPORTED.keys())
+def test_compiled_kernel_declines_unknown_values_and_changes_nothing(
+    compiled: Kernel, bad: object
+) -> None:
+    """An unknown value, even after good dicts, makes the kernel return None, counts untouched."""
+    dicts: Dicts = [{"x": 1.5, "y": 0.5}, {"x": "s", "y": None}, {"x": 0.2, "y": bad}, {"x": 9}]
+    names = ("x", "y")
+    edges = (np.array([0.0, 1.0]), np.array([1.0]))
+    counts = (np.array([7, 8, 9], dtype=np.int64), np.array([1, 2], dtype=np.int64))
+    assert compiled(dicts, names, edges, counts) is None
+    assert [c.tolist() for c in counts] == [[7, 8, 9], [1, 2]]
+
+
+@pytest.mark.parametrize("bad", UNSUPPORTED.values(), ids=UNSUPPORTED.keys())
+def test_public_fold_numeric_falls_back_to_numpy_on_declined_values(bad: object) -> None:
+    """fold_numeric then gives exactly what the NumPy path gives (result or error)."""
+    dicts: Dicts = [{"x": 1.5, "y": 0.5}, {"x": "s", "y": None}, {"x": 0.2, "y": bad}, {"x": 9}]
+    names = ("x", "y")
+    edges = (np.array([0.0, 1.0]), np.array([1.0]))
+
+    def start() -> tuple[np.ndarray, ...]:
+        return np.array([7, 8, 9], dtype=np.int64), np.array([1, 2], dtype=np.int64)
+
+    public, reference = start(), start()
+    try:
+        expected: object = _fold_numeric_numpy(dicts, names, edges, reference)
+    except OverflowError as exc:  # NumPy cannot convert ints beyond float64 either
+        with pytest.raises(OverflowError, match=re.escape(str(exc))):
+            fold_numeric(dicts, names, edges, public)
+    else:
+        assert fold_numeric(dicts, names, edges, public) == expected
+    assert [c.tolist() for c in public] == [c.tolist() for c in reference]
+
+
+def test_compiled_kernel_declines_a_non_dict_row(compiled: Kernel) -> None:
+    """A row that is not a dict is declined (None) with nothing counted."""
+    counts = (np.zeros(2, dtype=np.int64),)
+    assert compiled([{"x": 1.0}, [("x", 1.0)]], ("x",), (np.array([0.0]),), counts) is None
+    assert counts[0].tolist() == [0, 0]
+
+
+# --- bad arguments ----------------------------------------------------------------------------
+
+
+def _args(**changes: Any) -> tuple[Any, ...]:
+    args: dict[str, Any] = {
+        "dicts": [{"x": 1.0, "y": 2.0}],
+        "names": ("x", "y"),
+        "edges": (np.array([0.0]), np.array([0.0, 1.0])),
+        "counts": (np.zeros(2, dtype=np.int64), np.zeros(3, dtype=np.int64)),
+    }
+    args.update(changes)
+    return args["dicts"], args["names"], args["edges"], args["counts"]
+
+
+BAD_ARGUMENTS: dict[str, tuple[tuple[Any, ...], type[Exception], str]] = {
+    "float64 counts": (
+        _args(counts=(np.zeros(2, dtype=np.int64), np.zeros(3))),
+        TypeError,
+        r"counts\[1\] must be a 1-D int64 buffer, got format d",
+    ),
+    "int32 counts": (
+        _args(counts=(np.zeros(2, dtype=np.int32), np.zeros(3, dtype=np.int64))),
+        TypeError,
+        r"counts\[0\] must be a 1-D int64 buffer",
+    ),
+    "uint64 counts": (
+        _args(counts=(np.zeros(2, dtype=np.uint64), np.zeros(3, dtype=np.int64))),
+        TypeError,
+        r"counts\[0\] must be a 1-D int64 buffer",
+    ),
+    "2-D counts": (
+        _args(counts=(np.zeros((1, 2), dtype=np.int64), np.zeros(3, dtype=np.int64))),
+        TypeError,
+        r"counts\[0\] must be a 1-D int64 buffer",
+    ),
+    "counts too short": (
+        _args(counts=(np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64))),
+        ValueError,
+        r"counts\[1\] must have len\(edges\[1\]\) \+ 1 entries",
+    ),
+    "counts too long": (
+        _args(counts=(np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64))),
+        ValueError,
+        r"counts\[0\] must have len\(edges\[0\]\) \+ 1 entries",
+    ),
+    "float32 edges": (
+        _args(edges=(np.array([0.0], dtype=np.float32), np.array([0.0, 1.0]))),
+        TypeError,
+        r"edges\[0\] must be a 1-D float64 buffer",
+    ),
+    "int64 edges": (
+        _args(edges=(np.array([0.0]), np.array([0, 1], dtype=np.int64))),
+        TypeError,
+        r"edges\[1\] must be a 1-D float64 buffer",
+    ),
+    "names a list": (_args(names=["x", "y"]), TypeError, r"argument 2 must be tuple, not list"),
+    "names a str": (_args(names="xy"), TypeError, r"argument 2 must be tuple, not str"),
+    "name not a str": (_args(names=("x", b"y")), TypeError, r"names\[1\] must be a str"),
+    "dicts a tuple": (_args(dicts=({"x": 1.0},)), TypeError, r"argument 1 must be list"),
+    "edges a list": (
+        _args(edges=[np.array([0.0]), np.array([0.0, 1.0])]),
+        TypeError,
+        r"argument 3 must be tuple",
+    ),
+    "counts a list": (
+        _args(counts=[np.zeros(2, dtype=np.int64), np.zeros(3, dtype=np.int64)]),
+        TypeError,
+        r"argument 4 must be tuple",
+    ),
+    "fewer edges than names": (
+        _args(edges=(np.array([0.0]),)),
+        ValueError,
+        r"names, edges and counts must have the same length",
+    ),
+    "fewer counts than names": (
+        _args(counts=(np.zeros(2, dtype=np.int64),)),
+        ValueError,
+        r"names, edges and counts must have the same length",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"), BAD_ARGUMENTS.values(), ids=BAD_ARGUMENTS.keys()
+)
+def test_compiled_kernel_rejects_bad_arguments_naming_them(
+    compiled: Kernel, args: tuple[Any, ...], error: type[Exception], message: str
+) -> None:
+    """Wrong types, dtypes or lengths raise TypeError/ValueError naming the argument."""
+    before = [c.copy() for c in args[3] if isinstance(c, np.ndarray)]
+    with pytest.raises(error, match=message):
+        compiled(*args)
+    after = [c for c in args[3] if isinstance(c, np.ndarray)]
+    assert all(np.array_equal(b, a) for b, a in zip(before, after, strict=True))
+
+
+def test_compiled_kernel_refuses_read_only_or_strided_counts(compiled: Kernel) -> None:
+    """Counts it cannot write in place (read-only, not contiguous) raise ValueError."""
+    read_only = np.zeros(2, dtype=np.int64)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        compiled([{"x": 1.0}], ("x",), (np.array([0.0]),), (read_only,))
+    strided = np.zeros(4, dtype=np.int64)[::2]
+    with pytest.raises(ValueError, match="contiguous"):
+        compiled([{"x": 1.0}], ("x",), (np.array([0.0]),), (strided,))
+    assert read_only.tolist() == [0, 0]
+    assert strided.tolist() == [0, 0]
+
+
+# --- PaneSummary.fold_events against fold(columns_from_events(...)) ---------------------------
+
+_RNG = np.random.default_rng(20261122)
+_N = 400
+_AMOUNT = _RNG.lognormal(3.0, 1.0, size=_N)
+_P1 = _RNG.uniform(size=_N)
+BINARY = build_profile(
+    "fraud",
+    "3",
+    "binary",
+    {
+        "amount": _AMOUNT,
+        "age": _RNG.integers(18, 90, size=_N),
+        "few": _RNG.integers(0, 4, size=_N),
+        "const": np.full(_N, 2.0),
+        "empty": [None] * _N,
+        "country": _RNG.choice(["FR", "DE", "IT", "ES"], p=[0.4, 0.3, 0.2, 0.1], size=_N),
+        "vip": _RNG.choice([True, False], size=_N).tolist(),
+    },
+    (_P1 > 0.5).astype(int),
+    scores={"0": 1.0 - _P1, "1": _P1},
+    feature_types={"age": "numeric", "few": "numeric", "empty": "numeric"},
+    bins=20,
+    top_k=3,
+)
+REGRESSION = build_profile(
+    "price",
+    "1",
+    "regression",
+    {"amount": _AMOUNT, "country": _RNG.choice(["FR", "DE"], size=_N)},
+    _AMOUNT * 2.0,
+    bins=10,
+)
+CATEGORICAL_ONLY = build_profile(
+    "cats",
+    "1",
+    "multiclass",
+    {"country": _RNG.choice(["FR", "DE", "IT"], size=_N)},
+    _RNG.choice(["a", "b", "c"], size=_N),
+    scores={c: np.full(_N, 1 / 3) for c in "abc"},
+    bins=5,
+)
+PROFILES = {"binary": BINARY, "regression": REGRESSION, "categorical only": CATEGORICAL_ONLY}
+
+feature_values = (
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([0.0, -0.0, 2.0, 3.0, 5e-324, 1.7976931348623157e308, 18.0, 89.0])
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.sampled_from([-(2**63), 2**63 - 1, 2**53 + 1, 0, 1, 2, 3])
+    | st.booleans()
+    | st.none()
+    | st.sampled_from(["FR", "DE", "IT", "ES", "PT", "", "1.5", "true"])
+)
+outcomes = (
+    st.integers(min_value=-3, max_value=3)
+    | st.sampled_from(["0", "1", "a", "b", "c", "z", True, False])
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+probabilities = st.floats(min_value=0.0, max_value=1.0) | st.sampled_from([0.0, 1.0, 0.5])
+timestamps = st.integers(min_value=0, max_value=253_402_300_799_999) | st.sampled_from(
+    ["2026-11-22T10:00:00Z", "2026-11-22T11:00:00.123456+01:00", "1970-01-01T00:00:00Z"]
+)
+
+
+@st.composite
+def wire_events(draw: st.DrawFn, profile: ReferenceProfile) -> list[WirePrediction]:
+    """Decoded events with any mix of present, absent, null and wrongly typed features."""
+    names = [*profile.features, "unknown"]
+    events = []
+    for i in range(draw(st.integers(min_value=0, max_value=15))):
+        features = draw(st.dictionaries(st.sampled_from(names), feature_values, max_size=8))
+        event: dict[str, Any] = {
+            "event_id": f"e{i}",
+            "prediction_id": f"p{i}",
+            "model": profile.model,
+            "model_version": profile.model_version,
+            "timestamp": draw(timestamps),
+            "features": features,
+            "prediction": draw(outcomes),
+        }
+        scores = draw(
+            st.none() | st.dictionaries(st.sampled_from(["0", "1", "a", "b", "x"]), probabilities)
+        )
+        if scores is not None or draw(st.booleans()):
+            event["scores"] = scores
+        events.append(decode_prediction(json.dumps(event, allow_nan=False).encode()))
+    return events
+
+
+def numpy_only() -> AbstractContextManager[Any]:
+    """Force fold_numeric onto its NumPy fallback, as on an install without a C compiler."""
+    return mock.patch.object(summary_module, "_compiled_fold_numeric", None)
+
+
+@pytest.mark.parametrize("profile_name", PROFILES)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fold_events_equals_fold_of_columns_from_events(
+    profile_name: str, data: st.DataObject
+) -> None:
+    """fold_events, compiled or on NumPy, equals fold(columns_from_events(...)) (== and bytes)."""
+    profile = PROFILES[profile_name]
+    first = data.draw(wire_events(profile), label="first")
+    second = data.draw(wire_events(profile), label="second")
+    slow = PaneSummary(profile).fold(columns_from_events(first, profile))
+    fast = PaneSummary(profile).fold_events(first)
+    with numpy_only():
+        fallback = PaneSummary(profile).fold_events(first)
+    for summary in (fast, fallback):
+        assert summary == slow
+        assert summary.to_bytes() == slow.to_bytes()
+    # Accumulating into summaries that are not empty.
+    slow.fold(columns_from_events(second, profile))
+    fast.fold_events(second)
+    with numpy_only():
+        fallback.fold_events(second)
+    for summary in (fast, fallback):
+        assert summary == slow
+        assert summary.to_bytes() == slow.to_bytes()
+    assert PaneSummary(profile).fold_events([*first, *second]) == slow
+    assert slow.n == len(first) + len(second)
+
+
+@pytest.mark.parametrize("profile_name", PROFILES)
+def test_fold_events_of_no_events_changes_nothing(profile_name: str) -> None:
+    """Folding an empty list of events leaves a summary equal to a fresh one."""
+    profile = PROFILES[profile_name]
+    assert PaneSummary(profile).fold_events([]) == PaneSummary(profile)
+    assert PaneSummary(profile).fold_events([]).to_bytes() == PaneSummary(profile).to_bytes()
+
+
+def test_a_key_that_empties_the_list_while_it_is_read_does_not_crash_the_kernel(
+    compiled: Kernel,
+) -> None:
+    """The kernel holds each row while reading it and re-reads the list's length every row."""
+    rows: list[dict[Any, Any]] = []
+
+    class Clearing:
+        def __hash__(self) -> int:
+            return hash("x")
+
+        def __eq__(self, other: object) -> bool:
+            rows.clear()  # runs inside the kernel's dict look-up of "x"
+            return False
+
+    rows += [{Clearing(): 1}, {"x": 1.0}, {"x": 2.0}]
+    counts = np.zeros(2, dtype=np.int64)
+    assert compiled(rows, ("x",), (np.array([0.0]),), (counts,)) == [(1, 0)]
+    assert counts.tolist() == [0, 0]
