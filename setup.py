@@ -1,14 +1,9 @@
-"""Build hook for driftline's optional C extensions (everything else is in pyproject.toml).
+"""Build hook for driftline's one optional C extension (everything else is in pyproject.toml).
 
-Both speed up stage 1's per-event path and both are optional: without a C compiler the
-install still succeeds and driftline takes its pure-Python path, with the same results
-(tested against each other), only slower.
-
-* ``driftline.detectors._fold`` counts numeric features into their reference bins
-  (``src/driftline/detectors/_fold.c``; ``tests/unit/detectors/test_fold_kernel.py``);
-* ``driftline.schemas._framing`` checks that each message is exactly one JSON object, so a
-  batch can be decoded in one call (``src/driftline/schemas/_framing.c``;
-  ``tests/unit/schemas/test_wire_batch.py``).
+``driftline.detectors._fold`` counts numeric features into their reference bins for stage 1
+(``src/driftline/detectors/_fold.c``). It is optional: without a C compiler the install still
+succeeds and :mod:`driftline.detectors.summary` uses its NumPy path, which gives the same
+counts (``tests/unit/detectors/test_fold_kernel.py``), only slower.
 """
 
 from setuptools import Extension, setup
@@ -20,12 +15,6 @@ setup(
             ["src/driftline/detectors/_fold.c"],
             extra_compile_args=["-O3"],
             optional=True,
-        ),
-        Extension(
-            "driftline.schemas._framing",
-            ["src/driftline/schemas/_framing.c"],
-            extra_compile_args=["-O3"],
-            optional=True,
-        ),
+        )
     ]
 )

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from driftline.errors import DecodeError
 from driftline.schemas.wire import (
-    _ALONE,
     StoredPrediction,
     WireGroundTruth,
     WirePrediction,
@@ -337,7 +336,6 @@ def test_combined_framing_attacks_never_shift_other_messages(kind: str, name: st
             serial += 1
         else:
             batch.append((spelled.get(piece, piece), None))
-    assert len(batch) >= _ALONE
     results = decode_batch(kind, batch)
     decode_one, _ = KINDS[kind]
     assert_single_verdicts(decode_one, batch, results)
@@ -354,20 +352,6 @@ def test_one_key_mismatch_in_a_large_batch_rejects_only_that_message(kind: str) 
     assert [i for i, r in enumerate(results) if isinstance(r, DecodeError)] == [17]
     assert results[17].kind == "key_mismatch"
     assert results[17].path == "$.prediction_id"
-
-
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("size", [0, 1, _ALONE - 1, _ALONE, _ALONE + 1, 2 * _ALONE])
-def test_batches_around_the_split_threshold_with_a_bad_message_at_either_end(
-    kind: str, size: int
-) -> None:
-    """Sizes around _ALONE with a bad first or last message still match single decoding."""
-    for where in (0, size):
-        batch: list[Message] = [(event(kind, i), None) for i in range(size)]
-        batch.insert(where, (b"{", None))
-        results = decode_batch(kind, batch)
-        assert_single_verdicts(KINDS[kind][0], batch, results)
-        assert [i for i, r in enumerate(results) if isinstance(r, DecodeError)] == [where]
 
 
 def test_empty_batch_decodes_to_an_empty_list() -> None:
@@ -391,7 +375,6 @@ def test_an_event_split_across_two_values_is_not_glued_back_together(
     batch += [(head, b"p100" if keyed else None), (tail, b"p101" if keyed else None)]
     batch += [(pair, b"p102" if keyed else None)]
     batch += [(event(kind, i), None) for i in range(3, 6)]
-    assert len(batch) >= _ALONE
     results = decode_batch(kind, batch)
     assert_single_verdicts(KINDS[kind][0], batch, results)
 
@@ -414,81 +397,6 @@ def test_a_string_left_open_in_one_value_is_not_closed_by_the_next(kind: str, ke
     results = decode_batch(kind, batch)
     assert_single_verdicts(KINDS[kind][0], batch, results)
     assert all(isinstance(results[i], DecodeError) for i in (3, 4, 5))
-
-
-def _structural_oracle(value: bytes) -> bool:
-    """Whether a *valid JSON document* is one object (what the framing check must say)."""
-    return isinstance(json.loads(value), dict)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    value=st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(alphabet=st.characters(codec="utf-8")),
-        lambda inner: (
-            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
-        ),
-        max_leaves=8,
-    ),
-    pad=st.sampled_from(["", " ", "\n", " \t\r\n "]),
-)
-def test_the_framing_check_agrees_with_json_on_valid_documents(value: Any, pad: str) -> None:
-    """Valid JSON is one object exactly when the framing check says so (escapes and padding)."""
-    framing_module = pytest.importorskip(
-        "driftline.schemas._framing",
-        reason="compiled speed-up not built (no C compiler at install)",
-    )
-    document = (pad + json.dumps(value, ensure_ascii=False) + pad).encode()
-    assert framing_module.single_objects([document]) is _structural_oracle(document)
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        b"{} {}",
-        b"{}}",
-        b"{{}",
-        b'{"a": "}',
-        b'{"a": "\\"}x',
-        b'{"a": [}',
-        b"",
-        b" ",
-        b"[{}]",
-        b'{"a": "\\',
-        b"{},{}",
-        b'{"a": 1},',
-    ],
-)
-def test_the_framing_check_refuses_anything_but_one_object(value: bytes) -> None:
-    """Two objects, an unclosed one, trailing characters, arrays and nothing are refused."""
-    framing_module = pytest.importorskip(
-        "driftline.schemas._framing",
-        reason="compiled speed-up not built (no C compiler at install)",
-    )
-    assert framing_module.single_objects([b"{}", value]) is False
-
-
-def test_a_clean_batch_is_decoded_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch of valid events takes the one-array path (one decode call, not one per message)."""
-    pytest.importorskip(
-        "driftline.schemas._framing",
-        reason="compiled speed-up not built (no C compiler at install)",
-    )
-    import driftline.schemas.wire as wire
-
-    calls: list[int] = []
-    decoder = wire._predictions_decoder
-
-    class Counting:
-        def decode(self, data: bytes) -> Any:
-            calls.append(len(data))
-            return decoder.decode(data)
-
-    monkeypatch.setattr(wire, "_predictions_decoder", Counting())
-    batch = [(event("prediction", i), f"p{i}".encode()) for i in range(50)]
-    results = wire.decode_predictions([v for v, _ in batch], [k for _, k in batch])
-    assert [r.prediction_id for r in results] == [f"p{i}" for i in range(50)]
-    assert len(calls) == 1
 
 
 # --- stored predictions -----------------------------------------------------------------------

@@ -1,3 +1,0 @@
-"""Type stub of the optional C extension (src/driftline/schemas/_framing.c)."""
-
-def single_objects(values: list[bytes]) -> bool: ...
