@@ -466,3 +466,62 @@ def test_without_ground_truth_the_closing_watermark_follows_the_predictions_afte
     w.apply(predictions(0, 30), 1_000_000)
     assert w.closing_watermark(1_000_000 + 4_999, 5_000) == -1
     assert w.closing_watermark(1_000_000 + 5_000, 5_000) == T0 + 29_000
+
+
+class GeneralPathWorker(Worker):
+    """The same worker with the all-new batch fast path switched off."""
+
+    def _apply_new(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return False
+
+
+def test_the_all_new_batch_fast_path_changes_nothing_but_speed(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    """Store, partials, outputs and counts are the same with and without the fast path."""
+    offsets = {PRED: iter(range(1000)), TRUTH: iter(range(1000))}
+
+    def pred(i: int, ts: int | None = None) -> Msg:
+        value = prediction(i, x=float(np.sin(i)), ts=ts)
+        return Msg(PRED, next(offsets[PRED]), value, f"p{i}".encode())
+
+    def label(i: int) -> Msg:
+        return Msg(TRUTH, next(offsets[TRUTH]), truth(i, i % 2), f"p{i}".encode())
+
+    batches = [
+        [pred(i) for i in range(40)],  # all new: the fast path
+        [pred(i) for i in range(40, 80)] + [label(i) for i in range(30)],  # fast + labels
+        [pred(i) for i in range(70, 90)],  # 70..79 repeat: the general path
+        [label(i) for i in range(100, 105)],
+        [pred(i) for i in range(100, 110)],  # 100..104 have labels waiting: the general path
+        [pred(i, T0 + 130 * MINUTE + i) for i in range(110, 140)],  # a later pane, all new
+        [pred(i) for i in range(140, 150)],  # too late for any window now: the general path
+    ]
+    fast_calls: list[bool] = []
+
+    class CountingWorker(Worker):
+        def _apply_new(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            taken = super()._apply_new(*args, **kwargs)
+            fast_calls.append(taken)
+            return taken
+
+    fast = CountingWorker(
+        0, PartitionStore(tmp_path / "fast"), lambda m, v: profiles.get((m, v)), SETTINGS
+    )
+    general = GeneralPathWorker(
+        0, PartitionStore(tmp_path / "general"), lambda m, v: profiles.get((m, v)), SETTINGS
+    )
+    totals = {"duplicates": 0, "joined": 0, "too_late": 0}
+    for batch in batches:
+        a, b = fast.apply(batch, 1), general.apply(batch, 1)
+        for name in ("predictions", "labels", "joined", "duplicates", "too_late", "skipped"):
+            assert getattr(a, name) == getattr(b, name), name
+        assert a.labeled == b.labeled
+        for name in totals:
+            totals[name] += getattr(a, name)
+    # Empty prediction lists (the labels-only batch) take no fast path either.
+    assert fast_calls == [True, True, False, False, False, True, False]
+    assert totals == {"duplicates": 10, "joined": 35, "too_late": 10}
+    assert dict(fast.store._scan(b"")) == dict(general.store._scan(b""))
+    assert [p.summary for p in fast.drain()] == [p.summary for p in general.drain()]
+    assert fast.watermark_ms == general.watermark_ms
