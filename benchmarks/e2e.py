@@ -626,12 +626,13 @@ def print_memory(points: list[MemoryPoint]) -> None:
 # what it calls), matched on (part of the file or description, part of the function name).
 PARTS: dict[str, tuple[str, str]] = {
     "Consumer.consume (librdkafka fetch)": ("cimpl.Consumer", "consume"),
-    "decode (msgspec; incl. re-decodes)": ("wire.py", "decode_"),
+    "decode (msgspec; incl. stored predictions)": ("msgspec.json.Decoder", "decode"),
     "RocksDB point reads (store.get_*)": ("store.py", "get_"),
     "RocksDB batch write (store.write)": ("store.py", "write"),
     "Producer.flush (labeled/DLQ acks)": ("cimpl.Producer", "flush"),
-    "columns_from_events": ("summary.py", "columns_from_events"),
-    "PaneSummary.fold": ("summary.py", "fold"),
+    "PaneSummary.fold_events (all below)": ("summary.py", "fold_events"),
+    "  fold_numeric (C kernel)": ("driftline.detectors._fold", "fold_numeric"),
+    "  columns_from_events (the rest)": ("summary.py", "columns_from_events"),
     "PerformanceSummary.fold": ("performance.py", "fold"),
     "labeled records (_labeled)": ("partition.py", "_labeled"),
     "summaries to bytes (_write_summaries)": ("partition.py", "_write_summaries"),

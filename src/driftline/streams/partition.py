@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from hashlib import blake2b
+from itertools import repeat
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
 
 import numpy as np
@@ -603,15 +604,20 @@ class PartitionWorker:
         if not pairs:
             return
         pane_ms = config.pane // _MS
-        predicted_at = np.array([_ms(pair[0].timestamp) for pair in pairs], dtype=np.int64)
-        labelled_at = np.array([_ms(pair[1].timestamp) for pair in pairs], dtype=np.int64)
-        labels = [pair[1].label for pair in pairs]
-        guesses = [pair[0].prediction for pair in pairs]
+        predictions = [pair[0] for pair in pairs]
+        truths = [pair[1] for pair in pairs]
+        predicted_at = _times([prediction.timestamp for prediction in predictions])
+        labelled_at = _times([truth.timestamp for truth in truths])
+        labels = [truth.label for truth in truths]
+        guesses = [prediction.prediction for prediction in predictions]
         self._watch_errors(profile, config, labels, guesses, predicted_at, batch)
-        given = [pair[0].scores or {} for pair in pairs]
-        classes = sorted({c for s in given for c in s})
+        given = [prediction.scores or _NO_SCORES for prediction in predictions]
+        classes = sorted(set().union(*given))
+        # None (no score for the class) becomes NaN in a float64 array.
         scores = (
-            {c: np.array([s.get(c, np.nan) for s in given]) for c in classes} if classes else None
+            {c: np.array(list(map(dict.get, given, repeat(c))), dtype=np.float64) for c in classes}
+            if classes
+            else None
         )
         delays = np.maximum(labelled_at - predicted_at, 0)
         panes = predicted_at - predicted_at % pane_ms
@@ -869,6 +875,7 @@ class _Columns(NamedTuple, Generic[_E]):
 
 
 _INTS = {int}
+_NO_SCORES: dict[str, float] = {}
 _SEEN = b"S"
 """In-batch marker of a prediction id already handled (never written to the store)."""
 
@@ -924,6 +931,13 @@ def _fresh(
         kept.append(message)
         kept_offsets.append(offset)
     return kept, kept_offsets, mark
+
+
+def _times(stamps: list[datetime | int]) -> NDArray[np.int64]:
+    """Epoch milliseconds of either timestamp form, as an array."""
+    if set(map(type, stamps)) <= _INTS:
+        return np.array(stamps, dtype=np.int64)
+    return np.array([_ms(ts) for ts in stamps], dtype=np.int64)
 
 
 def _ms(ts: datetime | int) -> int:
