@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from driftline.sinks.influx import InfluxWriter
-    from driftline.streams.telemetry import Health
+    from driftline.streams.telemetry import Health, Stage2Telemetry, WriterTelemetry
 
 app = typer.Typer(
     name="driftline",
@@ -216,14 +216,11 @@ def monitor_ingest(config: ConfigFile = None) -> None:
 def monitor_write(config: ConfigFile = None) -> None:
     """Run the InfluxDB writer: metrics outbox to InfluxDB, commit after each write (until
     SIGTERM). An InfluxDB outage delays points; it loses none."""
-    from driftline.sinks.influx import InfluxWriter
 
     settings = _service_settings(config)
     stop = _stop_on_signals()
     try:
-        with InfluxWriter(
-            settings.kafka, settings.influxdb, settings.topics, group_id=_writer_group(settings)
-        ) as writer:
+        with _writer(settings) as writer:
             _serve_metrics(settings, writer.telemetry.registry, writer.health)
             writer.run(stop)
     except DriftlineError as exc:
@@ -236,12 +233,11 @@ def monitor_merge(config: ConfigFile = None) -> None:
     metrics, alerts and retrain requests (until SIGTERM)."""
     from driftline.streams.registry import ProfileRegistry
     from driftline.streams.stage2 import create_app, run_app
-    from driftline.streams.telemetry import Stage2Telemetry
 
     settings = _service_settings(config)
     try:
         registry = ProfileRegistry(settings.kafka, settings.topics).start()
-        telemetry = Stage2Telemetry()
+        telemetry = _merge_telemetry(settings)
         _serve_metrics(settings, telemetry.registry, telemetry.health)
         run_app(create_app(settings, registry.get, telemetry=telemetry), override_logging=False)
     except DriftlineError as exc:
@@ -260,13 +256,11 @@ def monitor_run(
     """
     from prometheus_client import CollectorRegistry
 
-    from driftline.sinks.influx import InfluxWriter
     from driftline.streams.ingest import Ingest
     from driftline.streams.registry import ProfileRegistry
     from driftline.streams.stage2 import create_app, run_app
     from driftline.streams.telemetry import (
         IngestTelemetry,
-        Stage2Telemetry,
         WriterTelemetry,
         combined_health,
     )
@@ -280,17 +274,11 @@ def monitor_run(
         # One registry for the three parts: one endpoint serves them all.
         metrics = CollectorRegistry()
         ingest = Ingest(settings, registry=registry, telemetry=IngestTelemetry(metrics)).start()
-        merge = Stage2Telemetry(metrics)
+        merge = _merge_telemetry(settings, metrics)
         parts: dict[str, Health] = {"ingest": ingest.health, "merge": merge.health}
         threads.append(_part("ingest", ingest.run, stop, died))
         if writer:
-            sink = InfluxWriter(
-                settings.kafka,
-                settings.influxdb,
-                settings.topics,
-                group_id=_writer_group(settings),
-                telemetry=WriterTelemetry(metrics),
-            )
+            sink = _writer(settings, WriterTelemetry(metrics))
             parts["writer"] = sink.health
             threads.append(_part("writer", functools.partial(_write, sink), stop, died))
         _serve_metrics(settings, metrics, combined_health(parts))
@@ -331,6 +319,32 @@ def _part(
 def _write(sink: InfluxWriter, stop: threading.Event) -> None:
     with sink:
         sink.run(stop)
+
+
+def _writer(settings: Settings, telemetry: WriterTelemetry | None = None) -> InfluxWriter:
+    """The InfluxDB writer of this deployment, with its health limits from the settings."""
+    from driftline.sinks.influx import InfluxWriter
+
+    health = settings.monitor.health
+    return InfluxWriter(
+        settings.kafka,
+        settings.influxdb,
+        settings.topics,
+        group_id=_writer_group(settings),
+        unhealthy_after=health.writer_failing_after.total_seconds(),
+        stall_after=health.writer_stall_after.total_seconds(),
+        telemetry=telemetry,
+    )
+
+
+def _merge_telemetry(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> Stage2Telemetry:
+    """Stage 2's metrics and health, its stall limit from the settings."""
+    from driftline.streams.telemetry import Stage2Telemetry
+
+    stall = settings.monitor.health.merge_stall_after.total_seconds()
+    return Stage2Telemetry(registry, stall_after=stall)
 
 
 def _writer_group(settings: Settings) -> str:

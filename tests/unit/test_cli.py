@@ -69,3 +69,64 @@ def test_service_commands_refuse_to_start_on_a_bad_config(tmp_path: Path) -> Non
         result = runner.invoke(app, [*command, "--config", str(path)])
         assert result.exit_code == 2, command
         assert "monitor.join_ttl: expected a duration" in result.output
+
+
+def test_config_check_names_non_positive_monitor_durations(tmp_path: Path) -> None:
+    """label_idle and the health limits must be positive; each bad one is named."""
+    path = config_file(
+        tmp_path,
+        "monitor: {label_idle: 0s, batch_size: 0, "
+        "health: {writer_stall_after: 0s, merge_stall_after: -1s}}",
+    )
+    result = runner.invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 2
+    for field in (
+        "monitor.label_idle",
+        "monitor.batch_size",
+        "monitor.health.writer_stall_after",
+        "monitor.health.merge_stall_after",
+    ):
+        assert f"{field}:" in result.output, field
+
+
+def test_the_monitor_parts_take_their_tuning_and_health_limits_from_the_settings() -> None:
+    """monitor.batch_size, label_idle and health reach ingest, stage 2 and the writer."""
+    from driftline.cli import _merge_telemetry, _writer
+    from driftline.config import Settings
+    from driftline.streams.ingest import Ingest
+
+    settings = Settings(
+        monitor={
+            "batch_size": 700,
+            "label_idle": "2s",
+            "metrics_port": None,
+            "health": {
+                "ingest_stall_after": "9s",
+                "merge_stall_after": "8s",
+                "writer_stall_after": "7s",
+                "writer_failing_after": "6s",
+            },
+        }
+    )
+    ingest = Ingest(settings)
+    assert (ingest._batch_size, ingest._label_idle_ms, ingest.stall_after) == (700, 2000, 9.0)
+    assert _merge_telemetry(settings).stall_after == 8.0
+    writer = _writer(settings)
+    assert (writer.stall_after, writer.unhealthy_after) == (7.0, 6.0)
+    defaults = Ingest(Settings())
+    assert (defaults._batch_size, defaults._label_idle_ms, defaults.stall_after) == (
+        5000,
+        5000,
+        60.0,
+    )
+
+
+def test_the_readme_configuration_example_passes_config_check(tmp_path: Path) -> None:
+    """The YAML under README's "Configuration" is a valid configuration, every key known."""
+    import re
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    match = re.search(r"## Configuration.*?```yaml\n(.*?)```", readme, re.S)
+    assert match is not None
+    result = runner.invoke(app, ["config", "check", str(config_file(tmp_path, match.group(1)))])
+    assert result.exit_code == 0, result.output

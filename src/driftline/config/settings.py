@@ -381,14 +381,48 @@ class ModelConfig(Section):
         return self.metric in _LOWER_IS_BETTER
 
 
+class HealthSettings(Section):
+    """When ``/healthz`` calls a part of the monitor unhealthy (any of them: the process)."""
+
+    ingest_stall_after: Duration = timedelta(seconds=60)
+    """Stage 1 has not polled Kafka for this long (a hung broker call, a dead loop)."""
+    merge_stall_after: Duration = timedelta(seconds=30)
+    """Stage 2's timer has not ticked for this long (a blocked faust event loop)."""
+    writer_stall_after: Duration = timedelta(seconds=90)
+    """The InfluxDB writer has not polled the metrics outbox for this long."""
+    writer_failing_after: Duration = timedelta(seconds=60)
+    """InfluxDB writes have failed without a success for this long."""
+
+    @field_validator("*")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
+
 class MonitorSettings(Section):
-    """The monitor worker's own state and group."""
+    """The monitor worker's own state, group and tuning."""
 
     group_id: str = Field("driftline-monitor", min_length=1)
     state_dir: Path = Path("var/state")
     join_ttl: Duration = timedelta(days=7)
     metrics_port: int | None = Field(9464, ge=0, le=65535, description="Prometheus; None: off.")
     web_host: str = "127.0.0.1"
+    batch_size: int = Field(5000, ge=1, le=1_000_000)
+    """Messages stage 1 takes from Kafka per poll."""
+    label_idle: Duration = timedelta(seconds=5)
+    """Ground truth silent this long on a partition stops holding its watermark back (keep it
+    well below the models' ``idle_timeout``): backfilled labels with old timestamps hold
+    windows open only while they flow."""
+    health: HealthSettings = HealthSettings()
+
+    @field_validator("label_idle")
+    @classmethod
+    def _label_idle(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
 
 
 class Settings(BaseSettings):

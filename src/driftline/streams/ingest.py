@@ -69,13 +69,14 @@ class Ingest:
     registry
         Where profiles come from; a new :class:`ProfileRegistry` on the models topic if None.
     batch_size
-        Messages per poll.
+        Messages per poll (default ``monitor.batch_size``).
     flush_interval
         Seconds between emissions of changed partials, watermarks and offset commits.
     label_idle
         Seconds without ground truth on a partition after which its watermark stops waiting
-        for labels (:meth:`PartitionWorker.closing_watermark`); keep it well below the
-        models' ``idle_timeout``, after which stage 2 stops waiting for the partition.
+        for labels (:meth:`PartitionWorker.closing_watermark`); default ``monitor.label_idle``.
+        Keep it well below the models' ``idle_timeout``, after which stage 2 stops waiting
+        for the partition.
     clock
         Wall-clock seconds (for timestamps of dead letters and intervals); injectable.
     """
@@ -85,10 +86,10 @@ class Ingest:
         settings: Settings,
         *,
         registry: ProfileRegistry | None = None,
-        batch_size: int = 5000,
+        batch_size: int | None = None,
         flush_interval: float = 1.0,
         expire_interval: float = 30.0,
-        label_idle: float = 5.0,
+        label_idle: float | None = None,
         clock: Callable[[], float] = time.time,
         telemetry: IngestTelemetry | None = None,
     ) -> None:
@@ -96,10 +97,12 @@ class Ingest:
         self._topics = settings.topics
         self._registry = registry
         self._own_registry = registry is None
-        self._batch_size = batch_size
+        monitor = settings.monitor
+        self._batch_size = monitor.batch_size if batch_size is None else batch_size
         self._flush_interval = flush_interval
         self._expire_interval = expire_interval
-        self._label_idle_ms = int(label_idle * 1000)
+        idle = monitor.label_idle.total_seconds() if label_idle is None else label_idle
+        self._label_idle_ms = int(idle * 1000)
         self._clock = clock
         self.telemetry = telemetry or IngestTelemetry()
         self._state_dir = Path(settings.monitor.state_dir) / "ingest"
@@ -115,7 +118,7 @@ class Ingest:
         self._failed_partials = False
         self._last_poll = 0.0
         self._unacknowledged: list[tuple[PartitionWorker, ApplyResult]] = []
-        self.stall_after = 60.0
+        self.stall_after = monitor.health.ingest_stall_after.total_seconds()
         """Seconds without a poll after which :meth:`health` reports unhealthy."""
 
     # --- lifecycle ------------------------------------------------------------------------
