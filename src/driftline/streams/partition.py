@@ -57,7 +57,6 @@ from driftline.schemas.wire import (
 )
 from driftline.streams.partials import PanePartial
 from driftline.streams.store import (
-    _OFFSET,
     JOINED,
     LABEL,
     PENDING,
@@ -66,6 +65,7 @@ from driftline.streams.store import (
     PartitionStore,
     StoreBatch,
     split_entry,
+    waiting_entries,
     waiting_entry,
 )
 
@@ -451,8 +451,7 @@ class PartitionWorker:
         times = np.array(stamps, dtype=np.int64)
         if int(times.min()) < self._late_before_ms - self._horizon_ms(config):
             return False
-        pack = _OFFSET.pack
-        waiting = [PENDING + pack(offset) + raw for raw, offset in zip(raws, offsets, strict=True)]
+        waiting = waiting_entries(PENDING, offsets, raws)
         entries.update(zip(ids, waiting, strict=True))
         batch.put_entries(list(zip(ids, waiting, strict=True)))
         if work.remember:
@@ -500,7 +499,7 @@ class PartitionWorker:
         entries: dict[bytes, bytes | None] = {} if work is None else work.entries
         remembered = None if work is None or not work.remember else work.events
         new_ids: list[bytes] = [] if work is None else work.new_predictions
-        keep, stamp, put, pack = kept.append, times.append, puts.append, _OFFSET.pack
+        keep, stamp, put = kept.append, times.append, puts.append
         for event, raw, pid, offset, label in group:
             ts = event.timestamp
             if type(ts) is not int:
@@ -523,7 +522,7 @@ class PartitionWorker:
                 if work is None:
                     batch.delete_waiting_for_held(pid)
             elif work is not None:
-                entries[pid] = pending = PENDING + pack(offset) + raw
+                entries[pid] = pending = waiting_entry(PENDING, offset, raw)
                 put((pid, pending))
             if remembered is not None:
                 remembered[pid] = event

@@ -71,6 +71,17 @@ def waiting_entry(state: bytes, offset: int, raw: bytes) -> bytes:
     return state + _OFFSET.pack(offset) + raw
 
 
+def waiting_entries(state: bytes, offsets: Sequence[int], raws: Sequence[bytes]) -> list[bytes]:
+    """:func:`waiting_entry` of each (offset, bytes) pair, in one pass.
+
+    >>> waiting_entries(PENDING, [1, 2], [b"a", b"b"]) == [waiting_entry(PENDING, 1, b"a"),
+    ...                                                    waiting_entry(PENDING, 2, b"b")]
+    True
+    """
+    pack = _OFFSET.pack
+    return [state + pack(offset) + raw for offset, raw in zip(offsets, raws, strict=True)]
+
+
 def split_entry(entry: bytes) -> tuple[int, bytes]:
     """(input offset, event bytes) of a waiting entry."""
     return _OFFSET.unpack_from(entry, 1)[0], entry[1 + _OFFSET.size :]
