@@ -237,29 +237,19 @@ class PartitionWorker:
         if from_truth:
             self._labels_seen_ms = failed_at_ms
         until = self.restore_until
-        fresh, offsets, next_pred = _fresh(from_predictions, self.marks.predictions, result)
-        values = [message.value() or b"" for message in fresh]
-        keys = [message.key() for message in fresh]
-        predictions = self._accept(
-            fresh,
-            offsets,
-            values,
-            keys,
-            decode_predictions(values, keys),
+        predictions, next_pred = self._take(
+            from_predictions,
+            self.marks.predictions,
             until.predictions,
+            decode_predictions,
             failed_at_ms,
             result,
         )
-        fresh, offsets, next_truth = _fresh(from_truth, self.marks.ground_truth, result)
-        values = [message.value() or b"" for message in fresh]
-        keys = [message.key() for message in fresh]
-        truth_columns = self._accept(
-            fresh,
-            offsets,
-            values,
-            keys,
-            decode_ground_truths(values, keys),
+        truth_columns, next_truth = self._take(
+            from_truth,
+            self.marks.ground_truth,
             until.ground_truth,
+            decode_ground_truths,
             failed_at_ms,
             result,
         )
@@ -293,6 +283,26 @@ class PartitionWorker:
         self._unpersisted += 1
         return result
 
+    def _take(
+        self,
+        messages: list[RawMessage],
+        mark: int,
+        restore_until: int,
+        decode: Callable[[list[bytes], list[bytes | None]], list[_E | DecodeError]],
+        failed_at_ms: int,
+        result: ApplyResult,
+    ) -> tuple[_Columns[_E], int]:
+        """The messages of one input topic at or after ``mark``, decoded, as columns (event,
+        bytes, id, offset), and the mark after them; each message that failed to decode
+        becomes a dead letter instead."""
+        fresh, offsets, mark = _fresh(messages, mark, result)
+        values = [message.value() or b"" for message in fresh]
+        keys = [message.key() for message in fresh]
+        decoded = decode(values, keys)
+        return self._accept(
+            fresh, offsets, values, keys, decoded, restore_until, failed_at_ms, result
+        ), mark
+
     def _accept(
         self,
         messages: list[RawMessage],
@@ -304,8 +314,7 @@ class PartitionWorker:
         failed_at_ms: int,
         result: ApplyResult,
     ) -> _Columns[_E]:
-        """The decoded events as columns (event, bytes, id, offset); each message that failed
-        to decode becomes a dead letter instead."""
+        """The decoded events as columns; failures become dead letters."""
         if DecodeError not in set(map(type, decoded)):
             events = cast(list[_E], decoded)
             if None not in keys:
