@@ -87,6 +87,16 @@ def split_entry(entry: bytes) -> tuple[int, bytes]:
     return _OFFSET.unpack_from(entry, 1)[0], entry[1 + _OFFSET.size :]
 
 
+def split_entries(entries: Sequence[bytes]) -> tuple[list[int], list[bytes]]:
+    """The input offsets and the event bytes of waiting entries (:func:`split_entry` of each).
+
+    >>> split_entries([waiting_entry(PENDING, 7, b"a"), waiting_entry(LABEL, 9, b"bc")])
+    ([7, 9], [b'a', b'bc'])
+    """
+    unpack, start = _OFFSET.unpack_from, 1 + _OFFSET.size
+    return [unpack(entry, 1)[0] for entry in entries], [entry[start:] for entry in entries]
+
+
 ExpiryKind = Literal["predictions", "labels", "held_labels"]
 _EXPIRY_PREFIX: dict[str, bytes] = {
     "predictions": _PREDICTION_EXPIRY,

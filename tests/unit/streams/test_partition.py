@@ -469,16 +469,19 @@ def test_without_ground_truth_the_closing_watermark_follows_the_predictions_afte
 
 
 class GeneralPathWorker(Worker):
-    """The same worker with the all-new batch fast path switched off."""
+    """The same worker with the fast paths (all-new predictions, all-waiting labels) off."""
 
     def _apply_new(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         return False
 
+    def _join_waiting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return False
 
-def test_the_all_new_batch_fast_path_changes_nothing_but_speed(
+
+def test_the_fast_paths_change_nothing_but_speed(
     tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
 ) -> None:
-    """Store, partials, outputs and counts are the same with and without the fast path."""
+    """Store, partials, outputs and counts are the same with and without the fast paths."""
     offsets = {PRED: iter(range(1000)), TRUTH: iter(range(1000))}
 
     def pred(i: int, ts: int | None = None) -> Msg:
@@ -496,13 +499,24 @@ def test_the_all_new_batch_fast_path_changes_nothing_but_speed(
         [pred(i) for i in range(100, 110)],  # 100..104 have labels waiting: the general path
         [pred(i, T0 + 130 * MINUTE + i) for i in range(110, 140)],  # a later pane, all new
         [pred(i) for i in range(140, 150)],  # too late for any window now: the general path
+        [label(i) for i in range(30, 60)],  # all waiting, decoded from the store: fast
+        [label(i) for i in range(55, 65)],  # 55..59 repeat: the general path
+        # Predictions and their labels in one batch: the labels join the decoded predictions.
+        [pred(i, T0 + 131 * MINUTE + i) for i in range(150, 160)]
+        + [label(i) for i in range(150, 160)],
     ]
     fast_calls: list[bool] = []
+    join_calls: list[bool] = []
 
     class CountingWorker(Worker):
         def _apply_new(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             taken = super()._apply_new(*args, **kwargs)
             fast_calls.append(taken)
+            return taken
+
+        def _join_waiting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            taken = super()._join_waiting(*args, **kwargs)
+            join_calls.append(taken)
             return taken
 
     fast = CountingWorker(
@@ -520,8 +534,10 @@ def test_the_all_new_batch_fast_path_changes_nothing_but_speed(
         for name in totals:
             totals[name] += getattr(a, name)
     # Empty prediction lists (the labels-only batch) take no fast path either.
-    assert fast_calls == [True, True, False, False, False, True, False]
-    assert totals == {"duplicates": 10, "joined": 35, "too_late": 10}
+    assert fast_calls == [True, True, False, False, False, True, False, False, False, True]
+    # Empty label lists, and labels that find no prediction waiting, take no fast path either.
+    assert join_calls == [False, True, False, False, False, False, False, True, False, True]
+    assert totals == {"duplicates": 15, "joined": 80, "too_late": 10}
     assert dict(fast.store._scan(b"")) == dict(general.store._scan(b""))
     assert [p.summary for p in fast.drain()] == [p.summary for p in general.drain()]
     assert fast.watermark_ms == general.watermark_ms
