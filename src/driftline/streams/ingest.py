@@ -179,7 +179,9 @@ class Ingest:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for number in sorted({tp.partition for tp in partitions}):
             if number not in self._workers:
-                store = PartitionStore(self._state_dir / f"p{number}")
+                store = PartitionStore(
+                    self._state_dir / f"p{number}", wal=self.settings.monitor.store_wal
+                )
                 self._workers[number] = PartitionWorker(number, store, self._profile, self.settings)
         committed = self._committed_offsets(consumer, partitions)
         for tp in partitions:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 import msgspec
-from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOptions
 
 from driftline.errors import StateStoreError
 
@@ -224,7 +224,7 @@ class PartitionStore:
     >>> store.close()
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, wal: bool = True) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
@@ -239,6 +239,15 @@ class PartitionStore:
         options.set_memtable_whole_key_filtering(True)
         options.set_memtable_prefix_bloom_ratio(0.1)
         self._db = Rdict(str(path), options)
+        if not wal:
+            # As Kafka Streams and Flink run RocksDB: the input topics are the changelog. A
+            # crash then loses the memtables (the store goes back to its last flush, marks
+            # and data together) and the partition is replayed from there; a clean close
+            # flushes them. Measured ~10 % more ingest (benchmarks/e2e.py, median of four).
+            write_options = WriteOptions()
+            # A property at run time; rocksdict's stub calls it a method.
+            write_options.disable_wal = True  # type: ignore[method-assign,assignment]
+            self._db.set_write_options(write_options)
         found = self._db.get(_FORMAT)
         if found is None and self._db.get(_MARKS) is None:
             self._db.put(_FORMAT, _FORMAT_VERSION)

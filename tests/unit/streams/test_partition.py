@@ -541,3 +541,26 @@ def test_the_fast_paths_change_nothing_but_speed(
     assert dict(fast.store._scan(b"")) == dict(general.store._scan(b""))
     assert [p.summary for p in fast.drain()] == [p.summary for p in general.drain()]
     assert fast.watermark_ms == general.watermark_ms
+
+
+def test_a_store_without_its_write_ahead_log_keeps_everything_across_a_clean_close(
+    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+) -> None:
+    """monitor.store_wal=false: closing flushes the memtables, so a restart resumes exactly."""
+    path = tmp_path / "p0"
+    store = PartitionStore(path, wal=False)
+    w = Worker(0, store, lambda m, v: profiles.get((m, v)), SETTINGS)
+    w.apply(
+        predictions(0, 30) + [Msg(TRUTH, i, truth(i, 1), f"p{i}".encode()) for i in range(10)], 1
+    )
+    partials = {p.kind: p.summary for p in w.drain()}
+    store.close()
+    files = {f.name for f in path.iterdir()}
+    assert any(name.endswith(".sst") for name in files)  # flushed at close, not in a log
+    again = worker(path, profiles)
+    assert again.marks == w.marks
+    assert {p.kind: p.summary for p in again.drain()} == partials
+    result = again.apply(
+        [Msg(TRUTH, 10 + i, truth(10 + i, 1), f"p{10 + i}".encode()) for i in range(5)], 1
+    )
+    assert (result.joined, result.duplicates) == (5, 0)  # the waiting predictions survived
