@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -80,6 +81,16 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": _DURATION.pattern}),
 ]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be a positive duration")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+"""A :data:`Duration` above zero (limits and timeouts)."""
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
@@ -384,21 +395,14 @@ class ModelConfig(Section):
 class HealthSettings(Section):
     """When ``/healthz`` calls a part of the monitor unhealthy (any of them: the process)."""
 
-    ingest_stall_after: Duration = timedelta(seconds=60)
+    ingest_stall_after: PositiveDuration = timedelta(seconds=60)
     """Stage 1 has not polled Kafka for this long (a hung broker call, a dead loop)."""
-    merge_stall_after: Duration = timedelta(seconds=30)
+    merge_stall_after: PositiveDuration = timedelta(seconds=30)
     """Stage 2's timer has not ticked for this long (a blocked faust event loop)."""
-    writer_stall_after: Duration = timedelta(seconds=90)
+    writer_stall_after: PositiveDuration = timedelta(seconds=90)
     """The InfluxDB writer has not polled the metrics outbox for this long."""
-    writer_failing_after: Duration = timedelta(seconds=60)
+    writer_failing_after: PositiveDuration = timedelta(seconds=60)
     """InfluxDB writes have failed without a success for this long."""
-
-    @field_validator("*")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be a positive duration")
-        return value
 
 
 class MonitorSettings(Section):
@@ -411,7 +415,7 @@ class MonitorSettings(Section):
     web_host: str = "127.0.0.1"
     batch_size: int = Field(5000, ge=1, le=1_000_000)
     """Messages stage 1 takes from Kafka per poll."""
-    label_idle: Duration = timedelta(seconds=5)
+    label_idle: PositiveDuration = timedelta(seconds=5)
     """Ground truth silent this long on a partition stops holding its watermark back (keep it
     well below the models' ``idle_timeout``): backfilled labels with old timestamps hold
     windows open only while they flow."""
@@ -420,13 +424,6 @@ class MonitorSettings(Section):
     the inputs since the store's last memtable flush (up to ~64 MB per partition) instead of
     the last batch; results are the same (the inputs are the store's changelog)."""
     health: HealthSettings = HealthSettings()
-
-    @field_validator("label_idle")
-    @classmethod
-    def _label_idle(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be a positive duration")
-        return value
 
 
 class Settings(BaseSettings):
