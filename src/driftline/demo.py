@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,7 +29,13 @@ from driftline.config import KafkaSettings, Settings, TopicSettings
 from driftline.schemas.outputs import DriftAlert, RetrainRequest
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import Series, TansuBroker, VictoriaMetrics
-from driftline.testing.service import SEA_MODEL, sea_reference, service_config
+from driftline.testing.service import (
+    SEA_MODEL,
+    sea_reference,
+    service_config,
+    start_monitor,
+    stop_process,
+)
 from driftline.testing.synthetic import STEP_MS, sea_events
 from driftline.topics import create_topics
 
@@ -141,12 +145,8 @@ def run_demo(
         create_topics(settings.kafka, settings.topics)
         publish_profile(settings.kafka, settings.topics, sea_reference(MODEL, VERSION))
         say("registered the reference of sea/1 (20,000 training rows)")
-        log = (work / "monitor.log").open("wb")
-        monitor = subprocess.Popen(
-            [sys.executable, "-m", "driftline", "monitor", "run", "--config", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        log = work / "monitor.log"
+        monitor = start_monitor("run", config, log)
         try:
             say(f"publishing {events:,} predictions and their outcomes with the SDK ...")
             result.shift_ms, result.change_ms = _publish_traffic(
@@ -182,12 +182,7 @@ def run_demo(
             ]
             result.retrain = list({r.request_id: r for r in requests}.values())
         finally:
-            monitor.terminate()
-            try:
-                monitor.wait(30)
-            except subprocess.TimeoutExpired:
-                monitor.kill()
-            log.close()
+            stop_process(monitor, 30)
     result.seconds = time.monotonic() - began
     return result
 

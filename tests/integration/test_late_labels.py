@@ -24,11 +24,9 @@ one series at the window end would not hold the new value.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -48,7 +46,13 @@ from driftline.sinks.outbox import decode_lines
 from driftline.streams import partials as wire
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import Series, TansuBroker, VictoriaMetrics
-from driftline.testing.service import SEA_MODEL, sea_reference, service_config
+from driftline.testing.service import (
+    SEA_MODEL,
+    sea_reference,
+    service_config,
+    start_monitor,
+    stop_process,
+)
 from driftline.testing.synthetic import START_MS, STEP_MS, SyntheticEvent, sea_events
 from driftline.topics import create_topics
 
@@ -124,22 +128,11 @@ class _Tail:
 
 @contextmanager
 def _monitor(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "driftline", "monitor", "run", "--config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    process = start_monitor("run", config, log)
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process, 30)
 
 
 def _log_tail(log: Path, lines: int = 60) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.testing import free_port
-from driftline.testing.service import start_monitor
+from driftline.testing.service import start_monitor, stop_process
 from driftline.topics import create_topics
 from tests.streams.scrape import health, sample, scrape
 
@@ -64,13 +63,7 @@ def test_monitor_run_serves_every_part_on_one_endpoint_and_is_healthy_once_all_r
             time.sleep(0.5)  # the parts start (and join their groups) in their own time
         samples = scrape(base)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc, 60)
     log_text = log_path.read_text(errors="replace")
     assert proc.returncode == 0, log_text[-3000:]
 

@@ -107,3 +107,20 @@ def start_monitor(
             cwd=cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float) -> int | None:
+    """SIGTERM, then SIGKILL if the process has not exited ``grace`` seconds later; returns
+    its exit status, or None when it had to be killed.
+
+    >>> stop_process(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]), 5)
+    -15
+    """
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+        return None
