@@ -477,13 +477,7 @@ def _memory_point(ingest: Ingest, predictions: int, seconds: float) -> MemoryPoi
     panes = 0
     # The workers and their stores are private to Ingest; a benchmark may look inside.
     for worker in ingest._workers.values():
-        db = worker.store._db
-        for name in (
-            "rocksdb.cur-size-all-mem-tables",
-            "rocksdb.block-cache-usage",
-            "rocksdb.estimate-table-readers-mem",
-        ):
-            rocksdb += db.property_int_value(name) or 0
+        rocksdb += worker.store.memory()
         panes += len(worker._cache)
     used, free = _malloc_mib()
     return MemoryPoint(

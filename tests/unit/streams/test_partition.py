@@ -539,6 +539,8 @@ def test_the_fast_paths_change_nothing_but_speed(
     assert join_calls == [False, True, False, False, False, False, False, True, False, True]
     assert totals == {"duplicates": 15, "joined": 80, "too_late": 10}
     assert dict(fast.store._scan(b"")) == dict(general.store._scan(b""))
+    assert list(fast.store.join_entries()) == list(general.store.join_entries())
+    assert len(list(fast.store.join_entries())) > 80
     assert [p.summary for p in fast.drain()] == [p.summary for p in general.drain()]
     assert fast.watermark_ms == general.watermark_ms
 
