@@ -419,10 +419,12 @@ class MonitorSettings(Section):
     """Ground truth silent this long on a partition stops holding its watermark back (keep it
     well below the models' ``idle_timeout``): backfilled labels with old timestamps hold
     windows open only while they flow."""
-    store_wal: bool = True
-    """Stage 1's RocksDB write-ahead log. Off, ingest is ~10 % faster and a crash replays
-    the inputs since the store's last memtable flush (up to ~64 MB per partition) instead of
-    the last batch; results are the same (the inputs are the store's changelog)."""
+    store_wal: bool = False
+    """Stage 1's RocksDB write-ahead log. Off (the default, as Kafka Streams and Flink run
+    RocksDB), a crash replays the inputs since the store's last memtable flush (up to ~64 MB
+    per partition); on, only the last batch, for ~1 µs more per event (~12 % of ingest).
+    Results are the same either way: the inputs are the store's changelog, and its families
+    flush atomically, marks with data."""
     health: HealthSettings = HealthSettings()
 
 
