@@ -72,14 +72,58 @@ static inline Py_ssize_t upper_bound(const double *edges, Py_ssize_t n, double v
     return base + (edges[base] <= v);
 }
 
+/* Exact str equality without running Python code (both must be exact str). */
+static inline int same_str(PyObject *a, PyObject *b) {
+    if (a == b) return 1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b) &&
+           memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+}
+
+/* The usual row holds exactly the names, in the same order as the rows before it (producers
+ * serialise their features the same way every time). ``order[j]`` is the name index of the
+ * row's j-th key, learnt from the first row that has exactly the names; a row that matches
+ * it hands its values over in one walk of the dict, with no hashing and no probing (about
+ * a third of the kernel's time on 20 features). Fills ``values`` (borrowed) by name index
+ * and returns 1, or returns 0 having read nothing when the row is not of that shape. */
+static int ordered_values(PyObject *d, PyObject *names, Py_ssize_t k, Py_ssize_t *order,
+                          int *learnt, PyObject **values) {
+    if (!PyDict_CheckExact(d) || PyDict_GET_SIZE(d) != k || k == 0) return 0;
+    Py_ssize_t pos = 0, j = 0;
+    PyObject *key, *value;
+    if (*learnt) {
+        while (PyDict_Next(d, &pos, &key, &value)) {
+            if (!PyUnicode_CheckExact(key) ||
+                !same_str(key, PyTuple_GET_ITEM(names, order[j])))
+                return 0;
+            values[order[j++]] = value;
+        }
+        return j == k;
+    }
+    /* learn the order from this row: each key must be a distinct name */
+    for (Py_ssize_t i = 0; i < k; i++) values[i] = NULL;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) return 0;
+        Py_ssize_t i = 0;
+        while (i < k && !same_str(key, PyTuple_GET_ITEM(names, i))) i++;
+        if (i == k || values[i] != NULL) return 0;
+        order[j++] = i;
+        values[i] = value;
+    }
+    if (j != k) return 0;
+    *learnt = 1;
+    return 1;
+}
+
 /* Count one row (a feature dict) into the scratch bins and tallies; 1 when it holds a value
- * the kernel does not know (or is no dict), 0 otherwise. */
+ * the kernel does not know (or is no dict), 0 otherwise. ``values``: the row's value of each
+ * name (borrowed) when ordered_values found them, else NULL (looked up here). */
 static int fold_row(PyObject *d, PyObject *names, Column *cols, Py_ssize_t k, int64_t *bins,
-                    int64_t *tallies) {
+                    int64_t *tallies, PyObject **values) {
     if (!PyDict_Check(d)) return 1;
     for (Py_ssize_t i = 0; i < k; i++) {
         Py_ssize_t nedges = cols[i].edges.shape[0];
-        PyObject *v = PyDict_GetItemWithError(d, PyTuple_GET_ITEM(names, i));
+        PyObject *v = values ? values[i] : PyDict_GetItemWithError(d, PyTuple_GET_ITEM(names, i));
         if (v == NULL) {
             if (PyErr_Occurred()) {
                 PyErr_Clear();
@@ -161,13 +205,27 @@ static PyObject *fold_numeric(PyObject *self, PyObject *args) {
         return PyErr_NoMemory();
     }
     int64_t *tallies = scratch + total;
+    /* the ordered fast path's state: name index per key position, values by name index */
+    Py_ssize_t *order = PyMem_Calloc(k ? (size_t)k : 1, sizeof(Py_ssize_t));
+    PyObject **values = PyMem_Calloc(k ? (size_t)k : 1, sizeof(PyObject *));
+    if (order == NULL || values == NULL) {
+        PyMem_Free(order);
+        PyMem_Free(values);
+        PyMem_Free(scratch);
+        release(cols, k);
+        return PyErr_NoMemory();
+    }
+    int names_exact = 1, learnt = 0;
+    for (Py_ssize_t i = 0; i < k; i++)
+        names_exact &= PyUnicode_CheckExact(PyTuple_GET_ITEM(names, i));
     int unsupported = 0;
     /* The list's length is read again each row and the row held while it is read: a key's
      * __eq__ (only keys that are not str can have one) may change the list under us. */
     for (Py_ssize_t r = 0; r < PyList_GET_SIZE(dicts) && !unsupported; r++) {
         PyObject *d = PyList_GET_ITEM(dicts, r);
         Py_INCREF(d);
-        unsupported = fold_row(d, names, cols, k, scratch, tallies);
+        int ordered = names_exact && ordered_values(d, names, k, order, &learnt, values);
+        unsupported = fold_row(d, names, cols, k, scratch, tallies, ordered ? values : NULL);
         Py_DECREF(d);
     }
     PyObject *result;
@@ -189,6 +247,8 @@ static PyObject *fold_numeric(PyObject *self, PyObject *args) {
             else PyList_SET_ITEM(result, i, pair);
         }
     }
+    PyMem_Free(order);
+    PyMem_Free(values);
     PyMem_Free(scratch);
     release(cols, k);
     return result;

@@ -527,3 +527,78 @@ def test_a_key_that_empties_the_list_while_it_is_read_does_not_crash_the_kernel(
     counts = np.zeros(2, dtype=np.int64)
     assert compiled(rows, ("x",), (np.array([0.0]),), (counts,)) == [(1, 0)]
     assert counts.tolist() == [0, 0]
+
+
+# --- the ordered fast path: rows that hold exactly the names, in one order ---------------------
+
+
+class OddKey(str):
+    """A str subclass key equal to its text: the kernel must not take it for the name."""
+
+
+@st.composite
+def ordered_cases(draw: st.DrawFn) -> Case:
+    """Rows mostly holding exactly the names in one order (the shape the kernel reads in one
+    walk of the dict), mixed with rows of another order, a name missing, an extra key, a
+    str-subclass key or a repeated first row, anywhere in the batch."""
+    k = draw(st.integers(1, 6))
+    names = tuple(
+        draw(st.lists(st.text(min_size=1, max_size=4), min_size=k, max_size=k, unique=True))
+    )
+    edges = tuple(
+        np.array(sorted(draw(st.lists(edge_values, max_size=6))), dtype=np.float64) for _ in names
+    )
+    usual = draw(st.permutations(names))
+    value = plain_values | st.sampled_from([None, math.nan, "s", True])
+    dicts: Dicts = []
+    for _ in range(draw(st.integers(0, 25))):
+        shape = draw(st.sampled_from(["usual"] * 5 + ["shuffled", "missing", "extra", "odd"]))
+        keys = list(usual)
+        if shape == "shuffled":
+            keys = draw(st.permutations(names))
+        elif shape == "missing":
+            keys.pop(draw(st.integers(0, k - 1)))
+        elif shape == "extra":
+            keys.insert(draw(st.integers(0, k)), "\x00other")
+        row = {key: draw(value) for key in keys}
+        if shape == "odd":
+            row = {OddKey(key) if i == 0 else key: v for i, (key, v) in enumerate(row.items())}
+        dicts.append(row)
+    counts = [
+        draw(st.lists(st.integers(0, 2**40), min_size=e.size + 1, max_size=e.size + 1))
+        for e in edges
+    ]
+    return dicts, names, edges, counts
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ordered_cases())
+def test_rows_in_the_usual_order_count_as_the_oracle_says(compiled: Kernel, case: Case) -> None:
+    dicts, names, edges, start = case
+    c_counts = int64_counts(start)
+    tallies = compiled(dicts, names, edges, c_counts)
+    bins, expected_tallies = oracle(dicts, names, edges)
+    assert tallies == expected_tallies
+    assert [c.tolist() for c in c_counts] == [
+        [s + b for s, b in zip(s0, b0, strict=True)] for s0, b0 in zip(start, bins, strict=True)
+    ]
+
+
+def test_a_str_subclass_name_or_key_is_looked_up_not_walked(compiled: Kernel) -> None:
+    """Equal text is not enough for the walk: a subclass may define equality otherwise, so
+    such rows (and names) go through the dict's own look-up."""
+
+    class Never(str):
+        def __eq__(self, other: object) -> bool:
+            return False
+
+        def __hash__(self) -> int:
+            return str.__hash__(self)
+
+    edges = (np.array([0.0]), np.array([0.0]))
+    counts = (np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64))
+    rows = [{"a": 1.0, "b": -1.0}, {Never("a"): 1.0, "b": -1.0}, {"a": 1.0, "b": -1.0}]
+    assert compiled(rows, ("a", "b"), edges, counts) == [(1, 0), (0, 0)]
+    assert [c.tolist() for c in counts] == [[0, 2], [3, 0]]
+    counts = (np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64))
+    assert compiled(rows[:1], (Never("a"), "b"), edges, counts) == [(1, 0), (0, 0)]
