@@ -171,9 +171,12 @@ from driftline.streams.store import PENDING, Marks, PartitionStore, waiting_entr
 store = PartitionStore(Path(sys.argv[1]), wal=sys.argv[2] == "wal")
 value = waiting_entry(PENDING, 0, b"x" * 300)
 for i in range(int(sys.argv[3])):
-    if i == 250:  # the join family's first memtable is full: let its flush end
+    if i == 250:  # the join family's first memtable is full: poll until its flush ends
+        deadline = time.monotonic() + 60
         while not store.property_sum("rocksdb.live-sst-files-size"):
-            time.sleep(0.02)
+            if time.monotonic() > deadline:
+                sys.exit("the join family did not flush within 60 s")
+            time.sleep(0.02)  # a poll interval; RocksDB flushes in its own thread
     batch = store.batch()
     batch.put_entries([(b"%d:%d" % (i, j), value) for j in range(1000)])
     batch.set_marks(Marks(predictions=i + 1))
