@@ -7,12 +7,11 @@ One database per partition number holds everything stage 1 knows about that part
 * the **pane partials**: the cumulative feature and performance summaries per (model,
   version, pane) (see :mod:`driftline.streams.partials`);
 * the **join**, in a column family of its own: one entry per prediction id, in one of three
-  states: a prediction waiting for
-  its label (with its input offset and original bytes), a label waiting for its prediction
-  (the same of the label), or joined (one byte, kept until the TTL so that repeats are
-  recognised). The offsets tell, while a store is rebuilt from the inputs, which joined
-  examples the partition's previous owner already sent.
-  One point read per event tells whether it is new, a repeat or the partner of a waiter.
+  states: a prediction waiting for its label (with its input offset and original bytes), a
+  label waiting for its prediction (the same of the label), or joined (one byte, kept until
+  the TTL so that repeats are recognised). The offsets tell, while a store is rebuilt from
+  the inputs, which joined examples the partition's previous owner already sent. One point
+  read per event tells whether it is new, a repeat or the partner of a waiter.
   The family is only ever read and written by key, never scanned, so its memtable is a hash
   table (RocksDB's hash-linked-list memtable) rather than the default skiplist: a put, a
   miss and a hit of a recent entry each cost a hash and a short bucket walk instead of a
