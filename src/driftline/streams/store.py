@@ -411,7 +411,7 @@ class PartitionStore:
     def _scan(
         self, prefix: bytes, db: Rdict | None = None, options: ReadOptions | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
-        it = (db or self._db).iter(options)
+        it = (self._db if db is None else db).iter(options)
         try:
             it.seek(prefix)
             while it.valid():
