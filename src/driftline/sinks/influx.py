@@ -56,6 +56,7 @@ from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.write_api import SYNCHRONOUS
 
 from driftline.config import InfluxSettings, KafkaSettings, TopicSettings
+from driftline.deadletter import from_message
 from driftline.errors import (
     DecodeError,
     DeliveryError,
@@ -774,19 +775,7 @@ class InfluxWriter:
     def _dead_letter(
         self, message: Any, reason: str, kind: str, path: str | None = None
     ) -> DeadLetter:
-        headers = tuple((name, value or b"") for name, value in message.headers() or ())
-        return DeadLetter(
-            source_topic=message.topic(),
-            source_partition=message.partition(),
-            source_offset=message.offset(),
-            reason=reason,
-            kind=kind,
-            path=path,
-            key=message.key(),
-            value=message.value(),
-            original_headers=headers,
-            failed_at=self._clock(),
-        )
+        return from_message(message, reason=reason, kind=kind, path=path, failed_at=self._clock())
 
     def _send_dead_letter(self, dead: DeadLetter) -> None:
         """Produce one dead letter and wait for the broker's acknowledgement."""

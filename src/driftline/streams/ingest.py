@@ -43,10 +43,11 @@ from confluent_kafka import (
 )
 
 from driftline.config import Settings
+from driftline.deadletter import RawMessage
 from driftline.errors import KafkaError
 from driftline.schemas.outputs import ModelVersionRegistered, utc_now
 from driftline.streams import partials as wire
-from driftline.streams.partition import ApplyResult, PartitionWorker, RawMessage
+from driftline.streams.partition import ApplyResult, PartitionWorker
 from driftline.streams.registry import ProfileRegistry
 from driftline.streams.runtime import trim_heap
 from driftline.streams.store import Marks, PartitionStore
@@ -398,8 +399,7 @@ class Ingest:
             for model, version in worker.held():
                 if (model, version) in self._published:
                     continue
-                config = self.settings.models.get(model)
-                warmup = config.warmup_events if config is not None else 10_000
+                warmup = self.settings.model(model).warmup_events
                 profile = worker.baseline(model, version, warmup)
                 if profile is not None:
                     self._publish_baseline(profile)

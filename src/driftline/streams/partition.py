@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from hashlib import blake2b
 from itertools import repeat
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import numpy as np
 import orjson
 from numpy.typing import NDArray
 
 from driftline.config import ModelConfig, Settings
+from driftline.deadletter import RawMessage, from_message
 from driftline.detectors.concept import ConceptDriftDetector, detector_from_snapshot, make_detector
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.summary import (
@@ -72,17 +73,6 @@ from driftline.streams.store import (
 
 log = logging.getLogger(__name__)
 _MS = timedelta(milliseconds=1)
-
-
-class RawMessage(Protocol):
-    """What the worker needs of a Kafka message (confluent-kafka's Message has it)."""
-
-    def topic(self) -> str | None: ...
-    def partition(self) -> int | None: ...
-    def offset(self) -> int | None: ...
-    def key(self) -> bytes | None: ...
-    def value(self) -> bytes | None: ...
-    def headers(self) -> list[tuple[str, bytes]] | None: ...
 
 
 class Labeled(NamedTuple):
@@ -178,8 +168,7 @@ class PartitionWorker:
 
     def config(self, model: str, profile: ReferenceProfile) -> ModelConfig:
         """How a model is watched (its configuration, or defaults for its task)."""
-        configured = self._settings.models.get(model)
-        return configured if configured is not None else ModelConfig(task=profile.task)
+        return self._settings.model(model, profile.task)
 
     def _horizon_ms(self, config: ModelConfig) -> int:
         longest = max(w.size for w in config.windows)
@@ -352,17 +341,8 @@ class PartitionWorker:
             result.restored += 1
             return
         result.dead_letters.append(
-            DeadLetter(
-                source_topic=message.topic() or "",
-                source_partition=self.partition,
-                source_offset=offset,
-                reason=exc.reason,
-                kind=exc.kind,
-                path=exc.path,
-                key=message.key(),
-                value=message.value(),
-                original_headers=tuple(message.headers() or ()),
-                failed_at=failed_at_ms,
+            from_message(
+                message, reason=exc.reason, kind=exc.kind, path=exc.path, failed_at=failed_at_ms
             )
         )
 
@@ -803,8 +783,7 @@ class PartitionWorker:
         from driftline.replay import infer_task
 
         task = infer_task(events)
-        configured = self._settings.models.get(model)
-        config = configured if configured is not None else ModelConfig(task=task)
+        config = self._settings.model(model, task)
         return profile_from_events(events, config.task, config)
 
     # --- emitting -------------------------------------------------------------------------

@@ -50,11 +50,11 @@ from typing import Any, Literal, NoReturn
 import faust
 
 from driftline.config.settings import KafkaSettings, ModelConfig, Settings
+from driftline.deadletter import dead_letter
 from driftline.detectors.engine import ModelMonitor, Window, WindowReport
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.summary import PaneSummary
 from driftline.errors import DecodeError
-from driftline.schemas.outputs import DeadLetter
 from driftline.schemas.reference import ReferenceProfile
 from driftline.sinks.outbox import encode_points
 from driftline.sinks.points import MetricPoint, report_points
@@ -294,10 +294,7 @@ class Stage2State:
         Without a profile, only the timing fields (pane, windows, lateness, idle timeout)
         of the result are meaningful; they do not depend on the task.
         """
-        configured = self._settings.models.get(model)
-        if configured is not None:
-            return configured
-        return ModelConfig(task=profile.task if profile is not None else "binary")
+        return self._settings.model(model, profile.task if profile is not None else "binary")
 
     # --- messages in ------------------------------------------------------------------------
 
@@ -667,16 +664,16 @@ class _Wiring:
         self, event: Any, reason: str, kind: str, path: str | None = None
     ) -> None:
         message = event.message
-        letter = DeadLetter(
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
+        letter = dead_letter(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            headers=message.headers,
             reason=reason,
             kind=kind,
             path=path,
-            key=message.key,
-            value=message.value,
-            original_headers=tuple((k, bytes(v)) for k, v in (message.headers or ())),
             failed_at=datetime.fromtimestamp(self.clock(), UTC),
         )
         try:
