@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from driftline.config import ModelConfig, Settings
+from driftline.config import Settings
 from driftline.detectors.concept import make_detector
 from driftline.detectors.engine import ModelMonitor, WindowReport
 from driftline.detectors.profile import profile_from_events
@@ -110,11 +110,6 @@ def _errors(task: Task, labels: Sequence[object], predictions: Sequence[object])
     )
 
 
-def _model_config(settings: Settings, model: str, task: Task) -> ModelConfig:
-    configured = settings.models.get(model)
-    return configured if configured is not None else ModelConfig(task=task)
-
-
 def replay(
     predictions: Path,
     ground_truth: Path | None = None,
@@ -146,7 +141,7 @@ def replay(
         group.sort(key=lambda e: event_time_ms(e.timestamp))
         profile = references.get((model, version))
         task = profile.task if profile is not None else infer_task(group)
-        config = _model_config(settings, model, task)
+        config = settings.model(model, task)
         if profile is None:
             warmup = config.warmup_events if warmup_events is None else warmup_events
             if warmup < 1 or len(group) <= warmup:

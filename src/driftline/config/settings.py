@@ -7,6 +7,7 @@ Secrets are :class:`~pydantic.SecretStr` and print masked.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -422,7 +423,7 @@ class MonitorSettings(Section):
     store_wal: bool = False
     """Stage 1's RocksDB write-ahead log. Off (the default, as Kafka Streams and Flink run
     RocksDB), a crash replays the inputs since the store's last memtable flush (up to ~64 MB
-    per partition); on, only the last batch, for ~1 µs more per event (~12 % of ingest).
+    per partition); on, only the last batch, at a cost per event (docs/benchmarks.md).
     Results are the same either way: the inputs are the store's changelog, and its families
     flush atomically, marks with data."""
     health: HealthSettings = HealthSettings()
@@ -453,9 +454,28 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    def model(self, name: str, task: Task = "binary") -> ModelConfig:
+        """How model ``name`` is watched: its configuration, else the defaults for ``task``.
+
+        The defaults' timing fields (pane, windows, lateness, idle timeout, warm-up) do not
+        depend on the task, so a caller that needs only those may leave ``task`` out.
+
+        >>> s = Settings(models={"fraud": {"task": "binary", "pane": "30s"}})
+        >>> s.model("fraud").pane.total_seconds(), s.model("churn", "multiclass").task
+        (30.0, 'multiclass')
+        """
+        configured = self.models.get(name)
+        return configured if configured is not None else _default_model(task)
+
     @field_validator("models")
     @classmethod
     def _model_names(cls, value: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
         if any(not name.strip() for name in value):
             raise ValueError("model names must not be empty")
         return value
+
+
+@functools.cache
+def _default_model(task: Task) -> ModelConfig:
+    # Frozen, so one instance per task serves every unconfigured model.
+    return ModelConfig(task=task)
