@@ -423,7 +423,7 @@ class MonitorSettings(Section):
     store_wal: bool = False
     """Stage 1's RocksDB write-ahead log. Off (the default, as Kafka Streams and Flink run
     RocksDB), a crash replays the inputs since the store's last memtable flush (up to ~64 MB
-    per partition); on, only the last batch, at a cost per event (docs/benchmarks.md).
+    per partition); on, only the last batch, at a cost per event (`docs/benchmarks.md`).
     Results are the same either way: the inputs are the store's changelog, and its families
     flush atomically, marks with data."""
     health: HealthSettings = HealthSettings()
