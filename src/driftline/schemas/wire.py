@@ -1,9 +1,9 @@
 """Decoding the input contract on the hot path.
 
 Ingest decodes every event, so this is the hottest code in driftline. ``benchmarks/decode.py``
-measured msgspec typed decoding at about 5x pydantic's ``model_validate_json`` on a
-20-feature event (500k vs 94k events/s on one core), within 6 % of ``orjson.loads`` alone,
-which validates nothing; so the ingest path decodes into the frozen msgspec structs below.
+measures msgspec typed decoding well ahead of pydantic's ``model_validate_json`` and close to
+``orjson.loads`` alone, which validates nothing (figures in ``docs/benchmarks.md``); so the
+ingest path decodes into the frozen msgspec structs below.
 They mirror :mod:`driftline.schemas.events`
 field for field; ``tests/unit/schemas/test_wire.py`` feeds both the same accepted, rejected
 and random inputs and requires identical verdicts.
@@ -184,8 +184,7 @@ def decode_predictions(
     :class:`DecodeError` it raised, in order.
 
     (Decoding the batch as one JSON array, with a compiled check that each value is exactly
-    one object, cost 0.8 µs less per event in a cold micro-benchmark and nothing measurable
-    end to end, so each message is decoded on its own.)
+    one object, gained nothing measurable end to end, so each message is decoded on its own.)
 
     >>> good = (b'{"event_id":"e","prediction_id":"p","model":"m","model_version":"1",'
     ...         b'"timestamp":5,"features":{},"prediction":0}')
