@@ -20,7 +20,7 @@ effect floors, 2-of-3 persistence) and ``DecisionPolicy``.
    per test the raw false-positive rates without correction (statistic at or above its floor;
    p < 0.05 and p < 0.01, which a calibrated p-value meets 5 % and 1 % of the time), per test
    and per column. Evidently's ``DataDriftPreset`` runs on the first windows of the same stream
-   (it takes about three seconds per window), its dataset-drift verdicts and drifted-column
+   (it is far slower than driftline per window), its dataset-drift verdicts and drifted-column
    shares beside driftline's on the same windows. The same pane summaries also go through
    shadow monitors configured with the other selectable tests (KS, Jensen-Shannon, Wasserstein
    on numeric, PSI and Jensen-Shannon on categorical columns) and the same policy.
@@ -36,7 +36,7 @@ effect floors, 2-of-3 persistence) and ``DecisionPolicy``.
    and the delay of shadow monitors configured with each selectable test.
 
 Timings of every phase and the total runtime are printed at the end. Run:
-``python benchmarks/drift_behaviour.py`` (about 3 minutes on one core, 100 s of it Evidently), or
+``python benchmarks/drift_behaviour.py``, or
 ``--windows 100 --evidently-windows 5 --repeats 1`` for a quick look.
 """
 

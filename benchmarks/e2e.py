@@ -30,7 +30,8 @@ one millisecond of event time apart) and one label per prediction, with a fast p
    the cost per event of named parts of the hot path.
 
 Tansu shares the machine's cores with the process measured; the ceiling is measured under the
-same conditions. Run: ``python benchmarks/e2e.py`` (about 5 minutes on 2 cores), or
+same conditions; the wall time and the load average are printed at the end. Run:
+``python benchmarks/e2e.py``, or for a shorter run
 ``python benchmarks/e2e.py --events 100000 --rss-events 250000,1000000``.
 """
 
@@ -144,7 +145,7 @@ def main() -> None:
             settings_for(kafka, rss, Path(tmp)),
             args.rss_events or parse_checkpoints(DEFAULT_RSS),
             opted_in=args.rss_events is not None,
-            # A growing join store slows ingest (measured about halving by 5M): assume half (a).
+            # A growing join store slows ingest over millions of predictions: assume half (a).
             ingest_rate=runs["predictions"].rate / 2,
             batch_size=args.batch_size,
             broker_pid=broker_pid,

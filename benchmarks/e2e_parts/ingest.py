@@ -25,7 +25,7 @@ from e2e_parts.load import MODEL, PREFIX
 
 GOAL_RATIO = 0.5
 # Ingest's poll waits up to its timeout for a full batch; on a backlog only the last poll
-# waits, which at the default 0.2 s would add that much to a 5-second run.
+# waits, and the default 0.2 s would add that much to every run timed.
 POLL_TIMEOUT = 0.02
 
 
