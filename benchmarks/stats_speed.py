@@ -28,6 +28,7 @@ Timings are best of a few repeats (fewer for Evidently, which takes seconds per 
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -225,7 +226,7 @@ def window_cost(
 
     t_merge = best(lambda: _merge(profile, partials))
     t_bytes = best(lambda: [PaneSummary.from_bytes(b, profile) for b in encoded])
-    t_test = {t: best(lambda t=t: _driftline_tests(profile, merged, (t,))) for t in tests}
+    t_test = {t: best(functools.partial(_driftline_tests, profile, merged, (t,))) for t in tests}
     t_p_values = best(
         lambda: [ks_p_value(r.statistic, r.n_reference, r.n_current) for r in ks_results]
     )

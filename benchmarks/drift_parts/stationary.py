@@ -319,7 +319,7 @@ def _print_per_column(s: Stationary) -> None:
         ks: list[float | str] = ["", ""]
         if ("ks", column) in s.raw:
             k = np.array(s.raw["ks", column], dtype=np.float64)
-            ks = [np.mean(k[:, 1] < 0.05), k[:, 0].max()]
+            ks = [float(np.mean(k[:, 1] < 0.05)), float(k[:, 0].max())]
         print(
             PER_COLUMN.row(
                 column,
