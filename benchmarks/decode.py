@@ -15,15 +15,15 @@ Prints events/s for each, the ratio to pydantic, and the choice.
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
-import time
 import uuid
 from collections.abc import Callable
 
 import orjson
 
+from common.report import Column, Table, best_seconds, parser
+from common.synthetic import prediction_json
 from driftline.schemas import PredictionEvent, decode_prediction
 
 
@@ -38,42 +38,37 @@ def make_events(n: int, seed: int = 1) -> list[bytes]:
         features["is_member"] = rng.random() < 0.3
         p = rng.random()
         events.append(
-            orjson.dumps(
-                {
-                    "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
-                    "prediction_id": str(uuid.UUID(int=rng.getrandbits(128))),
-                    "model": "fraud",
-                    "model_version": "3",
-                    "timestamp": f"2026-11-22T10:{i // 60000 % 60:02d}:{i // 1000 % 60:02d}."
-                    f"{i % 1000:03d}+01:00",
-                    "features": features,
-                    "prediction": int(p > 0.5),
-                    "scores": {"0": 1 - p, "1": p},
-                    "segments": {"region": rng.choice(["eu", "us", "apac"])},
-                }
+            prediction_json(
+                event_id=str(uuid.UUID(int=rng.getrandbits(128))),
+                prediction_id=str(uuid.UUID(int=rng.getrandbits(128))),
+                model="fraud",
+                version="3",
+                timestamp=f"2026-11-22T10:{i // 60000 % 60:02d}:{i // 1000 % 60:02d}."
+                f"{i % 1000:03d}+01:00",
+                features=features,
+                p=p,
+                segments={"region": rng.choice(["eu", "us", "apac"])},
             )
         )
     return events
 
 
+def _decode_all(decode: Callable[[bytes], object], events: list[bytes]) -> None:
+    for data in events:
+        decode(data)
+
+
 def rate(decode: Callable[[bytes], object], events: list[bytes], repeats: int) -> float:
     """Best-of-``repeats`` events/s, after one warm-up pass."""
-    for data in events[:1000]:
-        decode(data)
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for data in events:
-            decode(data)
-        timings.append(time.perf_counter() - start)
-    return len(events) / min(timings)
+    _decode_all(decode, events[:1000])
+    return len(events) / best_seconds(lambda: _decode_all(decode, events), repeats)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--events", type=int, default=50_000)
+    options.add_argument("--repeats", type=int, default=5)
+    args = options.parse_args()
     events = make_events(args.events)
     size = statistics.mean(len(e) for e in events)
     candidates: dict[str, Callable[[bytes], object]] = {
@@ -85,9 +80,14 @@ def main() -> None:
     print(f"{args.events:,} events, {size:.0f} bytes each on average, best of {args.repeats}")
     results = {name: rate(fn, events, args.repeats) for name, fn in candidates.items()}
     baseline = results["pydantic model_validate_json"]
-    print(f"{'approach':<36} {'events/s':>12} {'vs pydantic':>12}")
+    table = Table(
+        Column("approach", 36, align="<"),
+        Column("events/s", 12, ",.0f"),
+        Column("vs pydantic", 12, ".2f", suffix="x"),
+    )
+    print(table.header())
     for name, value in results.items():
-        print(f"{name:<36} {value:>12,.0f} {value / baseline:>11.2f}x")
+        print(table.row(name, value, value / baseline))
     validating = {k: v for k, v in results.items() if "no validation" not in k}
     best = max(validating, key=validating.__getitem__)
     floor = results["orjson.loads only (no validation)"]

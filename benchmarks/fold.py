@@ -10,20 +10,18 @@ send, and measures in the same run, per batch size:
 - columns + fold, and decode + columns + fold, the whole stage-1 summary path.
 
 Throughputs are events per second on one core (best of several repeats); the ratio says how
-much slower summarising is than decoding alone. Run: ``python benchmarks/fold.py``.
+much slower summarising is than decoding alone. Run: ``python benchmarks/fold.py`` (or
+``--events 20000 --repeats 2`` for a quick look).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import numpy as np
-import orjson
 
-from driftline.detectors.profile import build_profile
-from driftline.detectors.summary import ColumnBatch, PaneSummary, columns_from_events
-from driftline.schemas import WirePrediction, decode_prediction
+from common.report import Column, Table, best_seconds, parser
+from common.stage1 import Stage1
+from common.synthetic import binary_profile, prediction_json
+from driftline.detectors.summary import PaneSummary
 
 N_FEATURES = 20
 BATCH_SIZES = (1_000, 10_000)
@@ -34,95 +32,62 @@ REPEATS = 5
 def _events(n: int, rng: np.random.Generator) -> list[bytes]:
     values = rng.normal(size=(n, N_FEATURES)).round(6)
     scores = rng.uniform(size=n).round(6)
-    out = []
-    for i in range(n):
-        p = float(scores[i])
-        event = {
-            "event_id": f"e-{i}",
-            "prediction_id": f"p-{i}",
-            "model": "bench",
-            "model_version": "1",
-            "timestamp": 1_700_000_000_000 + i,
-            "features": {f"f{j}": float(values[i, j]) for j in range(N_FEATURES)},
-            "prediction": int(p > 0.5),
-            "scores": {"0": round(1.0 - p, 6), "1": p},
-        }
-        out.append(orjson.dumps(event))
-    return out
-
-
-def _best(fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return [
+        prediction_json(
+            event_id=f"e-{i}",
+            prediction_id=f"p-{i}",
+            model="bench",
+            version="1",
+            timestamp=1_700_000_000_000 + i,
+            features={f"f{j}": float(values[i, j]) for j in range(N_FEATURES)},
+            p=float(scores[i]),
+            digits=6,
+        )
+        for i in range(n)
+    ]
 
 
 def main() -> None:
+    options = parser(__doc__)
+    options.add_argument("--events", type=int, default=EVENTS)
+    options.add_argument("--repeats", type=int, default=REPEATS)
+    args = options.parse_args()
+    events, repeats = args.events, args.repeats
     rng = np.random.default_rng(7)
     ref = rng.normal(size=(20_000, N_FEATURES))
     p = rng.uniform(size=20_000)
-    profile = build_profile(
-        "bench",
-        "1",
-        "binary",
-        {f"f{j}": ref[:, j] for j in range(N_FEATURES)},
-        (p > 0.5).astype(int),
-        scores={"0": 1.0 - p, "1": p},
-        bins=100,
+    profile = binary_profile("bench", "1", {f"f{j}": ref[:, j] for j in range(N_FEATURES)}, p)
+    messages = _events(events, rng)
+    print(f"{events:,} events, {N_FEATURES} numeric features, 100 bins, binary scores")
+    table = Table(
+        Column("batch", 7, ","),
+        Column("stage", 24, align="<"),
+        Column("events/s", 12, ",.0f"),
+        Column("vs decode", 10, ".2f", suffix="x"),
     )
-    messages = _events(EVENTS, rng)
-    print(f"{EVENTS:,} events, {N_FEATURES} numeric features, 100 bins, binary scores")
-    print(f"{'batch':>7} {'stage':<24} {'events/s':>12} {'vs decode':>10}")
+    print(table.header())
     for size in BATCH_SIZES:
-        batches = [messages[i : i + size] for i in range(0, EVENTS, size)]
-        decoded = [[decode_prediction(m) for m in b] for b in batches]
-        columns = [columns_from_events(b, profile) for b in decoded]
-
-        def decode(batches: list[list[bytes]] = batches) -> None:
-            for b in batches:
-                [decode_prediction(m) for m in b]
-
-        def to_columns(decoded: list[list[WirePrediction]] = decoded) -> None:
-            for b in decoded:
-                columns_from_events(b, profile)
-
-        def fold(columns: list[ColumnBatch] = columns) -> None:
-            summary = PaneSummary(profile)
-            for c in columns:
-                summary.fold(c)
-
-        def columns_and_fold(decoded: list[list[WirePrediction]] = decoded) -> None:
-            summary = PaneSummary(profile)
-            for b in decoded:
-                summary.fold(columns_from_events(b, profile))
-
-        def everything(batches: list[list[bytes]] = batches) -> None:
-            summary = PaneSummary(profile)
-            for b in batches:
-                summary.fold(columns_from_events([decode_prediction(m) for m in b], profile))
-
-        baseline = EVENTS / _best(decode)
-        for name, fn in (
-            ("decode (baseline)", decode),
-            ("columns", to_columns),
-            ("fold", fold),
-            ("columns + fold", columns_and_fold),
-            ("decode + columns + fold", everything),
+        stage1 = Stage1(profile, messages, size)
+        baseline = events / best_seconds(stage1.decode, repeats)
+        print(table.row(size, "decode (baseline)", baseline, 1.0))
+        for name, step in (
+            ("columns", stage1.to_columns),
+            ("fold", stage1.fold),
+            ("columns + fold", stage1.columns_and_fold),
+            ("decode + columns + fold", stage1.everything),
         ):
-            rate = baseline if fn is decode else EVENTS / _best(fn)
-            print(f"{size:>7,} {name:<24} {rate:>12,.0f} {rate / baseline:>9.2f}x")
+            rate = events / best_seconds(step, repeats)
+            print(table.row(size, name, rate, rate / baseline))
 
     # What stage 2 handles per partial: its size, and the cost of decoding and merging it.
-    summary = PaneSummary(profile)
-    for c in columns:
-        summary.fold(c)
+    summary = stage1.fold()
     data = summary.to_bytes()
     other = PaneSummary.from_bytes(data, profile)
-    per_decode = _best(lambda: [PaneSummary.from_bytes(data, profile) for _ in range(100)]) / 100
-    per_merge = _best(lambda: [summary.merge(other) for _ in range(100)]) / 100
+    per_decode = (
+        best_seconds(lambda: [PaneSummary.from_bytes(data, profile) for _ in range(100)], repeats)
+        / 100
+    )
+    per_merge = best_seconds(lambda: [summary.merge(other) for _ in range(100)], repeats) / 100
     print(
         f"pane summary of {summary.n:,} events: {len(data):,} bytes; "
         f"from_bytes {per_decode * 1e6:,.0f} us, merge {per_merge * 1e6:,.0f} us"

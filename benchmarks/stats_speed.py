@@ -28,25 +28,26 @@ Timings are best of a few repeats (fewer for Evidently, which takes seconds per 
 
 from __future__ import annotations
 
-import argparse
+import functools
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
-import orjson
 from numpy.typing import NDArray
 from scipy import stats
 
+from common.evidently_report import Evidently, evidently_or_reason, verdict
+from common.report import Column, Table, best_seconds, parser
+from common.stage1 import Stage1
+from common.synthetic import binary_profile, prediction_json
 from driftline.detectors.ks import ks_p_value
-from driftline.detectors.profile import build_profile
 from driftline.detectors.registry import run_test
 from driftline.detectors.result import TestResult
-from driftline.detectors.summary import ColumnBatch, PaneSummary, columns_from_events
-from driftline.schemas import WirePrediction, decode_prediction
+from driftline.detectors.summary import PaneSummary
+from driftline.schemas import decode_prediction
 from driftline.schemas.reference import NumericProfile, ReferenceProfile
 
 N_FEATURES = 20
@@ -100,49 +101,24 @@ def _events(values: NDArray[np.float64], seed: int) -> list[bytes]:
     regions = ["eu", "us", "apac"]
     region = rng.integers(0, 3, values.shape[0]).tolist()
     start = datetime(2026, 11, 22, 10, tzinfo=timezone(timedelta(hours=1)))
-    out = []
-    for i, row in enumerate(values.tolist()):
-        out.append(
-            orjson.dumps(
-                {
-                    "event_id": str(uuid.UUID(bytes=rng.bytes(16))),
-                    "prediction_id": str(uuid.UUID(bytes=rng.bytes(16))),
-                    "model": "fraud",
-                    "model_version": "3",
-                    "timestamp": (start + timedelta(milliseconds=i)).isoformat(
-                        timespec="milliseconds"
-                    ),
-                    "features": dict(zip(NAMES, row, strict=True)),
-                    "prediction": int(p[i] > 0.5),
-                    "scores": {"0": 1.0 - p[i], "1": p[i]},
-                    "segments": {"region": regions[region[i]]},
-                }
-            )
+    return [
+        prediction_json(
+            event_id=str(uuid.UUID(bytes=rng.bytes(16))),
+            prediction_id=str(uuid.UUID(bytes=rng.bytes(16))),
+            model="fraud",
+            version="3",
+            timestamp=(start + timedelta(milliseconds=i)).isoformat(timespec="milliseconds"),
+            features=dict(zip(NAMES, row, strict=True)),
+            p=p[i],
+            segments={"region": regions[region[i]]},
         )
-    return out
-
-
-def _best(fn: Callable[[], object], repeats: int) -> float:
-    """Best-of-``repeats`` seconds of ``fn()``."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        for i, row in enumerate(values.tolist())
+    ]
 
 
 def _profile(reference: NDArray[np.float64]) -> ReferenceProfile:
-    p = _scores(reference)
-    return build_profile(
-        "fraud",
-        "3",
-        "binary",
-        {name: reference[:, j] for j, name in enumerate(NAMES)},
-        (p > 0.5).astype(int),
-        scores={"0": 1.0 - p, "1": p},
-        bins=BINS,
-    )
+    features = {name: reference[:, j] for j, name in enumerate(NAMES)}
+    return binary_profile("fraud", "3", features, _scores(reference), bins=BINS)
 
 
 # --- 1. stage-1 throughput ------------------------------------------------------------------
@@ -154,43 +130,28 @@ def fold_throughput(profile: ReferenceProfile, messages: list[bytes], repeats: i
         f"\n1. Stage-1 throughput: {total:,} events, {N_FEATURES} numeric features, "
         f"best of {repeats}; 'vs decode' is the throughput over decoding's"
     )
-    print(f"{'batch':>7}  {'stage':<26} {'events/s':>12} {'vs decode':>10}")
+    table = Table(
+        Column("batch", 7, ","),
+        Column("stage", 26, align="<", gap="  "),
+        Column("events/s", 12, ",.0f"),
+        Column("vs decode", 10, ".2f", suffix="x"),
+    )
+    print(table.header())
     verdicts = []
     for size in BATCH_SIZES:
-        batches = [messages[i : i + size] for i in range(0, total, size)]
-        decoded = [[decode_prediction(m) for m in b] for b in batches]
-        columns = [columns_from_events(b, profile) for b in decoded]
-
-        def decode(batches: list[list[bytes]] = batches) -> None:
-            for b in batches:
-                [decode_prediction(m) for m in b]
-
-        def to_columns(decoded: list[list[WirePrediction]] = decoded) -> None:
-            for b in decoded:
-                columns_from_events(b, profile)
-
-        def fold(columns: list[ColumnBatch] = columns) -> None:
-            summary = PaneSummary(profile)
-            for c in columns:
-                summary.fold(c)
-
-        def everything(batches: list[list[bytes]] = batches) -> None:
-            summary = PaneSummary(profile)
-            for b in batches:
-                summary.fold(columns_from_events([decode_prediction(m) for m in b], profile))
-
+        stage1 = Stage1(profile, messages, size)
         rates = {
-            name: total / _best(fn, repeats)
-            for name, fn in (
-                ("(a) decode (baseline)", decode),
-                ("(b) columns_from_events", to_columns),
-                ("(c) fold of a ColumnBatch", fold),
-                ("(d) decode + columns + fold", everything),
+            name: total / best_seconds(step, repeats)
+            for name, step in (
+                ("(a) decode (baseline)", stage1.decode),
+                ("(b) columns_from_events", stage1.to_columns),
+                ("(c) fold of a ColumnBatch", stage1.fold),
+                ("(d) decode + columns + fold", stage1.everything),
             )
         }
         baseline = rates["(a) decode (baseline)"]
         for name, rate in rates.items():
-            print(f"{size:>7,}  {name:<26} {rate:>12,.0f} {rate / baseline:>9.2f}x")
+            print(table.row(size, name, rate, rate / baseline))
         fold_rate = rates["(c) fold of a ColumnBatch"]
         verdicts.append(
             f"   batches of {size:,}: folding a prepared batch costs "
@@ -223,23 +184,20 @@ def _merge(profile: ReferenceProfile, partials: list[PaneSummary]) -> PaneSummar
     return window
 
 
-def _evidently() -> tuple[Callable[[Any, Any], Any] | None, str]:
-    """Evidently's report runner, or None and why it is missing."""
-    try:
-        # Only visible with -W default: Evidently's own use of numpy.core and of litestar APIs.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"evidently")
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litestar")
-            import evidently
-            from evidently import Report
-            from evidently.presets import DataDriftPreset
-    except ImportError as exc:
-        return None, f"Evidently is not importable ({exc}): its row is skipped"
+def _evidently_seconds(
+    evidently: Evidently,
+    reference: NDArray[np.float64],
+    window: NDArray[np.float64],
+    repeats: int,
+) -> tuple[float, Any]:
+    """Best-of-``repeats`` seconds of Evidently's report on the window, and its snapshot."""
+    import pandas as pd
 
-    def run(current: Any, reference: Any) -> Any:
-        return Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
-
-    return run, f"evidently {evidently.__version__}"
+    ref_df = pd.DataFrame(reference, columns=NAMES)
+    cur_df = pd.DataFrame(window, columns=NAMES)
+    snapshots = []
+    seconds = best_seconds(lambda: snapshots.append(evidently.run(cur_df, ref_df)), repeats)
+    return seconds, snapshots[-1]
 
 
 def window_cost(
@@ -263,47 +221,42 @@ def window_cost(
     tests = tuple(THRESHOLDS)
     ks_results = _driftline_tests(profile, merged, ("ks",))
 
-    t_merge = _best(lambda: _merge(profile, partials), repeats)
-    t_bytes = _best(lambda: [PaneSummary.from_bytes(b, profile) for b in encoded], repeats)
-    t_test = {t: _best(lambda t=t: _driftline_tests(profile, merged, (t,)), repeats) for t in tests}
-    t_p_values = _best(
-        lambda: [ks_p_value(r.statistic, r.n_reference, r.n_current) for r in ks_results],
-        repeats,
+    def best(fn: Callable[[], object]) -> float:
+        return best_seconds(fn, repeats)
+
+    t_merge = best(lambda: _merge(profile, partials))
+    t_bytes = best(lambda: [PaneSummary.from_bytes(b, profile) for b in encoded])
+    t_test = {t: best(functools.partial(_driftline_tests, profile, merged, (t,))) for t in tests}
+    t_p_values = best(
+        lambda: [ks_p_value(r.statistic, r.n_reference, r.n_current) for r in ks_results]
     )
-    t_all = _best(lambda: _driftline_tests(profile, _merge(profile, partials), tests), repeats)
-    t_ks_only = _best(
-        lambda: _driftline_tests(profile, _merge(profile, partials), ("ks",)), repeats
-    )
+    t_all = best(lambda: _driftline_tests(profile, _merge(profile, partials), tests))
+    t_ks_only = best(lambda: _driftline_tests(profile, _merge(profile, partials), ("ks",)))
 
     def scipy_ks() -> list[Any]:
         return [stats.ks_2samp(reference[:, j], window[:, j]) for j in range(N_FEATURES)]
 
-    t_scipy = _best(scipy_ks, repeats)
+    t_scipy = best(scipy_ks)
 
-    run_evidently, evidently_note = _evidently()
-    t_evidently = None
-    snapshot = None
-    if run_evidently is not None:
-        import pandas as pd
-
-        ref_df = pd.DataFrame(reference, columns=NAMES)
-        cur_df = pd.DataFrame(window, columns=NAMES)
-        t_evidently = float("inf")
-        for _ in range(evidently_repeats):
-            start = time.perf_counter()
-            snapshot = run_evidently(cur_df, ref_df)
-            t_evidently = min(t_evidently, time.perf_counter() - start)
+    evidently = evidently_or_reason()
+    t_evidently, snapshot = None, None
+    if isinstance(evidently, Evidently) and evidently_repeats > 0:
+        t_evidently, snapshot = _evidently_seconds(evidently, reference, window, evidently_repeats)
 
     print(
         f"\n2. Per-window test cost: {WINDOW_ROWS:,} x {N_FEATURES} window against a "
         f"{REFERENCE_ROWS:,}-row reference; best of {repeats}"
-        + (f" ({evidently_repeats} for Evidently)" if run_evidently else "")
+        + (f" ({evidently_repeats} for Evidently)" if snapshot is not None else "")
     )
-    print(f"{'approach':<62} {'ms/window':>10} {'vs driftline':>13}")
+    table = Table(
+        Column("approach", 62, align="<"),
+        Column("ms/window", 10, ".2f"),
+        Column("vs driftline", 13, ".1f", suffix="x"),
+    )
+    print(table.header())
 
     def row(name: str, seconds: float, ratio: bool = True) -> None:
-        tail = f"{seconds / t_all:>12.1f}x" if ratio else ""
-        print(f"{name:<62} {seconds * 1e3:>10.2f} {tail}")
+        print(table.row(name, seconds * 1e3, seconds / t_all if ratio else ""))
 
     row(f"driftline: merge {PANES} partials + 4 tests x {N_FEATURES} features", t_all)
     row(f"  merge of {PANES} pane partials alone", t_merge, ratio=False)
@@ -317,15 +270,28 @@ def window_cost(
     if t_evidently is not None:
         row("Evidently Report([DataDriftPreset()]).run", t_evidently)
     else:
-        print(f"{'Evidently Report([DataDriftPreset()]).run':<62} {'skipped':>10}")
+        print(table.row("Evidently Report([DataDriftPreset()]).run", "skipped", ""))
     print(
         f"ratios: scipy / driftline = {t_scipy / t_all:.1f}x (4 tests), "
         f"{t_scipy / t_ks_only:.1f}x (KS only)"
         + (f"; evidently / driftline = {t_evidently / t_all:,.0f}x" if t_evidently else "")
     )
-    print(f"({evidently_note})")
+    print(
+        f"(evidently {evidently.version})"
+        if isinstance(evidently, Evidently)
+        else f"({evidently}: its row is skipped)"
+    )
+    _sanity(profile, reference, window, ks_results)
+    _drifted(profile, merged, scipy_ks(), snapshot)
 
-    # Sanity: the exact statistic lies within the bound stated for the binned one.
+
+def _sanity(
+    profile: ReferenceProfile,
+    reference: NDArray[np.float64],
+    window: NDArray[np.float64],
+    ks_results: list[TestResult],
+) -> None:
+    """Print whether the exact statistic lies within the bound stated for the binned one."""
     results = {r.column: r for r in ks_results}
     print(
         "KS sanity (binned D_b, stated bound, exact ks_2samp D; exact must be in [D_b, D_b+bound]):"
@@ -342,30 +308,24 @@ def window_cost(
             f"D_b={r.statistic:.4f} bound={r.bound:.4f} exact D={exact:.4f} "
             + ("ok" if inside else "OUTSIDE THE BOUND")
         )
+
+
+def _drifted(
+    profile: ReferenceProfile, merged: PaneSummary, scipy_results: list[Any], snapshot: Any
+) -> None:
+    """Print the columns each approach calls drifted."""
+    tests = tuple(THRESHOLDS)
     verdicts = _driftline_tests(profile, merged, tests)
     drifted = {t: sorted(r.column for r in verdicts if r.test == t and r.drifted) for t in tests}
     print(f"drifted columns, truly drifted {sorted(DRIFTED)}:")
     for t in tests:
         print(f"  driftline {t} (>= {THRESHOLDS[t]}): {drifted[t]}")
-    scipy_drifted = [n for n, r in zip(NAMES, scipy_ks(), strict=True) if r.pvalue < 0.05]
+    scipy_drifted = [n for n, r in zip(NAMES, scipy_results, strict=True) if r.pvalue < 0.05]
     print(f"  scipy ks_2samp (p < 0.05, uncorrected): {scipy_drifted}")
     if snapshot is not None:
-        methods, flagged = _evidently_verdicts(snapshot)
-        print(f"  evidently ({', '.join(sorted(methods))}): {flagged}")
-
-
-def _evidently_verdicts(snapshot: Any) -> tuple[set[str], list[str]]:
-    """Evidently's test per column and the columns it calls drifted."""
-    methods: set[str] = set()
-    flagged = []
-    for metric in snapshot.dict()["metrics"]:
-        config = metric["config"]
-        if config.get("type", "").endswith("ValueDrift"):
-            methods.add(f"{config['method']}, threshold {config['threshold']}")
-            # Distance methods drift at or above the threshold (p-value methods below it).
-            if float(metric["value"]) >= float(config["threshold"]):
-                flagged.append(config["column"])
-    return methods, sorted(flagged, key=NAMES.index)
+        judged = verdict(snapshot)
+        flagged = sorted(judged.drifted, key=NAMES.index)
+        print(f"  evidently ({', '.join(sorted(judged.methods))}): {flagged}")
 
 
 # --- 3. state -------------------------------------------------------------------------------
@@ -391,14 +351,14 @@ def state_size(profile: ReferenceProfile, window_messages: list[bytes]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=50_000, help="events for throughput")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--evidently-repeats", type=int, default=3)
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--events", type=int, default=50_000, help="events for throughput")
+    options.add_argument("--repeats", type=int, default=5)
+    options.add_argument("--evidently-repeats", type=int, default=3)
+    args = options.parse_args()
     fewest = max(*BATCH_SIZES, WINDOW_ROWS)
     if args.events < fewest:
-        parser.error(f"--events must be at least {fewest:,}")
+        options.error(f"--events must be at least {fewest:,}")
     started = time.perf_counter()
     rng = np.random.default_rng(7)
     reference = _sample(rng, REFERENCE_ROWS, drifted=False)
