@@ -232,7 +232,7 @@ def monitor_merge(config: ConfigFile = None) -> None:
     """Run stage 2 (a faust worker): merge pane partials into windows, judge them, emit
     metrics, alerts and retrain requests (until SIGTERM)."""
     from driftline.streams.registry import ProfileRegistry
-    from driftline.streams.stage2 import create_app, run_app
+    from driftline.streams.stage2.agent import create_app, run_app
 
     settings = _service_settings(config)
     try:
@@ -258,7 +258,7 @@ def monitor_run(
 
     from driftline.streams.ingest import Ingest
     from driftline.streams.registry import ProfileRegistry
-    from driftline.streams.stage2 import create_app, run_app
+    from driftline.streams.stage2.agent import create_app, run_app
     from driftline.streams.telemetry import (
         IngestTelemetry,
         WriterTelemetry,

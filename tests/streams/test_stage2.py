@@ -35,15 +35,9 @@ from driftline.schemas.outputs import (
 from driftline.schemas.reference import ReferenceProfile
 from driftline.streams.partials import PanePartial, PartialKind, Watermark, encode
 from driftline.streams.registry import publish_profile
-from driftline.streams.stage2 import (
-    AGENT_NAME,
-    Activity,
-    Holding,
-    Output,
-    Stage2State,
-    broker_credentials,
-    create_app,
-)
+from driftline.streams.stage2.agent import AGENT_NAME, broker_credentials, create_app
+from driftline.streams.stage2.outputs import Output
+from driftline.streams.stage2.state import Activity, Holding, Stage2State
 from driftline.testing import free_port
 from driftline.testing.service import start_monitor
 from driftline.topics import create_topics
@@ -593,7 +587,7 @@ from pathlib import Path
 
 from driftline.config import Settings
 from driftline.schemas.reference import ReferenceProfile
-from driftline.streams.stage2 import create_app, run_app
+from driftline.streams.stage2.agent import create_app, run_app
 
 settings = Settings.model_validate_json(Path(sys.argv[1]).read_text())
 profiles = {}

@@ -30,7 +30,7 @@ from prometheus_client import (
 )
 
 if TYPE_CHECKING:
-    from driftline.streams.stage2 import Activity, Holding
+    from driftline.streams.stage2.state import Activity, Holding
 
 Health = Callable[[], tuple[bool, dict[str, Any]]]
 """``() -> (healthy, detail)``: the detail is the JSON body of ``/healthz``."""
@@ -113,7 +113,7 @@ class IngestTelemetry:
 class Stage2Telemetry:
     """Metrics and health of stage 2 (names prefixed ``driftline_merge_``).
 
-    The faust wiring (:func:`driftline.streams.stage2.create_app`) feeds it: what came in,
+    The faust wiring (:func:`driftline.streams.stage2.agent.create_app`) feeds it: what came in,
     what the pure core did (:meth:`record`), what was published, what is held
     (:meth:`hold`), and each timer tick (:meth:`ticked`). :meth:`health` is unhealthy until
     the first tick and once ``stall_after`` seconds pass without one: the timer runs every

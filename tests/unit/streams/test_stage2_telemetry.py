@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from driftline.detectors.engine import Window
-from driftline.streams.stage2 import Activity, ClosedWindow, Holding
+from driftline.streams.stage2.state import Activity, ClosedWindow, Holding
 from driftline.streams.telemetry import (
     IngestTelemetry,
     Stage2Telemetry,
