@@ -61,6 +61,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from driftline.config import KafkaSettings, Settings, TopicSettings
 from driftline.detectors.profile import build_profile
+from driftline.kafka_auth import confluent_config
 from driftline.schemas import decode_ground_truth, decode_prediction
 from driftline.schemas.outputs import ModelVersionRegistered
 from driftline.schemas.reference import ReferenceProfile
@@ -181,7 +182,7 @@ def preload(kafka: KafkaSettings, topic: str, events: Iterator[tuple[bytes, byte
     """Produce every event, wait for the acknowledgements; seconds taken (generation included)."""
     producer = Producer(
         {
-            **kafka.client_config(),
+            **confluent_config(kafka),
             "linger.ms": 50,
             "batch.size": 1_000_000,
             "compression.type": "lz4",
@@ -225,7 +226,7 @@ def consume_rate(
     topics; each message goes through its topic's decoder unless that is None."""
     consumer = Consumer(
         {
-            **kafka.client_config(),
+            **confluent_config(kafka),
             "group.id": f"{PREFIX}-ceiling-{uuid.uuid4().hex[:8]}",  # required; never joined
             "enable.auto.commit": False,
             "fetch.queue.backoff.ms": 5,

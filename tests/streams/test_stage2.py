@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from driftline.config import KafkaSettings, ModelConfig, Settings, TopicSettings
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.events import to_epoch_ms
 from driftline.schemas.outputs import (
     DLQ_HEADER_KIND,
@@ -27,7 +28,7 @@ from driftline.schemas.outputs import (
 )
 from driftline.streams.partials import encode
 from driftline.streams.registry import publish_profile
-from driftline.streams.stage2.agent import AGENT_NAME, broker_credentials, create_app
+from driftline.streams.stage2.agent import AGENT_NAME, create_app
 from driftline.streams.stage2.outputs import Output
 from driftline.testing import free_port
 from driftline.testing.service import start_monitor
@@ -63,34 +64,6 @@ def test_the_app_names_its_agent_and_keeps_its_web_server_off_or_on_localhost() 
         "127.0.0.1",
         16066,
     )
-
-
-def test_security_settings_become_faust_credentials() -> None:
-    assert broker_credentials(KafkaSettings()) is None
-    sasl = broker_credentials(
-        KafkaSettings(
-            security_protocol="SASL_PLAINTEXT",
-            sasl_mechanism="SCRAM-SHA-256",
-            sasl_username="monitor",
-            sasl_password="secret",
-        )
-    )
-    assert (sasl.username, sasl.password, sasl.mechanism.value, sasl.protocol.value) == (
-        "monitor",
-        "secret",
-        "SCRAM-SHA-256",
-        "SASL_PLAINTEXT",
-    )
-    tls = broker_credentials(
-        KafkaSettings(
-            security_protocol="SASL_SSL",
-            sasl_mechanism="PLAIN",
-            sasl_username="u",
-            sasl_password="p",
-        )
-    )
-    assert tls.protocol.value == "SASL_SSL"
-    assert tls.ssl_context is not None
 
 
 # --- the faust worker against the broker ----------------------------------------------------
@@ -176,7 +149,7 @@ def workers() -> Iterator[list[Worker]]:
 
 
 def produce(kafka: KafkaSettings, topic: str, values: list[bytes]) -> None:
-    producer = Producer(kafka.client_config())
+    producer = Producer(confluent_config(kafka))
     for value in values:
         producer.produce(topic, key=b"m", value=value)
     assert producer.flush(10) == 0

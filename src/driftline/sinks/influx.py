@@ -66,6 +66,7 @@ from driftline.errors import (
     InfluxWriteError,
     KafkaError,
 )
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import DeadLetter, utc_now
 from driftline.sinks.outbox import decode_lines
 from driftline.streams.telemetry import WriterTelemetry
@@ -386,7 +387,7 @@ class InfluxWriter:
     def consumer_config(self) -> dict[str, Any]:
         """The librdkafka properties of the outbox consumer."""
         return {
-            **self._kafka.client_config(),
+            **confluent_config(self._kafka),
             "group.id": self._group_id,
             "enable.auto.commit": False,
             # A new group starts at the oldest metrics, not after them: none may be skipped.
@@ -416,7 +417,7 @@ class InfluxWriter:
             )
             producer = self._producer_factory(
                 {
-                    **self._kafka.client_config(),
+                    **confluent_config(self._kafka),
                     "enable.idempotence": True,
                     "acks": "all",
                     "linger.ms": 5,

@@ -15,7 +15,6 @@ explicit names (:data:`AGENT_NAME`, :data:`TIMER_NAME`), so moving this code ren
 from __future__ import annotations
 
 import logging
-import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,9 +24,10 @@ from typing import Any, NoReturn
 
 import faust
 
-from driftline.config.settings import KafkaSettings, Settings
+from driftline.config.settings import Settings
 from driftline.deadletter import dead_letter
 from driftline.errors import DecodeError
+from driftline.kafka_auth import faust_brokers, faust_credentials
 from driftline.streams.partials import decode
 from driftline.streams.stage2.outputs import Output
 from driftline.streams.stage2.state import ProfileLookup, Stage2State
@@ -37,7 +37,6 @@ __all__ = [
     "AGENT_NAME",
     "TICK_INTERVAL_S",
     "TIMER_NAME",
-    "broker_credentials",
     "create_app",
     "run_app",
 ]
@@ -47,42 +46,6 @@ logger = logging.getLogger(__name__)
 AGENT_NAME = "driftline.stage2.merge-summaries"
 TIMER_NAME = "driftline.stage2.close-idle-windows"
 TICK_INTERVAL_S = 1.0
-
-
-def _broker_urls(kafka: KafkaSettings) -> list[str]:
-    return [f"kafka://{host.strip()}" for host in kafka.bootstrap_servers.split(",")]
-
-
-def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
-    cafile = None if kafka.ssl_ca_location is None else str(kafka.ssl_ca_location)
-    context = ssl.create_default_context(cafile=cafile)
-    if kafka.ssl_certificate_location is not None and kafka.ssl_key_location is not None:
-        password = kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password else None
-        context.load_cert_chain(
-            str(kafka.ssl_certificate_location), str(kafka.ssl_key_location), password
-        )
-    return context
-
-
-def broker_credentials(kafka: KafkaSettings) -> Any:
-    """faust's credentials for the security settings (None for PLAINTEXT).
-
-    librdkafka-only properties (``kafka.librdkafka``) have no aiokafka equivalent and are not
-    used by the faust worker.
-    """
-    protocol = kafka.security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = _ssl_context(kafka) if protocol in ("SSL", "SASL_SSL") else None
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-    return faust.SASLCredentials(
-        username=kafka.sasl_username,
-        password=password,
-        ssl_context=context,
-        mechanism=kafka.sasl_mechanism,
-    )
 
 
 class _Wiring:
@@ -301,8 +264,9 @@ def create_app(
     Parameters
     ----------
     settings
-        Kafka connection (aiokafka transport; security settings mapped), topic names, model
-        configurations; ``monitor.group_id`` is the consumer group unless ``app_id`` is given.
+        Kafka connection (aiokafka transport, through :mod:`driftline.kafka_auth`), topic
+        names, model configurations; ``monitor.group_id`` is the consumer group unless
+        ``app_id`` is given.
     profiles
         ``(model, version) -> ReferenceProfile | None``, asked whenever a version is first
         seen and every tick while it has none.
@@ -337,8 +301,8 @@ def create_app(
         web["web_port"] = web_port
     app = faust.App(
         app_id or settings.monitor.group_id,
-        broker=_broker_urls(settings.kafka),
-        broker_credentials=broker_credentials(settings.kafka),
+        broker=faust_brokers(settings.kafka),
+        broker_credentials=faust_credentials(settings.kafka),
         broker_client_id=settings.kafka.client_id,
         key_serializer="raw",
         value_serializer="raw",
