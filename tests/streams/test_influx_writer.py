@@ -34,7 +34,7 @@ from driftline.schemas.outputs import DeadLetter
 from driftline.sinks.influx import Backoff, InfluxWriter, translate_write_error
 from driftline.sinks.outbox import check_line, decode_lines, encode_points, report_message
 from driftline.sinks.points import MetricPoint, lines
-from driftline.streams.telemetry import serve
+from driftline.telemetry.server import serve
 from driftline.testing import VictoriaMetrics, free_port
 from driftline.topics import create_topics
 from tests.streams.scrape import health, sample, scrape

@@ -52,7 +52,7 @@ from driftline.streams.partition import ApplyResult, PartitionWorker
 from driftline.streams.registry import ProfileRegistry
 from driftline.streams.runtime import trim_heap
 from driftline.streams.store import Marks, PartitionStore
-from driftline.streams.telemetry import IngestTelemetry
+from driftline.telemetry.ingest import IngestTelemetry
 
 log = logging.getLogger(__name__)
 BASELINE_PARTITION = 0

@@ -3,7 +3,7 @@
 Both feed one in-memory :class:`~driftline.streams.stage2.state.Stage2State` per worker
 process. Messages are decoded here and applied by the core; the records it returns are sent
 and acknowledged before the next message is taken; undecodable messages go to the dead-letter
-topic; what the core did is handed to :class:`~driftline.streams.telemetry.Stage2Telemetry`
+topic; what the core did is handed to :class:`~driftline.telemetry.stage2.Stage2Telemetry`
 with the wall-clock time of publication.
 
 The summaries topic is consumed without committing offsets (``acks=False``) and with
@@ -31,7 +31,7 @@ from driftline.kafka_auth import faust_brokers, faust_credentials
 from driftline.streams.partials import decode
 from driftline.streams.stage2.outputs import Output
 from driftline.streams.stage2.state import ProfileLookup, Stage2State
-from driftline.streams.telemetry import Stage2Telemetry
+from driftline.telemetry.stage2 import Stage2Telemetry
 
 __all__ = [
     "AGENT_NAME",
@@ -285,7 +285,7 @@ def create_app(
         close-to-publish latency.
     telemetry
         Where the worker's metrics and health go (serve its registry with
-        :func:`~driftline.streams.telemetry.serve`); a private one by default.
+        :func:`~driftline.telemetry.server.serve`); a private one by default.
 
     faust's data directory is ``<monitor.state_dir>/stage2`` (faust's default is relative
     to the working directory); stage 2 keeps its state in memory, so faust only creates it.

@@ -80,9 +80,11 @@ class ClosedWindow:
 @dataclass
 class Activity:
     """What :class:`Stage2State` did since :meth:`Stage2State.take_activity` was last called:
-    partials by ``(kind, outcome)``, held partials dropped, windows judged."""
+    partials by ``(kind, outcome)`` (a :data:`PartialOutcome`), held partials dropped, windows
+    judged. It satisfies :class:`~driftline.telemetry.stage2.MergeActivity`."""
 
-    partials: Counter[tuple[str, PartialOutcome]] = field(default_factory=Counter)
+    # Keys typed as plain strings, as the telemetry reads them (a Mapping's keys are invariant).
+    partials: Counter[tuple[str, str]] = field(default_factory=Counter)
     dropped: int = 0
     windows: list[ClosedWindow] = field(default_factory=list)
 
@@ -305,7 +307,8 @@ class Stage2State:
         )
         if stale or too_old:
             # an older or repeated emission, or a pane no window needs any more
-            self._activity.partials[partial.kind, "stale" if stale else "expired"] += 1
+            ignored: PartialOutcome = "stale" if stale else "expired"
+            self._activity.partials[partial.kind, ignored] += 1
             return
         replaced = {**held, partial.source_partition: partial}
         monitor = self._monitor(partial.model, state, partial.version)
@@ -314,7 +317,8 @@ class Stage2State:
             set_pane(monitor, slot, replaced)  # raises before anything is stored
             state.changed = True
         state.partials[slot] = replaced
-        self._activity.partials[partial.kind, "added" if current is None else "replaced"] += 1
+        taken: PartialOutcome = "added" if current is None else "replaced"
+        self._activity.partials[partial.kind, taken] += 1
         # No watermark from a partial: stage 1 sends a drain's partials one by one and its
         # Watermark after the last of them, so advancing here would close a window on the
         # first partial of a drain and restate it for each following one (alerts decided on
