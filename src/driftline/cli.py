@@ -21,7 +21,7 @@ from driftline.config import Settings, load_settings, masked
 from driftline.errors import ConfigError, DriftlineError
 
 if TYPE_CHECKING:
-    from http.server import ThreadingHTTPServer
+    from wsgiref.simple_server import WSGIServer
 
     from prometheus_client import CollectorRegistry
 
@@ -355,7 +355,7 @@ def _writer_group(settings: Settings) -> str:
 
 def _serve_metrics(
     settings: Settings, registry: CollectorRegistry, health: Health
-) -> ThreadingHTTPServer | None:
+) -> WSGIServer | None:
     """Serve ``/metrics`` and ``/healthz`` on ``monitor.metrics_port`` (None: nothing)."""
     from driftline.telemetry.server import serve
 
