@@ -81,12 +81,16 @@ def pane_summary(
     shift: float = 0.0,
     seed: int = 1,
     profile: ReferenceProfile = PROFILE,
+    unseen_cap: int | None = None,
 ) -> PaneSummary:
     times, features, prediction, scores = traffic(pane_start, n, shift=shift, seed=seed)
     batch = ColumnBatch.from_columns(
         profile, features, prediction, event_time_ms=times, scores=scores
     )
-    return PaneSummary(profile).fold(batch)
+    empty = (
+        PaneSummary(profile) if unseen_cap is None else PaneSummary(profile, unseen_cap=unseen_cap)
+    )
+    return empty.fold(batch)
 
 
 def labels_summary(pane_start: int, n: int, *, seed: int = 1) -> PerformanceSummary:

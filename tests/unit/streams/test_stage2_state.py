@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from driftline.config import ModelConfig, Settings, TopicSettings
+from driftline.detectors.performance import PerformanceSummary
 from driftline.errors import DecodeError
 from driftline.schemas.outputs import DriftAlert, RetrainRequest
 from driftline.schemas.reference import ReferenceProfile
@@ -265,6 +266,39 @@ def test_a_partial_of_another_pane_length_is_rejected() -> None:
     wrong = PanePartial("m", "1", 0, 30_000, 0, "features", 1, 0, pane_summary(0, 10).to_bytes())
     with pytest.raises(DecodeError, match="pane"):
         state.apply(wrong, 0)
+
+
+def test_a_performance_partial_that_does_not_fit_the_profile_is_rejected() -> None:
+    state = new_state()
+    other_positive = PerformanceSummary.from_profile(PROFILE, positive_class="0")
+    with pytest.raises(DecodeError, match="performance summary does not fit the profile") as err:
+        state.apply(partial(other_positive, 0, 0, 1), 0)
+    assert err.value.kind == "invalid_summary"
+    assert state.holdings()["m"].partials == 0
+
+
+def test_partials_of_one_pane_that_do_not_merge_are_rejected_and_the_held_one_stays() -> None:
+    """Each fits the profile alone (another unseen-value cap), but not with the other."""
+    state = new_state()
+    feed(state, [partial(pane_summary(0, 300), 0, 0, 1)])
+    capped = pane_summary(0, 100, seed=2, unseen_cap=5)
+    with pytest.raises(DecodeError, match="partials of one pane do not merge") as err:
+        state.apply(partial(capped, 0, 1, 1), 0)
+    assert err.value.kind == "invalid_summary"
+    (record,) = metrics(feed(state, close_first_window()))
+    assert n_predictions(record) == 300
+
+
+def test_held_partials_that_do_not_merge_are_dropped_when_the_profile_comes() -> None:
+    known: dict[tuple[str, str], ReferenceProfile] = {}
+    state = Stage2State(lambda model, version: known.get((model, version)), make_settings())
+    capped = pane_summary(0, 100, seed=2, unseen_cap=5)
+    feed(state, [partial(pane_summary(0, 300), 0, 0, 1), partial(capped, 0, 1, 1)])
+    known[("m", "1")] = PROFILE
+    state.tick(0)
+    assert [d.identity[-2:] for d in state.dropped] == [(0, "features"), (1, "features")]
+    assert all("do not merge" in d.reason for d in state.dropped)
+    assert state.take_activity().dropped == 2
 
 
 def test_a_partial_older_than_the_retention_horizon_is_ignored() -> None:
