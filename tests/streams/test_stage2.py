@@ -87,7 +87,7 @@ for line in Path(sys.argv[2]).read_text().splitlines():
 app = create_app(
     settings,
     lambda model, version: profiles.get((model, version)),
-    session_timeout=timedelta(seconds=6),  # Tansu joins take half of it
+    session_timeout=timedelta(seconds=6),  # Tansu's group joins grow with it
 )
 run_app(app)
 """
@@ -156,7 +156,7 @@ def produce(kafka: KafkaSettings, topic: str, values: list[bytes]) -> None:
 
 
 def consume_many(kafka: KafkaSettings, expected: dict[str, int]) -> dict[str, list[Any]]:
-    """consume_all on several topics at once: each waits ~3 s for its group join on Tansu."""
+    """consume_all on several topics at once: each waits for its own group join on Tansu."""
     with ThreadPoolExecutor(len(expected)) as pool:
         futures = {t: pool.submit(consume_all, kafka, t, n, 45.0) for t, n in expected.items()}
         return {t: f.result() for t, f in futures.items()}

@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 __all__ = ["LATENCY_BUCKETS", "HeldModel", "JudgedWindow", "MergeActivity", "Stage2Telemetry"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-"""Seconds, for stage 2's close-to-publish latency: milliseconds normally, seconds when
-the broker is slow."""
+"""Seconds, for stage 2's close-to-publish latency: fine where a healthy broker answers,
+wide enough for a slow one."""
 
 
 class JudgedWindow(Protocol):
@@ -68,9 +68,9 @@ class Stage2Telemetry:
     The faust wiring (:func:`driftline.streams.stage2.agent.create_app`) feeds it: what came in,
     what the pure core did (:meth:`record`), what was published, what is held
     (:meth:`hold`), and each timer tick (:meth:`ticked`). :meth:`health` is unhealthy until
-    the first tick and once ``stall_after`` seconds pass without one: the timer runs every
-    second on the worker's event loop, so a missing tick means the worker is not running or
-    its loop is stuck.
+    the first tick and once ``stall_after`` seconds pass without one: the timer runs on the
+    worker's event loop, so a missing tick means the worker is not running or its loop is
+    stuck.
 
     Parameters
     ----------

@@ -7,8 +7,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 __all__ = ["AGE_BUCKETS", "WriterTelemetry"]
 
 AGE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
-"""Seconds, for the age of an outbox record when it is written: about a second normally,
-up to hours after an InfluxDB outage."""
+"""Seconds, for the age of an outbox record when it is written: short while InfluxDB
+answers, up to hours after an outage."""
 
 
 class WriterTelemetry:

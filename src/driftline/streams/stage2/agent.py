@@ -277,9 +277,9 @@ def create_app(
         ``settings.monitor.web_host`` (127.0.0.1 unless configured), never faust's 0.0.0.0.
     session_timeout
         How long the group waits for a silent worker before its partitions move. Shorter
-        than faust's 60 s: failover is faster, and Tansu delays every group join by half of
-        it (measured: 30 s at faust's default, 3 s at 6 s). Heartbeats run in the consumer's
-        own thread, so long window evaluations do not miss them.
+        than faust's default: failover is faster, and Tansu delays every group join in
+        proportion to it (DESIGN §6). Heartbeats run in the consumer's own thread, so long
+        window evaluations do not miss them.
     clock
         Wall time in seconds, for idle timeouts, dead-letter timestamps and the
         close-to-publish latency.
