@@ -65,6 +65,7 @@ class ClosedWindow:
     ``due_ms`` is the ``now_ms`` of the call that judged it: the wall time at which the
     window became due (its watermark passed end plus lateness, an idle partition stopped
     being waited for, or its version's profile came). ``restated`` says it was judged before.
+    It satisfies :class:`~driftline.telemetry.stage2.JudgedWindow`.
     """
 
     model: str
@@ -92,7 +93,8 @@ class Activity:
 @dataclass(frozen=True, slots=True)
 class Holding:
     """What :class:`Stage2State` holds of one model: panes (version, pane start) with
-    partials, the partials themselves (one per source partition), the closing watermark."""
+    partials, the partials themselves (one per source partition), the closing watermark.
+    It satisfies :class:`~driftline.telemetry.stage2.HeldModel`."""
 
     panes: int
     partials: int
