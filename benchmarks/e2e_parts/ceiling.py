@@ -15,6 +15,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, TopicPartition
 
 from driftline.config import KafkaSettings, TopicSettings
+from driftline.kafka_auth import confluent_config
 from driftline.schemas import decode_ground_truth, decode_prediction
 from e2e_parts.load import PREFIX
 
@@ -31,7 +32,7 @@ def consume_seconds(
     is None."""
     consumer = Consumer(
         {
-            **kafka.client_config(),
+            **confluent_config(kafka),
             "group.id": f"{PREFIX}-ceiling-{uuid.uuid4().hex[:8]}",  # required; never joined
             "enable.auto.commit": False,
             "fetch.queue.backoff.ms": 5,

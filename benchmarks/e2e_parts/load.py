@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 
 from common.synthetic import binary_profile, prediction_json
 from driftline.config import KafkaSettings, TopicSettings
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import ModelVersionRegistered
 from driftline.schemas.reference import ReferenceProfile
 from driftline.streams.registry import publish_profile
@@ -108,7 +109,7 @@ def preload(kafka: KafkaSettings, topic: str, events: Iterator[tuple[bytes, byte
     """Produce every event, wait for the acknowledgements; seconds taken (generation included)."""
     producer = Producer(
         {
-            **kafka.client_config(),
+            **confluent_config(kafka),
             "linger.ms": 50,
             "batch.size": 1_000_000,
             "compression.type": "lz4",

@@ -21,12 +21,14 @@ from driftline.config import Settings, load_settings, masked
 from driftline.errors import ConfigError, DriftlineError
 
 if TYPE_CHECKING:
-    from http.server import ThreadingHTTPServer
+    from wsgiref.simple_server import WSGIServer
 
     from prometheus_client import CollectorRegistry
 
     from driftline.sinks.influx import InfluxWriter
-    from driftline.streams.telemetry import Health, Stage2Telemetry, WriterTelemetry
+    from driftline.telemetry.server import Health
+    from driftline.telemetry.stage2 import Stage2Telemetry
+    from driftline.telemetry.writer import WriterTelemetry
 
 app = typer.Typer(
     name="driftline",
@@ -194,7 +196,7 @@ def reference_publish(
 def monitor_ingest(config: ConfigFile = None) -> None:
     """Run stage 1: consume predictions and ground truth, emit pane partials (until SIGTERM)."""
     from driftline.streams.ingest import Ingest
-    from driftline.streams.telemetry import serve
+    from driftline.telemetry.server import serve
 
     settings = _service_settings(config)
     stop = _stop_on_signals()
@@ -232,7 +234,7 @@ def monitor_merge(config: ConfigFile = None) -> None:
     """Run stage 2 (a faust worker): merge pane partials into windows, judge them, emit
     metrics, alerts and retrain requests (until SIGTERM)."""
     from driftline.streams.registry import ProfileRegistry
-    from driftline.streams.stage2 import create_app, run_app
+    from driftline.streams.stage2.agent import create_app, run_app
 
     settings = _service_settings(config)
     try:
@@ -258,12 +260,10 @@ def monitor_run(
 
     from driftline.streams.ingest import Ingest
     from driftline.streams.registry import ProfileRegistry
-    from driftline.streams.stage2 import create_app, run_app
-    from driftline.streams.telemetry import (
-        IngestTelemetry,
-        WriterTelemetry,
-        combined_health,
-    )
+    from driftline.streams.stage2.agent import create_app, run_app
+    from driftline.telemetry.ingest import IngestTelemetry
+    from driftline.telemetry.server import combined_health
+    from driftline.telemetry.writer import WriterTelemetry
 
     settings = _service_settings(config)
     stop = threading.Event()
@@ -341,7 +341,7 @@ def _merge_telemetry(
     settings: Settings, registry: CollectorRegistry | None = None
 ) -> Stage2Telemetry:
     """Stage 2's metrics and health, its stall limit from the settings."""
-    from driftline.streams.telemetry import Stage2Telemetry
+    from driftline.telemetry.stage2 import Stage2Telemetry
 
     stall = settings.monitor.health.merge_stall_after.total_seconds()
     return Stage2Telemetry(registry, stall_after=stall)
@@ -355,9 +355,9 @@ def _writer_group(settings: Settings) -> str:
 
 def _serve_metrics(
     settings: Settings, registry: CollectorRegistry, health: Health
-) -> ThreadingHTTPServer | None:
+) -> WSGIServer | None:
     """Serve ``/metrics`` and ``/healthz`` on ``monitor.metrics_port`` (None: nothing)."""
-    from driftline.streams.telemetry import serve
+    from driftline.telemetry.server import serve
 
     port = settings.monitor.metrics_port
     if port is None:

@@ -43,6 +43,7 @@ from pydantic import ValidationError
 
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.errors import DeliveryError, FailedDelivery, InvalidEventError, KafkaError
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.events import GroundTruthEvent, PredictionEvent
 from driftline.schemas.outputs import utc_now
 
@@ -128,7 +129,7 @@ class DriftlineProducer:
         """Create the Kafka producer. Called by ``with`` and by the first send."""
         if self._producer is None:
             config: dict[str, Any] = {
-                **self._kafka.client_config(),
+                **confluent_config(self._kafka),
                 "enable.idempotence": True,
                 "acks": "all",
                 "message.timeout.ms": int(self._delivery_timeout * 1000),

@@ -26,6 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from driftline.client import DriftlineProducer
 from driftline.config import KafkaSettings, Settings, TopicSettings
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import DriftAlert, RetrainRequest
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import Series, TansuBroker, VictoriaMetrics
@@ -81,7 +82,7 @@ def _read_records(kafka: KafkaSettings, topic: str, seconds: float) -> list[byte
     """Everything on a topic, read by assignment (no group to join on Tansu: ~3 s saved)."""
     consumer = Consumer(
         {
-            **kafka.client_config(),
+            **confluent_config(kafka),
             "group.id": "driftline-demo-reader",
             "enable.auto.commit": False,
             "fetch.queue.backoff.ms": 5,

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.errors import TopicError
+from driftline.kafka_auth import confluent_config
 
 _DAY_MS = 86_400_000
 _ALREADY_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
@@ -102,7 +103,7 @@ def create_topics(
     is not compacted (reference profiles would expire). When only one of the pair exists, the
     other is created with its partition count, not the configured one.
     """
-    admin = admin_factory(kafka.client_config())
+    admin = admin_factory(confluent_config(kafka))
     existing = _existing_partitions(admin, timeout)
     n_pred, n_truth = existing.get(topics.predictions), existing.get(topics.ground_truth)
     if n_pred is not None and n_truth is not None and n_pred != n_truth:

@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, Producer
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.summary import PaneSummary
+from driftline.kafka_auth import confluent_config
 from driftline.streams import partials as wire
 from driftline.testing.service import start_monitor
 from driftline.testing.synthetic import sea_events
@@ -27,7 +28,7 @@ PANE_MS = 60_000
 
 
 def produce(kafka: KafkaSettings, topics: TopicSettings, done: threading.Event) -> None:
-    producer = Producer({**kafka.client_config(), "linger.ms": 20, "enable.idempotence": True})
+    producer = Producer({**confluent_config(kafka), "linger.ms": 20, "enable.idempotence": True})
     for i, event in enumerate(sea_events(N_EVENTS, seed=21)):
         key = event.prediction["prediction_id"].encode()
         producer.produce(topics.predictions, key=key, value=orjson.dumps(event.prediction))
@@ -78,7 +79,7 @@ def test_three_sigkills_lose_nothing_and_count_nothing_twice(
 
     consumer = Consumer(
         {
-            **kafka.client_config(),
+            **confluent_config(kafka),
             "group.id": f"check-{tmp_path.name}",
             "auto.offset.reset": "earliest",
             "fetch.queue.backoff.ms": 5,
@@ -117,7 +118,7 @@ def test_three_sigkills_lose_nothing_and_count_nothing_twice(
     # Joined examples: at-least-once on the topic, exactly once by id, identical repeats.
     consumer = Consumer(
         {
-            **kafka.client_config(),
+            **confluent_config(kafka),
             "group.id": f"labeled-{tmp_path.name}",
             "auto.offset.reset": "earliest",
             "fetch.queue.backoff.ms": 5,

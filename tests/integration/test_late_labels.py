@@ -42,6 +42,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from driftline.client import DriftlineProducer
 from driftline.config import KafkaSettings, Settings, TopicSettings
 from driftline.detectors.performance import PerformanceSummary
+from driftline.kafka_auth import confluent_config
 from driftline.sinks.outbox import decode_lines
 from driftline.streams import partials as wire
 from driftline.streams.registry import publish_profile
@@ -93,7 +94,7 @@ class _Tail:
     def __init__(self, kafka: KafkaSettings, topics: list[str]) -> None:
         self._consumer = Consumer(
             {
-                **kafka.client_config(),
+                **confluent_config(kafka),
                 "group.id": "late-labels-reader",
                 "enable.auto.commit": False,
                 "fetch.queue.backoff.ms": 5,

@@ -39,6 +39,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from driftline.client import DriftlineProducer
 from driftline.config import KafkaSettings, Settings, TopicSettings
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import DriftAlert, ModelVersionRegistered, RetrainRequest
 from driftline.sinks.outbox import decode_lines
 from driftline.streams.registry import publish_profile
@@ -113,7 +114,7 @@ class TopicTail:
     def __init__(self, kafka: KafkaSettings, topics: list[str]) -> None:
         self._consumer = Consumer(
             {
-                **kafka.client_config(),
+                **confluent_config(kafka),
                 "group.id": f"scale-out-reader-{'-'.join(topics)}",
                 "enable.auto.commit": False,
                 "fetch.queue.backoff.ms": 5,

@@ -8,6 +8,7 @@ import uuid
 from confluent_kafka import Consumer, Message
 
 from driftline.config import KafkaSettings
+from driftline.kafka_auth import confluent_config
 
 
 def consume_all(
@@ -20,7 +21,7 @@ def consume_all(
     """
     consumer = Consumer(
         {
-            **kafka.client_config(),
+            **confluent_config(kafka),
             "group.id": f"test-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,

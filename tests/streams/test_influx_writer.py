@@ -29,11 +29,12 @@ from influxdb_client.rest import ApiException
 
 from driftline.config import InfluxSettings, KafkaSettings, TopicSettings
 from driftline.errors import DecodeError, InfluxRejectedError, InfluxUnavailableError
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import DeadLetter
 from driftline.sinks.influx import Backoff, InfluxWriter, translate_write_error
 from driftline.sinks.outbox import check_line, decode_lines, encode_points, report_message
 from driftline.sinks.points import MetricPoint, lines
-from driftline.streams.telemetry import serve
+from driftline.telemetry.server import serve
 from driftline.testing import VictoriaMetrics, free_port
 from driftline.topics import create_topics
 from tests.streams.scrape import health, sample, scrape
@@ -118,7 +119,7 @@ def produce(
         assert err is None, err
         ends[msg.partition()] = max(ends.get(msg.partition(), 0), msg.offset() + 1)
 
-    producer = Producer(kafka.client_config())
+    producer = Producer(confluent_config(kafka))
     for key, value in messages:
         producer.produce(topic, key=key, value=value, on_delivery=delivered)
     assert producer.flush(30) == 0
@@ -129,7 +130,7 @@ class Offsets:
     """Reads a group's committed offsets (without joining the group)."""
 
     def __init__(self, kafka: KafkaSettings, group: str, topic: str, partitions: int) -> None:
-        self._consumer = Consumer({**kafka.client_config(), "group.id": group})
+        self._consumer = Consumer({**confluent_config(kafka), "group.id": group})
         self._partitions = [TopicPartition(topic, p) for p in range(partitions)]
 
     def __call__(self) -> dict[int, int]:
@@ -143,7 +144,7 @@ class Offsets:
 def read_topic(kafka: KafkaSettings, topic: str, partitions: int, expected_count: int) -> list[Any]:
     """Every message of ``topic`` from the start, by assignment (no group join to wait for)."""
     consumer = Consumer(
-        {**kafka.client_config(), "group.id": f"read-{uuid.uuid4().hex}", "fetch.wait.max.ms": 50}
+        {**confluent_config(kafka), "group.id": f"read-{uuid.uuid4().hex}", "fetch.wait.max.ms": 50}
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     found: list[Any] = []

@@ -11,6 +11,7 @@ from confluent_kafka import Producer
 from driftline.config import KafkaSettings, Settings, TopicSettings
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.summary import PaneSummary
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import DeadLetter
 from driftline.schemas.reference import ReferenceProfile
 from driftline.streams import partials as wire
@@ -40,7 +41,7 @@ def settings_for(kafka: KafkaSettings, topics: TopicSettings, state: Path) -> Se
 
 
 def publish(kafka: KafkaSettings, topics: TopicSettings, n: int, *, bad: int = 0) -> None:
-    producer = Producer({**kafka.client_config(), "linger.ms": 5})
+    producer = Producer({**confluent_config(kafka), "linger.ms": 5})
     for event in sea_events(n, seed=7):
         key = event.prediction["prediction_id"].encode()
         producer.produce(topics.predictions, key=key, value=orjson.dumps(event.prediction))
@@ -171,7 +172,7 @@ def test_a_fresh_machine_rebuilds_the_join_store_from_the_input_topics(
     restorable on a fresh machine from Kafka), and nothing is sent twice in between."""
     profile = set_up_sea(kafka, topics)
     events = list(sea_events(3000, seed=7))
-    producer = Producer({**kafka.client_config(), "linger.ms": 5})
+    producer = Producer({**confluent_config(kafka), "linger.ms": 5})
     for i, event in enumerate(events):
         key = event.prediction["prediction_id"].encode()
         producer.produce(topics.predictions, key=key, value=orjson.dumps(event.prediction))

@@ -7,17 +7,18 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.errors import TopicError
+from driftline.kafka_auth import confluent_config
 from driftline.topics import create_topics
 
 
 def describe(kafka: KafkaSettings) -> dict[str, int]:
-    metadata = AdminClient(kafka.client_config()).list_topics(timeout=10)
+    metadata = AdminClient(confluent_config(kafka)).list_topics(timeout=10)
     return {name: len(t.partitions) for name, t in metadata.topics.items()}
 
 
 def cleanup_policy(kafka: KafkaSettings, topic: str) -> str:
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    admin = AdminClient(kafka.client_config())
+    admin = AdminClient(confluent_config(kafka))
     return str(
         admin.describe_configs([resource])[resource].result(timeout=10)["cleanup.policy"].value
     )
@@ -49,7 +50,7 @@ def test_creating_twice_changes_nothing(kafka: KafkaSettings, topics: TopicSetti
 def test_input_topics_with_different_partition_counts_are_refused(
     kafka: KafkaSettings, topics: TopicSettings
 ) -> None:
-    admin = AdminClient(kafka.client_config())
+    admin = AdminClient(confluent_config(kafka))
     for future in admin.create_topics(
         [NewTopic(topics.predictions, 4, 1), NewTopic(topics.ground_truth, 3, 1)]
     ).values():
@@ -64,14 +65,14 @@ def test_input_topics_with_different_partition_counts_are_refused(
 def test_missing_half_of_the_input_pair_follows_the_existing_half(
     kafka: KafkaSettings, topics: TopicSettings
 ) -> None:
-    admin = AdminClient(kafka.client_config())
+    admin = AdminClient(confluent_config(kafka))
     admin.create_topics([NewTopic(topics.predictions, 3, 1)])[topics.predictions].result(10)
     create_topics(kafka, topics)  # configured for 4, but predictions already has 3
     assert describe(kafka)[topics.ground_truth] == 3
 
 
 def test_uncompacted_models_topic_is_refused(kafka: KafkaSettings, topics: TopicSettings) -> None:
-    admin = AdminClient(kafka.client_config())
+    admin = AdminClient(confluent_config(kafka))
     admin.create_topics([NewTopic(topics.models, 1, 1)])[topics.models].result(10)
     with pytest.raises(TopicError, match="must be compacted"):
         create_topics(kafka, topics)

@@ -11,7 +11,7 @@ import functools
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -103,7 +103,8 @@ class Section(BaseModel):
 
 
 class KafkaSettings(Section):
-    """How every driftline client connects to Kafka."""
+    """How every driftline client connects to Kafka (:mod:`driftline.kafka_auth` maps it to
+    each client library's settings)."""
 
     bootstrap_servers: str = Field("localhost:9092", min_length=1)
     client_id: str = Field("driftline", min_length=1)
@@ -138,28 +139,6 @@ class KafkaSettings(Section):
                 "ssl_certificate_location and ssl_key_location go together: set both or neither"
             )
         return self
-
-    def client_config(self) -> dict[str, Any]:
-        """librdkafka properties for confluent-kafka clients (secrets revealed)."""
-        config: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "client.id": self.client_id,
-            "security.protocol": self.security_protocol,
-        }
-        optional: dict[str, Any] = {
-            "sasl.mechanism": self.sasl_mechanism,
-            "sasl.username": self.sasl_username,
-            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
-            "ssl.ca.location": self.ssl_ca_location,
-            "ssl.certificate.location": self.ssl_certificate_location,
-            "ssl.key.location": self.ssl_key_location,
-            "ssl.key.password": (
-                self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
-            ),
-        }
-        config.update({k: str(v) for k, v in optional.items() if v is not None})
-        config.update(self.librdkafka)
-        return config
 
 
 class InfluxSettings(Section):

@@ -21,7 +21,7 @@ writes the batch's messages one by one, dead-letters each one InfluxDB still ref
 goes on. A crash between a write and its commit rewrites at most that batch, which is
 harmless: InfluxDB overwrites a point with the same identity.
 
-The writer counts what it does in a :class:`~driftline.streams.telemetry.WriterTelemetry`
+The writer counts what it does in a :class:`~driftline.telemetry.writer.WriterTelemetry`
 and answers :meth:`InfluxWriter.health`: unhealthy while InfluxDB has failed for longer than
 ``unhealthy_after`` or the consumer has not polled for ``stall_after`` seconds.
 """
@@ -66,9 +66,10 @@ from driftline.errors import (
     InfluxWriteError,
     KafkaError,
 )
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import DeadLetter, utc_now
 from driftline.sinks.outbox import decode_lines
-from driftline.streams.telemetry import WriterTelemetry
+from driftline.telemetry.writer import WriterTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +387,7 @@ class InfluxWriter:
     def consumer_config(self) -> dict[str, Any]:
         """The librdkafka properties of the outbox consumer."""
         return {
-            **self._kafka.client_config(),
+            **confluent_config(self._kafka),
             "group.id": self._group_id,
             "enable.auto.commit": False,
             # A new group starts at the oldest metrics, not after them: none may be skipped.
@@ -416,7 +417,7 @@ class InfluxWriter:
             )
             producer = self._producer_factory(
                 {
-                    **self._kafka.client_config(),
+                    **confluent_config(self._kafka),
                     "enable.idempotence": True,
                     "acks": "all",
                     "linger.ms": 5,

@@ -45,13 +45,14 @@ from confluent_kafka import (
 from driftline.config import Settings
 from driftline.deadletter import RawMessage
 from driftline.errors import KafkaError
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import ModelVersionRegistered, utc_now
 from driftline.streams import partials as wire
 from driftline.streams.partition import ApplyResult, PartitionWorker
 from driftline.streams.registry import ProfileRegistry
 from driftline.streams.runtime import trim_heap
 from driftline.streams.store import Marks, PartitionStore
-from driftline.streams.telemetry import IngestTelemetry
+from driftline.telemetry.ingest import IngestTelemetry
 
 log = logging.getLogger(__name__)
 BASELINE_PARTITION = 0
@@ -132,7 +133,7 @@ class Ingest:
             ).start()
         else:
             self._registry._on_profile = self._on_profile
-        kafka = self.settings.kafka.client_config()
+        kafka = confluent_config(self.settings.kafka)
         self._producer = Producer(
             {
                 **kafka,

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.errors import DeliveryError, FailedDelivery, KafkaError
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import ModelVersionRegistered
 from driftline.schemas.reference import ReferenceProfile
 
@@ -55,7 +56,7 @@ class ProfileRegistry:
         if self._thread is None:
             consumer = Consumer(
                 {
-                    **self._kafka.client_config(),
+                    **confluent_config(self._kafka),
                     "group.id": "driftline-profile-registry",  # required, never joined or committed
                     "enable.auto.commit": False,
                     "fetch.queue.backoff.ms": 5,
@@ -145,7 +146,7 @@ def publish_profile(
         if err is not None:
             failures.append(FailedDelivery(topics.models, msg.key(), str(err)))
 
-    producer = Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all"})
+    producer = Producer({**confluent_config(kafka), "enable.idempotence": True, "acks": "all"})
     producer.produce(topics.models, key=record.key(), value=record.to_json(), on_delivery=report)
     remaining = producer.flush(timeout)
     if failures or remaining:

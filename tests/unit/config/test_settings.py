@@ -9,6 +9,7 @@ import pytest
 
 from driftline.config import Settings, load_settings, masked, parse_duration
 from driftline.errors import ConfigError
+from driftline.kafka_auth import confluent_config
 
 VALID = """
 kafka:
@@ -105,8 +106,8 @@ def test_secrets_are_masked_when_shown_and_revealed_to_clients(tmp_path: Path) -
     assert shown["influxdb"]["token"] == "**********"
     assert "hunter2" not in repr(s)
     assert "hunter2" not in str(shown)
-    assert s.kafka.client_config()["sasl.password"] == "hunter2"
-    assert s.kafka.client_config()["security.protocol"] == "SASL_SSL"
+    assert confluent_config(s.kafka)["sasl.password"] == "hunter2"
+    assert confluent_config(s.kafka)["security.protocol"] == "SASL_SSL"
 
 
 @pytest.mark.parametrize(

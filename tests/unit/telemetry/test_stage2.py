@@ -1,5 +1,5 @@
-"""Stage 2's and the writer's telemetry, and one endpoint for several parts (pure, plus a
-real HTTP server on 127.0.0.1)."""
+"""Stage 2's telemetry: what the core did becomes counters, what it holds becomes gauges,
+and its health follows the timer's ticks."""
 
 from __future__ import annotations
 
@@ -7,19 +7,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from driftline.detectors.engine import Window
-from driftline.streams.stage2 import Activity, ClosedWindow, Holding
-from driftline.streams.telemetry import (
-    IngestTelemetry,
-    Stage2Telemetry,
-    WriterTelemetry,
-    combined_health,
-    serve,
-)
-from driftline.testing import free_port
-from tests.streams.scrape import health, sample, scrape
+from driftline.streams.stage2.state import Activity, ClosedWindow, Holding
+from driftline.telemetry.stage2 import Stage2Telemetry
 
 
 def closed(end_ms: int, *, restated: bool = False, due_ms: int = 0, **counts: Any) -> ClosedWindow:
@@ -103,49 +94,3 @@ def test_stage2_is_unhealthy_before_its_first_tick_and_after_stall_after_without
 def test_stall_after_must_be_positive() -> None:
     with pytest.raises(ValueError, match="stall_after"):
         Stage2Telemetry(stall_after=0)
-
-
-def test_one_registry_serves_all_three_parts_and_health_needs_every_part() -> None:
-    """As `monitor run` serves them: one endpoint, /healthz 200 only if all parts are."""
-    registry = CollectorRegistry()
-    ingest, merge, writer = (
-        IngestTelemetry(registry),
-        Stage2Telemetry(registry),
-        WriterTelemetry(registry),
-    )
-    ingest.dead_letters.inc(2)
-    merge.published("driftline.metrics", 3)
-    writer.failures.labels("unavailable").inc()
-    state = {"writer": False}
-    check = combined_health(
-        {
-            "ingest": lambda: (True, {"part": "ingest"}),
-            "merge": lambda: (True, {"part": "merge"}),
-            "writer": lambda: (state["writer"], {"part": "writer", "problem": "InfluxDB down"}),
-        }
-    )
-    port = free_port()
-    http = serve(registry, port, health=check)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        samples = scrape(base)
-        status, body = health(base)
-        state["writer"] = True
-        status_after, body_after = health(base)
-    finally:
-        http.shutdown()
-        http.server_close()
-
-    assert sample(samples, "driftline_ingest_dead_letters_total") == 2
-    assert sample(samples, "driftline_merge_messages_out_total", topic="driftline.metrics") == 3
-    assert sample(samples, "driftline_writer_write_failures_total", reason="unavailable") == 1
-    assert status == 503
-    assert body["status"] == "unhealthy"
-    assert body["parts"]["writer"] == {
-        "status": "unhealthy",
-        "part": "writer",
-        "problem": "InfluxDB down",
-    }
-    assert body["parts"]["ingest"]["status"] == "ok"
-    assert (status_after, body_after["status"]) == (200, "ok")
-    assert {p["status"] for p in body_after["parts"].values()} == {"ok"}
