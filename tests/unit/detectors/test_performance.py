@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -399,3 +401,55 @@ def test_calibration_of_the_positive_class_comes_from_the_score_histograms() -> 
 def test_calibration_is_undefined_for_regression_and_without_labels() -> None:
     assert PerformanceSummary("regression").calibration() is None
     assert PerformanceSummary("binary", ("0", "1")).calibration() is None
+
+
+# --- the encoding, pinned ---------------------------------------------------------------------
+# Stage 1 writes these bytes and stage 2 reads them, possibly from another release: a change to
+# the code that changes a single byte of a fixed example is a change of the wire format.
+
+
+def pinned_binary() -> PerformanceSummary:
+    return PerformanceSummary("binary", ("0", "1"), score_bins=4).fold(
+        [1, 0, 1, 1, None],
+        [1, 0, 0, 1, 1],
+        {"1": [0.9, 0.2, 0.4, 0.8, 0.5]},
+        [1500, 800, 60_000, 0, 5],
+    )
+
+
+def pinned_multiclass() -> PerformanceSummary:
+    return PerformanceSummary("multiclass", ("a", "b", "c"), score_bins=3).fold(
+        ["a", "b", "c", "z"],
+        ["a", "c", "c", "a"],
+        {"a": [0.7, 0.1, 0.2, 0.5], "b": [0.2, 0.6, 0.1, 0.3], "c": [0.1, 0.3, 0.7, 0.2]},
+    )
+
+
+def pinned_regression() -> PerformanceSummary:
+    return PerformanceSummary("regression").fold(
+        [1.5, 2.0, None, -3.25], [1.0, 2.5, 4.0, -3.0], label_delay_ms=[10, 2e6, 5, 3e9]
+    )
+
+
+@pytest.mark.parametrize(
+    ("build", "size", "digest"),
+    [
+        (pinned_binary, 380, "2b0ad3aef86b843d48c582816d43535ad8641da9632e42e40d7fca9dc916c6a3"),
+        (
+            pinned_multiclass,
+            254,
+            "25f4d9f3b46b3251afbb27e49507245406e4ddecbee504a869fbf311b01195da",
+        ),
+        (
+            pinned_regression,
+            918,
+            "2f0d834aa6939e5d3623cf644040cbb002889de7e584b3334157c19dff1bcf93",
+        ),
+    ],
+)
+def test_encoded_bytes_of_fixed_examples_never_change(
+    build: Callable[[], PerformanceSummary], size: int, digest: str
+) -> None:
+    data = build().to_bytes()
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (size, digest)
+    assert PerformanceSummary.from_bytes(data).to_bytes() == data

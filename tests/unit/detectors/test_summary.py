@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import zlib
@@ -489,3 +490,33 @@ def test_to_numeric_never_coerces_strings_or_booleans() -> None:
     assert np.isnan(values[[0, 1, 3, 4]]).all()
     assert values[2] == 2.0
     assert errors == 2
+
+
+# --- the encoding, pinned ---------------------------------------------------------------------
+
+
+def test_encoded_bytes_of_a_fixed_example_never_change() -> None:
+    """Stage 1 writes these bytes and stage 2 reads them: one changed byte is a format change."""
+    ref = build_profile(
+        "m",
+        "1",
+        "binary",
+        {"x": [0.5, 1.5, 2.5, 3.5], "c": ["FR", "DE", "FR", "IT"]},
+        [0, 1, 1, 0],
+        scores={"1": [0.1, 0.7, 0.8, 0.3]},
+        bins=4,
+        top_k=2,
+    )
+    batch = ColumnBatch.from_columns(
+        ref,
+        {"x": [0.1, 2.0, None, 9.0, "a"], "c": ["FR", "ES", None, "IT", "PT"]},
+        [1, 0, 1, 2, None],
+        scores={"1": [0.25, 0.5, np.nan, 0.9, 1.0]},
+        event_time_ms=[30, 10, 20, 50, 40],
+    )
+    data = PaneSummary(ref, unseen_cap=1).fold(batch).to_bytes()
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (
+        425,
+        "fe830eeafa80b728a7ca7b09d3750b3a7fc2ff01cb00a8f8027b8cfb88aa203b",
+    )
+    assert PaneSummary.from_bytes(data, ref).to_bytes() == data
