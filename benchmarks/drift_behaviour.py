@@ -57,12 +57,13 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from driftline.config.settings import ModelConfig
+from driftline.detectors.batch import ColumnBatch
 from driftline.detectors.concept import ConceptDriftDetector, make_detector
 from driftline.detectors.engine import ModelMonitor, WindowReport
 from driftline.detectors.policy import Decision, adjust_p_values
 from driftline.detectors.profile import build_profile
 from driftline.detectors.registry import run_test
-from driftline.detectors.summary import ColumnBatch, PaneSummary
+from driftline.detectors.summary import PaneSummary
 from driftline.schemas.outputs import Reason
 from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 

@@ -21,8 +21,9 @@ from collections.abc import Callable
 import numpy as np
 import orjson
 
+from driftline.detectors.batch import ColumnBatch, columns_from_events
 from driftline.detectors.profile import build_profile
-from driftline.detectors.summary import ColumnBatch, PaneSummary, columns_from_events
+from driftline.detectors.summary import PaneSummary
 from driftline.schemas import WirePrediction, decode_prediction
 
 N_FEATURES = 20

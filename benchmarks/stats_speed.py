@@ -41,11 +41,12 @@ import orjson
 from numpy.typing import NDArray
 from scipy import stats
 
+from driftline.detectors.batch import ColumnBatch, columns_from_events
 from driftline.detectors.ks import ks_p_value
 from driftline.detectors.profile import build_profile
 from driftline.detectors.registry import run_test
 from driftline.detectors.result import TestResult
-from driftline.detectors.summary import ColumnBatch, PaneSummary, columns_from_events
+from driftline.detectors.summary import PaneSummary
 from driftline.schemas import WirePrediction, decode_prediction
 from driftline.schemas.reference import NumericProfile, ReferenceProfile
 

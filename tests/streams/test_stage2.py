@@ -19,9 +19,10 @@ import pytest
 from confluent_kafka import Producer
 
 from driftline.config import KafkaSettings, ModelConfig, Settings, TopicSettings
+from driftline.detectors.batch import ColumnBatch
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.profile import build_profile
-from driftline.detectors.summary import ColumnBatch, PaneSummary
+from driftline.detectors.summary import PaneSummary
 from driftline.errors import DecodeError
 from driftline.schemas.events import to_epoch_ms
 from driftline.schemas.outputs import (

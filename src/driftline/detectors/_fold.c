@@ -1,6 +1,6 @@
 /* Compiled speed-up for stage 1's hottest loop: numeric feature dicts -> bin counts.
  *
- * Pure Python/NumPy does the same in driftline.detectors.summary (the reference
+ * Pure Python/NumPy does the same in driftline.detectors.fold (the reference
  * implementation, used when this module is not built): pull one column per feature out of the
  * events' feature dicts, convert it to float64, searchsorted it into the reference bins,
  * bincount. That builds 2 lists and 3 arrays per feature per batch and costs about 3 us per
@@ -263,7 +263,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "driftline.detectors._fold",
-    "Compiled numeric folding for stage 1 (see driftline.detectors.summary).", -1, methods,
+    "Compiled numeric folding for stage 1 (see driftline.detectors.fold).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__fold(void) { return PyModule_Create(&module); }

@@ -23,14 +23,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from driftline.detectors.estimate import CalibrationReport, calibration_report
-from driftline.detectors.summary import (
+from driftline.detectors.exact import exact_square_sum, exact_sum, exact_value
+from driftline.detectors.values import (
     FloatArray,
     IntArray,
     ObjectArray,
     category_codes,
     category_index,
-    exact_sum,
-    exact_value,
     missing_mask,
     to_categorical,
     to_numeric,
@@ -45,7 +44,6 @@ __all__ = [
     "PerformanceSummary",
     "classes_for",
     "default_positive_class",
-    "exact_square_sum",
 ]
 
 _TASKS: tuple[str, ...] = get_args(Task)
@@ -57,27 +55,7 @@ LABEL_DELAY_EDGES_MS: tuple[int, ...] = tuple(m * 10**e for e in range(3, 10) fo
 """Log-spaced label-delay bin edges, 1 s to 50 days in a 1-2-5 series (milliseconds)."""
 
 _DELAY_EDGES = np.array(LABEL_DELAY_EDGES_MS, dtype=np.float64)
-_VELTKAMP = 134_217_729.0  # 2**27 + 1
 _N_SUMS = 5  # y, y**2, error, |error|, error**2
-
-
-def exact_square_sum(values: FloatArray) -> int:
-    """The exact sum of the squares of float64 values, in units of ``2**-1126``.
-
-    Each value is split into two 26-bit halves (Veltkamp), whose products are exact, so even
-    the sum of squares of a constant column minus its squared sum is exactly zero. Values must
-    be below about ``1e299`` in magnitude.
-
-    >>> from driftline.detectors.summary import exact_value
-    >>> 0.1 * 0.1 + 0.2 * 0.2
-    0.05000000000000001
-    >>> exact_value(exact_square_sum(np.array([0.1, 0.2])))
-    0.05
-    """
-    scaled = values * _VELTKAMP
-    high = scaled - (scaled - values)
-    low = values - high
-    return exact_sum(high * high) + 2 * exact_sum(high * low) + exact_sum(low * low)
 
 
 def classes_for(

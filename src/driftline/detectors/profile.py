@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike
 
 from driftline.config.settings import ModelConfig
 from driftline.detectors.performance import PerformanceSummary, classes_for
-from driftline.detectors.summary import (
+from driftline.detectors.values import (
     ColumnKind,
     FloatArray,
     ObjectArray,
