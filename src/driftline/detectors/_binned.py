@@ -15,10 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from driftline.detectors.result import ResultKind, TestResult
+from driftline.detectors.values import FloatArray, IntArray
 from driftline.schemas.reference import CategoricalProfile, NumericProfile
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 
 PSEUDO_COUNT = 0.5
 """Pseudo-count added to every bin where a log or a division needs non-empty bins.

@@ -28,7 +28,6 @@ from scipy import stats
 
 from driftline.detectors._binned import (
     PSEUDO_COUNT,
-    FloatArray,
     effective_n,
     informative,
     reference_probabilities,
@@ -36,6 +35,7 @@ from driftline.detectors._binned import (
     window_inputs,
 )
 from driftline.detectors.result import ResultKind, TestResult
+from driftline.detectors.values import FloatArray
 from driftline.schemas.reference import CategoricalProfile, NumericProfile
 
 __all__ = [

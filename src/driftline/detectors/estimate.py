@@ -22,8 +22,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from driftline.detectors._binned import FloatArray, checked_counts
+from driftline.detectors._binned import checked_counts
 from driftline.detectors.result import TestResult
+from driftline.detectors.values import FloatArray
 
 __all__ = [
     "BinaryScoreSums",

@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from driftline.detectors._checks import check_int, check_task
 from driftline.detectors.estimate import CalibrationReport, calibration_report
-from driftline.detectors.exact import exact_square_sum, exact_sum, exact_value
+from driftline.detectors.exact import (
+    exact_square_sum,
+    exact_sum,
+    exact_value,
+    int_from_bytes,
+    int_to_bytes,
+)
 from driftline.detectors.values import (
     FloatArray,
     IntArray,
@@ -31,6 +38,7 @@ from driftline.detectors.values import (
     category_codes,
     category_index,
     missing_mask,
+    readonly,
     to_categorical,
     to_numeric,
 )
@@ -46,7 +54,6 @@ __all__ = [
     "default_positive_class",
 ]
 
-_TASKS: tuple[str, ...] = get_args(Task)
 
 LOG_LOSS_EPS = 1e-15
 """Probabilities are clipped to ``[eps, 1 - eps]`` before the logarithm."""
@@ -88,26 +95,6 @@ def default_positive_class(classes: Sequence[str]) -> str | None:
         if name in classes:
             return name
     return sorted(classes)[-1] if classes else None
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
-    return value
-
-
-def _int_to_bytes(value: int) -> bytes:
-    return value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
-
-
-def _int_from_bytes(data: bytes) -> int:
-    return int.from_bytes(data, "little", signed=True)
-
-
-def _readonly(array: NDArray[Any]) -> NDArray[Any]:
-    view = array.view()
-    view.flags.writeable = False
-    return view
 
 
 class _PerformanceState(msgspec.Struct, array_like=True, frozen=True):
@@ -182,9 +169,7 @@ class PerformanceSummary:
         positive_class: str | None = None,
         score_bins: int = 100,
     ) -> None:
-        if task not in _TASKS:
-            raise ValueError(f"task must be one of {list(_TASKS)}, got {task!r}")
-        self._task: Task = task
+        self._task: Task = check_task(task)
         names = tuple(str(c) for c in classes)
         if len(set(names)) != len(names):
             raise ValueError(f"classes must be distinct, got {list(names)}")
@@ -199,7 +184,7 @@ class PerformanceSummary:
         self._positive = (
             (positive_class or default_positive_class(names)) if task == "binary" else None
         )
-        self._bins = _check_int("score_bins", score_bins, 1, 100_000)
+        self._bins = check_int("score_bins", score_bins, 1, 100_000)
         self._index = category_index(names)
         self.reset()
 
@@ -391,7 +376,7 @@ class PerformanceSummary:
     @property
     def confusion(self) -> IntArray:
         """Counts by (true class, predicted class), classes then "other" (read-only)."""
-        return _readonly(self._confusion)
+        return readonly(self._confusion)
 
     @property
     def accuracy(self) -> float | None:
@@ -585,7 +570,7 @@ class PerformanceSummary:
     @property
     def label_delay_counts(self) -> IntArray:
         """Labels per delay bin over :data:`LABEL_DELAY_EDGES_MS` (open outer bins)."""
-        return _readonly(self._delay_counts)
+        return readonly(self._delay_counts)
 
     @property
     def n_label_delay(self) -> int:
@@ -633,11 +618,11 @@ class PerformanceSummary:
             confusion=self._confusion.ravel().tolist(),
             positive_hist=self._positive_hist.ravel().tolist(),
             negative_hist=self._negative_hist.ravel().tolist(),
-            log_loss_total=_int_to_bytes(self._log_loss_total),
+            log_loss_total=int_to_bytes(self._log_loss_total),
             n_log_loss=self._n_log_loss,
-            sums=[_int_to_bytes(v) for v in self._sums],
+            sums=[int_to_bytes(v) for v in self._sums],
             delay_counts=self._delay_counts.tolist(),
-            delay_total=_int_to_bytes(self._delay_total),
+            delay_total=int_to_bytes(self._delay_total),
             n_delay=self._n_delay,
         )
         return _encoder.encode(state)
@@ -663,13 +648,13 @@ class PerformanceSummary:
             summary._confusion = _shaped(state.confusion, (k + 1, k + 1))
             summary._positive_hist = _shaped(state.positive_hist, (k, b))
             summary._negative_hist = _shaped(state.negative_hist, (k, b))
-            summary._log_loss_total = _int_from_bytes(state.log_loss_total)
+            summary._log_loss_total = int_from_bytes(state.log_loss_total)
             summary._n_log_loss = state.n_log_loss
             if len(state.sums) != _N_SUMS:
                 raise ValueError(f"{len(state.sums)} sums encoded, expected {_N_SUMS}")
-            summary._sums = [_int_from_bytes(v) for v in state.sums]
+            summary._sums = [int_from_bytes(v) for v in state.sums]
             summary._delay_counts = _shaped(state.delay_counts, (len(LABEL_DELAY_EDGES_MS) + 1,))
-            summary._delay_total = _int_from_bytes(state.delay_total)
+            summary._delay_total = int_from_bytes(state.delay_total)
             summary._n_delay = state.n_delay
         except ValueError as exc:
             raise DecodeError(

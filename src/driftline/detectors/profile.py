@@ -22,13 +22,14 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import orjson
 from numpy.typing import ArrayLike
 
 from driftline.config.settings import ModelConfig
+from driftline.detectors._checks import check_int, check_task
 from driftline.detectors.performance import PerformanceSummary, classes_for
 from driftline.detectors.values import (
     ColumnKind,
@@ -53,7 +54,6 @@ __all__ = [
 FeatureType = Literal["numeric", "categorical"]
 Column = ArrayLike | Iterable[object]
 
-_TASKS: tuple[str, ...] = get_args(Task)
 _MAX_BINS = 100_000
 _HASH_DOMAIN = b"driftline-reference-v1"
 
@@ -156,12 +156,6 @@ class _Hasher:
         return self._h.hexdigest()
 
 
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
-    return value
-
-
 class _Columns:
     """Converts raw columns, checks they all have the same length, and hashes them."""
 
@@ -254,10 +248,9 @@ def build_profile(
     >>> type(p).model_validate_json(p.model_dump_json()) == p
     True
     """
-    if task not in _TASKS:
-        raise ValueError(f"task must be one of {list(_TASKS)}, got {task!r}")
-    _check_int("bins", bins, 1, _MAX_BINS)
-    _check_int("top_k", top_k, 1, 1_000_000)
+    check_task(task)
+    check_int("bins", bins, 1, _MAX_BINS)
+    check_int("top_k", top_k, 1, 1_000_000)
     types = dict(feature_types or {})
     unknown = sorted(set(types) - set(features))
     if unknown:
