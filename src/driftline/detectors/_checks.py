@@ -1,9 +1,15 @@
-"""Argument checks that more than one detector's constructor makes, with one message each."""
+"""Checks that more than one detector makes on its arguments or its decoded state, one message
+each."""
 
 from __future__ import annotations
 
-from typing import get_args
+import math
+from typing import Any, get_args
 
+import numpy as np
+from numpy.typing import NDArray
+
+from driftline.detectors.values import IntArray
 from driftline.schemas.events import Task
 
 TASKS: tuple[str, ...] = get_args(Task)
@@ -30,3 +36,21 @@ def check_int(name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
     return value
+
+
+def check_per_label(what: str, column: NDArray[Any], n: int) -> None:
+    """An error unless ``column`` has one entry per label (``n`` of them)."""
+    if column.shape[0] != n:
+        raise ValueError(f"{what} has {column.shape[0]} entries, labels have {n}")
+
+
+def shaped(values: list[int], shape: tuple[int, ...]) -> IntArray:
+    """Decoded counts as an int64 array of ``shape``, or an error when they do not fill it.
+
+    >>> shaped([1, 2, 3, 4], (2, 2)).tolist()
+    [[1, 2], [3, 4]]
+    """
+    array = np.array(values, dtype=np.int64)
+    if array.size != math.prod(shape):
+        raise ValueError(f"{array.size} counts encoded, expected shape {shape}")
+    return array.reshape(shape)

@@ -14,11 +14,8 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.detectors.performance import (
-    LABEL_DELAY_EDGES_MS,
-    PerformanceSummary,
-    default_positive_class,
-)
+from driftline.detectors.classification import default_positive_class
+from driftline.detectors.performance import LABEL_DELAY_EDGES_MS, PerformanceSummary
 from driftline.detectors.profile import build_profile
 from driftline.errors import DecodeError
 
