@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from driftline.detectors.values import IntArray
+from driftline.errors import StatisticsError
 from driftline.schemas.events import Task
 
 TASKS: tuple[str, ...] = get_args(Task)
@@ -23,7 +24,7 @@ def check_task(task: object) -> Task:
     'binary'
     """
     if task not in TASKS:
-        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+        raise StatisticsError(f"task must be one of {list(TASKS)}, got {task!r}")
     return task  # type: ignore[return-value]
 
 
@@ -34,14 +35,14 @@ def check_int(name: str, value: object, low: int, high: int) -> int:
     10
     """
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+        raise StatisticsError(f"{name} must be an integer in {low}..{high}, got {value!r}")
     return value
 
 
 def check_per_label(what: str, column: NDArray[Any], n: int) -> None:
     """An error unless ``column`` has one entry per label (``n`` of them)."""
     if column.shape[0] != n:
-        raise ValueError(f"{what} has {column.shape[0]} entries, labels have {n}")
+        raise StatisticsError(f"{what} has {column.shape[0]} entries, labels have {n}")
 
 
 def shaped(values: list[int], shape: tuple[int, ...]) -> IntArray:
@@ -52,5 +53,5 @@ def shaped(values: list[int], shape: tuple[int, ...]) -> IntArray:
     """
     array = np.array(values, dtype=np.int64)
     if array.size != math.prod(shape):
-        raise ValueError(f"{array.size} counts encoded, expected shape {shape}")
+        raise StatisticsError(f"{array.size} counts encoded, expected shape {shape}")
     return array.reshape(shape)

@@ -25,6 +25,7 @@ from driftline.detectors.values import (
     to_categorical,
     to_numeric,
 )
+from driftline.errors import StatisticsError
 from driftline.schemas.reference import NumericProfile, ReferenceProfile
 from driftline.schemas.wire import WirePrediction, event_time_ms
 
@@ -114,14 +115,16 @@ class ColumnBatch:
             )
             _check_length(f"scores[{cls_name!r}]", values, n)
             if not ((values >= 0.0) & (values <= 1.0) | np.isnan(values)).all():
-                raise ValueError(f"scores[{cls_name!r}] must be probabilities in [0, 1] or NaN")
+                raise StatisticsError(
+                    f"scores[{cls_name!r}] must be probabilities in [0, 1] or NaN"
+                )
             score_columns[cls_name] = values
         return cls(n, numeric, categorical, pred, score_columns, times, type_errors, pred_errors)
 
 
 def _check_length(name: str, column: NDArray[Any], n: int) -> None:
     if column.shape[0] != n:
-        raise ValueError(
+        raise StatisticsError(
             f"column {name!r} has {column.shape[0]} values but event_time_ms has {n}; "
             "every column of a batch must have one value per event"
         )

@@ -29,6 +29,7 @@ from driftline.detectors.values import (
     category_index,
     readonly,
 )
+from driftline.errors import StatisticsError
 from driftline.schemas.reference import CategoricalProfile, NumericProfile
 
 __all__ = [
@@ -197,9 +198,9 @@ class NumericColumnSummary:
     def restore(self, state: ColumnState) -> None:
         """Take over a :meth:`state` of a column of the same profile column."""
         if not isinstance(state, NumericColumnState):
-            raise ValueError("a numeric column was encoded as a categorical one")
+            raise StatisticsError("a numeric column was encoded as a categorical one")
         if len(state.counts) != self._counts.shape[0]:
-            raise ValueError(
+            raise StatisticsError(
                 f"{len(state.counts)} bins encoded, the profile has {self._counts.shape[0]}"
             )
         self._counts = np.array(state.counts, dtype=np.int64)
@@ -344,9 +345,9 @@ class CategoricalColumnSummary:
     def restore(self, state: ColumnState) -> None:
         """Take over a :meth:`state` of a column of the same profile column."""
         if not isinstance(state, CategoricalColumnState):
-            raise ValueError("a categorical column was encoded as a numeric one")
+            raise StatisticsError("a categorical column was encoded as a numeric one")
         if len(state.counts) != self._counts.shape[0]:
-            raise ValueError(
+            raise StatisticsError(
                 f"{len(state.counts)} category slots encoded, the profile has "
                 f"{self._counts.shape[0]}"
             )

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from driftline.detectors.values import FloatArray
+from driftline.errors import StatisticsError
 
 __all__ = [
     "UNIT",
@@ -53,7 +54,7 @@ def exact_sum(values: FloatArray) -> int:
     if values.size == 0:
         return 0
     if not np.isfinite(values).all():
-        raise ValueError("exact_sum takes finite values only (got inf or NaN)")
+        raise StatisticsError("exact_sum takes finite values only (got inf or NaN)")
     mantissa, exponent = np.frexp(values)
     whole = (mantissa * 2.0**53).astype(np.int64)
     shift = exponent.astype(np.int64) + (_UNIT_EXPONENT - 53)

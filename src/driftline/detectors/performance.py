@@ -30,7 +30,7 @@ from driftline.detectors.estimate import CalibrationReport
 from driftline.detectors.exact import exact_sum, exact_value, int_from_bytes, int_to_bytes
 from driftline.detectors.regression import RegressionState, RegressionSums
 from driftline.detectors.values import IntArray, readonly, to_numeric
-from driftline.errors import DecodeError
+from driftline.errors import DecodeError, StatisticsError, SummaryMismatchError
 from driftline.schemas.events import Task
 from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 
@@ -152,14 +152,16 @@ class PerformanceSummary:
         self._task: Task = check_task(task)
         names = tuple(str(c) for c in classes)
         if len(set(names)) != len(names):
-            raise ValueError(f"classes must be distinct, got {list(names)}")
+            raise StatisticsError(f"classes must be distinct, got {list(names)}")
         if task == "regression" and names:
-            raise ValueError("classes must be empty for task 'regression'")
+            raise StatisticsError("classes must be empty for task 'regression'")
         if task == "binary" and len(names) > 2:
-            raise ValueError(f"task 'binary' takes at most 2 classes, got {list(names)}")
+            raise StatisticsError(f"task 'binary' takes at most 2 classes, got {list(names)}")
         if positive_class is not None and (task != "binary" or positive_class not in names):
             allowed = list(names) if task == "binary" else "none (only binary tasks have one)"
-            raise ValueError(f"positive_class must be one of {allowed}, got {positive_class!r}")
+            raise StatisticsError(
+                f"positive_class must be one of {allowed}, got {positive_class!r}"
+            )
         self._classes = names
         self._positive = (
             (positive_class or default_positive_class(names)) if task == "binary" else None
@@ -224,7 +226,7 @@ class PerformanceSummary:
     def merge(self, other: PerformanceSummary) -> PerformanceSummary:
         """A new summary holding both; exact, associative and commutative."""
         if self._config() != other._config():
-            raise ValueError(
+            raise SummaryMismatchError(
                 "other: cannot merge performance summaries of different task, classes, "
                 f"positive class or score bins ({self._config()} vs {other._config()})"
             )
@@ -338,7 +340,7 @@ class PerformanceSummary:
         """
         counts = self._classification()
         if counts is None:
-            raise ValueError(f"{cls!r} is not a class: a regressor has none")
+            raise StatisticsError(f"{cls!r} is not a class: a regressor has none")
         return counts.class_roc_auc(cls)
 
     def calibration(self, cls: str | None = None) -> CalibrationReport | None:
@@ -434,7 +436,9 @@ class PerformanceSummary:
             raise DecodeError(f"not a performance summary: {exc}", kind="invalid_summary") from None
         try:
             if state.format != _FORMAT:
-                raise ValueError(f"format {state.format} is not supported (expected {_FORMAT})")
+                raise StatisticsError(
+                    f"format {state.format} is not supported (expected {_FORMAT})"
+                )
             summary = cls(
                 state.task,  # type: ignore[arg-type]
                 state.classes,
@@ -455,10 +459,10 @@ class PerformanceSummary:
         if counts is not None:
             counts.restore(state.n, classification)
             if regression != _NO_REGRESSION:
-                raise ValueError("a classifier's summary holds regression sums")
+                raise StatisticsError("a classifier's summary holds regression sums")
         if sums is not None:
             if classification != _NO_CLASSIFICATION:
-                raise ValueError("a regressor's summary holds classification counts")
+                raise StatisticsError("a regressor's summary holds classification counts")
             sums.restore(state.n, regression)
         self._delay_counts = shaped(state.delay_counts, (len(LABEL_DELAY_EDGES_MS) + 1,))
         self._delay_total = int_from_bytes(state.delay_total)

@@ -39,6 +39,7 @@ from driftline.detectors.values import (
     to_categorical,
     to_numeric,
 )
+from driftline.errors import StatisticsError
 from driftline.schemas.events import Task
 from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from driftline.schemas.wire import WireGroundTruth, WirePrediction
@@ -91,7 +92,7 @@ def numeric_profile(values: FloatArray, *, bins: int = 100) -> NumericProfile:
             edges=[], probabilities=[1.0], decile_edges=[], missing_rate=missing_rate, count=0
         )
     if not np.isfinite(present).all():
-        raise ValueError("numeric values must be finite (got inf)")
+        raise StatisticsError("numeric values must be finite (got inf)")
     ordered = np.sort(present) + 0.0  # + 0.0 turns -0.0 into 0.0
     levels = quantile_levels(bins)
     fine = ordered[_order_statistics(n, levels)]
@@ -167,19 +168,19 @@ class _Columns:
         if self.n is None:
             self.n = size
         elif size != self.n:
-            raise ValueError(f"{what} has {size} rows, the columns before it {self.n}")
+            raise StatisticsError(f"{what} has {size} rows, the columns before it {self.n}")
 
     def numeric(self, role: str, name: str, raw: Column) -> FloatArray:
         values, errors = to_numeric(raw)
         what = f"{role} {name!r}" if name else role
         self._length(what, values.shape[0])
         if errors:
-            raise ValueError(
+            raise StatisticsError(
                 f"{what} is numeric but holds {errors} value(s) that are not numbers; "
                 "declare it categorical in feature_types or clean the data"
             )
         if not np.isfinite(values[~np.isnan(values)]).all():
-            raise ValueError(f"{what} holds infinite values; numeric values must be finite")
+            raise StatisticsError(f"{what} holds infinite values; numeric values must be finite")
         self.hasher.column(role, name, "numeric", values)
         return values
 
@@ -254,13 +255,13 @@ def build_profile(
     types = dict(feature_types or {})
     unknown = sorted(set(types) - set(features))
     if unknown:
-        raise ValueError(f"feature_types names features that are not in features: {unknown}")
+        raise StatisticsError(f"feature_types names features that are not in features: {unknown}")
     bad = {name: kind for name, kind in types.items() if kind not in ("numeric", "categorical")}
     if bad:
-        raise ValueError(f"feature_types values must be 'numeric' or 'categorical', got {bad}")
+        raise StatisticsError(f"feature_types values must be 'numeric' or 'categorical', got {bad}")
     classifier = task != "regression"
     if scores and not classifier:
-        raise ValueError("scores are class probabilities, for classifiers; task is regression")
+        raise StatisticsError("scores are class probabilities, for classifiers; task is regression")
 
     cols = _Columns()
     cols.hasher.put("task", task)
@@ -291,7 +292,7 @@ def build_profile(
         values = cols.numeric("scores", cls, (scores or {})[cls])
         present = values[~np.isnan(values)]
         if present.size and (present.min() < 0.0 or present.max() > 1.0):
-            raise ValueError(f"scores[{cls!r}] must be probabilities in [0, 1]")
+            raise StatisticsError(f"scores[{cls!r}] must be probabilities in [0, 1]")
         score_values[str(cls)] = values
     score_profiles = {cls: numeric_profile(v, bins=bins) for cls, v in score_values.items()}
 
@@ -307,11 +308,11 @@ def build_profile(
 
     n_rows = cols.n or 0
     if n_rows == 0:
-        raise ValueError("a reference profile needs at least one row of data")
+        raise StatisticsError("a reference profile needs at least one row of data")
 
     classes = classes_for(task, pred_profile, label_profile, score_profiles)
     if task == "binary" and len(classes) > 2:
-        raise ValueError(
+        raise StatisticsError(
             f"task is 'binary' but the data has {len(classes)} classes: {list(classes)[:10]}"
         )
     performance: dict[str, float] = {}

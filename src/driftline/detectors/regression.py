@@ -26,6 +26,7 @@ from driftline.detectors.exact import (
     int_to_bytes,
 )
 from driftline.detectors.values import FloatArray, to_numeric
+from driftline.errors import StatisticsError
 
 __all__ = ["RegressionState", "RegressionSums"]
 
@@ -78,7 +79,7 @@ class RegressionSums:
     def _fold_kept(self, truth: FloatArray, predicted: FloatArray) -> None:
         error = predicted - truth
         if not (np.isfinite(error).all() and np.isfinite(truth).all()):
-            raise ValueError("labels and predictions must be finite numbers")
+            raise StatisticsError("labels and predictions must be finite numbers")
         self._sums[0] += exact_sum(truth)
         self._sums[1] += exact_square_sum(truth)
         self._sums[2] += exact_sum(error)
@@ -148,7 +149,7 @@ class RegressionSums:
     def restore(self, n: int, state: RegressionState) -> None:
         """Take over ``n`` and a :meth:`state`; raise if it does not hold the five sums."""
         if len(state["sums"]) != _N_SUMS:
-            raise ValueError(f"{len(state['sums'])} sums encoded, expected {_N_SUMS}")
+            raise StatisticsError(f"{len(state['sums'])} sums encoded, expected {_N_SUMS}")
         self._n = n
         self._sums = [int_from_bytes(v) for v in state["sums"]]
 

@@ -32,7 +32,7 @@ from driftline.detectors.columns import (
 )
 from driftline.detectors.exact import exact_sum, exact_value, int_from_bytes, int_to_bytes
 from driftline.detectors.values import IntArray
-from driftline.errors import DecodeError
+from driftline.errors import DecodeError, StatisticsError, SummaryMismatchError
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import WirePrediction
 
@@ -111,7 +111,7 @@ class PaneSummary:
 
     def __init__(self, profile: ReferenceProfile, *, unseen_cap: int = 100) -> None:
         if isinstance(unseen_cap, bool) or not isinstance(unseen_cap, int) or unseen_cap < 0:
-            raise ValueError(f"unseen_cap must be an integer >= 0, got {unseen_cap!r}")
+            raise StatisticsError(f"unseen_cap must be an integer >= 0, got {unseen_cap!r}")
         self._profile = profile
         self._unseen_cap = unseen_cap
         self.reset()
@@ -189,21 +189,21 @@ class PaneSummary:
         categorical = set(self._features) - numeric_names
         numeric_names = numeric_names if numeric else set()
         if not (numeric_names <= batch.numeric.keys() and categorical <= batch.categorical.keys()):
-            raise ValueError(
+            raise StatisticsError(
                 "batch does not have the profile's columns (numeric: "
                 f"{sorted(numeric_names - batch.numeric.keys())} missing, categorical: "
                 f"{sorted(categorical - batch.categorical.keys())} missing); build it with "
                 "columns_from_events or ColumnBatch.from_columns and the same profile"
             )
         if not self._scores.keys() <= batch.scores.keys():
-            raise ValueError(
+            raise StatisticsError(
                 f"batch lacks score columns {sorted(self._scores.keys() - batch.scores.keys())}"
             )
 
     def merge(self, other: PaneSummary) -> PaneSummary:
         """A new summary holding both; exact, associative and commutative."""
         if not self._same_reference(other):
-            raise ValueError(
+            raise SummaryMismatchError(
                 "other: cannot merge summaries of different reference profiles or unseen caps "
                 f"({self._identity()} vs {other._identity()})"
             )
@@ -374,7 +374,7 @@ class PaneSummary:
         if state.features.keys() != self._features.keys() or (
             state.scores.keys() != self._scores.keys()
         ):
-            raise ValueError("features or score classes differ")
+            raise StatisticsError("features or score classes differ")
         self._n = state.n
         self._t_min, self._t_max = state.event_time_min, state.event_time_max
         for name, column in self._features.items():

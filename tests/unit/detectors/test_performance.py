@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from driftline.detectors.classification import default_positive_class
 from driftline.detectors.performance import LABEL_DELAY_EDGES_MS, PerformanceSummary
 from driftline.detectors.profile import build_profile
-from driftline.errors import DecodeError
+from driftline.errors import DecodeError, SummaryMismatchError
 
 CLASSES = ("a", "b", "c")
 
@@ -273,7 +273,7 @@ def test_columns_of_different_lengths_are_rejected() -> None:
 
 
 def test_merge_and_from_bytes_reject_mismatches() -> None:
-    with pytest.raises(ValueError, match="cannot merge"):
+    with pytest.raises(SummaryMismatchError, match="cannot merge"):
         PerformanceSummary("binary", ("0", "1")).merge(PerformanceSummary("regression"))
     with pytest.raises(DecodeError, match="not a performance summary"):
         PerformanceSummary.from_bytes(b"\x00garbage")

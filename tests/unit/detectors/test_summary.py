@@ -15,7 +15,7 @@ from driftline.detectors.batch import ColumnBatch, columns_from_events
 from driftline.detectors.columns import CategoricalColumnSummary
 from driftline.detectors.profile import build_profile
 from driftline.detectors.summary import PaneSummary
-from driftline.errors import DecodeError
+from driftline.errors import DecodeError, SummaryMismatchError
 from driftline.schemas import decode_prediction
 from driftline.schemas.reference import CategoricalProfile, NumericProfile
 from tests.unit.detectors.summary_helpers import (
@@ -190,7 +190,7 @@ def test_unseen_cap_must_be_a_non_negative_integer() -> None:
 
 def test_merge_rejects_summaries_of_another_profile() -> None:
     other = build_profile("fraud", "4", "binary", {"amount": [1.0, 2.0]}, [0, 1])
-    with pytest.raises(ValueError, match="different reference profiles"):
+    with pytest.raises(SummaryMismatchError, match="different reference profiles"):
         PaneSummary(PROFILE).merge(PaneSummary(other))
 
 
