@@ -60,6 +60,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy import stats
 
 from driftline.config.settings import ModelConfig
 from driftline.detectors.result import TestResult
@@ -90,9 +91,9 @@ def adjust_p_values(p_values: ArrayLike, method: Correction = "bh") -> NDArray[n
     """Multiplicity-adjusted p-values, in the order given.
 
     ``bh``: Benjamini-Hochberg step-up, ``min(1, min_{j >= i} p_(j) m / j)`` for the i-th
-    smallest; rejecting adjusted p <= q controls the false-discovery rate at q (independent or
-    positively dependent tests). ``bonferroni``: ``min(1, p m)``, controlling the family-wise
-    error rate.
+    smallest (:func:`scipy.stats.false_discovery_control`); rejecting adjusted p <= q controls
+    the false-discovery rate at q (independent or positively dependent tests). ``bonferroni``:
+    ``min(1, p m)``, controlling the family-wise error rate.
 
     >>> adjust_p_values([0.01, 0.04, 0.03, 0.20]).round(4).tolist()
     [0.04, 0.0533, 0.0533, 0.2]
@@ -111,11 +112,7 @@ def adjust_p_values(p_values: ArrayLike, method: Correction = "bh") -> NDArray[n
         return p.copy()
     if method == "bonferroni":
         return np.minimum(p * m, 1.0)
-    order = np.argsort(p, kind="stable")
-    scaled = p[order] * m / np.arange(1, m + 1, dtype=np.float64)
-    stepped = np.minimum.accumulate(scaled[::-1])[::-1]
-    adjusted = np.empty(m, dtype=np.float64)
-    adjusted[order] = np.minimum(stepped, 1.0)
+    adjusted: NDArray[np.float64] = stats.false_discovery_control(p, method="bh")
     return adjusted
 
 
