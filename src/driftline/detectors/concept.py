@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import copy
 import inspect
 import math
 import random
@@ -36,8 +37,6 @@ import numpy as np
 import river
 from numpy.typing import ArrayLike
 from river import drift, stats
-from river._river_rust import stats as rust_stats
-from river._river_rust.drift import AdaptiveWindowing
 from river.drift.binary.hddm_w import SampleInfo
 
 from driftline.errors import StatisticsError
@@ -282,7 +281,7 @@ class ConceptDriftDetector:
             )
         try:
             for key, value in state.items():
-                setattr(detector, key, _decode(value))
+                setattr(detector, key, _decode(value, getattr(detector, key)))
             positions = tuple(int(i) for i in snapshot["drift_positions"])
             n_seen, n_drifts = int(snapshot["n_seen"]), int(snapshot["n_drifts"])
             warning = bool(snapshot["warning_detected"])
@@ -352,21 +351,32 @@ _OBJECTS: dict[str, type[Any]] = {
     "HDDMW.SampleInfo": SampleInfo,
 }
 _OBJECT_NAMES = {cls: key for key, cls in _OBJECTS.items()}
+# river's Rust objects, by class name: ADWIN's bucket structure, HDDM_W's weighted means.
+_RUST_KINDS = frozenset({"AdaptiveWindowing", "RsEWMean"})
 
 
-def _rust_template(kind: str) -> Any:
-    # Rust objects are rebuilt from their own pickled bytes, which carry every field, their
-    # parameters included; the constructor arguments only have to be valid.
-    if kind == "AdaptiveWindowing":
-        return AdaptiveWindowing(
-            delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10
-        )
-    if kind == "RsEWMean":
-        return rust_stats.RsEWMean(0.5)
-    raise StatisticsError(f"unknown Rust state {kind!r}")
+def _rust_bytes(value: Any) -> bytes | None:
+    # river's Rust objects take part in pickling through __getstate__, which returns their
+    # whole state as bytes (Python objects give a dict, a tuple or None). Known by name and
+    # by that, they need no import from river's private extension module.
+    if type(value).__name__ not in _RUST_KINDS:
+        return None
+    state = value.__getstate__()
+    return state if isinstance(state, bytes) else None
 
 
-_RUST_TYPES = {AdaptiveWindowing: "AdaptiveWindowing", rust_stats.RsEWMean: "RsEWMean"}
+def _rust_from_bytes(value: Mapping[str, Any], template: Any) -> Any:
+    # The same attribute of a freshly built detector supplies the class, so a snapshot names no
+    # class to load; the bytes carry every field, parameters included.
+    if (
+        template is None
+        or type(template).__name__ != value["$rust"]
+        or _rust_bytes(template) is None
+    ):
+        raise StatisticsError(f"unknown Rust state {value['$rust']!r}")
+    obj = copy.copy(template)
+    obj.__setstate__(base64.b64decode(value["bytes"]))
+    return obj
 
 
 def _encode(value: Any) -> Any:
@@ -383,9 +393,9 @@ def _encode(value: Any) -> Any:
         return {"$deque": [_encode(v) for v in value], "maxlen": value.maxlen}
     if isinstance(value, random.Random):
         return {"$random": _encode(value.getstate())}
-    rust = _RUST_TYPES.get(type(value))
+    rust = _rust_bytes(value)
     if rust is not None:
-        return {"$rust": rust, "bytes": base64.b64encode(value.__getstate__()).decode("ascii")}
+        return {"$rust": type(value).__name__, "bytes": base64.b64encode(rust).decode("ascii")}
     name = _OBJECT_NAMES.get(type(value))
     if name is not None:
         attrs = {k: _encode(v) for k, v in vars(value).items() if not callable(v)}
@@ -393,7 +403,8 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot snapshot a {type(value).__module__}.{type(value).__qualname__}")
 
 
-def _decode(value: Any) -> Any:
+def _decode(value: Any, template: Any = None) -> Any:
+    """Rebuild an encoded value; ``template`` is what a fresh detector holds in its place."""
     if isinstance(value, list):
         return [_decode(v) for v in value]
     if not isinstance(value, dict):
@@ -409,16 +420,14 @@ def _decode(value: Any) -> Any:
         generator.setstate(_decode(value["$random"]))
         return generator
     if "$rust" in value:
-        obj = _rust_template(value["$rust"])
-        obj.__setstate__(base64.b64decode(value["bytes"]))
-        return obj
+        return _rust_from_bytes(value, template)
     if "$object" in value:
         cls = _OBJECTS.get(value["$object"])
         if cls is None:
             raise StatisticsError(f"unknown object {value['$object']!r}")
         obj = object.__new__(cls)
         for key, item in value["attrs"].items():
-            setattr(obj, key, _decode(item))
+            setattr(obj, key, _decode(item, getattr(template, key, None)))
         return obj
     raise StatisticsError(f"unknown encoded value with keys {sorted(value)}")
 
