@@ -20,8 +20,8 @@ spends one false-alarm budget per model (DESIGN §4):
    baseline: ignored when it is no worse (the detectors are two-sided; an improving model is
    no problem), *confirmed* at once when it is worse by at least half of ``max_drop`` (a
    smaller loss than a breach), and otherwise drift evidence that must persist (k of n) like
-   a drifted feature. The drift benchmark measured one stray ADWIN detection per ~10 M
-   stationary predictions: unconfirmed, it can no longer retrain on its own.
+   a drifted feature. The drift benchmark sees stray ADWIN detections on stationary
+   predictions: unconfirmed, such a detection can no longer retrain on its own.
 4. **Alerts, with hysteresis.** A problem (in drift, performance breach) makes
    the alert fire; every window decided while it fires emits a ``firing``
    :class:`~driftline.schemas.outputs.DriftAlert`. Once firing, it resolves only after
