@@ -59,8 +59,9 @@ from scipy import stats
 from driftline.config.settings import ModelConfig
 from driftline.detectors.batch import ColumnBatch
 from driftline.detectors.concept import ConceptDriftDetector, make_detector
+from driftline.detectors.correction import adjust_p_values
+from driftline.detectors.decision import Decision
 from driftline.detectors.engine import ModelMonitor, WindowReport
-from driftline.detectors.policy import Decision, adjust_p_values
 from driftline.detectors.profile import build_profile
 from driftline.detectors.registry import run_test
 from driftline.detectors.summary import PaneSummary

@@ -21,8 +21,9 @@ import numpy as np
 
 from driftline.config.settings import ModelConfig, WindowSpec, format_duration
 from driftline.detectors.columns import CategoricalColumnSummary
+from driftline.detectors.decision import Decision, PerformanceObservation
 from driftline.detectors.performance import PerformanceSummary
-from driftline.detectors.policy import Decision, DecisionPolicy, PerformanceObservation
+from driftline.detectors.policy import DecisionPolicy
 from driftline.detectors.quality import (
     missing_rate_test,
     out_of_range_test,

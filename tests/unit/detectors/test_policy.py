@@ -13,14 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.config.settings import ModelConfig
-from driftline.detectors.policy import (
-    Decision,
-    DecisionInputError,
-    DecisionPolicy,
-    PerformanceObservation,
-    adjust_p_values,
-)
+from driftline.detectors.correction import adjust_p_values
+from driftline.detectors.decision import Decision, PerformanceObservation
+from driftline.detectors.policy import DecisionPolicy
 from driftline.detectors.result import ResultKind, TestResult
+from driftline.errors import DecisionInputError
 from driftline.schemas.outputs import DriftAlert, RetrainRequest
 
 T0 = datetime(2026, 11, 22, tzinfo=UTC)
