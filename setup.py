@@ -2,7 +2,7 @@
 
 ``driftline.detectors._fold`` counts numeric features into their reference bins for stage 1
 (``src/driftline/detectors/_fold.c``). It is optional: without a C compiler the install still
-succeeds and :mod:`driftline.detectors.summary` uses its NumPy path, which gives the same
+succeeds and :mod:`driftline.detectors.fold` uses its NumPy path, which gives the same
 counts (``tests/unit/detectors/test_fold_kernel.py``), only slower.
 """
 

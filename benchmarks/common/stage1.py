@@ -6,7 +6,8 @@ Each step's inputs are prepared when :class:`Stage1` is built, so a step's time 
 
 from __future__ import annotations
 
-from driftline.detectors.summary import PaneSummary, columns_from_events
+from driftline.detectors.batch import columns_from_events
+from driftline.detectors.summary import PaneSummary
 from driftline.schemas import decode_prediction
 from driftline.schemas.reference import ReferenceProfile
 

@@ -17,10 +17,11 @@ import numpy as np
 
 from drift_parts.population import Sample, draw
 from driftline.config.settings import ModelConfig
+from driftline.detectors.batch import ColumnBatch
 from driftline.detectors.concept import ConceptDriftDetector, make_detector
+from driftline.detectors.decision import Decision
 from driftline.detectors.engine import ModelMonitor, WindowReport
-from driftline.detectors.policy import Decision
-from driftline.detectors.summary import ColumnBatch, PaneSummary
+from driftline.detectors.summary import PaneSummary
 from driftline.schemas.outputs import Reason
 from driftline.schemas.reference import NumericProfile, ReferenceProfile
 

@@ -27,8 +27,8 @@ from drift_parts.monitor import (
 )
 from drift_parts.population import draw
 from driftline.config.settings import ModelConfig
+from driftline.detectors.correction import adjust_p_values
 from driftline.detectors.engine import WindowReport
-from driftline.detectors.policy import adjust_p_values
 from driftline.detectors.registry import run_test
 from driftline.detectors.summary import PaneSummary
 from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile

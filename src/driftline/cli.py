@@ -142,7 +142,7 @@ def reference_build(
     label: Annotated[str, typer.Option(help="The label column, if any.")] = "label",
 ) -> None:
     """Build a model version's reference profile from a dataset and write it as JSON."""
-    from driftline.detectors.datasets import load_dataset
+    from driftline.datasets import load_dataset
 
     if task not in ("binary", "multiclass", "regression"):
         err.print(f"error: --task must be binary, multiclass or regression, got {task!r}")

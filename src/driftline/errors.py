@@ -75,6 +75,10 @@ class StatisticsError(DriftlineError, ValueError):
     """Inputs a statistic or a decision cannot be computed from (shapes, ranges, types)."""
 
 
+class SummaryMismatchError(StatisticsError):
+    """Summaries that count against different references or settings cannot be merged."""
+
+
 class DecisionInputError(StatisticsError):
     """The decision policy was given inconsistent windows, results or parameters."""
 

@@ -15,10 +15,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from driftline.detectors.result import ResultKind, TestResult
+from driftline.detectors.values import FloatArray, IntArray
+from driftline.errors import StatisticsError
 from driftline.schemas.reference import CategoricalProfile, NumericProfile
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 
 PSEUDO_COUNT = 0.5
 """Pseudo-count added to every bin where a log or a division needs non-empty bins.
@@ -53,25 +52,25 @@ def checked_counts(counts: ArrayLike, n_bins: int) -> IntArray:
     """
     array = np.asarray(counts)
     if array.ndim != 1 or array.shape[0] != n_bins:
-        raise ValueError(
+        raise StatisticsError(
             f"counts must be a 1-d array of {n_bins} bin counts (one per reference bin), "
             f"got shape {array.shape}"
         )
     if array.dtype.kind not in "iu":
         rounded = np.rint(array)
         if not np.array_equal(rounded, array):
-            raise ValueError("counts must be whole numbers")
+            raise StatisticsError("counts must be whole numbers")
         array = rounded
     result = array.astype(np.int64)
     if (result < 0).any():
-        raise ValueError("counts must be non-negative")
+        raise StatisticsError("counts must be non-negative")
     return result
 
 
 def checked_n_reference(n_reference: int) -> int:
     """``n_reference`` if it is a possible number of reference values (0 or more)."""
     if n_reference < 0:
-        raise ValueError(f"n_reference must be non-negative, got {n_reference}")
+        raise StatisticsError(f"n_reference must be non-negative, got {n_reference}")
     return int(n_reference)
 
 
@@ -130,7 +129,7 @@ def decile_bins(values: ArrayLike, edges: ArrayLike, decile_edges: ArrayLike) ->
         return v
     positions = np.searchsorted(fine, coarse)
     if (positions >= fine.size).any() or not np.array_equal(fine[positions], coarse):
-        raise ValueError("decile_edges must be a subset of edges")
+        raise StatisticsError("decile_edges must be a subset of edges")
     # Fine bin i ends at edges[i]; a decile edge at edges[i] starts a new decile at bin i + 1.
     starts = np.concatenate(([0], positions + 1))
     return np.add.reduceat(v, starts).astype(np.float64)

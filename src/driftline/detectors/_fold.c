@@ -1,10 +1,10 @@
 /* Compiled speed-up for stage 1's hottest loop: numeric feature dicts -> bin counts.
  *
- * Pure Python/NumPy does the same in driftline.detectors.summary (the reference
+ * Pure Python/NumPy does the same in driftline.detectors.fold (the reference
  * implementation, used when this module is not built): pull one column per feature out of the
  * events' feature dicts, convert it to float64, searchsorted it into the reference bins,
- * bincount. That builds 2 lists and 3 arrays per feature per batch and costs about 3 us per
- * 20-feature event; this loop reads each value once and counts it in place (well under 1 us).
+ * bincount. That builds 2 lists and 3 arrays per feature per batch; this loop reads each value
+ * once and counts it in place.
  *
  * fold_numeric(dicts, names, edges, counts) -> list[tuple[int, int]] | None
  *
@@ -58,9 +58,9 @@ static int check_format(Py_buffer *view, const char *want, const char *what, Py_
 
 /* The number of edges <= v (searchsorted side="right"), v not NaN. Branch-free: the loop
  * runs log2(n) times whatever v is and the comparison becomes a conditional move; a branchy
- * binary search mispredicts about half its steps on live data (measured 2x slower). The
- * answer is always base + (edges <= v among edges[base, base + n)): when the last edge of
- * the first half is <= v the whole half is, else no edge from it on is. */
+ * binary search mispredicts about half its steps on live data. The answer is always
+ * base + (edges <= v among edges[base, base + n)): when the last edge of the first half is
+ * <= v the whole half is, else no edge from it on is. */
 static inline Py_ssize_t upper_bound(const double *edges, Py_ssize_t n, double v) {
     if (n == 0) return 0;
     Py_ssize_t base = 0;
@@ -263,7 +263,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "driftline.detectors._fold",
-    "Compiled numeric folding for stage 1 (see driftline.detectors.summary).", -1, methods,
+    "Compiled numeric folding for stage 1 (see driftline.detectors.fold).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__fold(void) { return PyModule_Create(&module); }

@@ -15,15 +15,16 @@ for the two parts river implements in Rust (ADWIN's bucket structure, HDDM_W's e
 weighted means) the bytes those objects themselves produce for pickling, base64-encoded. Those
 bytes are river's own binary layout (bincode, no code execution when loaded), so a snapshot that
 holds them restores only under the river version that took it; restoring it under another
-raises ``ValueError`` rather than risk a crash inside river. The size of a snapshot is bounded:
-KSWIN keeps at most ``window_size`` values, ADWIN's buckets grow with the logarithm of its
-window, the others hold a few numbers.
+raises :class:`~driftline.errors.StatisticsError` rather than risk a crash inside river. The
+size of a snapshot is bounded: KSWIN keeps at most ``window_size`` values, ADWIN's buckets grow
+with the logarithm of its window, the others hold a few numbers.
 """
 
 from __future__ import annotations
 
 import base64
 import collections
+import copy
 import inspect
 import math
 import random
@@ -36,9 +37,9 @@ import numpy as np
 import river
 from numpy.typing import ArrayLike
 from river import drift, stats
-from river._river_rust import stats as rust_stats
-from river._river_rust.drift import AdaptiveWindowing
 from river.drift.binary.hddm_w import SampleInfo
+
+from driftline.errors import StatisticsError
 
 __all__ = ["DETECTORS", "ConceptDriftDetector", "detector_from_snapshot", "make_detector"]
 
@@ -113,16 +114,16 @@ class ConceptDriftDetector:
 
     def __init__(self, name: str, **params: Any) -> None:
         if name not in _SPECS:
-            raise ValueError(f"unknown detector {name!r}; allowed: {list(DETECTORS)}")
+            raise StatisticsError(f"unknown detector {name!r}; allowed: {list(DETECTORS)}")
         allowed = _parameters(name)
         unknown = sorted(set(params) - set(allowed))
         if unknown:
-            raise ValueError(
+            raise StatisticsError(
                 f"unknown parameter(s) {unknown} for detector {name!r}; allowed: {sorted(allowed)}"
             )
         for key, value in params.items():
             if value is not None and not isinstance(value, bool | int | float | str):
-                raise ValueError(
+                raise StatisticsError(
                     f"parameter {key!r} of detector {name!r} must be a number, string, boolean "
                     f"or None, got {type(value).__name__}"
                 )
@@ -135,7 +136,9 @@ class ConceptDriftDetector:
         try:
             return self._spec.factory(**self._params)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"invalid parameters for detector {self._name!r}: {exc}") from None
+            raise StatisticsError(
+                f"invalid parameters for detector {self._name!r}: {exc}"
+            ) from None
 
     def reset(self) -> None:
         """Forget everything seen: a detector as new, with the same parameters."""
@@ -197,11 +200,11 @@ class ConceptDriftDetector:
         """
         array = np.asarray(values, dtype=np.float64).ravel()
         if not np.isfinite(array).all():
-            raise ValueError(f"detector {self._name!r} needs finite values")
+            raise StatisticsError(f"detector {self._name!r} needs finite values")
         items: list[Any]
         if self._spec.binary:
             if not np.isin(array, (0.0, 1.0)).all():
-                raise ValueError(f"detector {self._name!r} needs a stream of 0/1 errors")
+                raise StatisticsError(f"detector {self._name!r} needs a stream of 0/1 errors")
             items = array.astype(np.int64).tolist()
         else:
             items = array.tolist()
@@ -251,39 +254,39 @@ class ConceptDriftDetector:
 
         Raises
         ------
-        ValueError
+        StatisticsError
             If the snapshot is of another detector or other parameters, is malformed, or holds
             river's binary state from another river version.
         """
         if snapshot.get("detector") != self._name:
-            raise ValueError(
+            raise StatisticsError(
                 f"snapshot is of detector {snapshot.get('detector')!r}, not {self._name!r}"
             )
         if snapshot.get("params") != self._params:
-            raise ValueError(
+            raise StatisticsError(
                 f"snapshot parameters {snapshot.get('params')} differ from {self._params}"
             )
         state = snapshot["state"]
         if snapshot.get("river_version") != river.__version__ and _holds_rust_state(state):
-            raise ValueError(
+            raise StatisticsError(
                 f"snapshot holds river {snapshot.get('river_version')}'s binary state and "
                 f"cannot be restored under river {river.__version__}"
             )
         detector = self._build()
         expected = {key for key, value in vars(detector).items() if not callable(value)}
         if set(state) != expected:
-            raise ValueError(
+            raise StatisticsError(
                 f"snapshot state has attributes {sorted(state)}, detector {self._name!r} "
                 f"has {sorted(expected)}"
             )
         try:
             for key, value in state.items():
-                setattr(detector, key, _decode(value))
+                setattr(detector, key, _decode(value, getattr(detector, key)))
             positions = tuple(int(i) for i in snapshot["drift_positions"])
             n_seen, n_drifts = int(snapshot["n_seen"]), int(snapshot["n_drifts"])
             warning = bool(snapshot["warning_detected"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"malformed snapshot of detector {self._name!r}: {exc}") from None
+            raise StatisticsError(f"malformed snapshot of detector {self._name!r}: {exc}") from None
         self._detector = detector
         self._n_seen, self._n_drifts = n_seen, n_drifts
         self._drift_positions = positions
@@ -306,7 +309,7 @@ def make_detector(name: str, **params: Any) -> ConceptDriftDetector:
 
     Raises
     ------
-    ValueError
+    StatisticsError
         For an unknown name or parameter (the message lists the allowed ones) or a value river
         rejects.
 
@@ -317,8 +320,8 @@ def make_detector(name: str, **params: Any) -> ConceptDriftDetector:
     >>> make_detector("cusum")
     Traceback (most recent call last):
     ...
-    ValueError: unknown detector 'cusum'; allowed: ['adwin', 'ddm', 'eddm', 'hddm_a', \
-'hddm_w', 'page_hinkley', 'kswin']
+    driftline.errors.StatisticsError: unknown detector 'cusum'; allowed: ['adwin', 'ddm', \
+'eddm', 'hddm_a', 'hddm_w', 'page_hinkley', 'kswin']
     """
     return ConceptDriftDetector(name, **params)
 
@@ -333,7 +336,7 @@ def detector_from_snapshot(snapshot: Mapping[str, Any]) -> ConceptDriftDetector:
     """
     params = snapshot.get("params")
     if not isinstance(params, Mapping):
-        raise ValueError("snapshot has no parameters")
+        raise StatisticsError("snapshot has no parameters")
     return make_detector(str(snapshot.get("detector")), **params).restore(snapshot)
 
 
@@ -348,21 +351,32 @@ _OBJECTS: dict[str, type[Any]] = {
     "HDDMW.SampleInfo": SampleInfo,
 }
 _OBJECT_NAMES = {cls: key for key, cls in _OBJECTS.items()}
+# river's Rust objects, by class name: ADWIN's bucket structure, HDDM_W's weighted means.
+_RUST_KINDS = frozenset({"AdaptiveWindowing", "RsEWMean"})
 
 
-def _rust_template(kind: str) -> Any:
-    # Rust objects are rebuilt from their own pickled bytes, which carry every field, their
-    # parameters included; the constructor arguments only have to be valid.
-    if kind == "AdaptiveWindowing":
-        return AdaptiveWindowing(
-            delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10
-        )
-    if kind == "RsEWMean":
-        return rust_stats.RsEWMean(0.5)
-    raise ValueError(f"unknown Rust state {kind!r}")
+def _rust_bytes(value: Any) -> bytes | None:
+    # river's Rust objects take part in pickling through __getstate__, which returns their
+    # whole state as bytes (Python objects give a dict, a tuple or None). Known by name and
+    # by that, they need no import from river's private extension module.
+    if type(value).__name__ not in _RUST_KINDS:
+        return None
+    state = value.__getstate__()
+    return state if isinstance(state, bytes) else None
 
 
-_RUST_TYPES = {AdaptiveWindowing: "AdaptiveWindowing", rust_stats.RsEWMean: "RsEWMean"}
+def _rust_from_bytes(value: Mapping[str, Any], template: Any) -> Any:
+    # The same attribute of a freshly built detector supplies the class, so a snapshot names no
+    # class to load; the bytes carry every field, parameters included.
+    if (
+        template is None
+        or type(template).__name__ != value["$rust"]
+        or _rust_bytes(template) is None
+    ):
+        raise StatisticsError(f"unknown Rust state {value['$rust']!r}")
+    obj = copy.copy(template)
+    obj.__setstate__(base64.b64decode(value["bytes"]))
+    return obj
 
 
 def _encode(value: Any) -> Any:
@@ -379,9 +393,9 @@ def _encode(value: Any) -> Any:
         return {"$deque": [_encode(v) for v in value], "maxlen": value.maxlen}
     if isinstance(value, random.Random):
         return {"$random": _encode(value.getstate())}
-    rust = _RUST_TYPES.get(type(value))
+    rust = _rust_bytes(value)
     if rust is not None:
-        return {"$rust": rust, "bytes": base64.b64encode(value.__getstate__()).decode("ascii")}
+        return {"$rust": type(value).__name__, "bytes": base64.b64encode(rust).decode("ascii")}
     name = _OBJECT_NAMES.get(type(value))
     if name is not None:
         attrs = {k: _encode(v) for k, v in vars(value).items() if not callable(v)}
@@ -389,7 +403,8 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot snapshot a {type(value).__module__}.{type(value).__qualname__}")
 
 
-def _decode(value: Any) -> Any:
+def _decode(value: Any, template: Any = None) -> Any:
+    """Rebuild an encoded value; ``template`` is what a fresh detector holds in its place."""
     if isinstance(value, list):
         return [_decode(v) for v in value]
     if not isinstance(value, dict):
@@ -405,18 +420,16 @@ def _decode(value: Any) -> Any:
         generator.setstate(_decode(value["$random"]))
         return generator
     if "$rust" in value:
-        obj = _rust_template(value["$rust"])
-        obj.__setstate__(base64.b64decode(value["bytes"]))
-        return obj
+        return _rust_from_bytes(value, template)
     if "$object" in value:
         cls = _OBJECTS.get(value["$object"])
         if cls is None:
-            raise ValueError(f"unknown object {value['$object']!r}")
+            raise StatisticsError(f"unknown object {value['$object']!r}")
         obj = object.__new__(cls)
         for key, item in value["attrs"].items():
-            setattr(obj, key, _decode(item))
+            setattr(obj, key, _decode(item, getattr(template, key, None)))
         return obj
-    raise ValueError(f"unknown encoded value with keys {sorted(value)}")
+    raise StatisticsError(f"unknown encoded value with keys {sorted(value)}")
 
 
 def _holds_rust_state(value: Any) -> bool:

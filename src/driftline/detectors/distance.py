@@ -28,7 +28,6 @@ from scipy import stats
 
 from driftline.detectors._binned import (
     PSEUDO_COUNT,
-    FloatArray,
     effective_n,
     informative,
     reference_probabilities,
@@ -36,6 +35,7 @@ from driftline.detectors._binned import (
     window_inputs,
 )
 from driftline.detectors.result import ResultKind, TestResult
+from driftline.detectors.values import FloatArray
 from driftline.schemas.reference import CategoricalProfile, NumericProfile
 
 __all__ = [
@@ -162,10 +162,10 @@ def bin_positions(profile: NumericProfile) -> FloatArray:
 
     The outer bins ``(-inf, e0)`` and ``[e_last, +inf)`` sit on ``e0`` and ``e_last``, not
     halfway to the reference's minimum and maximum: those are single extreme values, and on a
-    heavy-tailed feature (lognormal, sigma 1.5) the halfway point put the top 1 % of the mass
-    ten times further out than the edge, so ordinary sampling noise in that bin read as drift
-    in 71 % of stationary windows (drift benchmark). On the edge, the tails' contribution to
-    W1 is a lower bound, and the statistic stays robust.
+    heavy-tailed feature the halfway point put the outer bin's mass far beyond the edge, so
+    ordinary sampling noise in that bin read as drift in stationary windows (drift benchmark).
+    On the edge, the tails' contribution to W1 is a lower bound, and the statistic stays
+    robust.
 
     >>> from driftline.schemas.reference import NumericProfile
     >>> profile = NumericProfile(

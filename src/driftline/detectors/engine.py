@@ -20,8 +20,10 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from driftline.config.settings import ModelConfig, WindowSpec, format_duration
+from driftline.detectors.columns import CategoricalColumnSummary
+from driftline.detectors.decision import Decision, PerformanceObservation
 from driftline.detectors.performance import PerformanceSummary
-from driftline.detectors.policy import Decision, DecisionPolicy, PerformanceObservation
+from driftline.detectors.policy import DecisionPolicy
 from driftline.detectors.quality import (
     missing_rate_test,
     out_of_range_test,
@@ -29,7 +31,7 @@ from driftline.detectors.quality import (
 )
 from driftline.detectors.registry import run_test
 from driftline.detectors.result import TestResult
-from driftline.detectors.summary import CategoricalColumnSummary, PaneSummary
+from driftline.detectors.summary import PaneSummary
 from driftline.schemas.events import EPOCH
 from driftline.schemas.reference import CategoricalProfile, ReferenceProfile
 from driftline.schemas.wire import WirePrediction, event_time_ms
@@ -240,7 +242,7 @@ class ModelMonitor:
         scores: Mapping[str, Sequence[float] | np.ndarray] | None = None,
     ) -> None:
         """Fold columns (one array per feature) into their panes by event time."""
-        from driftline.detectors.summary import ColumnBatch
+        from driftline.detectors.batch import ColumnBatch
 
         times = np.asarray(event_ms, dtype=np.int64)
         panes = times - times % self.pane_ms

@@ -22,8 +22,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from driftline.detectors._binned import FloatArray, checked_counts
+from driftline.detectors._binned import checked_counts
 from driftline.detectors.result import TestResult
+from driftline.detectors.values import FloatArray
+from driftline.errors import StatisticsError
 
 __all__ = [
     "BinaryScoreSums",
@@ -77,7 +79,7 @@ class ScoreSum:
         elif s.ndim == 2:
             top = s.max(axis=1) if s.shape[0] else np.zeros(0)
         else:
-            raise ValueError(f"scores must be 1-d or 2-d, got shape {s.shape}")
+            raise StatisticsError(f"scores must be 1-d or 2-d, got shape {s.shape}")
         return cls(total=float(top.sum()), count=int(top.size))
 
     def __add__(self, other: ScoreSum) -> ScoreSum:
@@ -163,14 +165,18 @@ class BinaryScoreSums:
         c = checked_counts(counts, e.size + 1).astype(np.float64)
         split = np.flatnonzero(e == threshold)
         if split.size != 1:
-            raise ValueError(f"threshold must be one of the histogram's edges, got {threshold}")
+            raise StatisticsError(
+                f"threshold must be one of the histogram's edges, got {threshold}"
+            )
         if score_sums is None:
             closed = np.concatenate(([0.0], e, [1.0]))
             sums: FloatArray = c * (closed[:-1] + closed[1:]) / 2.0
         else:
             sums = np.asarray(score_sums, dtype=np.float64)
             if sums.shape != c.shape:
-                raise ValueError(f"score_sums must have {c.size} entries, got shape {sums.shape}")
+                raise StatisticsError(
+                    f"score_sums must have {c.size} entries, got shape {sums.shape}"
+                )
         first_positive = int(split[0]) + 1
         return cls(
             threshold=float(threshold),
@@ -182,7 +188,7 @@ class BinaryScoreSums:
 
     def __add__(self, other: BinaryScoreSums) -> BinaryScoreSums:
         if other.threshold != self.threshold:
-            raise ValueError(
+            raise StatisticsError(
                 f"cannot merge sums for thresholds {self.threshold} and {other.threshold}"
             )
         return BinaryScoreSums(
@@ -326,14 +332,14 @@ def calibration_report(
     c = checked_counts(counts, e.size + 1)
     k = checked_counts(positives, e.size + 1)
     if (k > c).any():
-        raise ValueError("positives cannot exceed counts in any bin")
+        raise StatisticsError("positives cannot exceed counts in any bin")
     closed = np.concatenate(([0.0], e, [1.0]))
     if score_sums is None:
         sums: FloatArray = c * (closed[:-1] + closed[1:]) / 2.0
     else:
         sums = np.asarray(score_sums, dtype=np.float64)
         if sums.shape != c.shape:
-            raise ValueError(f"score_sums must have {c.size} entries, got shape {sums.shape}")
+            raise StatisticsError(f"score_sums must have {c.size} entries, got shape {sums.shape}")
     n = int(c.sum())
     if n == 0:
         return CalibrationReport((), 0, math.nan, math.nan, 0.0, None)

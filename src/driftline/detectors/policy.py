@@ -1,7 +1,8 @@
 """The decision policy: from one window's test results to alerts and retrain requests.
 
 One :class:`DecisionPolicy` per model version (and window size) turns the
-:class:`~driftline.detectors.result.TestResult` of each window into a :class:`Decision`. It
+:class:`~driftline.detectors.result.TestResult` of each window into a
+:class:`~driftline.detectors.decision.Decision`. It
 spends one false-alarm budget per model (DESIGN §4):
 
 1. **Correction across features.** The drift tests of a window (``feature_drift`` and
@@ -20,16 +21,17 @@ spends one false-alarm budget per model (DESIGN §4):
    baseline: ignored when it is no worse (the detectors are two-sided; an improving model is
    no problem), *confirmed* at once when it is worse by at least half of ``max_drop`` (a
    smaller loss than a breach), and otherwise drift evidence that must persist (k of n) like
-   a drifted feature. The drift benchmark measured one stray ADWIN detection per ~10 M
-   stationary predictions: unconfirmed, it can no longer retrain on its own.
+   a drifted feature. The drift benchmark sees stray ADWIN detections on stationary
+   predictions: unconfirmed, such a detection can no longer retrain on its own.
 4. **Alerts, with hysteresis.** A problem (in drift, performance breach) makes
    the alert fire; every window decided while it fires emits a ``firing``
    :class:`~driftline.schemas.outputs.DriftAlert`. Once firing, it resolves only after
    ``resolve_after`` consecutive clean windows (default ``persistence_n``, so the whole
    persistence horizon is clean), emitting one ``resolved`` alert.
 5. **Severity.** ``critical``: a performance breach, or the model is in drift and the latest
-   drifted window had at least :data:`CRITICAL_FEATURES` drifted columns or one column at
-   least :data:`CRITICAL_RATIO` times its threshold. ``warning``: any other drift or concept
+   drifted window had at least :data:`~driftline.detectors.evidence.CRITICAL_FEATURES` drifted
+   columns or one column at least :data:`~driftline.detectors.evidence.CRITICAL_RATIO` times
+   its threshold. ``warning``: any other drift or concept
    drift. ``info``: firing only because of hysteresis (the window itself shows no problem).
    Resolved alerts are ``info``.
 6. **Retraining.** ``retrain.policy`` decides which evidence asks for a retrain: ``on_drift``
@@ -54,229 +56,29 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal
-
-import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from typing import Any, Final
 
 from driftline.config.settings import ModelConfig
+from driftline.detectors.correction import adjust_p_values
+from driftline.detectors.decision import (
+    DRIFT_KINDS,
+    Decision,
+    PerformanceObservation,
+    Verdict,
+    by_ratio,
+)
+from driftline.detectors.evidence import AlertFold, AlertStep, WindowEvidence
 from driftline.detectors.result import TestResult
 from driftline.errors import DecisionInputError
 from driftline.schemas.events import EPOCH, to_epoch_ms
-from driftline.schemas.outputs import DriftAlert, Reason, RetrainRequest, Severity
-
-CRITICAL_FEATURES: Final = 3
-"""Drifted columns in one window that make persistent drift ``critical``."""
+from driftline.schemas.outputs import DriftAlert, Reason, RetrainRequest
 
 CONCEPT_MARGIN: Final = 0.025
 """The performance loss that confirms a concept-drift flag when ``performance.max_drop`` is
 unset; otherwise half of ``max_drop`` does."""
 
-CRITICAL_RATIO: Final = 2.0
-"""Effect size, as a multiple of its threshold, that makes persistent drift ``critical``."""
-
 SNAPSHOT_FORMAT: Final = 1
-
-DRIFT_KINDS: Final = frozenset({"feature_drift", "prediction_drift"})
-"""Result kinds the policy corrects and judges; other kinds pass through unjudged."""
-
-Correction = Literal["bh", "bonferroni"]
-SkipReason = Literal["too_few_samples", "not_finite", "not_a_drift_test"]
-
-
-def adjust_p_values(p_values: ArrayLike, method: Correction = "bh") -> NDArray[np.float64]:
-    """Multiplicity-adjusted p-values, in the order given.
-
-    ``bh``: Benjamini-Hochberg step-up, ``min(1, min_{j >= i} p_(j) m / j)`` for the i-th
-    smallest; rejecting adjusted p <= q controls the false-discovery rate at q (independent or
-    positively dependent tests). ``bonferroni``: ``min(1, p m)``, controlling the family-wise
-    error rate.
-
-    >>> adjust_p_values([0.01, 0.04, 0.03, 0.20]).round(4).tolist()
-    [0.04, 0.0533, 0.0533, 0.2]
-    >>> adjust_p_values([0.01, 0.04], "bonferroni").tolist()
-    [0.02, 0.08]
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    if p.ndim != 1:
-        raise DecisionInputError(f"p_values must be one-dimensional, got shape {p.shape}")
-    if not np.all((p >= 0.0) & (p <= 1.0)):
-        raise DecisionInputError("p_values must lie in [0, 1] (and not be NaN)")
-    if method not in ("bh", "bonferroni"):
-        raise DecisionInputError(f"method must be 'bh' or 'bonferroni', got {method!r}")
-    m = p.size
-    if m == 0:
-        return p.copy()
-    if method == "bonferroni":
-        return np.minimum(p * m, 1.0)
-    order = np.argsort(p, kind="stable")
-    scaled = p[order] * m / np.arange(1, m + 1, dtype=np.float64)
-    stepped = np.minimum.accumulate(scaled[::-1])[::-1]
-    adjusted = np.empty(m, dtype=np.float64)
-    adjusted[order] = np.minimum(stepped, 1.0)
-    return adjusted
-
-
-@dataclass(frozen=True, slots=True)
-class PerformanceObservation:
-    """The realised performance of a model in one window.
-
-    ``baseline`` is the same metric on the reference (``None``: judge the absolute threshold
-    only).
-
-    >>> PerformanceObservation("accuracy", 0.91, n_labels=1200, baseline=0.95).n_labels
-    1200
-    """
-
-    metric: str
-    value: float
-    n_labels: int
-    baseline: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The policy's verdict on one test result, after correction across features.
-
-    ``judged`` is False for results the policy does not decide on (``skip_reason`` says why);
-    ``adjusted_p_value`` is None when the result has no p-value or was not judged;
-    ``effect_ratio`` is the statistic divided by its threshold (NaN when not finite).
-
-    >>> r = TestResult("psi", "amount", 0.3, 1e-6, 0.2, 50_000, 900, True)
-    >>> Verdict(r, judged=True, drifted=True, adjusted_p_value=2e-6, effect_ratio=1.5).drifted
-    True
-    """
-
-    result: TestResult
-    judged: bool
-    drifted: bool
-    adjusted_p_value: float | None
-    effect_ratio: float
-    skip_reason: SkipReason | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What the policy decided for one window.
-
-    ``verdicts`` follow the order of the results given; ``drifted_features`` lists the drifted
-    ``feature_drift`` columns, largest effect ratio first. ``drift_found`` is this window's own
-    finding, ``in_drift`` the persistent one (k of n). ``firing`` is the alert state after this
-    window, ``severity`` that of the firing alert (None when not firing). ``restated`` is True
-    when this window had been decided before; ``outside_history`` when it is older than the
-    retained history, so it changed no state and emitted nothing.
-
-    >>> from datetime import UTC, datetime
-    >>> d = Decision(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC),
-    ...              verdicts=(), drifted_features=[], alerts=[], retrain=None)
-    >>> d.firing, d.alerts
-    (False, [])
-    """
-
-    window_start: datetime
-    window_end: datetime
-    verdicts: tuple[Verdict, ...]
-    drifted_features: list[str]
-    alerts: list[DriftAlert]
-    retrain: RetrainRequest | None
-    drift_found: bool = False
-    in_drift: bool = False
-    performance_breach: bool = False
-    concept_drift: bool = False
-    firing: bool = False
-    severity: Severity | None = None
-    restated: bool = False
-    outside_history: bool = False
-
-
-# --- internal state ------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Window:
-    """The evidence of one window, as the fold needs it (JSON-able through ``dump``)."""
-
-    start: int
-    end: int
-    drift_judged: bool = False
-    drift: bool = False
-    perf_judged: bool = False
-    breach: bool = False
-    concept: bool = False
-    concept_confirmed: bool = False
-    n_drifted: int = 0
-    max_ratio: float = 0.0
-    reasons: tuple[Reason, ...] = ()
-    perf_reason: Reason | None = None
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return (self.start, self.end)
-
-    @property
-    def order(self) -> tuple[int, int]:
-        return (self.end, self.start)
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "start": self.start,
-            "end": self.end,
-            "drift_judged": self.drift_judged,
-            "drift": self.drift,
-            "perf_judged": self.perf_judged,
-            "breach": self.breach,
-            "concept": self.concept,
-            "concept_confirmed": self.concept_confirmed,
-            "n_drifted": self.n_drifted,
-            "max_ratio": self.max_ratio,
-            "reasons": [r.model_dump(mode="json") for r in self.reasons],
-            "perf_reason": (
-                None if self.perf_reason is None else self.perf_reason.model_dump(mode="json")
-            ),
-        }
-
-    @classmethod
-    def load(cls, data: dict[str, Any]) -> _Window:
-        perf = data["perf_reason"]
-        return cls(
-            start=int(data["start"]),
-            end=int(data["end"]),
-            drift_judged=bool(data["drift_judged"]),
-            drift=bool(data["drift"]),
-            perf_judged=bool(data["perf_judged"]),
-            breach=bool(data["breach"]),
-            concept=bool(data["concept"]),
-            concept_confirmed=bool(data.get("concept_confirmed", False)),
-            n_drifted=int(data["n_drifted"]),
-            max_ratio=float(data["max_ratio"]),
-            reasons=tuple(Reason.model_validate(r) for r in data["reasons"]),
-            perf_reason=None if perf is None else Reason.model_validate(perf),
-        )
-
-
-@dataclass(slots=True)
-class _Fold:
-    """The alert state machine, advanced one window at a time in event-time order."""
-
-    recent: deque[bool]
-    firing: bool = False
-    clean: int = 0
-    last_drift: _Window | None = None
-
-    def copy(self) -> _Fold:
-        recent = deque(self.recent, maxlen=self.recent.maxlen)
-        return _Fold(recent, self.firing, self.clean, self.last_drift)
-
-
-@dataclass(frozen=True, slots=True)
-class _Step:
-    in_drift: bool
-    firing: bool
-    resolved: bool
-    severity: Severity | None
-    evidence: _Window | None
 
 
 class DecisionPolicy:
@@ -355,14 +157,14 @@ class DecisionPolicy:
 
     def reset(self) -> None:
         """Forget every window, alert and request, e.g. when the model is re-baselined."""
-        self._windows: list[_Window] = []
+        self._windows: list[WindowEvidence] = []
         self._base = self._empty_fold()
         self._horizon_end: int | None = None
         self._requests: set[tuple[int, int]] = set()
         self._current = self._empty_fold()
 
-    def _empty_fold(self) -> _Fold:
-        return _Fold(deque(maxlen=self.config.drift.persistence_n))
+    def _empty_fold(self) -> AlertFold:
+        return AlertFold(deque(maxlen=self.config.drift.persistence_n))
 
     # --- read-only state -----------------------------------------------------------------
 
@@ -456,7 +258,7 @@ class DecisionPolicy:
         window = self._evidence(start, end, verdicts, performance, concept_drift)
         drifted_features = _unique(
             v.result.column
-            for v in _by_ratio(verdicts)
+            for v in by_ratio(verdicts)
             if v.drifted and v.result.kind == "feature_drift"
         )
         position = next((i for i, w in enumerate(self._windows) if w.key == window.key), None)
@@ -561,11 +363,11 @@ class DecisionPolicy:
         self._base.firing = bool(base["firing"])
         self._base.clean = int(base["clean"])
         last = base["last_drift"]
-        self._base.last_drift = None if last is None else _Window.load(last)
+        self._base.last_drift = None if last is None else WindowEvidence.load(last)
         horizon = base["horizon_end"]
         self._horizon_end = None if horizon is None else int(horizon)
         self._windows = sorted(
-            (_Window.load(w) for w in snapshot["windows"]), key=lambda w: w.order
+            (WindowEvidence.load(w) for w in snapshot["windows"]), key=lambda w: w.order
         )
         self._requests = {(int(s), int(e)) for s, e in snapshot["requests"]}
         if self._windows:
@@ -601,9 +403,9 @@ class DecisionPolicy:
         verdicts: tuple[Verdict, ...],
         performance: PerformanceObservation | None,
         concept_drift: bool,
-    ) -> _Window:
-        drifted = [v for v in _by_ratio(verdicts) if v.drifted]
-        window = _Window(
+    ) -> WindowEvidence:
+        drifted = [v for v in by_ratio(verdicts) if v.drifted]
+        window = WindowEvidence(
             start=start,
             end=end,
             drift_judged=any(v.judged for v in verdicts),
@@ -611,14 +413,12 @@ class DecisionPolicy:
             concept=concept_drift,
             n_drifted=len(drifted),
             max_ratio=max((v.effect_ratio for v in drifted), default=0.0),
-            reasons=tuple(_drift_reason(v) for v in drifted[: self.max_reasons]),
+            reasons=tuple(v.reason() for v in drifted[: self.max_reasons]),
         )
         if performance is not None:
-            window.perf_judged, window.breach, window.perf_reason = self._judge_performance(
-                performance
-            )
+            window.perf_judged, window.breach, window.perf_reason = performance.judge(self.config)
             if concept_drift and performance.baseline is not None:
-                # Sequential detectors are two-sided, and err about once per 10 M i.i.d.
+                # Sequential detectors are two-sided, and err now and then on i.i.d.
                 # errors: the window's realised performance decides. Better than baseline: no
                 # problem. Worse by half the tolerated drop or more: confirmed at once.
                 lower = self.config.lower_is_better
@@ -632,72 +432,16 @@ class DecisionPolicy:
                 window.concept_confirmed = worse_by >= margin
         return window
 
-    def _judge_performance(self, obs: PerformanceObservation) -> tuple[bool, bool, Reason | None]:
-        if obs.metric != self.config.metric:
-            raise DecisionInputError(
-                f"performance.metric is {obs.metric!r}, but this model is judged on "
-                f"{self.config.metric!r}"
-            )
-        settings = self.config.performance
-        if obs.n_labels < settings.min_labels or not math.isfinite(obs.value):
-            return False, False, None
-        lower = self.config.lower_is_better
-        limits: list[float] = []
-        if settings.threshold is not None:
-            limits.append(settings.threshold)
-        if (
-            settings.max_drop is not None
-            and obs.baseline is not None
-            and math.isfinite(obs.baseline)
-        ):
-            limits.append(
-                obs.baseline + settings.max_drop if lower else obs.baseline - settings.max_drop
-            )
-        for limit in limits:
-            if (obs.value > limit) if lower else (obs.value < limit):
-                reason = Reason(
-                    kind="performance", statistic=obs.metric, value=obs.value, threshold=limit
-                )
-                return True, True, reason
-        return True, False, None
+    def _advance(self, fold: AlertFold, w: WindowEvidence) -> AlertStep:
+        return fold.advance(
+            w, persistence_k=self.config.drift.persistence_k, resolve_after=self.resolve_after
+        )
 
-    def _step(self, fold: _Fold, w: _Window) -> _Step:
-        if w.drift_judged or w.concept:
-            # A concept-drift flag is drift evidence like a drifted feature: it must persist
-            # (k of n windows) before it alerts, so one stray detection cannot retrain.
-            fold.recent.append(w.drift or w.concept)
-        if w.drift:
-            fold.last_drift = w
-        in_drift = sum(fold.recent) >= self.config.drift.persistence_k
-        if w.drift or w.breach or w.concept:
-            fold.clean = 0
-        elif w.drift_judged or w.perf_judged:
-            fold.clean += 1
-        problem = in_drift or w.breach or w.concept_confirmed
-        resolved = False
-        if problem:
-            fold.firing = True
-        elif fold.firing and fold.clean >= self.resolve_after:
-            fold.firing = False
-            resolved = True
-        evidence = fold.last_drift if in_drift else None
-        severity: Severity | None = None
-        if w.breach or (
-            evidence is not None
-            and (evidence.n_drifted >= CRITICAL_FEATURES or evidence.max_ratio >= CRITICAL_RATIO)
-        ):
-            severity = "critical"
-        elif in_drift or w.concept:
-            severity = "warning"
-        elif fold.firing:
-            severity = "info"
-        return _Step(in_drift, fold.firing, resolved, severity, evidence)
-
-    def _refold(self, key: tuple[int, int]) -> _Step:
+    def _refold(self, key: tuple[int, int]) -> AlertStep:
         fold = self._base.copy()
-        target: _Step | None = None
+        target: AlertStep | None = None
         for w in self._windows:
-            step = self._step(fold, w)
+            step = self._advance(fold, w)
             if w.key == key:
                 target = step
         self._current = fold
@@ -707,14 +451,14 @@ class DecisionPolicy:
     def _evict(self) -> None:
         while len(self._windows) > self.history:
             oldest = self._windows.pop(0)
-            self._step(self._base, oldest)
+            self._advance(self._base, oldest)
             self._horizon_end = oldest.end
         if self._horizon_end is not None:
             # A request can only block windows that end after the horizon.
             floor = self._horizon_end - self._cooldown_ms
             self._requests = {k for k in self._requests if k[1] > floor}
 
-    def _alert_reasons(self, w: _Window, step: _Step) -> list[Reason]:
+    def _alert_reasons(self, w: WindowEvidence, step: AlertStep) -> list[Reason]:
         reasons: list[Reason] = []
         if step.evidence is not None:
             reasons.extend(step.evidence.reasons)
@@ -725,7 +469,7 @@ class DecisionPolicy:
         return reasons
 
     def _retrain(
-        self, window_start: datetime, window_end: datetime, w: _Window, step: _Step
+        self, window_start: datetime, window_end: datetime, w: WindowEvidence, step: AlertStep
     ) -> RetrainRequest | None:
         policy = self.config.retrain.policy
         drift_side = step.in_drift or w.concept_confirmed
@@ -765,33 +509,6 @@ class DecisionPolicy:
 _CONCEPT_REASON: Final = Reason(
     kind="concept_drift", statistic="concept_drift_detector", value=1.0, threshold=1.0
 )
-
-
-def _by_ratio(verdicts: Sequence[Verdict]) -> list[Verdict]:
-    """Largest effect ratio first; ties by column then test name, so the order is stable."""
-    return sorted(
-        verdicts,
-        key=lambda v: (
-            -(v.effect_ratio if math.isfinite(v.effect_ratio) else -math.inf),
-            v.result.column,
-            v.result.test,
-        ),
-    )
-
-
-def _drift_reason(v: Verdict) -> Reason:
-    r = v.result
-    kind: Literal["feature_drift", "prediction_drift"] = (
-        "prediction_drift" if r.kind == "prediction_drift" else "feature_drift"
-    )
-    return Reason(
-        kind=kind,
-        feature=r.column,
-        statistic=r.test,
-        value=r.statistic,
-        threshold=r.threshold,
-        p_value=v.adjusted_p_value,
-    )
 
 
 def _unique(items: Iterable[str]) -> list[str]:

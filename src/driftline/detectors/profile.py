@@ -22,15 +22,16 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import orjson
 from numpy.typing import ArrayLike
 
 from driftline.config.settings import ModelConfig
+from driftline.detectors._checks import check_int, check_task
 from driftline.detectors.performance import PerformanceSummary, classes_for
-from driftline.detectors.summary import (
+from driftline.detectors.values import (
     ColumnKind,
     FloatArray,
     ObjectArray,
@@ -38,6 +39,7 @@ from driftline.detectors.summary import (
     to_categorical,
     to_numeric,
 )
+from driftline.errors import StatisticsError
 from driftline.schemas.events import Task
 from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from driftline.schemas.wire import WireGroundTruth, WirePrediction
@@ -53,7 +55,6 @@ __all__ = [
 FeatureType = Literal["numeric", "categorical"]
 Column = ArrayLike | Iterable[object]
 
-_TASKS: tuple[str, ...] = get_args(Task)
 _MAX_BINS = 100_000
 _HASH_DOMAIN = b"driftline-reference-v1"
 
@@ -91,7 +92,7 @@ def numeric_profile(values: FloatArray, *, bins: int = 100) -> NumericProfile:
             edges=[], probabilities=[1.0], decile_edges=[], missing_rate=missing_rate, count=0
         )
     if not np.isfinite(present).all():
-        raise ValueError("numeric values must be finite (got inf)")
+        raise StatisticsError("numeric values must be finite (got inf)")
     ordered = np.sort(present) + 0.0  # + 0.0 turns -0.0 into 0.0
     levels = quantile_levels(bins)
     fine = ordered[_order_statistics(n, levels)]
@@ -156,12 +157,6 @@ class _Hasher:
         return self._h.hexdigest()
 
 
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
-    return value
-
-
 class _Columns:
     """Converts raw columns, checks they all have the same length, and hashes them."""
 
@@ -173,19 +168,19 @@ class _Columns:
         if self.n is None:
             self.n = size
         elif size != self.n:
-            raise ValueError(f"{what} has {size} rows, the columns before it {self.n}")
+            raise StatisticsError(f"{what} has {size} rows, the columns before it {self.n}")
 
     def numeric(self, role: str, name: str, raw: Column) -> FloatArray:
         values, errors = to_numeric(raw)
         what = f"{role} {name!r}" if name else role
         self._length(what, values.shape[0])
         if errors:
-            raise ValueError(
+            raise StatisticsError(
                 f"{what} is numeric but holds {errors} value(s) that are not numbers; "
                 "declare it categorical in feature_types or clean the data"
             )
         if not np.isfinite(values[~np.isnan(values)]).all():
-            raise ValueError(f"{what} holds infinite values; numeric values must be finite")
+            raise StatisticsError(f"{what} holds infinite values; numeric values must be finite")
         self.hasher.column(role, name, "numeric", values)
         return values
 
@@ -254,20 +249,19 @@ def build_profile(
     >>> type(p).model_validate_json(p.model_dump_json()) == p
     True
     """
-    if task not in _TASKS:
-        raise ValueError(f"task must be one of {list(_TASKS)}, got {task!r}")
-    _check_int("bins", bins, 1, _MAX_BINS)
-    _check_int("top_k", top_k, 1, 1_000_000)
+    check_task(task)
+    check_int("bins", bins, 1, _MAX_BINS)
+    check_int("top_k", top_k, 1, 1_000_000)
     types = dict(feature_types or {})
     unknown = sorted(set(types) - set(features))
     if unknown:
-        raise ValueError(f"feature_types names features that are not in features: {unknown}")
+        raise StatisticsError(f"feature_types names features that are not in features: {unknown}")
     bad = {name: kind for name, kind in types.items() if kind not in ("numeric", "categorical")}
     if bad:
-        raise ValueError(f"feature_types values must be 'numeric' or 'categorical', got {bad}")
+        raise StatisticsError(f"feature_types values must be 'numeric' or 'categorical', got {bad}")
     classifier = task != "regression"
     if scores and not classifier:
-        raise ValueError("scores are class probabilities, for classifiers; task is regression")
+        raise StatisticsError("scores are class probabilities, for classifiers; task is regression")
 
     cols = _Columns()
     cols.hasher.put("task", task)
@@ -298,7 +292,7 @@ def build_profile(
         values = cols.numeric("scores", cls, (scores or {})[cls])
         present = values[~np.isnan(values)]
         if present.size and (present.min() < 0.0 or present.max() > 1.0):
-            raise ValueError(f"scores[{cls!r}] must be probabilities in [0, 1]")
+            raise StatisticsError(f"scores[{cls!r}] must be probabilities in [0, 1]")
         score_values[str(cls)] = values
     score_profiles = {cls: numeric_profile(v, bins=bins) for cls, v in score_values.items()}
 
@@ -314,11 +308,11 @@ def build_profile(
 
     n_rows = cols.n or 0
     if n_rows == 0:
-        raise ValueError("a reference profile needs at least one row of data")
+        raise StatisticsError("a reference profile needs at least one row of data")
 
     classes = classes_for(task, pred_profile, label_profile, score_profiles)
     if task == "binary" and len(classes) > 2:
-        raise ValueError(
+        raise StatisticsError(
             f"task is 'binary' but the data has {len(classes)} classes: {list(classes)[:10]}"
         )
     performance: dict[str, float] = {}

@@ -15,6 +15,7 @@ from scipy import stats
 
 from driftline.detectors._binned import checked_n_reference
 from driftline.detectors.result import TestResult
+from driftline.errors import StatisticsError
 
 __all__ = [
     "missing_rate_test",
@@ -41,7 +42,7 @@ def two_proportion_p_value(
     0.0065
     """
     if alternative not in ("two-sided", "greater"):
-        raise ValueError(f"alternative must be 'two-sided' or 'greater', got {alternative!r}")
+        raise StatisticsError(f"alternative must be 'two-sided' or 'greater', got {alternative!r}")
     pooled = (successes_a + successes_b) / (n_a + n_b)
     variance = pooled * (1.0 - pooled) * (1.0 / n_a + 1.0 / n_b)
     if variance <= 0.0:

@@ -17,6 +17,7 @@ from driftline.detectors.distance import chi2_test, jensen_shannon_test, wassers
 from driftline.detectors.ks import ks_test
 from driftline.detectors.psi import psi_test
 from driftline.detectors.result import ResultKind, TestResult
+from driftline.errors import StatisticsError
 from driftline.schemas.reference import CategoricalProfile, NumericProfile
 
 __all__ = ["CATEGORICAL_TESTS", "NUMERIC_TESTS", "TESTS", "DriftTest", "run_test"]
@@ -78,9 +79,9 @@ TESTS: Mapping[str, DriftTest] = MappingProxyType(
 """Every test by name."""
 
 
-def _unsupported(test: str, profile: NumericProfile | CategoricalProfile) -> ValueError:
+def _unsupported(test: str, profile: NumericProfile | CategoricalProfile) -> StatisticsError:
     allowed = NUMERIC_TESTS if isinstance(profile, NumericProfile) else CATEGORICAL_TESTS
-    return ValueError(
+    return StatisticsError(
         f"test {test!r} is not defined for {profile.kind} columns; allowed: {sorted(allowed)}"
     )
 
@@ -119,7 +120,7 @@ def run_test(
 
     Raises
     ------
-    ValueError
+    StatisticsError
         For an unknown name, or a test not defined for the profile's kind; the message lists
         the allowed names.
 
@@ -133,5 +134,5 @@ def run_test(
     """
     test = TESTS.get(name)
     if test is None:
-        raise ValueError(f"unknown test {name!r}; allowed: {sorted(TESTS)}")
+        raise StatisticsError(f"unknown test {name!r}; allowed: {sorted(TESTS)}")
     return test(profile, counts, n_reference, threshold=threshold, column=column, kind=kind)

@@ -37,11 +37,8 @@ from driftline.config import ModelConfig, Settings
 from driftline.deadletter import RawMessage, from_message
 from driftline.detectors.concept import ConceptDriftDetector, detector_from_snapshot, make_detector
 from driftline.detectors.performance import PerformanceSummary
-from driftline.detectors.summary import (
-    PaneSummary,
-    to_categorical,
-    to_numeric,
-)
+from driftline.detectors.summary import PaneSummary
+from driftline.detectors.values import to_categorical, to_numeric
 from driftline.errors import DecodeError
 from driftline.schemas.outputs import DeadLetter
 from driftline.schemas.reference import ReferenceProfile

@@ -17,6 +17,7 @@ from driftline.detectors.concept import (
     detector_from_snapshot,
     make_detector,
 )
+from driftline.errors import StatisticsError
 
 BINARY = ["ddm", "eddm", "hddm_a", "hddm_w"]
 
@@ -199,3 +200,37 @@ def test_restore_leaves_the_detector_unchanged_when_it_fails() -> None:
     with pytest.raises(ValueError, match="malformed"):
         detector.restore(broken)
     assert detector.n_seen == 3
+
+
+def rust_kinds(state: object) -> set[str]:
+    """The kinds of Rust state a snapshot's state holds, at any depth."""
+    if isinstance(state, dict):
+        found = {state["$rust"]} if "$rust" in state else set()
+        return found.union(*(rust_kinds(v) for v in state.values()))
+    if isinstance(state, list):
+        return set().union(*(rust_kinds(v) for v in state))
+    return set()
+
+
+@pytest.mark.parametrize(
+    ("name", "kinds"), [("adwin", {"AdaptiveWindowing"}), ("hddm_w", {"RsEWMean"})]
+)
+def test_river_rust_state_is_still_found_through_pickling(name: str, kinds: set[str]) -> None:
+    """The codec finds river's Rust objects by class name and the bytes they pickle to, with no
+    import of river's private extension module; a river release that changes either fails here
+    rather than in a stage-2 restore."""
+    snapshot = make_detector(name).update([0, 1, 0, 1]).snapshot()
+    assert rust_kinds(snapshot["state"]) == kinds, (
+        f"river {river.__version__} no longer keeps {sorted(kinds)} in {name!r} as Rust objects "
+        "that pickle to bytes: teach driftline/detectors/concept.py's codec the new layout"
+    )
+    restored = detector_from_snapshot(snapshot).update([1, 1])
+    assert restored.snapshot() == make_detector(name).update([0, 1, 0, 1, 1, 1]).snapshot()
+
+
+def test_restore_refuses_rust_state_in_the_wrong_place() -> None:
+    """Rust bytes are rebuilt only where a fresh detector holds a Rust object of that kind."""
+    snapshot = make_detector("adwin").update([0.1, 0.2]).snapshot()
+    snapshot["state"]["delta"] = snapshot["state"]["_helper"]
+    with pytest.raises(StatisticsError, match="unknown Rust state 'AdaptiveWindowing'"):
+        detector_from_snapshot(snapshot)

@@ -16,14 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from driftline.detectors import summary as summary_module
+from driftline.detectors import fold as fold_module
+from driftline.detectors.batch import columns_from_events
+from driftline.detectors.fold import _fold_numeric_numpy, fold_numeric
 from driftline.detectors.profile import build_profile
-from driftline.detectors.summary import (
-    PaneSummary,
-    _fold_numeric_numpy,
-    columns_from_events,
-    fold_numeric,
-)
+from driftline.detectors.summary import PaneSummary
 from driftline.schemas import ReferenceProfile, WirePrediction, decode_prediction
 
 Kernel: TypeAlias = Callable[..., list[tuple[int, int]] | None]
@@ -195,7 +192,7 @@ def test_compiled_kernel_counts_values_on_edges_into_the_bin_they_open(compiled:
 
 def test_public_fold_numeric_uses_the_compiled_kernel_when_built(compiled: Kernel) -> None:
     """When the extension is built, fold_numeric calls it (no silent NumPy fallback)."""
-    assert summary_module._compiled_fold_numeric is compiled
+    assert fold_module._compiled_fold_numeric is compiled
 
 
 def test_compiled_kernel_tallies_missing_and_type_errors(compiled: Kernel) -> None:
@@ -469,7 +466,7 @@ def wire_events(draw: st.DrawFn, profile: ReferenceProfile) -> list[WirePredicti
 
 def numpy_only() -> AbstractContextManager[Any]:
     """Force fold_numeric onto its NumPy fallback, as on an install without a C compiler."""
-    return mock.patch.object(summary_module, "_compiled_fold_numeric", None)
+    return mock.patch.object(fold_module, "_compiled_fold_numeric", None)
 
 
 @pytest.mark.parametrize("profile_name", PROFILES)

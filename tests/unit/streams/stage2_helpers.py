@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from driftline.config import ModelConfig, Settings, TopicSettings
+from driftline.detectors.batch import ColumnBatch
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.profile import build_profile
-from driftline.detectors.summary import ColumnBatch, PaneSummary
+from driftline.detectors.summary import PaneSummary
 from driftline.schemas.reference import ReferenceProfile
 from driftline.streams.partials import PanePartial, PartialKind, Watermark
 from driftline.streams.stage2.outputs import Output

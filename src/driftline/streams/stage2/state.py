@@ -151,7 +151,8 @@ class Stage2State:
     --------
     >>> import numpy as np
     >>> from driftline.detectors.profile import build_profile
-    >>> from driftline.detectors.summary import ColumnBatch, PaneSummary
+    >>> from driftline.detectors.batch import ColumnBatch
+    >>> from driftline.detectors.summary import PaneSummary
     >>> rng = np.random.default_rng(0)
     >>> profile = build_profile("m", "1", "binary", {"x": rng.normal(size=2000)},
     ...                         prediction=rng.integers(0, 2, 2000).astype(str))

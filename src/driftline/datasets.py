@@ -6,7 +6,7 @@ integers and decimal numbers become numbers, the usual missing-value spellings (
 ``NA``, ``N/A``, ``NaN``, ``nan``, ``null``, ``NULL``, ``None``) become None, anything else
 stays a string (so ``true`` in a CSV and ``true`` in JSON are the same category).
 
-This module reads files, so it is not on the hot path and not part of the pure engine; the
+This module reads files, so it lives outside the pure :mod:`driftline.detectors` package; the
 CLI's reference building calls it.
 """
 
@@ -21,11 +21,12 @@ from typing import Any, Literal
 
 import orjson
 
+from driftline.detectors.profile import build_profile
 from driftline.errors import DatasetError
 from driftline.schemas.events import Task
 from driftline.schemas.reference import ReferenceProfile
 
-__all__ = ["Dataset", "DatasetError", "DatasetFormat", "load_dataset", "parse_cell"]
+__all__ = ["Dataset", "DatasetFormat", "load_dataset", "parse_cell"]
 
 DatasetFormat = Literal["csv", "jsonl", "parquet"]
 
@@ -64,8 +65,6 @@ class Dataset:
 
     def profile(self, model: str, version: str, task: Task, **options: Any) -> ReferenceProfile:
         """The reference profile of this sample; ``options`` go to ``build_profile``."""
-        from driftline.detectors.profile import build_profile
-
         return build_profile(
             model,
             version,
@@ -219,10 +218,11 @@ def load_dataset(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ref.csv"
-    >>> _ = path.write_text("id,x,colour,prediction,score_1,label\\n"
-    ...                     "a,1.5,red,1,0.9,1\\nb,,blue,0,0.2,1\\n")
-    >>> ds = load_dataset(path, ignore=["id"])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = pathlib.Path(tmp) / "ref.csv"
+    ...     _ = path.write_text("id,x,colour,prediction,score_1,label\\n"
+    ...                         "a,1.5,red,1,0.9,1\\nb,,blue,0,0.2,1\\n")
+    ...     ds = load_dataset(path, ignore=["id"])
     >>> ds.features, ds.prediction, ds.scores, ds.labels
     ({'x': [1.5, None], 'colour': ['red', 'blue']}, [1, 0], {'1': [0.9, 0.2]}, [1, 1])
     """
