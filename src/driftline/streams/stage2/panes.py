@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from driftline.detectors.engine import ModelMonitor
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.summary import PaneSummary
-from driftline.errors import DecodeError
+from driftline.errors import DecodeError, StatisticsError
 from driftline.streams.partials import PanePartial
 
 __all__ = ["Slot", "decode_partial", "set_pane"]
@@ -32,7 +32,7 @@ def decode_partial(monitor: ModelMonitor, partial: PanePartial) -> PaneSummary |
     )
     try:
         empty.merge(performance)
-    except ValueError as exc:
+    except StatisticsError as exc:
         raise DecodeError(
             f"performance summary does not fit the profile: {exc}", kind="invalid_summary"
         ) from None
@@ -59,7 +59,7 @@ def set_pane(monitor: ModelMonitor, slot: Slot, partials: Mapping[int, PaneParti
                 merged = merged.merge(performance)
             concept = any(p.concept_drift for p in partials.values())
             monitor.set_pane(pane_start, performance=merged, concept_drift=concept)
-    except ValueError as exc:
+    except StatisticsError as exc:
         raise DecodeError(
             f"partials of one pane do not merge: {exc}", kind="invalid_summary"
         ) from None
