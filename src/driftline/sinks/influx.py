@@ -19,7 +19,8 @@ group without fetching more), waits with exponential back-off and jitter, and wr
 unparseable, 413 too large, 422 unprocessable), writing it again cannot help: the writer
 writes the batch's messages one by one, dead-letters each one InfluxDB still refuses, and
 goes on. A crash between a write and its commit rewrites at most that batch, which is
-harmless: InfluxDB overwrites a point with the same identity.
+harmless: InfluxDB overwrites a point with the same identity. Which failure is which, and how
+long to wait, is decided in :mod:`driftline.sinks.retry`.
 
 The writer counts what it does in a :class:`~driftline.streams.telemetry.WriterTelemetry`
 and answers :meth:`InfluxWriter.health`: unhealthy while InfluxDB has failed for longer than
@@ -29,7 +30,6 @@ and answers :meth:`InfluxWriter.health`: unhealthy while InfluxDB has failed for
 from __future__ import annotations
 
 import contextlib
-import http.client
 import logging
 import random
 import threading
@@ -41,7 +41,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-import urllib3.exceptions
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
@@ -52,7 +51,6 @@ from confluent_kafka import (
 )
 from confluent_kafka import KafkaError as _RdKafkaError
 from influxdb_client import InfluxDBClient, WritePrecision
-from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.write_api import SYNCHRONOUS
 
 from driftline.config import InfluxSettings, KafkaSettings, TopicSettings
@@ -63,112 +61,18 @@ from driftline.errors import (
     FailedDelivery,
     InfluxRejectedError,
     InfluxUnavailableError,
-    InfluxWriteError,
     KafkaError,
 )
 from driftline.schemas.outputs import DeadLetter, utc_now
 from driftline.sinks.outbox import decode_lines
+from driftline.sinks.retry import Backoff, translate_write_error
 from driftline.streams.telemetry import WriterTelemetry
 
 log = logging.getLogger(__name__)
 
-_REJECTED_STATUSES = frozenset({400, 413, 422})
 _DLQ_FLUSH_TIMEOUT_S = 30.0
-_REASON_CHARS = 500  # of InfluxDB's answer, kept in a dead letter's reason
 
 TP = tuple[str, int]
-
-
-# --- errors --------------------------------------------------------------------------------
-
-
-def _retry_after(value: object) -> float | None:
-    try:
-        seconds = float(str(value))
-    except ValueError:  # an HTTP date: rare enough to fall back to our own back-off
-        return None
-    return seconds if seconds >= 0 else None
-
-
-def _answer(exc: InfluxDBError) -> str:
-    message = exc.message
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", errors="replace")
-    return str(message).strip()[:_REASON_CHARS] or "no message"
-
-
-def translate_write_error(exc: BaseException, url: str) -> InfluxWriteError | None:
-    """The driftline error for an exception raised by an influxdb-client write, or None.
-
-    None means ``exc`` is not a failed write (a bug, say) and must propagate as it is.
-
-    >>> from influxdb_client.rest import ApiException
-    >>> translate_write_error(ApiException(status=503, reason="Service Unavailable"), "http://i")
-    InfluxUnavailableError('write to http://i failed: HTTP 503: Service Unavailable')
-    >>> type(translate_write_error(ConnectionRefusedError(111, "refused"), "http://i")).__name__
-    'InfluxUnavailableError'
-    """
-    if isinstance(exc, InfluxDBError):
-        status = getattr(exc, "status", None)
-        if status is None and exc.response is not None:
-            status = getattr(exc.response, "status", None)
-        if status is None:
-            return InfluxUnavailableError(_answer(exc), url=url)
-        status = int(status)
-        answer = _answer(exc) if exc.response is not None else str(getattr(exc, "reason", ""))
-        message = f"HTTP {status}: {answer}"
-        if status in _REJECTED_STATUSES:
-            return InfluxRejectedError(message, url=url, status=status)
-        if status in (401, 403, 404):
-            message += " (check the token, org and bucket settings)"
-        return InfluxUnavailableError(
-            message, url=url, status=status, retry_after=_retry_after(exc.retry_after)
-        )
-    if isinstance(exc, urllib3.exceptions.HTTPError | OSError | http.client.HTTPException):
-        return InfluxUnavailableError(f"{type(exc).__name__}: {exc}", url=url)
-    return None
-
-
-# --- back-off ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential back-off with jitter: retry ``n`` waits up to ``base * 2**(n-1)``, capped.
-
-    Each wait is drawn uniformly from the top ``jitter`` share of that ceiling, so writers
-    that failed together do not retry together.
-
-    >>> backoff = Backoff(base=0.5, cap=4.0, jitter=0.0)
-    >>> [backoff.delay(n, random.Random(0)) for n in range(1, 6)]
-    [0.5, 1.0, 2.0, 4.0, 4.0]
-    >>> backoff.delay(1, random.Random(0), at_least=3.0)  # the server's Retry-After
-    3.0
-    """
-
-    base: float = 0.5
-    cap: float = 30.0
-    jitter: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not self.base > 0:
-            raise ValueError(f"base must be positive seconds, got {self.base}")
-        if not self.cap >= self.base:
-            raise ValueError(f"cap must be at least base ({self.base}), got {self.cap}")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError(f"jitter must be between 0 and 1, got {self.jitter}")
-
-    def ceiling(self, attempt: int) -> float:
-        """The longest wait before retry number ``attempt`` (1 for the first retry)."""
-        if attempt < 1:
-            raise ValueError(f"attempt counts from 1, got {attempt}")
-        return min(self.cap, self.base * 2.0 ** min(attempt - 1, 64))
-
-    def delay(self, attempt: int, rng: random.Random, *, at_least: float = 0.0) -> float:
-        """The wait before retry ``attempt``: jittered, at least ``at_least``, at most the cap."""
-        top = self.ceiling(attempt)
-        drawn = top * (1.0 - self.jitter * rng.random())
-        return min(self.cap, max(drawn, at_least))
 
 
 # --- the writer ----------------------------------------------------------------------------
@@ -222,7 +126,7 @@ class InfluxWriter:
         event given to :meth:`run`) cuts short.
     max_backoff, base_backoff
         The back-off between retries of a failed batch grows from ``base_backoff`` to
-        ``max_backoff`` seconds (see :class:`Backoff`).
+        ``max_backoff`` seconds (see :class:`~driftline.sinks.retry.Backoff`).
     seed
         Seeds the jitter; None draws a fresh seed, so separate writers retry at different times.
     max_lines_per_write
