@@ -52,6 +52,7 @@ from confluent_kafka import (
 from confluent_kafka import KafkaError as _RdKafkaError
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
+from prometheus_client import Counter
 
 from driftline.config import InfluxSettings, KafkaSettings, TopicSettings
 from driftline.deadletter import from_message
@@ -73,6 +74,18 @@ log = logging.getLogger(__name__)
 _DLQ_FLUSH_TIMEOUT_S = 30.0
 
 TP = tuple[str, int]
+
+
+def _total(counter: Counter, **labels: str) -> int:
+    """A Prometheus counter's count, summed over its children whose labels include ``labels``."""
+    return int(
+        sum(
+            sample.value
+            for metric in counter.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total") and labels.items() <= sample.labels.items()
+        )
+    )
 
 
 # --- the writer ----------------------------------------------------------------------------
@@ -147,10 +160,11 @@ class InfluxWriter:
     wall_clock
         Unix seconds: poll times, how long failures last, the age of records at write.
 
-    Counters (plain attributes): ``points_written``, ``messages_written``, ``batches``
-    (committed), ``failures`` (failed attempts while InfluxDB or the DLQ was unavailable),
-    ``retries`` (attempts repeated after a failure), ``dead_lettered`` and
-    ``commit_failures``; the same and more in ``telemetry``.
+    Counters (read-only properties, read from the Prometheus counters of ``telemetry``, so a
+    telemetry shared by two writers counts both): ``points_written``, ``messages_written``,
+    ``batches`` (committed), ``failures`` (failed attempts while InfluxDB or the DLQ was
+    unavailable), ``retries`` (attempts repeated after a failure), ``dead_lettered`` and
+    ``commit_failures``; ``telemetry`` has more.
 
     >>> writer = InfluxWriter(KafkaSettings(), InfluxSettings(), TopicSettings())
     >>> writer.started, writer.points_written  # no client exists before start()
@@ -235,13 +249,43 @@ class InfluxWriter:
         t.last_poll.set_function(lambda: self._last_poll or 0.0)
         t.failing_since.set_function(lambda: self._failing_since or 0.0)
 
-        self.points_written = 0
-        self.messages_written = 0
-        self.batches = 0
-        self.failures = 0
-        self.retries = 0
-        self.dead_lettered = 0
-        self.commit_failures = 0
+    # --- counters, read from the telemetry -----------------------------------------------
+
+    @property
+    def points_written(self) -> int:
+        """Points InfluxDB accepted."""
+        return _total(self.telemetry.points_written)
+
+    @property
+    def messages_written(self) -> int:
+        """Outbox messages whose points InfluxDB accepted."""
+        return _total(self.telemetry.messages_written)
+
+    @property
+    def batches(self) -> int:
+        """Batches written and committed."""
+        return _total(self.telemetry.batches)
+
+    @property
+    def failures(self) -> int:
+        """Failed attempts while InfluxDB or the dead-letter topic was unavailable."""
+        counter = self.telemetry.failures
+        return _total(counter, reason="unavailable") + _total(counter, reason="dead_letter")
+
+    @property
+    def retries(self) -> int:
+        """Attempts repeated after a failure."""
+        return _total(self.telemetry.retries)
+
+    @property
+    def dead_lettered(self) -> int:
+        """Outbox messages sent to the dead-letter topic."""
+        return _total(self.telemetry.dead_letters)
+
+    @property
+    def commit_failures(self) -> int:
+        """Offset commits that failed (and were retried later)."""
+        return _total(self.telemetry.commit_failures)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -452,7 +496,6 @@ class InfluxWriter:
                 self._drain(batch)
                 break
             except (InfluxUnavailableError, KafkaError) as exc:
-                self.failures += 1
                 unavailable = isinstance(exc, InfluxUnavailableError)
                 self.telemetry.failures.labels(
                     "unavailable" if unavailable else "dead_letter"
@@ -478,13 +521,11 @@ class InfluxWriter:
                 self._wait(delay)
                 if self._stop.is_set():
                     return
-                self.retries += 1
                 self.telemetry.retries.inc()
         self._failing_since = None
         self._merge_done(batch)
         self._pending = None
         self._commit()
-        self.batches += 1
         self.telemetry.batches.inc()
         if self._paused:
             log.info("outbox batch written after %d failed attempt(s); resuming", batch.attempts)
@@ -519,8 +560,6 @@ class InfluxWriter:
             for _ in chunk:
                 batch.pop()
             n_points = sum(len(e.lines) for e in chunk)
-            self.messages_written += len(chunk)
-            self.points_written += n_points
             t = self.telemetry
             t.messages_written.inc(len(chunk))
             t.points_written.inc(n_points)
@@ -626,7 +665,6 @@ class InfluxWriter:
         try:
             result = self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            self.commit_failures += 1
             self.telemetry.commit_failures.inc()
             log.warning(
                 "committing %d written outbox partition offset(s) failed: %s; they are "
@@ -642,7 +680,6 @@ class InfluxWriter:
             if partition.error is None and self._uncommitted.get(tp) == todo.get(tp):
                 del self._uncommitted[tp]
             elif partition.error is not None:
-                self.commit_failures += 1
                 self.telemetry.commit_failures.inc()
                 log.warning("committing %s failed: %s; retrying later", tp, partition.error)
 
@@ -694,7 +731,6 @@ class InfluxWriter:
         except (KafkaException, BufferError) as exc:
             raise KafkaError(f"cannot dead-letter to {self._topics.dlq!r}: {exc}") from None
         self._flush_dead_letters()
-        self.dead_lettered += 1
         self.telemetry.dead_letters.labels(dead.kind).inc()
         log.warning(
             "outbox message %s[%d]@%d dead-lettered to %r (%s): %s; continuing",
