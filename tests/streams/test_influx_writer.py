@@ -30,8 +30,9 @@ from driftline.config import InfluxSettings, KafkaSettings, TopicSettings
 from driftline.errors import DecodeError
 from driftline.schemas.outputs import DeadLetter
 from driftline.sinks.influx import InfluxWriter
+from driftline.sinks.line_protocol import lines
 from driftline.sinks.outbox import check_line, decode_lines, encode_points, report_message
-from driftline.sinks.points import MetricPoint, lines
+from driftline.sinks.points import MetricPoint
 from driftline.sinks.retry import Backoff
 from driftline.streams.telemetry import serve
 from driftline.testing import VictoriaMetrics, free_port

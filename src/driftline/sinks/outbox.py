@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from driftline.detectors.engine import WindowReport
 from driftline.errors import DecodeError
-from driftline.sinks.points import MetricPoint, lines, report_points
+from driftline.sinks.line_protocol import lines
+from driftline.sinks.points import MetricPoint, report_points
 
 PRECISION = "ms"
 """Timestamp precision of every line in an outbox message."""
