@@ -45,7 +45,6 @@ from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaException,
-    Message,
     Producer,
     TopicPartition,
 )
@@ -58,20 +57,17 @@ from driftline.config import InfluxSettings, KafkaSettings, TopicSettings
 from driftline.deadletter import from_message
 from driftline.errors import (
     DecodeError,
-    DeliveryError,
-    FailedDelivery,
     InfluxRejectedError,
     InfluxUnavailableError,
     KafkaError,
 )
 from driftline.schemas.outputs import DeadLetter, utc_now
+from driftline.sinks.dlq import DeadLetterProducer
 from driftline.sinks.outbox import decode_lines
 from driftline.sinks.retry import Backoff, translate_write_error
 from driftline.streams.telemetry import WriterTelemetry
 
 log = logging.getLogger(__name__)
-
-_DLQ_FLUSH_TIMEOUT_S = 30.0
 
 TP = tuple[str, int]
 
@@ -230,13 +226,12 @@ class InfluxWriter:
         self._extra = dict(config or {})
         self._stop = threading.Event()
         self._consumer: Any = None
-        self._producer: Any = None
+        self._dlq: DeadLetterProducer | None = None
         self._client: Any = None
         self._write_api: Any = None
         self._pending: _Batch | None = None
         self._uncommitted: dict[TP, int] = {}  # written (or dead-lettered), not yet committed
         self._paused = False
-        self._dlq_failures: list[FailedDelivery] = []
         self._wall = wall_clock
         self._last_poll: float | None = None
         self._failing_since: float | None = None
@@ -377,7 +372,8 @@ class InfluxWriter:
             raise KafkaError(f"cannot create the outbox consumer or DLQ producer: {exc}") from None
         self._client = client
         self._write_api = client.write_api(write_options=SYNCHRONOUS)
-        self._consumer, self._producer = consumer, producer
+        self._consumer = consumer
+        self._dlq = DeadLetterProducer(producer, self._topics.dlq, self.telemetry.dead_letters)
         log.info(
             "influx writer subscribed to %r as group %r; writing to %s bucket %r",
             self._topics.metrics,
@@ -410,12 +406,13 @@ class InfluxWriter:
         """
         if not self.started:
             return
+        assert self._dlq is not None  # start() creates it with the consumer
         try:
             if self._pending is not None:
                 self._merge_done(self._pending)
                 self._pending = None
             with contextlib.suppress(KafkaError):
-                self._flush_dead_letters()
+                self._dlq.flush()
             self._commit()
         finally:
             try:
@@ -425,7 +422,7 @@ class InfluxWriter:
                 log.warning("closing the outbox consumer failed: %s; the group will expire it", exc)
             finally:
                 self._client.close()
-                self._consumer = self._producer = self._client = self._write_api = None
+                self._consumer = self._dlq = self._client = self._write_api = None
                 self._paused = False
                 self._stop = threading.Event()
 
@@ -719,19 +716,8 @@ class InfluxWriter:
         return from_message(message, reason=reason, kind=kind, path=path, failed_at=self._clock())
 
     def _send_dead_letter(self, dead: DeadLetter) -> None:
-        """Produce one dead letter and wait for the broker's acknowledgement."""
-        try:
-            self._producer.produce(
-                self._topics.dlq,
-                key=dead.key,
-                value=dead.value,
-                headers=dead.kafka_headers(),
-                on_delivery=self._on_dlq_delivery,
-            )
-        except (KafkaException, BufferError) as exc:
-            raise KafkaError(f"cannot dead-letter to {self._topics.dlq!r}: {exc}") from None
-        self._flush_dead_letters()
-        self.telemetry.dead_letters.labels(dead.kind).inc()
+        assert self._dlq is not None  # dead letters are sent only while started
+        self._dlq.send(dead)
         log.warning(
             "outbox message %s[%d]@%d dead-lettered to %r (%s): %s; continuing",
             dead.source_topic,
@@ -741,15 +727,3 @@ class InfluxWriter:
             dead.kind,
             dead.reason,
         )
-
-    def _flush_dead_letters(self) -> None:
-        remaining = int(self._producer.flush(_DLQ_FLUSH_TIMEOUT_S))
-        failures, self._dlq_failures = self._dlq_failures, []
-        if failures or remaining:
-            raise DeliveryError(failures, undelivered=remaining)
-
-    def _on_dlq_delivery(self, err: Any, msg: Message) -> None:
-        if err is not None:
-            self._dlq_failures.append(
-                FailedDelivery(topic=msg.topic() or "", key=msg.key(), error=str(err.str()))
-            )
