@@ -63,13 +63,12 @@ from driftline.errors import (
 )
 from driftline.schemas.outputs import DeadLetter, utc_now
 from driftline.sinks.dlq import DeadLetterProducer
+from driftline.sinks.offsets import TP, UncommittedOffsets
 from driftline.sinks.outbox import decode_lines
 from driftline.sinks.retry import Backoff, translate_write_error
 from driftline.streams.telemetry import WriterTelemetry
 
 log = logging.getLogger(__name__)
-
-TP = tuple[str, int]
 
 
 def _total(counter: Counter, **labels: str) -> int:
@@ -230,7 +229,6 @@ class InfluxWriter:
         self._client: Any = None
         self._write_api: Any = None
         self._pending: _Batch | None = None
-        self._uncommitted: dict[TP, int] = {}  # written (or dead-lettered), not yet committed
         self._paused = False
         self._wall = wall_clock
         self._last_poll: float | None = None
@@ -243,8 +241,9 @@ class InfluxWriter:
         t.pending.set_function(lambda: self.pending)
         t.last_poll.set_function(lambda: self._last_poll or 0.0)
         t.failing_since.set_function(lambda: self._failing_since or 0.0)
+        self._offsets = UncommittedOffsets(t.written_offset, t.committed_offset, t.commit_failures)
 
-    # --- counters, read from the telemetry -----------------------------------------------
+    # --- counters, read from the telemetry ------------------------------------------------
 
     @property
     def points_written(self) -> int:
@@ -282,7 +281,7 @@ class InfluxWriter:
         """Offset commits that failed (and were retried later)."""
         return _total(self.telemetry.commit_failures)
 
-    # --- lifecycle -------------------------------------------------------------------------
+    # --- lifecycle ------------------------------------------------------------------------
 
     @property
     def started(self) -> bool:
@@ -413,7 +412,7 @@ class InfluxWriter:
                 self._pending = None
             with contextlib.suppress(KafkaError):
                 self._dlq.flush()
-            self._commit()
+            self._offsets.commit(self._consumer)
         finally:
             try:
                 # Runs the revoke callback, which still needs the consumer: clear it after.
@@ -426,7 +425,7 @@ class InfluxWriter:
                 self._paused = False
                 self._stop = threading.Event()
 
-    # --- the loop --------------------------------------------------------------------------
+    # --- the loop -------------------------------------------------------------------------
 
     def run(self, stop_event: threading.Event | None = None) -> None:
         """Write batches until ``stop_event`` is set (or :meth:`stop` is called).
@@ -452,7 +451,7 @@ class InfluxWriter:
         if self._pending is None:
             messages = self._consume(timeout)
             if not messages:
-                self._commit()  # what a revoked batch left behind, if anything
+                self._offsets.commit(self._consumer)  # what a revoked batch left, if any
                 return 0
             self._pending = self._prepare(messages)
         self._deliver(self._pending)
@@ -522,7 +521,7 @@ class InfluxWriter:
         self._failing_since = None
         self._merge_done(batch)
         self._pending = None
-        self._commit()
+        self._offsets.commit(self._consumer)
         self.telemetry.batches.inc()
         if self._paused:
             log.info("outbox batch written after %d failed attempt(s); resuming", batch.attempts)
@@ -602,7 +601,7 @@ class InfluxWriter:
         else:
             self._stop.wait(seconds)
 
-    # --- pausing while InfluxDB is down ----------------------------------------------------
+    # --- pausing while InfluxDB is down ---------------------------------------------------
 
     def _hold(self) -> None:
         """Keep the group membership alive during a retry, without taking in new messages.
@@ -643,42 +642,11 @@ class InfluxWriter:
             return
         self._paused = False
 
-    # --- committing ------------------------------------------------------------------------
+    # --- committing -----------------------------------------------------------------------
 
     def _merge_done(self, batch: _Batch) -> None:
-        for tp, offset in batch.done.items():
-            self._uncommitted[tp] = max(self._uncommitted.get(tp, 0), offset)
-            self.telemetry.written_offset.labels(tp[0], str(tp[1])).set(self._uncommitted[tp])
+        self._offsets.add(batch.done)
         batch.done.clear()
-
-    def _commit(self, only: set[TP] | None = None) -> None:
-        """Commit written offsets synchronously; what fails is committed with a later batch."""
-        todo = {
-            tp: offset for tp, offset in self._uncommitted.items() if only is None or tp in only
-        }
-        if not todo:
-            return
-        offsets = [TopicPartition(t, p, offset) for (t, p), offset in todo.items()]
-        try:
-            result = self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            self.telemetry.commit_failures.inc()
-            log.warning(
-                "committing %d written outbox partition offset(s) failed: %s; they are "
-                "committed with the next batch (a crash before that rewrites them, harmlessly)",
-                len(offsets),
-                exc,
-            )
-            return
-        for partition in result or offsets:
-            tp = (partition.topic, partition.partition)
-            if partition.error is None and tp in todo:
-                self.telemetry.committed_offset.labels(tp[0], str(tp[1])).set(todo[tp])
-            if partition.error is None and self._uncommitted.get(tp) == todo.get(tp):
-                del self._uncommitted[tp]
-            elif partition.error is not None:
-                self.telemetry.commit_failures.inc()
-                log.warning("committing %s failed: %s; retrying later", tp, partition.error)
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         log.info(
@@ -701,14 +669,10 @@ class InfluxWriter:
                 )
             batch.entries = deque(kept)
             batch.one_by_one = min(batch.one_by_one, len(kept))
-        self._commit(only=revoked)
-        for tp in revoked:
-            self._uncommitted.pop(tp, None)
-            # Its next owner reports it from now on.
-            self.telemetry.written_offset.remove(tp[0], str(tp[1]))
-            self.telemetry.committed_offset.remove(tp[0], str(tp[1]))
+        self._offsets.commit(self._consumer, only=revoked)
+        self._offsets.forget(revoked)
 
-    # --- dead letters ----------------------------------------------------------------------
+    # --- dead letters ---------------------------------------------------------------------
 
     def _dead_letter(
         self, message: Any, reason: str, kind: str, path: str | None = None
