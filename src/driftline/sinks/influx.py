@@ -36,7 +36,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -55,13 +54,9 @@ from prometheus_client import Counter
 
 from driftline.config import InfluxSettings, KafkaSettings, TopicSettings
 from driftline.deadletter import from_message
-from driftline.errors import (
-    DecodeError,
-    InfluxRejectedError,
-    InfluxUnavailableError,
-    KafkaError,
-)
+from driftline.errors import DecodeError, InfluxRejectedError, InfluxUnavailableError, KafkaError
 from driftline.schemas.outputs import DeadLetter, utc_now
+from driftline.sinks.batch import Batch, Entry
 from driftline.sinks.dlq import DeadLetterProducer
 from driftline.sinks.offsets import TP, UncommittedOffsets
 from driftline.sinks.outbox import decode_lines
@@ -81,39 +76,6 @@ def _total(counter: Counter, **labels: str) -> int:
             if sample.name.endswith("_total") and labels.items() <= sample.labels.items()
         )
     )
-
-
-# --- the writer ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Entry:
-    """One consumed outbox message: its lines, or the dead letter it becomes."""
-
-    message: Any
-    lines: tuple[str, ...] = ()
-    dead: DeadLetter | None = None
-
-    @property
-    def tp(self) -> TP:
-        return self.message.topic(), self.message.partition()
-
-
-@dataclass
-class _Batch:
-    """The messages of one consume call still to be written, and the offsets already done."""
-
-    entries: deque[_Entry]
-    done: dict[TP, int] = field(default_factory=dict)  # next offset to commit, per partition
-    one_by_one: int = 0  # the next entries are written one per call, to find a rejected one
-    attempts: int = 0
-
-    def pop(self) -> _Entry:
-        entry = self.entries.popleft()
-        tp = entry.tp
-        self.done[tp] = max(self.done.get(tp, 0), entry.message.offset() + 1)
-        self.one_by_one = max(0, self.one_by_one - 1)
-        return entry
 
 
 class InfluxWriter:
@@ -228,7 +190,7 @@ class InfluxWriter:
         self._dlq: DeadLetterProducer | None = None
         self._client: Any = None
         self._write_api: Any = None
-        self._pending: _Batch | None = None
+        self._pending: Batch | None = None
         self._paused = False
         self._wall = wall_clock
         self._last_poll: float | None = None
@@ -469,8 +431,8 @@ class InfluxWriter:
             self.telemetry.messages_in.labels(self._topics.metrics).inc(len(messages))
         return messages
 
-    def _prepare(self, messages: Iterable[Any]) -> _Batch:
-        entries: deque[_Entry] = deque()
+    def _prepare(self, messages: Iterable[Any]) -> Batch:
+        entries: deque[Entry] = deque()
         for message in messages:
             error = message.error()
             if error is not None:
@@ -481,12 +443,12 @@ class InfluxWriter:
                 lines = decode_lines(message.value())
             except DecodeError as exc:
                 dead = self._dead_letter(message, exc.reason, exc.kind, exc.path)
-                entries.append(_Entry(message, dead=dead))
+                entries.append(Entry(message, dead=dead))
             else:
-                entries.append(_Entry(message, tuple(lines)))
-        return _Batch(entries)
+                entries.append(Entry(message, tuple(lines)))
+        return Batch(entries)
 
-    def _deliver(self, batch: _Batch) -> None:
+    def _deliver(self, batch: Batch) -> None:
         while True:
             try:
                 self._drain(batch)
@@ -527,7 +489,7 @@ class InfluxWriter:
             log.info("outbox batch written after %d failed attempt(s); resuming", batch.attempts)
             self._resume()
 
-    def _drain(self, batch: _Batch) -> None:
+    def _drain(self, batch: Batch) -> None:
         """Write (or dead-letter) the batch's entries front to back; raises on a failure."""
         while batch.entries:
             head = batch.entries[0]
@@ -535,7 +497,7 @@ class InfluxWriter:
                 self._send_dead_letter(head.dead)
                 batch.pop()
                 continue
-            chunk = self._chunk(batch)
+            chunk = batch.chunk(self._max_lines)
             try:
                 self._write(chunk)
             except InfluxRejectedError as exc:
@@ -565,21 +527,7 @@ class InfluxWriter:
                 if kind != TIMESTAMP_NOT_AVAILABLE:
                     t.record_age.observe(max(0.0, now - timestamp_ms / 1000))
 
-    def _chunk(self, batch: _Batch) -> list[_Entry]:
-        if batch.one_by_one:
-            return [batch.entries[0]]
-        chunk: list[_Entry] = []
-        n_lines = 0
-        for entry in batch.entries:
-            if entry.dead is not None:
-                break
-            if chunk and n_lines + len(entry.lines) > self._max_lines:
-                break
-            chunk.append(entry)
-            n_lines += len(entry.lines)
-        return chunk
-
-    def _write(self, chunk: list[_Entry]) -> None:
+    def _write(self, chunk: list[Entry]) -> None:
         body = "\n".join(line for entry in chunk for line in entry.lines)
         self.telemetry.write_calls.inc()
         try:
@@ -644,9 +592,8 @@ class InfluxWriter:
 
     # --- committing -----------------------------------------------------------------------
 
-    def _merge_done(self, batch: _Batch) -> None:
-        self._offsets.add(batch.done)
-        batch.done.clear()
+    def _merge_done(self, batch: Batch) -> None:
+        self._offsets.add(batch.take_done())
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         log.info(
@@ -660,15 +607,13 @@ class InfluxWriter:
         batch = self._pending
         if batch is not None:
             self._merge_done(batch)
-            kept = [e for e in batch.entries if e.tp not in revoked]
-            if len(kept) != len(batch.entries):
+            dropped = batch.drop(revoked)
+            if dropped:
                 log.info(
                     "%d unwritten outbox message(s) of revoked partitions dropped from the "
                     "batch; their next owner reads them again",
-                    len(batch.entries) - len(kept),
+                    dropped,
                 )
-            batch.entries = deque(kept)
-            batch.one_by_one = min(batch.one_by_one, len(kept))
         self._offsets.commit(self._consumer, only=revoked)
         self._offsets.forget(revoked)
 
