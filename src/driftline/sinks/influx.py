@@ -58,6 +58,7 @@ from driftline.errors import DecodeError, InfluxRejectedError, InfluxUnavailable
 from driftline.schemas.outputs import DeadLetter, utc_now
 from driftline.sinks.batch import Batch, Entry
 from driftline.sinks.dlq import DeadLetterProducer
+from driftline.sinks.health import WriterHealth
 from driftline.sinks.offsets import TP, UncommittedOffsets
 from driftline.sinks.outbox import decode_lines
 from driftline.sinks.retry import Backoff, translate_write_error
@@ -167,11 +168,7 @@ class InfluxWriter:
             )
         if max_lines_per_write < 1:
             raise ValueError(f"max_lines_per_write must be at least 1, got {max_lines_per_write}")
-        if not (unhealthy_after > 0 and stall_after > 0):
-            raise ValueError(
-                f"unhealthy_after and stall_after must be positive seconds, got "
-                f"{unhealthy_after} and {stall_after}"
-            )
+        self._health = WriterHealth(unhealthy_after, stall_after, wall_clock)
         self._kafka = kafka
         self._influx = influx
         self._topics = topics
@@ -193,16 +190,11 @@ class InfluxWriter:
         self._pending: Batch | None = None
         self._paused = False
         self._wall = wall_clock
-        self._last_poll: float | None = None
-        self._failing_since: float | None = None
-        self._last_error = ""
-        self.unhealthy_after = unhealthy_after
-        self.stall_after = stall_after
         self.telemetry = telemetry or WriterTelemetry()
         t = self.telemetry
         t.pending.set_function(lambda: self.pending)
-        t.last_poll.set_function(lambda: self._last_poll or 0.0)
-        t.failing_since.set_function(lambda: self._failing_since or 0.0)
+        t.last_poll.set_function(lambda: self._health.last_poll or 0.0)
+        t.failing_since.set_function(lambda: self._health.failing_since or 0.0)
         self._offsets = UncommittedOffsets(t.written_offset, t.committed_offset, t.commit_failures)
 
     # --- counters, read from the telemetry ------------------------------------------------
@@ -257,35 +249,18 @@ class InfluxWriter:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Healthy while started, polling, and not failing for longer than ``unhealthy_after``;
-        the detail says why not."""
-        if not self.started:
-            return False, {"part": "writer", "problem": "not started"}
-        now = self._wall()
-        age = None if self._last_poll is None else now - self._last_poll
-        failing = None if self._failing_since is None else now - self._failing_since
-        problems = []
-        if age is None:
-            problems.append("the outbox consumer has not polled yet")
-        elif age >= self.stall_after:
-            problems.append(
-                f"the outbox consumer has not polled for {age:.0f} s (limit {self.stall_after:g} s)"
-            )
-        if failing is not None and failing >= self.unhealthy_after:
-            problems.append(
-                f"writes have failed for {failing:.0f} s (limit {self.unhealthy_after:g} s); "
-                f"last error: {self._last_error}"
-            )
-        detail: dict[str, Any] = {
-            "part": "writer",
-            "seconds_since_poll": None if age is None else round(age, 3),
-            "failing_for_seconds": None if failing is None else round(failing, 3),
-            "pending": self.pending,
-        }
-        if failing is not None:
-            detail["last_error"] = self._last_error
-        if problems:
-            detail["problem"] = "; ".join(problems)
-        return not problems, detail
+        the detail says why not (see :class:`~driftline.sinks.health.WriterHealth`)."""
+        return self._health.check(started=self.started, pending=self.pending)
+
+    @property
+    def unhealthy_after(self) -> float:
+        """Seconds of uninterrupted failures after which :meth:`health` is unhealthy."""
+        return self._health.unhealthy_after
+
+    @property
+    def stall_after(self) -> float:
+        """Seconds without a poll after which :meth:`health` is unhealthy."""
+        return self._health.stall_after
 
     def consumer_config(self) -> dict[str, Any]:
         """The librdkafka properties of the outbox consumer."""
@@ -426,7 +401,7 @@ class InfluxWriter:
             )
         except KafkaException as exc:
             raise KafkaError(f"cannot consume {self._topics.metrics!r}: {exc}") from None
-        self._last_poll = self._wall()
+        self._health.polled()
         if messages:
             self.telemetry.messages_in.labels(self._topics.metrics).inc(len(messages))
         return messages
@@ -458,9 +433,7 @@ class InfluxWriter:
                 self.telemetry.failures.labels(
                     "unavailable" if unavailable else "dead_letter"
                 ).inc()
-                if self._failing_since is None:
-                    self._failing_since = self._wall()
-                self._last_error = str(exc)
+                self._health.failed(exc)
                 batch.attempts += 1
                 hint = exc.retry_after if isinstance(exc, InfluxUnavailableError) else None
                 delay = self._backoff.delay(batch.attempts, self._rng, at_least=hint or 0.0)
@@ -480,7 +453,7 @@ class InfluxWriter:
                 if self._stop.is_set():
                     return
                 self.telemetry.retries.inc()
-        self._failing_since = None
+        self._health.recovered()
         self._merge_done(batch)
         self._pending = None
         self._offsets.commit(self._consumer)
@@ -564,7 +537,7 @@ class InfluxWriter:
             consumer.pause(consumer.assignment())
             self._paused = True
             extra = consumer.consume(num_messages=self._influx.batch_size, timeout=0)
-            self._last_poll = self._wall()
+            self._health.polled()
         except KafkaException as exc:
             log.warning("polling the paused outbox consumer failed: %s; retrying anyway", exc)
             return
