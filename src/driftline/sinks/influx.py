@@ -45,7 +45,6 @@ from confluent_kafka import (
     Consumer,
     KafkaException,
     Producer,
-    TopicPartition,
 )
 from confluent_kafka import KafkaError as _RdKafkaError
 from influxdb_client import InfluxDBClient, WritePrecision
@@ -59,7 +58,8 @@ from driftline.schemas.outputs import DeadLetter, utc_now
 from driftline.sinks.batch import Batch, Entry
 from driftline.sinks.dlq import DeadLetterProducer
 from driftline.sinks.health import WriterHealth
-from driftline.sinks.offsets import TP, UncommittedOffsets
+from driftline.sinks.hold import ConsumerHold
+from driftline.sinks.offsets import UncommittedOffsets
 from driftline.sinks.outbox import decode_lines
 from driftline.sinks.retry import Backoff, translate_write_error
 from driftline.streams.telemetry import WriterTelemetry
@@ -188,7 +188,6 @@ class InfluxWriter:
         self._client: Any = None
         self._write_api: Any = None
         self._pending: Batch | None = None
-        self._paused = False
         self._wall = wall_clock
         self.telemetry = telemetry or WriterTelemetry()
         t = self.telemetry
@@ -196,6 +195,7 @@ class InfluxWriter:
         t.last_poll.set_function(lambda: self._health.last_poll or 0.0)
         t.failing_since.set_function(lambda: self._health.failing_since or 0.0)
         self._offsets = UncommittedOffsets(t.written_offset, t.committed_offset, t.commit_failures)
+        self._hold = ConsumerHold(influx.batch_size, self._health.polled)
 
     # --- counters, read from the telemetry ------------------------------------------------
 
@@ -359,7 +359,7 @@ class InfluxWriter:
             finally:
                 self._client.close()
                 self._consumer = self._dlq = self._client = self._write_api = None
-                self._paused = False
+                self._hold.paused = False
                 self._stop = threading.Event()
 
     # --- the loop -------------------------------------------------------------------------
@@ -445,7 +445,7 @@ class InfluxWriter:
                     exc,
                     delay,
                 )
-                self._hold()
+                self._hold.hold(self._consumer)
                 if self._stop.is_set():
                     return
                 self.telemetry.backoff.inc(delay)
@@ -458,9 +458,9 @@ class InfluxWriter:
         self._pending = None
         self._offsets.commit(self._consumer)
         self.telemetry.batches.inc()
-        if self._paused:
+        if self._hold.paused:
             log.info("outbox batch written after %d failed attempt(s); resuming", batch.attempts)
-            self._resume()
+            self._hold.resume(self._consumer)
 
     def _drain(self, batch: Batch) -> None:
         """Write (or dead-letter) the batch's entries front to back; raises on a failure."""
@@ -521,47 +521,6 @@ class InfluxWriter:
             self._sleep(seconds)
         else:
             self._stop.wait(seconds)
-
-    # --- pausing while InfluxDB is down ---------------------------------------------------
-
-    def _hold(self) -> None:
-        """Keep the group membership alive during a retry, without taking in new messages.
-
-        The assigned partitions are paused and the consumer polled (a consumer that does not
-        poll for ``max.poll.interval.ms`` is dropped from its group); anything it still hands
-        back (from a partition assigned meanwhile) is sought back to be read again later.
-        """
-        consumer = self._consumer
-        try:
-            # Every time: a rebalance may have assigned partitions since, and they run unpaused.
-            consumer.pause(consumer.assignment())
-            self._paused = True
-            extra = consumer.consume(num_messages=self._influx.batch_size, timeout=0)
-            self._health.polled()
-        except KafkaException as exc:
-            log.warning("polling the paused outbox consumer failed: %s; retrying anyway", exc)
-            return
-        first: dict[TP, int] = {}
-        for message in extra:
-            if message.error() is None:
-                tp = (message.topic(), message.partition())
-                first[tp] = min(first.get(tp, message.offset()), message.offset())
-        if first:
-            partitions = [TopicPartition(t, p, offset) for (t, p), offset in first.items()]
-            try:
-                for partition in partitions:
-                    consumer.seek(partition)
-                consumer.pause(partitions)
-            except KafkaException as exc:
-                log.warning("cannot put back %d outbox message(s): %s", len(extra), exc)
-
-    def _resume(self) -> None:
-        try:
-            self._consumer.resume(self._consumer.assignment())
-        except KafkaException as exc:
-            log.warning("cannot resume the outbox partitions: %s; retrying next batch", exc)
-            return
-        self._paused = False
 
     # --- committing -----------------------------------------------------------------------
 
