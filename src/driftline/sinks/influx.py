@@ -19,12 +19,18 @@ group without fetching more), waits with exponential back-off and jitter, and wr
 unparseable, 413 too large, 422 unprocessable), writing it again cannot help: the writer
 writes the batch's messages one by one, dead-letters each one InfluxDB still refuses, and
 goes on. A crash between a write and its commit rewrites at most that batch, which is
-harmless: InfluxDB overwrites a point with the same identity. Which failure is which, and how
-long to wait, is decided in :mod:`driftline.sinks.retry`.
+harmless: InfluxDB overwrites a point with the same identity.
 
 The writer counts what it does in a :class:`~driftline.streams.telemetry.WriterTelemetry`
 and answers :meth:`InfluxWriter.health`: unhealthy while InfluxDB has failed for longer than
 ``unhealthy_after`` or the consumer has not polled for ``stall_after`` seconds.
+
+This module owns the writer's lifecycle and its loop (consume, write or dead-letter, retry,
+commit). Its parts live beside it: :mod:`~driftline.sinks.batch` (a batch's bookkeeping),
+:mod:`~driftline.sinks.retry` (which failure is worth retrying, and the back-off),
+:mod:`~driftline.sinks.hold` (staying in the group during retries),
+:mod:`~driftline.sinks.offsets` (committing), :mod:`~driftline.sinks.dlq` (producing dead
+letters) and :mod:`~driftline.sinks.health`.
 """
 
 from __future__ import annotations
@@ -40,12 +46,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from confluent_kafka import (
-    TIMESTAMP_NOT_AVAILABLE,
-    Consumer,
-    KafkaException,
-    Producer,
-)
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, Producer
 from confluent_kafka import KafkaError as _RdKafkaError
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
@@ -271,7 +272,7 @@ class InfluxWriter:
             # A new group starts at the oldest metrics, not after them: none may be skipped.
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 6000,
-            # librdkafka's 1000 ms default stalls a consumer that works per batch (DESIGN §6).
+            # librdkafka's default back-off stalls a consumer that works per batch (DESIGN §6).
             "fetch.queue.backoff.ms": 5,
             **self._extra,
         }

@@ -31,7 +31,7 @@ from driftline.sinks.points import MetricPoint, report_points
 PRECISION = "ms"
 """Timestamp precision of every line in an outbox message."""
 
-# Epoch milliseconds beyond this (year 5138) are a timestamp in µs or ns written by mistake:
+# Epoch milliseconds this large are a timestamp in µs or ns written by mistake:
 # InfluxDB would store it as a point thousands of years away, and no query would find it.
 _MAX_ABS_MS = 10**14
 _INTEGER = re.compile(r"^-?\d+i$")
