@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 from collections import deque
-from datetime import UTC, datetime
 
-from driftline.deadletter import from_message
+from driftline.deadletter import dead_letter
 from driftline.sinks.batch import Batch, Entry
 
 
 class Message:
+    """What a batch reads of a consumed Kafka message: where it came from."""
+
     def __init__(self, partition: int, offset: int) -> None:
-        self._partition, self._offset = partition, offset
+        self.where = ("metrics", partition, offset)
 
     def topic(self) -> str:
-        return "metrics"
+        return self.where[0]
 
     def partition(self) -> int:
-        return self._partition
+        return self.where[1]
 
     def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes:
-        return b"fraud"
-
-    def value(self) -> bytes:
-        return b"m v=1"
-
-    def headers(self) -> None:
-        return None
+        return self.where[2]
 
 
 def entry(partition: int, offset: int, n_lines: int = 3) -> Entry:
@@ -37,11 +29,18 @@ def entry(partition: int, offset: int, n_lines: int = 3) -> Entry:
 
 
 def dead(partition: int, offset: int) -> Entry:
-    message = Message(partition, offset)
-    letter = from_message(
-        message, reason="no timestamp", kind="malformed_line_protocol", failed_at=datetime.now(UTC)
+    letter = dead_letter(
+        topic="metrics",
+        partition=partition,
+        offset=offset,
+        key=b"fraud",
+        value=b"m v=1",
+        headers=None,
+        reason="no timestamp",
+        kind="malformed_line_protocol",
+        failed_at=1_764_000_000_000,
     )
-    return Entry(message, dead=letter)
+    return Entry(Message(partition, offset), dead=letter)
 
 
 def test_a_write_call_takes_whole_messages_up_to_max_lines_and_at_least_one() -> None:
