@@ -11,7 +11,8 @@ from rich.table import Table
 
 from driftline.detectors.engine import WindowReport
 from driftline.detectors.result import TestResult
-from driftline.sinks.points import lines, report_points
+from driftline.sinks.line_protocol import lines
+from driftline.sinks.points import report_points
 
 _TOP = 3
 

@@ -23,55 +23,29 @@ from typing import Any
 import pytest
 import urllib3
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, Producer, TopicPartition
-from hypothesis import given
-from hypothesis import strategies as st
-from influxdb_client.rest import ApiException
 
 from driftline.config import InfluxSettings, KafkaSettings, TopicSettings
-from driftline.errors import DecodeError, InfluxRejectedError, InfluxUnavailableError
 from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import DeadLetter
-from driftline.sinks.influx import Backoff, InfluxWriter, translate_write_error
-from driftline.sinks.outbox import check_line, decode_lines, encode_points, report_message
-from driftline.sinks.points import MetricPoint, lines
+from driftline.sinks.influx import InfluxWriter
+from driftline.sinks.line_protocol import lines
+from driftline.sinks.outbox import encode_points
+from driftline.sinks.points import MetricPoint
+from driftline.sinks.retry import Backoff
 from driftline.telemetry.server import serve
 from driftline.testing import VictoriaMetrics, free_port
 from driftline.topics import create_topics
 from tests.streams.scrape import health, sample, scrape
+from tests.unit.sinks.test_outbox import MINUTE, T0, window_points
 
-T0 = 1_764_000_000_000
-MINUTE = 60_000
 PRODUCED_AT_MS = 1_764_000_100_000  # the Kafka timestamp of the fakes' message at offset 0
 FAILED_AT = datetime(2026, 11, 22, 9, tzinfo=UTC)
 CONNECTION = urllib3.connection.HTTPConnection("influx", 8086)  # never connects
-POOL = urllib3.HTTPConnectionPool("influx", 8086)
 
 Stored = set[tuple[str, frozenset[tuple[str, str]], str, int, float]]
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def window_points(model: str, i: int) -> list[MetricPoint]:
-    """The points of window ``i`` of ``model``: drift per feature, performance, a decision."""
-    base = (("model", model), ("version", "3"), ("window", "1h"))
-    end = T0 + i * MINUTE
-    points = [
-        MetricPoint(
-            "feature_drift",
-            tuple(sorted((*base, ("feature", feature), ("test", "psi")))),
-            (("statistic", round(0.01 * i + k * 0.5, 4)), ("drifted", i % 3 == 0), ("n", 1000 + i)),
-            end,
-        )
-        for k, feature in enumerate(("amount", "country code"))
-    ]
-    points.append(
-        MetricPoint(
-            "performance", tuple(sorted((*base, ("metric", "accuracy")))), (("value", 0.9),), end
-        )
-    )
-    points.append(MetricPoint("decision", base, (("severity", i % 4), ("retrain", False)), end))
-    return points
 
 
 def expected(points: list[MetricPoint]) -> Stored:
@@ -530,152 +504,6 @@ def test_data_influxdb_refuses_is_dead_lettered_alone_after_transient_errors_are
     assert (dead.value, dead.source_offset, dead.kind) == (poison, 2, "rejected")
     assert "unable to parse" in dead.reason
     assert "HTTP 400" in dead.reason
-
-
-# --- pure: the message format --------------------------------------------------------------
-
-
-def test_encoded_points_decode_to_their_line_protocol_escapes_and_all() -> None:
-    points = [
-        MetricPoint(
-            "data quality",
-            (("feature", "a,b=c d"), ("model", "fr\\aud")),
-            (("note", 'say "hi", 1 2'), ("n", 3), ("rate", -0.5), ("flagged", False)),
-            T0,
-        ),
-        *window_points("fraud", 1),
-    ]
-    assert decode_lines(encode_points(points)) == lines(points, "ms")
-    assert all(check_line(line) is None for line in lines(points, "ms"))
-
-
-def test_an_outbox_message_needs_a_point() -> None:
-    with pytest.raises(ValueError, match="at least one point"):
-        encode_points([])
-
-
-def test_a_window_report_becomes_one_message_keyed_by_its_model() -> None:
-    from driftline.detectors.engine import ModelMonitor
-    from tests.unit.detectors.test_engine import MINUTE as ENGINE_MINUTE
-    from tests.unit.detectors.test_engine import config, reference, traffic
-
-    monitor = ModelMonitor(reference(), config())
-    traffic(monitor, 0, 3000)
-    [window] = monitor.due(20 * ENGINE_MINUTE)
-    report = monitor.evaluate(window)
-    message = report_message(report)
-    assert message.key == b"m"
-    decoded = decode_lines(message.value)
-    assert len(decoded) > 10
-    assert {line.rsplit(" ", 1)[1] for line in decoded} == {str(window.end_ms)}
-
-
-@pytest.mark.parametrize(
-    ("value", "kind", "reason"),
-    [
-        (None, "empty_message", "no value"),
-        (b"", "empty_message", "no lines"),
-        (b"\n \n", "empty_message", "no lines"),
-        (b"m v=1 1764000000000\xfe", "not_utf8", "not UTF-8"),
-        (b"m v=1", "malformed_line_protocol", "line 1: no timestamp"),
-        (b"m v=1 1\nm 1764000000000", "malformed_line_protocol", "line 2: no field set"),
-        (b"m v=1 soon", "malformed_line_protocol", "'soon' is not an integer"),
-        (b"m v=1 1764000000000000", "malformed_line_protocol", "not epoch milliseconds"),
-        (b"m,model v=1 1", "malformed_line_protocol", "malformed tag"),
-        (b"m v=1x 1", "malformed_line_protocol", "invalid field value"),
-        (b"m v=nan 1", "malformed_line_protocol", "invalid field value"),
-        (b" v=1 1", "malformed_line_protocol", "no measurement"),
-        (b"m v=1 1 2", "malformed_line_protocol", "after the timestamp"),
-        (b"m a=1 1\nm b 1\nm c=2", "malformed_line_protocol", "2 of 3 lines malformed; line 2"),
-    ],
-)
-def test_undecodable_messages_raise_decode_error_saying_why(
-    value: bytes | None, kind: str, reason: str
-) -> None:
-    with pytest.raises(DecodeError) as caught:
-        decode_lines(value)
-    assert caught.value.kind == kind
-    assert reason in caught.value.reason
-
-
-@given(st.binary(max_size=200))
-def test_decoding_any_bytes_gives_lines_or_a_decode_error(value: bytes) -> None:
-    try:
-        decoded = decode_lines(value)
-    except DecodeError:
-        return
-    assert decoded
-    assert all(check_line(line) is None for line in decoded)
-
-
-# --- pure: errors and back-off -------------------------------------------------------------
-
-
-def response(status: int, body: bytes, headers: dict[str, str] | None = None) -> ApiException:
-    answer = urllib3.HTTPResponse(body=body, status=status, headers=headers or {})
-    exc: ApiException = ApiException(http_resp=answer)  # type: ignore[no-untyped-call]
-    return exc
-
-
-def test_influxdb_client_errors_become_driftline_errors() -> None:
-    url = "http://influx:8086"
-    refused = translate_write_error(
-        urllib3.exceptions.NewConnectionError(CONNECTION, "Connection refused"), url
-    )
-    assert isinstance(refused, InfluxUnavailableError)
-    timeout = translate_write_error(urllib3.exceptions.ReadTimeoutError(POOL, url, "slow"), url)
-    assert isinstance(timeout, InfluxUnavailableError)
-
-    busy = translate_write_error(response(503, b'{"message":"busy"}', {"Retry-After": "7"}), url)
-    assert isinstance(busy, InfluxUnavailableError)
-    assert (busy.status, busy.retry_after) == (503, 7.0)
-    assert "HTTP 503: busy" in str(busy)
-
-    bad = translate_write_error(response(400, b'{"message":"unable to parse x"}'), url)
-    assert isinstance(bad, InfluxRejectedError)
-    assert bad.message == "HTTP 400: unable to parse x"
-    assert isinstance(translate_write_error(response(422, b"{}"), url), InfluxRejectedError)
-
-    auth = translate_write_error(response(401, b'{"message":"unauthorized access"}'), url)
-    assert isinstance(auth, InfluxUnavailableError)
-    assert "check the token" in str(auth)
-
-    assert translate_write_error(ValueError("a bug"), url) is None
-
-
-def test_backoff_doubles_from_base_to_cap_and_jitters_within_each_ceiling() -> None:
-    plain = Backoff(base=0.5, cap=10.0, jitter=0.0)
-    assert [plain.delay(n, random.Random(0)) for n in range(1, 8)] == [
-        0.5,
-        1.0,
-        2.0,
-        4.0,
-        8.0,
-        10.0,
-        10.0,
-    ]
-    jittered = Backoff(base=0.5, cap=10.0, jitter=0.5)
-    rng = random.Random(42)
-    for attempt in range(1, 200):
-        delay = jittered.delay(attempt, rng)
-        assert jittered.ceiling(attempt) / 2 <= delay <= jittered.ceiling(attempt)
-    first = [jittered.delay(n, random.Random(9)) for n in range(1, 6)]
-    assert first == [jittered.delay(n, random.Random(9)) for n in range(1, 6)]
-    assert jittered.delay(1, rng, at_least=3.0) == 3.0
-    assert jittered.delay(1, rng, at_least=60.0) == 10.0  # a Retry-After past the cap
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "names"),
-    [
-        ({"base": 0.0}, "base"),
-        ({"base": 2.0, "cap": 1.0}, "cap"),
-        ({"jitter": 1.5}, "jitter"),
-    ],
-)
-def test_backoff_rejects_bad_parameters_by_name(kwargs: dict[str, float], names: str) -> None:
-    with pytest.raises(ValueError, match=names):
-        Backoff(**kwargs)
 
 
 # --- pure: the writer's retry loop, with fake clients --------------------------------------

@@ -24,185 +24,61 @@ harmless: InfluxDB overwrites a point with the same identity.
 The writer counts what it does in a :class:`~driftline.telemetry.writer.WriterTelemetry`
 and answers :meth:`InfluxWriter.health`: unhealthy while InfluxDB has failed for longer than
 ``unhealthy_after`` or the consumer has not polled for ``stall_after`` seconds.
+
+This module owns the writer's lifecycle and its loop (consume, write or dead-letter, retry,
+commit). Its parts live beside it: :mod:`~driftline.sinks.batch` (a batch's bookkeeping),
+:mod:`~driftline.sinks.retry` (which failure is worth retrying, and the back-off),
+:mod:`~driftline.sinks.hold` (staying in the group during retries),
+:mod:`~driftline.sinks.offsets` (committing), :mod:`~driftline.sinks.dlq` (producing dead
+letters) and :mod:`~driftline.sinks.health`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import logging
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-import urllib3.exceptions
-from confluent_kafka import (
-    TIMESTAMP_NOT_AVAILABLE,
-    Consumer,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, Producer
 from confluent_kafka import KafkaError as _RdKafkaError
 from influxdb_client import InfluxDBClient, WritePrecision
-from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.write_api import SYNCHRONOUS
+from prometheus_client import Counter
 
 from driftline.config import InfluxSettings, KafkaSettings, TopicSettings
 from driftline.deadletter import from_message
-from driftline.errors import (
-    DecodeError,
-    DeliveryError,
-    FailedDelivery,
-    InfluxRejectedError,
-    InfluxUnavailableError,
-    InfluxWriteError,
-    KafkaError,
-)
+from driftline.errors import DecodeError, InfluxRejectedError, InfluxUnavailableError, KafkaError
 from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import DeadLetter, utc_now
+from driftline.sinks.batch import Batch, Entry
+from driftline.sinks.dlq import DeadLetterProducer
+from driftline.sinks.health import WriterHealth
+from driftline.sinks.hold import ConsumerHold
+from driftline.sinks.offsets import UncommittedOffsets
 from driftline.sinks.outbox import decode_lines
+from driftline.sinks.retry import Backoff, translate_write_error
 from driftline.telemetry.writer import WriterTelemetry
 
 log = logging.getLogger(__name__)
 
-_REJECTED_STATUSES = frozenset({400, 413, 422})
-_DLQ_FLUSH_TIMEOUT_S = 30.0
-_REASON_CHARS = 500  # of InfluxDB's answer, kept in a dead letter's reason
 
-TP = tuple[str, int]
-
-
-# --- errors --------------------------------------------------------------------------------
-
-
-def _retry_after(value: object) -> float | None:
-    try:
-        seconds = float(str(value))
-    except ValueError:  # an HTTP date: rare enough to fall back to our own back-off
-        return None
-    return seconds if seconds >= 0 else None
-
-
-def _answer(exc: InfluxDBError) -> str:
-    message = exc.message
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", errors="replace")
-    return str(message).strip()[:_REASON_CHARS] or "no message"
-
-
-def translate_write_error(exc: BaseException, url: str) -> InfluxWriteError | None:
-    """The driftline error for an exception raised by an influxdb-client write, or None.
-
-    None means ``exc`` is not a failed write (a bug, say) and must propagate as it is.
-
-    >>> from influxdb_client.rest import ApiException
-    >>> translate_write_error(ApiException(status=503, reason="Service Unavailable"), "http://i")
-    InfluxUnavailableError('write to http://i failed: HTTP 503: Service Unavailable')
-    >>> type(translate_write_error(ConnectionRefusedError(111, "refused"), "http://i")).__name__
-    'InfluxUnavailableError'
-    """
-    if isinstance(exc, InfluxDBError):
-        status = getattr(exc, "status", None)
-        if status is None and exc.response is not None:
-            status = getattr(exc.response, "status", None)
-        if status is None:
-            return InfluxUnavailableError(_answer(exc), url=url)
-        status = int(status)
-        answer = _answer(exc) if exc.response is not None else str(getattr(exc, "reason", ""))
-        message = f"HTTP {status}: {answer}"
-        if status in _REJECTED_STATUSES:
-            return InfluxRejectedError(message, url=url, status=status)
-        if status in (401, 403, 404):
-            message += " (check the token, org and bucket settings)"
-        return InfluxUnavailableError(
-            message, url=url, status=status, retry_after=_retry_after(exc.retry_after)
+def _total(counter: Counter, **labels: str) -> int:
+    """A Prometheus counter's count, summed over its children whose labels include ``labels``."""
+    return int(
+        sum(
+            sample.value
+            for metric in counter.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total") and labels.items() <= sample.labels.items()
         )
-    if isinstance(exc, urllib3.exceptions.HTTPError | OSError | http.client.HTTPException):
-        return InfluxUnavailableError(f"{type(exc).__name__}: {exc}", url=url)
-    return None
-
-
-# --- back-off ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential back-off with jitter: retry ``n`` waits up to ``base * 2**(n-1)``, capped.
-
-    Each wait is drawn uniformly from the top ``jitter`` share of that ceiling, so writers
-    that failed together do not retry together.
-
-    >>> backoff = Backoff(base=0.5, cap=4.0, jitter=0.0)
-    >>> [backoff.delay(n, random.Random(0)) for n in range(1, 6)]
-    [0.5, 1.0, 2.0, 4.0, 4.0]
-    >>> backoff.delay(1, random.Random(0), at_least=3.0)  # the server's Retry-After
-    3.0
-    """
-
-    base: float = 0.5
-    cap: float = 30.0
-    jitter: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not self.base > 0:
-            raise ValueError(f"base must be positive seconds, got {self.base}")
-        if not self.cap >= self.base:
-            raise ValueError(f"cap must be at least base ({self.base}), got {self.cap}")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError(f"jitter must be between 0 and 1, got {self.jitter}")
-
-    def ceiling(self, attempt: int) -> float:
-        """The longest wait before retry number ``attempt`` (1 for the first retry)."""
-        if attempt < 1:
-            raise ValueError(f"attempt counts from 1, got {attempt}")
-        return min(self.cap, self.base * 2.0 ** min(attempt - 1, 64))
-
-    def delay(self, attempt: int, rng: random.Random, *, at_least: float = 0.0) -> float:
-        """The wait before retry ``attempt``: jittered, at least ``at_least``, at most the cap."""
-        top = self.ceiling(attempt)
-        drawn = top * (1.0 - self.jitter * rng.random())
-        return min(self.cap, max(drawn, at_least))
-
-
-# --- the writer ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Entry:
-    """One consumed outbox message: its lines, or the dead letter it becomes."""
-
-    message: Any
-    lines: tuple[str, ...] = ()
-    dead: DeadLetter | None = None
-
-    @property
-    def tp(self) -> TP:
-        return self.message.topic(), self.message.partition()
-
-
-@dataclass
-class _Batch:
-    """The messages of one consume call still to be written, and the offsets already done."""
-
-    entries: deque[_Entry]
-    done: dict[TP, int] = field(default_factory=dict)  # next offset to commit, per partition
-    one_by_one: int = 0  # the next entries are written one per call, to find a rejected one
-    attempts: int = 0
-
-    def pop(self) -> _Entry:
-        entry = self.entries.popleft()
-        tp = entry.tp
-        self.done[tp] = max(self.done.get(tp, 0), entry.message.offset() + 1)
-        self.one_by_one = max(0, self.one_by_one - 1)
-        return entry
+    )
 
 
 class InfluxWriter:
@@ -223,7 +99,7 @@ class InfluxWriter:
         event given to :meth:`run`) cuts short.
     max_backoff, base_backoff
         The back-off between retries of a failed batch grows from ``base_backoff`` to
-        ``max_backoff`` seconds (see :class:`Backoff`).
+        ``max_backoff`` seconds (see :class:`~driftline.sinks.retry.Backoff`).
     seed
         Seeds the jitter; None draws a fresh seed, so separate writers retry at different times.
     max_lines_per_write
@@ -244,10 +120,11 @@ class InfluxWriter:
     wall_clock
         Unix seconds: poll times, how long failures last, the age of records at write.
 
-    Counters (plain attributes): ``points_written``, ``messages_written``, ``batches``
-    (committed), ``failures`` (failed attempts while InfluxDB or the DLQ was unavailable),
-    ``retries`` (attempts repeated after a failure), ``dead_lettered`` and
-    ``commit_failures``; the same and more in ``telemetry``.
+    Counters (read-only properties, read from the Prometheus counters of ``telemetry``, so a
+    telemetry shared by two writers counts both): ``points_written``, ``messages_written``,
+    ``batches`` (committed), ``failures`` (failed attempts while InfluxDB or the DLQ was
+    unavailable), ``retries`` (attempts repeated after a failure), ``dead_lettered`` and
+    ``commit_failures``; ``telemetry`` has more.
 
     >>> writer = InfluxWriter(KafkaSettings(), InfluxSettings(), TopicSettings())
     >>> writer.started, writer.points_written  # no client exists before start()
@@ -293,11 +170,7 @@ class InfluxWriter:
             )
         if max_lines_per_write < 1:
             raise ValueError(f"max_lines_per_write must be at least 1, got {max_lines_per_write}")
-        if not (unhealthy_after > 0 and stall_after > 0):
-            raise ValueError(
-                f"unhealthy_after and stall_after must be positive seconds, got "
-                f"{unhealthy_after} and {stall_after}"
-            )
+        self._health = WriterHealth(unhealthy_after, stall_after, wall_clock)
         self._kafka = kafka
         self._influx = influx
         self._topics = topics
@@ -313,34 +186,58 @@ class InfluxWriter:
         self._extra = dict(config or {})
         self._stop = threading.Event()
         self._consumer: Any = None
-        self._producer: Any = None
+        self._dlq: DeadLetterProducer | None = None
         self._client: Any = None
         self._write_api: Any = None
-        self._pending: _Batch | None = None
-        self._uncommitted: dict[TP, int] = {}  # written (or dead-lettered), not yet committed
-        self._paused = False
-        self._dlq_failures: list[FailedDelivery] = []
+        self._pending: Batch | None = None
         self._wall = wall_clock
-        self._last_poll: float | None = None
-        self._failing_since: float | None = None
-        self._last_error = ""
-        self.unhealthy_after = unhealthy_after
-        self.stall_after = stall_after
         self.telemetry = telemetry or WriterTelemetry()
         t = self.telemetry
         t.pending.set_function(lambda: self.pending)
-        t.last_poll.set_function(lambda: self._last_poll or 0.0)
-        t.failing_since.set_function(lambda: self._failing_since or 0.0)
+        t.last_poll.set_function(lambda: self._health.last_poll or 0.0)
+        t.failing_since.set_function(lambda: self._health.failing_since or 0.0)
+        self._offsets = UncommittedOffsets(t.written_offset, t.committed_offset, t.commit_failures)
+        self._hold = ConsumerHold(influx.batch_size, self._health.polled)
 
-        self.points_written = 0
-        self.messages_written = 0
-        self.batches = 0
-        self.failures = 0
-        self.retries = 0
-        self.dead_lettered = 0
-        self.commit_failures = 0
+    # --- counters, read from the telemetry ------------------------------------------------
 
-    # --- lifecycle -------------------------------------------------------------------------
+    @property
+    def points_written(self) -> int:
+        """Points InfluxDB accepted."""
+        return _total(self.telemetry.points_written)
+
+    @property
+    def messages_written(self) -> int:
+        """Outbox messages whose points InfluxDB accepted."""
+        return _total(self.telemetry.messages_written)
+
+    @property
+    def batches(self) -> int:
+        """Batches written and committed."""
+        return _total(self.telemetry.batches)
+
+    @property
+    def failures(self) -> int:
+        """Failed attempts while InfluxDB or the dead-letter topic was unavailable."""
+        counter = self.telemetry.failures
+        return _total(counter, reason="unavailable") + _total(counter, reason="dead_letter")
+
+    @property
+    def retries(self) -> int:
+        """Attempts repeated after a failure."""
+        return _total(self.telemetry.retries)
+
+    @property
+    def dead_lettered(self) -> int:
+        """Outbox messages sent to the dead-letter topic."""
+        return _total(self.telemetry.dead_letters)
+
+    @property
+    def commit_failures(self) -> int:
+        """Offset commits that failed (and were retried later)."""
+        return _total(self.telemetry.commit_failures)
+
+    # --- lifecycle ------------------------------------------------------------------------
 
     @property
     def started(self) -> bool:
@@ -354,35 +251,18 @@ class InfluxWriter:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Healthy while started, polling, and not failing for longer than ``unhealthy_after``;
-        the detail says why not."""
-        if not self.started:
-            return False, {"part": "writer", "problem": "not started"}
-        now = self._wall()
-        age = None if self._last_poll is None else now - self._last_poll
-        failing = None if self._failing_since is None else now - self._failing_since
-        problems = []
-        if age is None:
-            problems.append("the outbox consumer has not polled yet")
-        elif age >= self.stall_after:
-            problems.append(
-                f"the outbox consumer has not polled for {age:.0f} s (limit {self.stall_after:g} s)"
-            )
-        if failing is not None and failing >= self.unhealthy_after:
-            problems.append(
-                f"writes have failed for {failing:.0f} s (limit {self.unhealthy_after:g} s); "
-                f"last error: {self._last_error}"
-            )
-        detail: dict[str, Any] = {
-            "part": "writer",
-            "seconds_since_poll": None if age is None else round(age, 3),
-            "failing_for_seconds": None if failing is None else round(failing, 3),
-            "pending": self.pending,
-        }
-        if failing is not None:
-            detail["last_error"] = self._last_error
-        if problems:
-            detail["problem"] = "; ".join(problems)
-        return not problems, detail
+        the detail says why not (see :class:`~driftline.sinks.health.WriterHealth`)."""
+        return self._health.check(started=self.started, pending=self.pending)
+
+    @property
+    def unhealthy_after(self) -> float:
+        """Seconds of uninterrupted failures after which :meth:`health` is unhealthy."""
+        return self._health.unhealthy_after
+
+    @property
+    def stall_after(self) -> float:
+        """Seconds without a poll after which :meth:`health` is unhealthy."""
+        return self._health.stall_after
 
     def consumer_config(self) -> dict[str, Any]:
         """The librdkafka properties of the outbox consumer."""
@@ -393,7 +273,7 @@ class InfluxWriter:
             # A new group starts at the oldest metrics, not after them: none may be skipped.
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 6000,
-            # librdkafka's 1000 ms default stalls a consumer that works per batch (DESIGN §6).
+            # librdkafka's default back-off stalls a consumer that works per batch (DESIGN §6).
             "fetch.queue.backoff.ms": 5,
             **self._extra,
         }
@@ -430,7 +310,8 @@ class InfluxWriter:
             raise KafkaError(f"cannot create the outbox consumer or DLQ producer: {exc}") from None
         self._client = client
         self._write_api = client.write_api(write_options=SYNCHRONOUS)
-        self._consumer, self._producer = consumer, producer
+        self._consumer = consumer
+        self._dlq = DeadLetterProducer(producer, self._topics.dlq, self.telemetry.dead_letters)
         log.info(
             "influx writer subscribed to %r as group %r; writing to %s bucket %r",
             self._topics.metrics,
@@ -463,13 +344,14 @@ class InfluxWriter:
         """
         if not self.started:
             return
+        assert self._dlq is not None  # start() creates it with the consumer
         try:
             if self._pending is not None:
                 self._merge_done(self._pending)
                 self._pending = None
             with contextlib.suppress(KafkaError):
-                self._flush_dead_letters()
-            self._commit()
+                self._dlq.flush()
+            self._offsets.commit(self._consumer)
         finally:
             try:
                 # Runs the revoke callback, which still needs the consumer: clear it after.
@@ -478,11 +360,11 @@ class InfluxWriter:
                 log.warning("closing the outbox consumer failed: %s; the group will expire it", exc)
             finally:
                 self._client.close()
-                self._consumer = self._producer = self._client = self._write_api = None
-                self._paused = False
+                self._consumer = self._dlq = self._client = self._write_api = None
+                self._hold.paused = False
                 self._stop = threading.Event()
 
-    # --- the loop --------------------------------------------------------------------------
+    # --- the loop -------------------------------------------------------------------------
 
     def run(self, stop_event: threading.Event | None = None) -> None:
         """Write batches until ``stop_event`` is set (or :meth:`stop` is called).
@@ -508,7 +390,7 @@ class InfluxWriter:
         if self._pending is None:
             messages = self._consume(timeout)
             if not messages:
-                self._commit()  # what a revoked batch left behind, if anything
+                self._offsets.commit(self._consumer)  # what a revoked batch left, if any
                 return 0
             self._pending = self._prepare(messages)
         self._deliver(self._pending)
@@ -521,13 +403,13 @@ class InfluxWriter:
             )
         except KafkaException as exc:
             raise KafkaError(f"cannot consume {self._topics.metrics!r}: {exc}") from None
-        self._last_poll = self._wall()
+        self._health.polled()
         if messages:
             self.telemetry.messages_in.labels(self._topics.metrics).inc(len(messages))
         return messages
 
-    def _prepare(self, messages: Iterable[Any]) -> _Batch:
-        entries: deque[_Entry] = deque()
+    def _prepare(self, messages: Iterable[Any]) -> Batch:
+        entries: deque[Entry] = deque()
         for message in messages:
             error = message.error()
             if error is not None:
@@ -538,25 +420,22 @@ class InfluxWriter:
                 lines = decode_lines(message.value())
             except DecodeError as exc:
                 dead = self._dead_letter(message, exc.reason, exc.kind, exc.path)
-                entries.append(_Entry(message, dead=dead))
+                entries.append(Entry(message, dead=dead))
             else:
-                entries.append(_Entry(message, tuple(lines)))
-        return _Batch(entries)
+                entries.append(Entry(message, tuple(lines)))
+        return Batch(entries)
 
-    def _deliver(self, batch: _Batch) -> None:
+    def _deliver(self, batch: Batch) -> None:
         while True:
             try:
                 self._drain(batch)
                 break
             except (InfluxUnavailableError, KafkaError) as exc:
-                self.failures += 1
                 unavailable = isinstance(exc, InfluxUnavailableError)
                 self.telemetry.failures.labels(
                     "unavailable" if unavailable else "dead_letter"
                 ).inc()
-                if self._failing_since is None:
-                    self._failing_since = self._wall()
-                self._last_error = str(exc)
+                self._health.failed(exc)
                 batch.attempts += 1
                 hint = exc.retry_after if isinstance(exc, InfluxUnavailableError) else None
                 delay = self._backoff.delay(batch.attempts, self._rng, at_least=hint or 0.0)
@@ -568,26 +447,24 @@ class InfluxWriter:
                     exc,
                     delay,
                 )
-                self._hold()
+                self._hold.hold(self._consumer)
                 if self._stop.is_set():
                     return
                 self.telemetry.backoff.inc(delay)
                 self._wait(delay)
                 if self._stop.is_set():
                     return
-                self.retries += 1
                 self.telemetry.retries.inc()
-        self._failing_since = None
+        self._health.recovered()
         self._merge_done(batch)
         self._pending = None
-        self._commit()
-        self.batches += 1
+        self._offsets.commit(self._consumer)
         self.telemetry.batches.inc()
-        if self._paused:
+        if self._hold.paused:
             log.info("outbox batch written after %d failed attempt(s); resuming", batch.attempts)
-            self._resume()
+            self._hold.resume(self._consumer)
 
-    def _drain(self, batch: _Batch) -> None:
+    def _drain(self, batch: Batch) -> None:
         """Write (or dead-letter) the batch's entries front to back; raises on a failure."""
         while batch.entries:
             head = batch.entries[0]
@@ -595,7 +472,7 @@ class InfluxWriter:
                 self._send_dead_letter(head.dead)
                 batch.pop()
                 continue
-            chunk = self._chunk(batch)
+            chunk = batch.chunk(self._max_lines)
             try:
                 self._write(chunk)
             except InfluxRejectedError as exc:
@@ -616,8 +493,6 @@ class InfluxWriter:
             for _ in chunk:
                 batch.pop()
             n_points = sum(len(e.lines) for e in chunk)
-            self.messages_written += len(chunk)
-            self.points_written += n_points
             t = self.telemetry
             t.messages_written.inc(len(chunk))
             t.points_written.inc(n_points)
@@ -627,21 +502,7 @@ class InfluxWriter:
                 if kind != TIMESTAMP_NOT_AVAILABLE:
                     t.record_age.observe(max(0.0, now - timestamp_ms / 1000))
 
-    def _chunk(self, batch: _Batch) -> list[_Entry]:
-        if batch.one_by_one:
-            return [batch.entries[0]]
-        chunk: list[_Entry] = []
-        n_lines = 0
-        for entry in batch.entries:
-            if entry.dead is not None:
-                break
-            if chunk and n_lines + len(entry.lines) > self._max_lines:
-                break
-            chunk.append(entry)
-            n_lines += len(entry.lines)
-        return chunk
-
-    def _write(self, chunk: list[_Entry]) -> None:
+    def _write(self, chunk: list[Entry]) -> None:
         body = "\n".join(line for entry in chunk for line in entry.lines)
         self.telemetry.write_calls.inc()
         try:
@@ -663,85 +524,10 @@ class InfluxWriter:
         else:
             self._stop.wait(seconds)
 
-    # --- pausing while InfluxDB is down ----------------------------------------------------
+    # --- committing -----------------------------------------------------------------------
 
-    def _hold(self) -> None:
-        """Keep the group membership alive during a retry, without taking in new messages.
-
-        The assigned partitions are paused and the consumer polled (a consumer that does not
-        poll for ``max.poll.interval.ms`` is dropped from its group); anything it still hands
-        back (from a partition assigned meanwhile) is sought back to be read again later.
-        """
-        consumer = self._consumer
-        try:
-            # Every time: a rebalance may have assigned partitions since, and they run unpaused.
-            consumer.pause(consumer.assignment())
-            self._paused = True
-            extra = consumer.consume(num_messages=self._influx.batch_size, timeout=0)
-            self._last_poll = self._wall()
-        except KafkaException as exc:
-            log.warning("polling the paused outbox consumer failed: %s; retrying anyway", exc)
-            return
-        first: dict[TP, int] = {}
-        for message in extra:
-            if message.error() is None:
-                tp = (message.topic(), message.partition())
-                first[tp] = min(first.get(tp, message.offset()), message.offset())
-        if first:
-            partitions = [TopicPartition(t, p, offset) for (t, p), offset in first.items()]
-            try:
-                for partition in partitions:
-                    consumer.seek(partition)
-                consumer.pause(partitions)
-            except KafkaException as exc:
-                log.warning("cannot put back %d outbox message(s): %s", len(extra), exc)
-
-    def _resume(self) -> None:
-        try:
-            self._consumer.resume(self._consumer.assignment())
-        except KafkaException as exc:
-            log.warning("cannot resume the outbox partitions: %s; retrying next batch", exc)
-            return
-        self._paused = False
-
-    # --- committing ------------------------------------------------------------------------
-
-    def _merge_done(self, batch: _Batch) -> None:
-        for tp, offset in batch.done.items():
-            self._uncommitted[tp] = max(self._uncommitted.get(tp, 0), offset)
-            self.telemetry.written_offset.labels(tp[0], str(tp[1])).set(self._uncommitted[tp])
-        batch.done.clear()
-
-    def _commit(self, only: set[TP] | None = None) -> None:
-        """Commit written offsets synchronously; what fails is committed with a later batch."""
-        todo = {
-            tp: offset for tp, offset in self._uncommitted.items() if only is None or tp in only
-        }
-        if not todo:
-            return
-        offsets = [TopicPartition(t, p, offset) for (t, p), offset in todo.items()]
-        try:
-            result = self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            self.commit_failures += 1
-            self.telemetry.commit_failures.inc()
-            log.warning(
-                "committing %d written outbox partition offset(s) failed: %s; they are "
-                "committed with the next batch (a crash before that rewrites them, harmlessly)",
-                len(offsets),
-                exc,
-            )
-            return
-        for partition in result or offsets:
-            tp = (partition.topic, partition.partition)
-            if partition.error is None and tp in todo:
-                self.telemetry.committed_offset.labels(tp[0], str(tp[1])).set(todo[tp])
-            if partition.error is None and self._uncommitted.get(tp) == todo.get(tp):
-                del self._uncommitted[tp]
-            elif partition.error is not None:
-                self.commit_failures += 1
-                self.telemetry.commit_failures.inc()
-                log.warning("committing %s failed: %s; retrying later", tp, partition.error)
+    def _merge_done(self, batch: Batch) -> None:
+        self._offsets.add(batch.take_done())
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         log.info(
@@ -755,23 +541,17 @@ class InfluxWriter:
         batch = self._pending
         if batch is not None:
             self._merge_done(batch)
-            kept = [e for e in batch.entries if e.tp not in revoked]
-            if len(kept) != len(batch.entries):
+            dropped = batch.drop(revoked)
+            if dropped:
                 log.info(
                     "%d unwritten outbox message(s) of revoked partitions dropped from the "
                     "batch; their next owner reads them again",
-                    len(batch.entries) - len(kept),
+                    dropped,
                 )
-            batch.entries = deque(kept)
-            batch.one_by_one = min(batch.one_by_one, len(kept))
-        self._commit(only=revoked)
-        for tp in revoked:
-            self._uncommitted.pop(tp, None)
-            # Its next owner reports it from now on.
-            self.telemetry.written_offset.remove(tp[0], str(tp[1]))
-            self.telemetry.committed_offset.remove(tp[0], str(tp[1]))
+        self._offsets.commit(self._consumer, only=revoked)
+        self._offsets.forget(revoked)
 
-    # --- dead letters ----------------------------------------------------------------------
+    # --- dead letters ---------------------------------------------------------------------
 
     def _dead_letter(
         self, message: Any, reason: str, kind: str, path: str | None = None
@@ -779,20 +559,8 @@ class InfluxWriter:
         return from_message(message, reason=reason, kind=kind, path=path, failed_at=self._clock())
 
     def _send_dead_letter(self, dead: DeadLetter) -> None:
-        """Produce one dead letter and wait for the broker's acknowledgement."""
-        try:
-            self._producer.produce(
-                self._topics.dlq,
-                key=dead.key,
-                value=dead.value,
-                headers=dead.kafka_headers(),
-                on_delivery=self._on_dlq_delivery,
-            )
-        except (KafkaException, BufferError) as exc:
-            raise KafkaError(f"cannot dead-letter to {self._topics.dlq!r}: {exc}") from None
-        self._flush_dead_letters()
-        self.dead_lettered += 1
-        self.telemetry.dead_letters.labels(dead.kind).inc()
+        assert self._dlq is not None  # dead letters are sent only while started
+        self._dlq.send(dead)
         log.warning(
             "outbox message %s[%d]@%d dead-lettered to %r (%s): %s; continuing",
             dead.source_topic,
@@ -802,15 +570,3 @@ class InfluxWriter:
             dead.kind,
             dead.reason,
         )
-
-    def _flush_dead_letters(self) -> None:
-        remaining = int(self._producer.flush(_DLQ_FLUSH_TIMEOUT_S))
-        failures, self._dlq_failures = self._dlq_failures, []
-        if failures or remaining:
-            raise DeliveryError(failures, undelivered=remaining)
-
-    def _on_dlq_delivery(self, err: Any, msg: Message) -> None:
-        if err is not None:
-            self._dlq_failures.append(
-                FailedDelivery(topic=msg.topic() or "", key=msg.key(), error=str(err.str()))
-            )

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 
 from driftline.detectors.engine import WindowReport
 from driftline.errors import DecodeError
-from driftline.sinks.points import MetricPoint, lines, report_points
+from driftline.sinks.line_protocol import lines
+from driftline.sinks.points import MetricPoint, report_points
 
 PRECISION = "ms"
 """Timestamp precision of every line in an outbox message."""
 
-# Epoch milliseconds beyond this (year 5138) are a timestamp in µs or ns written by mistake:
+# Epoch milliseconds this large are a timestamp in µs or ns written by mistake:
 # InfluxDB would store it as a point thousands of years away, and no query would find it.
 _MAX_ABS_MS = 10**14
 _INTEGER = re.compile(r"^-?\d+i$")

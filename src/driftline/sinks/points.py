@@ -1,8 +1,8 @@
-"""Window reports as metric points, and points as InfluxDB line protocol.
+"""Window reports as metric points: which points a report becomes, with their tags and fields.
 
 A point is identified by measurement + tags + timestamp (the window end), so writing it again
-overwrites it in InfluxDB: a restated window rewrites the same points (DESIGN §3). Pure: no
-client, no clock.
+overwrites it in InfluxDB: a restated window rewrites the same points (DESIGN §3). A point's
+text is :mod:`driftline.sinks.line_protocol`'s. Pure: no client, no clock.
 
 Measurements (timestamp = window end; every point also has the tags ``model``, ``version``
 and ``window``, e.g. ``1h`` or ``1d/1h``):
@@ -28,7 +28,7 @@ decision                                     drift_found, in_drift, firing, perf
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from driftline.detectors.engine import WindowReport
@@ -159,40 +159,3 @@ def report_points(report: WindowReport) -> list[MetricPoint]:
         )
     )
     return [p for p in candidates if p is not None]
-
-
-def _escape_key(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _escape_measurement(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
-
-
-def _field(value: FieldValue) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    if isinstance(value, float):
-        return repr(value)
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def to_line_protocol(point: MetricPoint, precision: str = "ms") -> str:
-    """One point as an InfluxDB line-protocol line (timestamp in ``ms``, ``us`` or ``ns``).
-
-    >>> p = MetricPoint("feature_drift", (("feature", "amount usd"), ("model", "fraud")),
-    ...                 (("statistic", 0.25), ("drifted", True), ("n", 10)), 1764000000000)
-    >>> print(to_line_protocol(p))
-    feature_drift,feature=amount\\ usd,model=fraud statistic=0.25,drifted=true,n=10i 1764000000000
-    """
-    scale = {"ms": 1, "us": 1_000, "ns": 1_000_000}[precision]
-    tags = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in point.tags if v != "")
-    fields = ",".join(f"{_escape_key(k)}={_field(v)}" for k, v in point.fields)
-    return f"{_escape_measurement(point.measurement)}{tags} {fields} {point.time_ms * scale}"
-
-
-def lines(points: Iterable[MetricPoint], precision: str = "ms") -> list[str]:
-    """Line protocol for many points."""
-    return [to_line_protocol(p, precision) for p in points]

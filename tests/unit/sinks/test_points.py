@@ -1,4 +1,4 @@
-"""Window reports as InfluxDB points and line protocol."""
+"""Window reports as InfluxDB points."""
 
 from __future__ import annotations
 
@@ -7,27 +7,9 @@ import math
 import numpy as np
 
 from driftline.detectors.engine import ModelMonitor
-from driftline.sinks.points import MetricPoint, lines, report_points, to_line_protocol
+from driftline.sinks.line_protocol import to_line_protocol
+from driftline.sinks.points import report_points
 from tests.unit.detectors.test_engine import MINUTE, config, reference, traffic
-
-
-def test_line_protocol_escapes_measurement_tags_and_string_fields() -> None:
-    point = MetricPoint(
-        "data quality",
-        (("feature", "a,b=c d"), ("model", "fr\\aud")),
-        (("note", 'say "hi"\\'), ("n", 3), ("rate", 0.5), ("flagged", False)),
-        1_764_000_000_000,
-    )
-    assert to_line_protocol(point) == (
-        "data\\ quality,feature=a\\,b\\=c\\ d,model=fr\\\\aud "
-        'note="say \\"hi\\"\\\\",n=3i,rate=0.5,flagged=false 1764000000000'
-    )
-
-
-def test_precision_scales_the_timestamp() -> None:
-    point = MetricPoint("m", (), (("v", 1.0),), 1_764_000_000_123)
-    assert lines([point], "ns") == ["m v=1.0 1764000000123000000"]
-    assert to_line_protocol(point, "us").endswith(" 1764000000123000")
 
 
 def test_report_points_have_unique_identities_and_no_non_finite_fields() -> None:

@@ -1,0 +1,148 @@
+"""Metric points as InfluxDB line protocol: escaping, field types, precision."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from influxdb_client import Point, WritePrecision
+
+from driftline.sinks.line_protocol import lines, to_line_protocol
+from driftline.sinks.points import MetricPoint
+
+
+def test_line_protocol_escapes_measurement_tags_and_string_fields() -> None:
+    point = MetricPoint(
+        "data quality",
+        (("feature", "a,b=c d"), ("model", "fr\\aud")),
+        (("note", 'say "hi"\\'), ("n", 3), ("rate", 0.5), ("flagged", False)),
+        1_764_000_000_000,
+    )
+    assert to_line_protocol(point) == (
+        "data\\ quality,feature=a\\,b\\=c\\ d,model=fr\\\\aud "
+        'note="say \\"hi\\"\\\\",n=3i,rate=0.5,flagged=false 1764000000000'
+    )
+
+
+def test_precision_scales_the_timestamp() -> None:
+    point = MetricPoint("m", (), (("v", 1.0),), 1_764_000_000_123)
+    assert lines([point], "ns") == ["m v=1.0 1764000000123000000"]
+    assert to_line_protocol(point, "us").endswith(" 1764000000123000")
+
+
+# --- against influxdb_client's own encoder ---------------------------------------------------
+
+SCALE = {"ms": 1, "us": 1_000, "ns": 1_000_000}
+PRECISION = {"ms": WritePrecision.MS, "us": WritePrecision.US, "ns": WritePrecision.NS}
+# Where the two encoders knowingly differ in names: backslashes, newline, tab, carriage return.
+# Each difference is pinned in test_where_our_line_protocol_knowingly_differs_from_the_clients.
+DIFFERING = "\\\n\t\r"
+SPECIAL = st.sampled_from([",", "=", " ", '"', "#"])
+NAME_CHARS = SPECIAL | st.characters(codec="utf-8", exclude_characters=DIFFERING)
+NAMES = st.text(NAME_CHARS, min_size=1, max_size=10)
+VALUES = st.one_of(
+    st.booleans(),
+    st.integers(),
+    # The client writes a whole float without its ".0" (pinned below).
+    st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not repr(x).endswith(".0")),
+    st.text(SPECIAL | st.characters(codec="utf-8"), max_size=10),
+)
+
+
+def client_line(point: MetricPoint, precision: str = "ms") -> str:
+    """influxdb_client's line for ``point``."""
+    built = Point(point.measurement)
+    for key, value in point.tags:
+        built.tag(key, value)
+    for name, field in point.fields:
+        built.field(name, field)
+    built.time(point.time_ms * SCALE[precision], PRECISION[precision])
+    line: str = built.to_line_protocol()
+    return line
+
+
+@st.composite
+def points(draw: st.DrawFn) -> MetricPoint:
+    """Points with tags and fields in key order, as the client writes them."""
+    measurement = draw(NAMES.filter(lambda name: not name.startswith("#")))
+    tags = draw(st.dictionaries(NAMES, st.text(NAME_CHARS, max_size=10), max_size=4))
+    fields = draw(st.dictionaries(NAMES, VALUES, min_size=1, max_size=4))
+    time_ms = draw(st.integers(min_value=0, max_value=10**13))
+    return MetricPoint(
+        measurement, tuple(sorted(tags.items())), tuple(sorted(fields.items())), time_ms
+    )
+
+
+@given(points(), st.sampled_from(sorted(SCALE)))
+def test_our_line_protocol_is_the_clients_for_any_names_and_values(
+    point: MetricPoint, precision: str
+) -> None:
+    """Commas, spaces, equals signs and quotes in every name, any string field value."""
+    assert to_line_protocol(point, precision) == client_line(point, precision)
+
+
+@pytest.mark.parametrize(
+    ("point", "ours", "clients"),
+    [
+        pytest.param(
+            MetricPoint("a\\b", (("k\\", "v\\w"),), (("f\\", 1),), 1),
+            "a\\\\b,k\\\\=v\\\\w f\\\\=1i 1",
+            "a\\b,k\\=v\\w f\\=1i 1",
+            id="a backslash in a name: doubled by us, kept by the client",
+        ),
+        pytest.param(
+            MetricPoint("m", (("k", "v\\"),), (("f", 1),), 1),
+            "m,k=v\\\\ f=1i 1",
+            "m,k=v\\  f=1i 1",
+            id="a tag value ending in a backslash: the client appends a space",
+        ),
+        pytest.param(
+            MetricPoint("m\nx", (("k\ny", "a\nb"),), (("f\nz", 1),), 1),
+            "m\nx,k\ny=a\nb f\nz=1i 1",
+            "m\\nx,k\\ny=a\\nb f\\nz=1i 1",
+            id="issue 15: a newline in a name, written raw by us, as \\n by the client",
+        ),
+        pytest.param(
+            MetricPoint("m\tx", (("k\ty", "a\tb"),), (("f\tz", 1),), 1),
+            "m\tx,k\ty=a\tb f\tz=1i 1",
+            "m\\tx,k\\ty=a\\tb f\\tz=1i 1",
+            id="a tab in a name, written raw by us, as \\t by the client",
+        ),
+        pytest.param(
+            MetricPoint("m\rx", (("k\ry", "a\rb"),), (("f\rz", 1),), 1),
+            "m\rx,k\ry=a\rb f\rz=1i 1",
+            "m\\rx,k\\ry=a\\rb f\\rz=1i 1",
+            id="a carriage return in a name, written raw by us, as \\r by the client",
+        ),
+        pytest.param(
+            MetricPoint("m", (), (("v", 1.0), ("w", -0.0), ("x", 1e16)), 1),
+            "m v=1.0,w=-0.0,x=1e+16 1",
+            "m v=1,w=-0,x=1e+16 1",
+            id="a whole float: the client drops its .0",
+        ),
+        pytest.param(
+            MetricPoint("m", (("z", "1"), ("a", "2")), (("b", 1), ("a", 2)), 1),
+            "m,z=1,a=2 b=1i,a=2i 1",
+            "m,a=2,z=1 a=2i,b=1i 1",
+            id="order: ours as given, the client's sorted by key",
+        ),
+        pytest.param(
+            MetricPoint("m", (("", "v"),), (("f", 1),), 1),
+            "m,=v f=1i 1",
+            "m f=1i 1",
+            id="a tag with an empty key: the client drops it",
+        ),
+    ],
+)
+def test_where_our_line_protocol_knowingly_differs_from_the_clients(
+    point: MetricPoint, ours: str, clients: str
+) -> None:
+    assert to_line_protocol(point) == ours
+    assert client_line(point) == clients
+
+
+def test_a_measurement_starting_with_a_hash_is_written_as_it_is_where_the_client_warns() -> None:
+    point = MetricPoint("#m", (), (("f", 1),), 1)
+    assert to_line_protocol(point) == "#m f=1i 1"
+    with pytest.warns(SyntaxWarning, match="comment"):
+        assert client_line(point) == "#m f=1i 1"
