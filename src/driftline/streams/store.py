@@ -240,7 +240,8 @@ class PartitionStore:
     """The RocksDB of one input partition number.
 
     >>> import tempfile
-    >>> store = PartitionStore(Path(tempfile.mkdtemp()) / "p0")
+    >>> directory = tempfile.TemporaryDirectory()
+    >>> store = PartitionStore(Path(directory.name) / "p0")
     >>> batch = store.batch()
     >>> batch.put_partial("features", "fraud", "3", 60_000, b"summary")
     >>> batch.set_marks(Marks(predictions=42, ground_truth=7))
@@ -248,6 +249,7 @@ class PartitionStore:
     >>> store.marks(), store.get_partial("features", "fraud", "3", 60_000)
     (Marks(predictions=42, ground_truth=7), b'summary')
     >>> store.close()
+    >>> directory.cleanup()
     """
 
     def __init__(self, path: Path, *, wal: bool = True) -> None:
