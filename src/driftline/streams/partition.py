@@ -37,11 +37,13 @@ from driftline.config import ModelConfig, Settings
 from driftline.deadletter import RawMessage, from_message
 from driftline.detectors.concept import ConceptDriftDetector, detector_from_snapshot, make_detector
 from driftline.detectors.performance import PerformanceSummary
+from driftline.detectors.profile import profile_from_events
 from driftline.detectors.summary import (
     PaneSummary,
     to_categorical,
     to_numeric,
 )
+from driftline.detectors.task import infer_task
 from driftline.errors import DecodeError
 from driftline.schemas.outputs import DeadLetter
 from driftline.schemas.reference import ReferenceProfile
@@ -779,9 +781,6 @@ class PartitionWorker:
                 events.append(decode_prediction(kept[1]))
         events.sort(key=lambda e: (event_time_ms(e.timestamp), e.prediction_id))
         events = events[:warmup_events]
-        from driftline.detectors.profile import profile_from_events
-        from driftline.replay import infer_task
-
         task = infer_task(events)
         config = self._settings.model(model, task)
         return profile_from_events(events, config.task, config)
