@@ -35,14 +35,9 @@ from numpy.typing import NDArray
 
 from driftline.config import ModelConfig, Settings
 from driftline.deadletter import RawMessage, from_message
-from driftline.detectors.concept import ConceptDriftDetector, detector_from_snapshot, make_detector
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.profile import profile_from_events
-from driftline.detectors.summary import (
-    PaneSummary,
-    to_categorical,
-    to_numeric,
-)
+from driftline.detectors.summary import PaneSummary
 from driftline.detectors.task import infer_task
 from driftline.errors import DecodeError
 from driftline.schemas.outputs import DeadLetter
@@ -58,6 +53,7 @@ from driftline.schemas.wire import (
     decode_stored_predictions,
     event_time_ms,
 )
+from driftline.streams.concept_watch import ConceptWatch
 from driftline.streams.partials import PanePartial
 from driftline.streams.store import (
     JOINED,
@@ -148,8 +144,7 @@ class PartitionWorker:
         self._late_before_ms = -1
         """The watermark when the current batch began: lateness is judged against what was
         already emitted, never against other models' newer events in the same batch."""
-        self._detectors: dict[tuple[str, str], ConceptDriftDetector] = {}
-        self._concept: set[tuple[str, str, int]] = set()
+        self._concept = ConceptWatch(store)
         self._cache: dict[tuple[Kind, str, str, int], PaneSummary | PerformanceSummary] = {}
         self._dirty: set[tuple[Kind, str, str, int]] = set()
         self._held = store.held_versions()
@@ -645,7 +640,10 @@ class PartitionWorker:
         labelled_at = _times([truth.timestamp for truth in truths])
         labels = [truth.label for truth in truths]
         guesses = [prediction.prediction for prediction in predictions]
-        self._watch_errors(profile, config, labels, guesses, predicted_at, batch)
+        for pane_start in self._concept.watch(
+            profile, config, labels, guesses, predicted_at, batch
+        ):
+            self._dirty.add(("performance", profile.model, profile.model_version, pane_start))
         given = [prediction.scores or _NO_SCORES for prediction in predictions]
         classes = sorted(set().union(*given))
         # None (no score for the class) becomes NaN in a float64 array.
@@ -679,54 +677,6 @@ class PartitionWorker:
                 continue
             result.labeled.append(_labeled(prediction.prediction_id, raw, truth, at, labelled))
         result.joined += len(pairs)
-
-    def _watch_errors(
-        self,
-        profile: ReferenceProfile,
-        config: ModelConfig,
-        labels: list[Any],
-        guesses: list[Any],
-        predicted_at: NDArray[np.int64],
-        batch: StoreBatch,
-    ) -> None:
-        """Feed the pairs' errors to the version's concept-drift detector (in the order they
-        were joined) and flag the panes of the predictions it fired on. The detector's state is
-        written in the same batch as the marks, so a restart resumes it exactly."""
-        model, version = profile.model, profile.model_version
-        detector = self._detectors.get((model, version))
-        if detector is None:
-            stored = self.store.get_detector(model, version)
-            detector = (
-                detector_from_snapshot(orjson.loads(stored))
-                if stored is not None
-                else make_detector(config.performance.concept_detector)
-            )
-            self._detectors[(model, version)] = detector
-        rows = None
-        if profile.task == "regression":
-            truth, _ = to_numeric(labels)
-            guess, _ = to_numeric(guesses)
-            errors = np.abs(truth - guess)
-            finite = np.isfinite(errors)
-            if not finite.all():
-                # A label or prediction that is no number (the performance summary counts it
-                # as a type error) carries no signal.
-                rows = np.flatnonzero(finite)
-                errors = errors[rows]
-        else:
-            errors = (to_categorical(labels) != to_categorical(guesses)).astype(np.float64)
-        try:
-            detector.update(errors)
-        except ValueError:
-            return  # a binary-only detector on residuals: no signal
-        pane_ms = config.pane // _MS
-        for position in detector.drift_positions:
-            ts = int(predicted_at[position if rows is None else rows[position]])
-            pane_start = ts - ts % pane_ms
-            batch.flag_concept(model, version, pane_start)
-            self._concept.add((model, version, pane_start))
-            self._dirty.add(("performance", model, version, pane_start))
-        batch.put_detector(model, version, orjson.dumps(detector.snapshot()))
 
     def _write_summaries(self, batch: StoreBatch) -> None:
         for kind, model, version, pane_start in self._dirty:
@@ -824,16 +774,11 @@ class PartitionWorker:
                     watermark_ms=self.watermark_ms,
                     summary=summary.to_bytes(),
                     concept_drift=kind == "performance"
-                    and self._flagged(model, version, pane_start),
+                    and self._concept.flagged(model, version, pane_start),
                 )
             )
         self._dirty.clear()
         return partials
-
-    def _flagged(self, model: str, version: str, pane_start: int) -> bool:
-        if (model, version, pane_start) in self._concept:
-            return True
-        return self.store.concept_flagged(model, version, pane_start)
 
     def mark_all_dirty(self) -> None:
         """Send every stored partial again at the next drain (after a failed delivery)."""
