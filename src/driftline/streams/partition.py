@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import operator
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -376,79 +375,41 @@ class PartitionWorker:
         result: ApplyResult,
         work: _Work,
     ) -> None:
-        if self._apply_new(predictions, batch, result, work):
-            return
-        entries = work.entries
-        by_version: dict[tuple[str, str], list[_Arrival]] = defaultdict(list)
-        for event, raw, pid, offset in zip(*predictions, strict=True):
-            entry = entries.get(pid)
-            if entry is not None and entry[:1] != LABEL:
-                result.duplicates += 1  # known already, waiting or joined
-                continue
-            entries[pid] = _SEEN  # a repeat later in this batch is a duplicate
-            by_version[(event.model, event.model_version)].append((event, raw, pid, offset, entry))
-        for (model, version), group in by_version.items():
+        for (model, version), arrivals in _admit(predictions, work, result):
             profile = self._profiles(model, version)
             if profile is None:
-                # Kept in the store and folded when the profile arrives (from the registry,
-                # or from the warm-up baseline that partition 0 builds from these events).
-                for event, raw, pid, offset, label in group:
-                    ts = event_time_ms(event.timestamp)
-                    self.watermark_ms = max(self.watermark_ms, ts)
-                    pending = waiting_entry(PENDING, offset, raw)
-                    batch.put_entry(pid, pending)
-                    entries[pid] = pending
-                    batch.hold(model, version, pid)
-                    work.added_prediction(pid, ts)
-                    if label is not None:  # its label came first: it waits for the profile too
-                        batch.put_waiting_for_held(pid, label)
-                        work.held_labels.append(pid)
-                key = (model, version)
-                self._held[key] = self._held.get(key, 0) + len(group)
-                result.waiting_for_profile += len(group)
-                continue
-            self._fold_predictions(profile, group, batch, result, work)
+                self._hold(model, version, arrivals, batch, result, work)
+            else:
+                self._fold_predictions(profile, arrivals, batch, result, work)
 
-    def _apply_new(
+    def _hold(
         self,
-        predictions: _Columns[WirePrediction],
+        model: str,
+        version: str,
+        arrivals: _Arrivals,
         batch: StoreBatch,
         result: ApplyResult,
         work: _Work,
-    ) -> bool:
-        """The usual batch at once: every prediction new (no repeat, no label waiting for
-        it), of one model version whose profile is known, none too late, every timestamp in
-        epoch milliseconds. Does what the general path would, with no Python loop per
-        event (about 1.5 µs less per prediction); returns False, having done nothing, for
-        any other batch."""
+    ) -> None:
+        """Keep the new predictions of a version without a profile in the store, to fold
+        when the profile arrives (from the registry, or from the warm-up baseline that
+        partition 0 builds from these events)."""
         entries = work.entries
-        events, raws, ids, offsets = predictions
-        if not ids or any(map(entries.get, ids)) or len(set(ids)) != len(ids):
-            return False
-        versions = set(map(_VERSION, events))
-        if len(versions) != 1:
-            return False
-        ((model, version),) = versions
-        profile = self._profiles(model, version)
-        stamps = [event.timestamp for event in events]
-        if profile is None or not set(map(type, stamps)) <= _INTS:
-            return False
-        config = self.config(model, profile)
-        times = np.array(stamps, dtype=np.int64)
-        if int(times.min()) < self._late_before_ms - self._horizon_ms(config):
-            return False
-        waiting = waiting_entries(PENDING, offsets, raws)
-        entries.update(zip(ids, waiting, strict=True))
-        batch.put_entries(list(zip(ids, waiting, strict=True)))
-        if work.remember:
-            work.events.update(zip(ids, events, strict=True))
-        work.new_predictions.extend(ids)
-        newest = int(times.max())
-        work.newest_prediction = max(work.newest_prediction, newest)
-        self.watermark_ms = max(self.watermark_ms, newest)
-        result.predictions += len(events)
-        self._fold_features(profile, config, events, times)
-        return True
+        labels = arrivals.labels or repeat(None)
+        for event, raw, pid, offset, label in zip(*arrivals[:4], labels, strict=False):
+            ts = event_time_ms(event.timestamp)
+            self.watermark_ms = max(self.watermark_ms, ts)
+            pending = waiting_entry(PENDING, offset, raw)
+            batch.put_entry(pid, pending)
+            entries[pid] = pending
+            batch.hold(model, version, pid)
+            work.added_prediction(pid, ts)
+            if label is not None:  # its label came first: it waits for the profile too
+                batch.put_waiting_for_held(pid, label)
+                work.held_labels.append(pid)
+        key = (model, version)
+        self._held[key] = self._held.get(key, 0) + len(arrivals.ids)
+        result.waiting_for_profile += len(arrivals.ids)
 
     def _fold_features(
         self,
@@ -468,58 +429,69 @@ class PartitionWorker:
     def _fold_predictions(
         self,
         profile: ReferenceProfile,
-        group: list[_Arrival],
+        arrivals: _Arrivals,
         batch: StoreBatch,
         result: ApplyResult,
         work: _Work | None,
     ) -> None:
-        """Fold predictions of one version; ``work`` is None for held ones (already stored)."""
+        """Fold new predictions of one version whose profile is known: each waits for its
+        label in the join, or joins the label that waited for it. ``work`` is None for held
+        ones (already waiting in the store). Column by column, with a loop only over the
+        rows that need one (too late, or with a label waiting)."""
         config = self.config(profile.model, profile)
-        too_old = self._late_before_ms - self._horizon_ms(config)
-        watermark = self.watermark_ms
-        kept: list[WirePrediction] = []
-        times: list[int] = []
-        pairs: list[_Pair] = []
-        puts: list[tuple[bytes, bytes]] = []
-        # The hot loop: one pass per prediction, with every collaborator bound locally.
+        events, raws, ids, offsets, labels = arrivals
+        times = _times([event.timestamp for event in events])
+        self.watermark_ms = max(self.watermark_ms, int(times.max()))
         entries: dict[bytes, bytes | None] = {} if work is None else work.entries
-        remembered = None if work is None or not work.remember else work.events
-        new_ids: list[bytes] = [] if work is None else work.new_predictions
-        keep, stamp, put = kept.append, times.append, puts.append
-        for event, raw, pid, offset, label in group:
-            ts = event.timestamp
-            if type(ts) is not int:
-                ts = event_time_ms(ts)
-            if ts > watermark:
-                watermark = ts
-            if ts < too_old:
-                # Its pane may be gone downstream: folding it would replace a complete
-                # partial with a partial one. A label that waits for it goes on waiting.
+        too_old = self._late_before_ms - self._horizon_ms(config)
+        if int(times.min()) < too_old:
+            # Its pane may be gone downstream: folding it would replace a complete partial
+            # with a partial one. A label that waits for it goes on waiting.
+            on_time = times >= too_old
+            for row in np.flatnonzero(~on_time).tolist():
+                entries[ids[row]] = None if labels is None else labels[row]
                 result.too_late += 1
-                entries[pid] = label
-                continue
-            keep(event)
-            stamp(ts)
-            if label is not None:
+            rows = np.flatnonzero(on_time).tolist()
+            if not rows:
+                return
+            events, raws, ids, offsets = (
+                [events[i] for i in rows],
+                [raws[i] for i in rows],
+                [ids[i] for i in rows],
+                [offsets[i] for i in rows],
+            )
+            labels = None if labels is None else [labels[i] for i in rows]
+            times = times[on_time]
+        pairs: list[_Pair] = []
+        waiting = ids, offsets, raws
+        if labels is not None and any(labels):
+            waiting = [], [], []
+            joined: list[tuple[bytes, bytes]] = []
+            for event, raw, pid, offset, label in zip(
+                events, raws, ids, offsets, labels, strict=True
+            ):
+                if label is None:
+                    waiting[0].append(pid)
+                    waiting[1].append(offset)
+                    waiting[2].append(raw)
+                    continue
                 label_offset, label_raw = split_entry(label)
                 pairs.append((event, decode_ground_truth(label_raw), raw, offset, label_offset))
-                put((pid, JOINED))
+                joined.append((pid, JOINED))
                 entries[pid] = JOINED
                 if work is None:
                     batch.delete_waiting_for_held(pid)
-            elif work is not None:
-                entries[pid] = pending = waiting_entry(PENDING, offset, raw)
-                put((pid, pending))
-            if remembered is not None:
-                remembered[pid] = event
-            new_ids.append(pid)
-        batch.put_entries(puts)
-        if work is not None and times:
-            work.newest_prediction = max(work.newest_prediction, max(times))
-        self.watermark_ms = watermark
-        result.predictions += len(kept)
-        if kept:
-            self._fold_features(profile, config, kept, np.array(times, dtype=np.int64))
+            batch.put_entries(joined)
+        if work is not None:
+            pending = waiting_entries(PENDING, waiting[1], waiting[2])
+            entries.update(zip(waiting[0], pending, strict=True))
+            batch.put_entries(list(zip(waiting[0], pending, strict=True)))
+            if work.remember:
+                work.events.update(zip(ids, events, strict=True))
+            work.new_predictions.extend(ids)
+            work.newest_prediction = max(work.newest_prediction, int(times.max()))
+        result.predictions += len(events)
+        self._fold_features(profile, config, events, times)
         self._fold_pairs(profile, config, pairs, result, batch)
 
     def _apply_truths(
@@ -529,99 +501,69 @@ class PartitionWorker:
         result: ApplyResult,
         work: _Work,
     ) -> None:
-        if self._join_waiting(truth_columns, batch, result, work):
+        matched = _match(truth_columns, batch, result, work)
+        if not matched.ids:
             return
-        truths = zip(*truth_columns, strict=True)
-        entries = work.entries
-        pairs: dict[tuple[str, str], list[_Pair]] = defaultdict(list)
-        held_waiting = self._held_waiting
-        known: dict[tuple[str, str], bool] = {}
-        matched: list[tuple[WireGroundTruth, bytes, bytes, int, bytes, int, bytes]] = []
-        for truth, raw, pid, offset in truths:
-            entry = entries.get(pid)
-            tag = None if entry is None else entry[:1]
-            if tag in (JOINED, LABEL):
-                result.duplicates += 1  # the prediction has its label, or this label waits
-                continue
-            if entry is None:
-                result.labels += 1
-                entries[pid] = label = waiting_entry(LABEL, offset, raw)
-                batch.put_entry(pid, label)
-                work.added_label(pid, truth)
-                continue
-            prediction_offset, stored = split_entry(entry)
-            entries[pid] = JOINED  # a repeat later in this batch is a duplicate
-            matched.append((truth, raw, pid, offset, entry, prediction_offset, stored))
+        prediction_offsets, stored = split_entries(matched.entries)
         # The waiting predictions this batch did not decode itself, decoded in one call.
         remembered = work.events
-        again = iter(decode_stored_predictions([m[6] for m in matched if m[2] not in remembered]))
-        for truth, raw, pid, offset, entry, prediction_offset, stored in matched:
-            event = remembered.get(pid) or next(again)
-            version = (event.model, event.model_version)
-            has_profile = known.get(version)
-            if has_profile is None:
-                has_profile = known[version] = self._profiles(*version) is not None
-            if not has_profile:
-                # The prediction is held for its version's profile: the label waits with it.
-                entries[pid] = entry  # still waiting, with its held prediction
-                if pid in held_waiting or self.store.get_waiting_for_held(pid) is not None:
-                    result.duplicates += 1
-                    continue
-                held_waiting.add(pid)
-                result.labels += 1
-                batch.put_waiting_for_held(pid, waiting_entry(LABEL, offset, raw))
-                work.held_labels.append(pid)
-                work.newest_label = max(work.newest_label, event_time_ms(truth.timestamp))
-                continue
-            result.labels += 1
-            batch.put_entry(pid, JOINED)
-            pairs[version].append((event, truth, stored, prediction_offset, offset))
-        for (model, model_version), group in pairs.items():
-            profile = self._profiles(model, model_version)
+        again = iter(
+            decode_stored_predictions(
+                [raw for pid, raw in zip(matched.ids, stored, strict=True) if pid not in remembered]
+            )
+        )
+        predictions = [remembered.get(pid) or next(again) for pid in matched.ids]
+        versions = list(map(_VERSION, predictions))
+        profiles = {version: self._profiles(*version) for version in dict.fromkeys(versions)}
+        rows_of: dict[tuple[str, str], list[int] | None] = {versions[0]: None}
+        if len(profiles) > 1 or None in profiles.values():
+            by_version: dict[tuple[str, str], list[int]] = {}
+            held: list[int] = []
+            for row, version in enumerate(versions):
+                if profiles[version] is None:
+                    held.append(row)
+                else:
+                    by_version.setdefault(version, []).append(row)
+            self._hold_labels(matched, held, batch, result, work)
+            rows_of = dict(by_version)
+        columns = (predictions, matched.truths, stored, prediction_offsets, matched.offsets)
+        for version, rows in rows_of.items():
+            profile = profiles[version]
             assert profile is not None
-            self._fold_pairs(profile, self.config(model, profile), group, result, batch)
+            ids = matched.ids if rows is None else [matched.ids[i] for i in rows]
+            batch.put_entries([(pid, JOINED) for pid in ids])
+            result.labels += len(ids)
+            pairs: list[_Pair] = list(
+                zip(*columns, strict=True)
+                if rows is None
+                else zip(*([column[i] for i in rows] for column in columns), strict=True)
+            )
+            self._fold_pairs(profile, self.config(version[0], profile), pairs, result, batch)
 
-    def _join_waiting(
+    def _hold_labels(
         self,
-        truths: _Columns[WireGroundTruth],
+        matched: _Matched,
+        rows: list[int],
         batch: StoreBatch,
         result: ApplyResult,
         work: _Work,
-    ) -> bool:
-        """The usual labels at once: each finds its prediction waiting (no repeat, none
-        first), all of one model version whose profile is known. Does what the general path
-        would without its Python loop per label; returns False, having done nothing, for
-        any other batch."""
+    ) -> None:
+        """Labels whose prediction is held for its version's profile: each waits with it."""
         entries = work.entries
-        labels, _, ids, offsets = truths
-        found = list(map(entries.get, ids))
-        if not ids or None in found or len(set(ids)) != len(ids):
-            return False
-        if set(map(_FIRST_BYTE, cast(list[bytes], found))) != _PENDING_ONLY:
-            return False
-        prediction_offsets, stored = split_entries(cast(list[bytes], found))
-        remembered = work.events
-        decoded = iter(
-            decode_stored_predictions(
-                [raw for pid, raw in zip(ids, stored, strict=True) if pid not in remembered]
+        held_waiting = self._held_waiting
+        for row in rows:
+            pid, truth = matched.ids[row], matched.truths[row]
+            entries[pid] = matched.entries[row]  # still waiting, with its held prediction
+            if pid in held_waiting or self.store.get_waiting_for_held(pid) is not None:
+                result.duplicates += 1
+                continue
+            held_waiting.add(pid)
+            result.labels += 1
+            batch.put_waiting_for_held(
+                pid, waiting_entry(LABEL, matched.offsets[row], matched.values[row])
             )
-        )
-        predictions = [remembered.get(pid) or next(decoded) for pid in ids]
-        versions = set(map(_VERSION, predictions))
-        if len(versions) != 1:
-            return False
-        ((model, version),) = versions
-        profile = self._profiles(model, version)
-        if profile is None:
-            return False
-        entries.update(zip(ids, repeat(JOINED)))
-        batch.put_entries([(pid, JOINED) for pid in ids])
-        result.labels += len(ids)
-        pairs: list[_Pair] = list(
-            zip(predictions, labels, stored, prediction_offsets, offsets, strict=True)
-        )
-        self._fold_pairs(profile, self.config(model, profile), pairs, result, batch)
-        return True
+            work.held_labels.append(pid)
+            work.newest_label = max(work.newest_label, event_time_ms(truth.timestamp))
 
     def _fold_pairs(
         self,
@@ -695,17 +637,22 @@ class PartitionWorker:
         profile = self._profiles(model, version)
         if profile is None or (model, version) not in self._held:
             return result
-        group: list[_Arrival] = []
+        held = _Arrivals([], [], [], [], [])
         batch = self.store.batch()
         for pid in list(self.store.held(model, version)):
             entry = self.store.get_entry(pid)
             if entry is not None and entry[:1] == PENDING:
                 offset, raw = split_entry(entry)
-                waiting = self.store.get_waiting_for_held(pid)
-                group.append((decode_prediction(raw), raw, pid, offset, waiting))
+                held.events.append(decode_prediction(raw))
+                held.values.append(raw)
+                held.ids.append(pid)
+                held.offsets.append(offset)
+                assert held.labels is not None
+                held.labels.append(self.store.get_waiting_for_held(pid))
             batch.release(model, version, pid)
         del self._held[(model, version)]
-        self._fold_predictions(profile, group, batch, result, None)
+        if held.ids:
+            self._fold_predictions(profile, held, batch, result, None)
         self._write_summaries(batch)
         batch.set_marks(self.marks)
         result.batch = batch
@@ -857,9 +804,6 @@ _NO_SCORES: dict[str, float] = {}
 _SEEN = b"S"
 """In-batch marker of a prediction id already handled (never written to the store)."""
 
-_Arrival = tuple[WirePrediction, bytes, bytes, int, bytes | None]
-"""A prediction to fold: (event, its bytes, its id, its offset, the entry of a label waiting
-for it)."""
 _Pair = tuple["WirePrediction | StoredPrediction", WireGroundTruth, bytes, int, int]
 """A joined pair: (prediction, label, the prediction's bytes, the input offsets of both)."""
 
@@ -888,6 +832,125 @@ class _Work:
     def added_label(self, pid: bytes, truth: WireGroundTruth) -> None:
         self.new_labels.append(pid)
         self.newest_label = max(self.newest_label, event_time_ms(truth.timestamp))
+
+
+class _Arrivals(NamedTuple):
+    """New predictions of one version, as columns, with the entry of the label waiting for
+    each (``labels`` None: no label waits for any of them)."""
+
+    events: list[WirePrediction]
+    values: list[bytes]
+    ids: list[bytes]
+    offsets: list[int]
+    labels: list[bytes | None] | None
+
+
+class _Matched(NamedTuple):
+    """Labels that found their prediction waiting, as columns, with its join entry."""
+
+    truths: list[WireGroundTruth]
+    values: list[bytes]
+    ids: list[bytes]
+    offsets: list[int]
+    entries: list[bytes]
+
+
+def _admit(
+    predictions: _Columns[WirePrediction], work: _Work, result: ApplyResult
+) -> list[tuple[tuple[str, str], _Arrivals]]:
+    """The batch's new predictions by version, in order of first appearance. A prediction
+    whose id is known already (waiting or joined), or repeated in the batch, is a duplicate."""
+    events, values, ids, offsets = predictions
+    if not ids:
+        return []
+    entries = work.entries
+    labels: list[bytes | None] | None = None
+    if not _all_new(ids, entries):
+        kept = _Arrivals([], [], [], [], [])
+        assert kept.labels is not None
+        for event, raw, pid, offset in zip(*predictions, strict=True):
+            entry = entries.get(pid)
+            if entry is not None and entry[:1] != LABEL:
+                result.duplicates += 1  # known already, waiting or joined
+                continue
+            entries[pid] = _SEEN  # a repeat later in this batch is a duplicate
+            kept.events.append(event)
+            kept.values.append(raw)
+            kept.ids.append(pid)
+            kept.offsets.append(offset)
+            kept.labels.append(entry)
+        events, values, ids, offsets, labels = kept
+        if not ids:
+            return []
+    versions = set(map(_VERSION, events))
+    if len(versions) == 1:
+        return [(versions.pop(), _Arrivals(events, values, ids, offsets, labels))]
+    rows_of: dict[tuple[str, str], list[int]] = {}
+    for row, version in enumerate(map(_VERSION, events)):
+        rows_of.setdefault(version, []).append(row)
+    return [
+        (
+            version,
+            _Arrivals(
+                [events[i] for i in rows],
+                [values[i] for i in rows],
+                [ids[i] for i in rows],
+                [offsets[i] for i in rows],
+                None if labels is None else [labels[i] for i in rows],
+            ),
+        )
+        for version, rows in rows_of.items()
+    ]
+
+
+def _all_new(ids: list[bytes], entries: dict[bytes, bytes | None]) -> bool:
+    """Whether each id is new to the join and once in the batch (the usual predictions):
+    then :func:`_admit` keeps them all without a loop."""
+    return not any(map(entries.get, ids)) and len(set(ids)) == len(ids)
+
+
+def _all_waiting(ids: list[bytes], found: list[bytes | None]) -> bool:
+    """Whether each label finds its prediction waiting, once (the usual labels): then
+    :func:`_match` matches them all without a loop."""
+    return (
+        None not in found
+        and len(set(ids)) == len(ids)
+        and set(map(_FIRST_BYTE, cast(list[bytes], found))) == _PENDING_ONLY
+    )
+
+
+def _match(
+    truths: _Columns[WireGroundTruth], batch: StoreBatch, result: ApplyResult, work: _Work
+) -> _Matched:
+    """The batch's labels that find their prediction waiting (now joined, in ``work``). A
+    label that finds none waits for it; a repeat, or a label for a joined prediction, is a
+    duplicate."""
+    labels, values, ids, offsets = truths
+    entries = work.entries
+    found = list(map(entries.get, ids))
+    if ids and _all_waiting(ids, found):
+        entries.update(zip(ids, repeat(JOINED)))
+        return _Matched(labels, values, ids, offsets, cast(list[bytes], found))
+    matched = _Matched([], [], [], [], [])
+    for truth, raw, pid, offset in zip(labels, values, ids, offsets, strict=True):
+        entry = entries.get(pid)
+        tag = None if entry is None else entry[:1]
+        if tag in (JOINED, LABEL):
+            result.duplicates += 1  # the prediction has its label, or this label waits
+            continue
+        if entry is None:
+            result.labels += 1
+            entries[pid] = label = waiting_entry(LABEL, offset, raw)
+            batch.put_entry(pid, label)
+            work.added_label(pid, truth)
+            continue
+        entries[pid] = JOINED  # a repeat later in this batch is a duplicate
+        matched.truths.append(truth)
+        matched.values.append(raw)
+        matched.ids.append(pid)
+        matched.offsets.append(offset)
+        matched.entries.append(entry)
+    return matched
 
 
 def _fresh(
