@@ -628,7 +628,7 @@ PARTS: dict[str, tuple[str, str]] = {
     "  fold_numeric (C kernel)": ("driftline.detectors._fold", "fold_numeric"),
     "  columns_from_events (the rest)": ("summary.py", "columns_from_events"),
     "PerformanceSummary.fold": ("performance.py", "fold"),
-    "labeled records (_labeled)": ("partition.py", "_labeled"),
+    "labeled records (labeled_record)": ("labeled.py", "labeled_record"),
     "summaries to bytes (_write_summaries)": ("partition.py", "_write_summaries"),
     "periodic emit (_emit)": ("ingest.py", "_emit"),
 }

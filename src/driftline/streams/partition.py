@@ -24,12 +24,10 @@ import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from hashlib import blake2b
 from itertools import repeat
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import numpy as np
-import orjson
 from numpy.typing import NDArray
 
 from driftline.config import ModelConfig, Settings
@@ -39,7 +37,6 @@ from driftline.detectors.profile import profile_from_events
 from driftline.detectors.summary import PaneSummary
 from driftline.detectors.task import infer_task
 from driftline.errors import DecodeError
-from driftline.schemas.outputs import DeadLetter
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import (
     StoredPrediction,
@@ -53,7 +50,9 @@ from driftline.schemas.wire import (
     event_time_ms,
 )
 from driftline.streams.concept_watch import ConceptWatch
+from driftline.streams.labeled import labeled_record
 from driftline.streams.partials import PanePartial
+from driftline.streams.result import ApplyResult
 from driftline.streams.store import (
     JOINED,
     LABEL,
@@ -70,38 +69,6 @@ from driftline.streams.store import (
 
 log = logging.getLogger(__name__)
 _MS = timedelta(milliseconds=1)
-
-
-class Labeled(NamedTuple):
-    """A joined example for ``driftline.labeled`` (key = prediction id); a named tuple, as
-    one is made per label (a frozen dataclass cost 0.5 µs more each)."""
-
-    key: bytes
-    value: bytes
-
-
-@dataclass
-class ApplyResult:
-    """What one batch produced besides the store changes."""
-
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    labeled: list[Labeled] = field(default_factory=list)
-    predictions: int = 0
-    labels: int = 0
-    joined: int = 0
-    duplicates: int = 0
-    skipped: int = 0
-    too_late: int = 0
-    waiting_for_profile: int = 0
-    prediction_messages: int = 0
-    """Messages of the predictions topic in the batch (valid or not, replayed or not)."""
-    truth_messages: int = 0
-    """Messages of the ground-truth topic in the batch (valid or not, replayed or not)."""
-    restored: int = 0
-    """Outputs not sent again while rebuilding (their inputs were applied before)."""
-    batch: StoreBatch | None = None
-    """The store changes, marks included, to :meth:`PartitionWorker.persist` once the
-    outputs above are acknowledged (a crash in between replays the batch: at-least-once)."""
 
 
 class PartitionWorker:
@@ -617,7 +584,9 @@ class PartitionWorker:
             if at_offset < until.predictions and label_offset < until.ground_truth:
                 result.restored += 1  # rebuilding: the previous owner sent this one
                 continue
-            result.labeled.append(_labeled(prediction.prediction_id, raw, truth, at, labelled))
+            result.labeled.append(
+                labeled_record(prediction.prediction_id, raw, truth, at, labelled)
+            )
         result.joined += len(pairs)
 
     def _write_summaries(self, batch: StoreBatch) -> None:
@@ -997,34 +966,3 @@ def _objects(values: list[Any]) -> NDArray[np.object_]:
     column = np.empty(len(values), dtype=object)
     column[:] = values
     return column
-
-
-def _labeled(
-    prediction_id: str, prediction: bytes, truth: WireGroundTruth, at_ms: int, labelled_ms: int
-) -> Labeled:
-    """The joined example: the label's fields, then every field of the original prediction
-    event, spliced from its bytes (it was validated on arrival, and the contract's fields
-    never clash with the label's), so nothing is decoded or encoded twice.
-
-    >>> from driftline.schemas.wire import decode_ground_truth
-    >>> truth = decode_ground_truth(b'{"event_id":"t","prediction_id":"p","timestamp":9,"label":1}')
-    >>> record = _labeled("p", b' {"prediction_id":"p","features":{"x":1}}', truth, 5, 9)
-    >>> orjson.loads(record.value)["features"], orjson.loads(record.value)["label_time"]
-    ({'x': 1}, 9)
-    >>> from driftline.schemas.ids import stable_id
-    >>> orjson.loads(record.value)["id"] == stable_id("labeled", "p")
-    True
-    """
-    # stable_id("labeled", prediction_id), hashing the same canonical bytes without the
-    # general path's tuple and options (a doctest in the tests holds them equal).
-    record_id = blake2b(b'["labeled",%s]' % orjson.dumps(prediction_id), digest_size=16)
-    head = b'{"id":"%s","label":%s,"label_event_id":%s,"label_time":%d,"prediction_time":%d,' % (
-        record_id.hexdigest().encode(),
-        orjson.dumps(truth.label),
-        orjson.dumps(truth.event_id),
-        labelled_ms,
-        at_ms,
-    )
-    if prediction[:1] != b"{":
-        prediction = prediction.strip()
-    return Labeled(prediction_id.encode(), head + memoryview(prediction)[1:])

@@ -18,7 +18,8 @@ from driftline.detectors.summary import PaneSummary
 from driftline.errors import StateStoreError
 from driftline.schemas.reference import ReferenceProfile
 from driftline.streams import partition
-from driftline.streams.partition import ApplyResult, PartitionWorker
+from driftline.streams.partition import PartitionWorker
+from driftline.streams.result import ApplyResult
 from driftline.streams.store import PartitionStore
 
 PRED, TRUTH = "driftline.predictions", "driftline.ground-truth"
