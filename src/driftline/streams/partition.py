@@ -23,20 +23,19 @@ import logging
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from itertools import repeat
-from typing import Any, Generic, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from driftline.config import ModelConfig, Settings
-from driftline.deadletter import RawMessage, from_message
+from driftline.deadletter import RawMessage
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.profile import profile_from_events
 from driftline.detectors.summary import PaneSummary
 from driftline.detectors.task import infer_task
-from driftline.errors import DecodeError
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import (
     StoredPrediction,
@@ -50,6 +49,7 @@ from driftline.schemas.wire import (
     event_time_ms,
 )
 from driftline.streams.concept_watch import ConceptWatch
+from driftline.streams.intake import Columns, event_times, take
 from driftline.streams.labeled import labeled_record
 from driftline.streams.partials import PanePartial
 from driftline.streams.result import ApplyResult
@@ -190,7 +190,7 @@ class PartitionWorker:
         if from_truth:
             self._labels_seen_ms = failed_at_ms
         until = self.restore_until
-        predictions, next_pred = self._take(
+        predictions, next_pred = take(
             from_predictions,
             self.marks.predictions,
             until.predictions,
@@ -198,7 +198,7 @@ class PartitionWorker:
             failed_at_ms,
             result,
         )
-        truth_columns, next_truth = self._take(
+        truth_columns, next_truth = take(
             from_truth,
             self.marks.ground_truth,
             until.ground_truth,
@@ -207,9 +207,7 @@ class PartitionWorker:
             result,
         )
         if truth_columns.events:
-            stamps = [truth.timestamp for truth in truth_columns.events]
-            plain = set(map(type, stamps)) <= _INTS
-            newest = max(cast(list[int], stamps)) if plain else max(map(_ms, stamps))
+            newest = int(event_times([truth.timestamp for truth in truth_columns.events]).max())
             self.label_watermark_ms = max(self.label_watermark_ms, newest)
         batch = self.store.batch()
         ids = predictions.ids + truth_columns.ids
@@ -234,80 +232,6 @@ class PartitionWorker:
         overlay.update(work.entries)
         self._unpersisted += 1
         return result
-
-    def _take(
-        self,
-        messages: list[RawMessage],
-        mark: int,
-        restore_until: int,
-        decode: Callable[[list[bytes], list[bytes | None]], list[_E | DecodeError]],
-        failed_at_ms: int,
-        result: ApplyResult,
-    ) -> tuple[_Columns[_E], int]:
-        """The messages of one input topic at or after ``mark``, decoded, as columns (event,
-        bytes, id, offset), and the mark after them; each message that failed to decode
-        becomes a dead letter instead."""
-        fresh, offsets, mark = _fresh(messages, mark, result)
-        values = [message.value() or b"" for message in fresh]
-        keys = [message.key() for message in fresh]
-        decoded = decode(values, keys)
-        return self._accept(
-            fresh, offsets, values, keys, decoded, restore_until, failed_at_ms, result
-        ), mark
-
-    def _accept(
-        self,
-        messages: list[RawMessage],
-        offsets: list[int],
-        values: list[bytes],
-        keys: list[bytes | None],
-        decoded: list[_E | DecodeError],
-        restore_until: int,
-        failed_at_ms: int,
-        result: ApplyResult,
-    ) -> _Columns[_E]:
-        """The decoded events as columns; failures become dead letters."""
-        if DecodeError not in set(map(type, decoded)):
-            events = cast(list[_E], decoded)
-            if None not in keys:
-                return _Columns(events, values, cast(list[bytes], keys), offsets)
-            ids = [
-                key if key is not None else event.prediction_id.encode()
-                for key, event in zip(keys, events, strict=True)
-            ]
-            return _Columns(events, values, ids, offsets)
-        kept: _Columns[_E] = _Columns([], [], [], [])
-        for message, raw, key, offset, event in zip(
-            messages, values, keys, offsets, decoded, strict=True
-        ):
-            if isinstance(event, DecodeError):
-                self._reject(message, offset, event, restore_until, failed_at_ms, result)
-                continue
-            kept.events.append(event)
-            kept.values.append(raw)
-            kept.ids.append(key if key is not None else event.prediction_id.encode())
-            kept.offsets.append(offset)
-        return kept
-
-    def _reject(
-        self,
-        message: RawMessage,
-        offset: int,
-        exc: DecodeError,
-        restore_until: int,
-        failed_at_ms: int,
-        result: ApplyResult,
-    ) -> None:
-        """A dead letter for an event that failed to decode (none while rebuilding: the
-        previous owner of the partition dead-lettered it already)."""
-        if offset < restore_until:
-            result.restored += 1
-            return
-        result.dead_letters.append(
-            from_message(
-                message, reason=exc.reason, kind=exc.kind, path=exc.path, failed_at=failed_at_ms
-            )
-        )
 
     def persist(self, result: ApplyResult) -> None:
         """Write a batch's store changes and marks atomically."""
@@ -337,7 +261,7 @@ class PartitionWorker:
 
     def _apply_predictions(
         self,
-        predictions: _Columns[WirePrediction],
+        predictions: Columns[WirePrediction],
         batch: StoreBatch,
         result: ApplyResult,
         work: _Work,
@@ -407,7 +331,7 @@ class PartitionWorker:
         rows that need one (too late, or with a label waiting)."""
         config = self.config(profile.model, profile)
         events, raws, ids, offsets, labels = arrivals
-        times = _times([event.timestamp for event in events])
+        times = event_times([event.timestamp for event in events])
         self.watermark_ms = max(self.watermark_ms, int(times.max()))
         entries: dict[bytes, bytes | None] = {} if work is None else work.entries
         too_old = self._late_before_ms - self._horizon_ms(config)
@@ -463,7 +387,7 @@ class PartitionWorker:
 
     def _apply_truths(
         self,
-        truth_columns: _Columns[WireGroundTruth],
+        truth_columns: Columns[WireGroundTruth],
         batch: StoreBatch,
         result: ApplyResult,
         work: _Work,
@@ -545,8 +469,8 @@ class PartitionWorker:
         pane_ms = config.pane // _MS
         predictions = [pair[0] for pair in pairs]
         truths = [pair[1] for pair in pairs]
-        predicted_at = _times([prediction.timestamp for prediction in predictions])
-        labelled_at = _times([truth.timestamp for truth in truths])
+        predicted_at = event_times([prediction.timestamp for prediction in predictions])
+        labelled_at = event_times([truth.timestamp for truth in truths])
         labels = [truth.label for truth in truths]
         guesses = [prediction.prediction for prediction in predictions]
         for pane_start in self._concept.watch(
@@ -756,19 +680,8 @@ class PartitionWorker:
 _VERSION = operator.attrgetter("model", "model_version")
 _FIRST_BYTE = operator.itemgetter(0)
 _PENDING_ONLY = {PENDING[0]}
-_E = TypeVar("_E", WirePrediction, WireGroundTruth)
 
 
-class _Columns(NamedTuple, Generic[_E]):
-    """Accepted events of one input topic in a batch, as columns."""
-
-    events: list[_E]
-    values: list[bytes]
-    ids: list[bytes]
-    offsets: list[int]
-
-
-_INTS = {int}
 _NO_SCORES: dict[str, float] = {}
 _SEEN = b"S"
 """In-batch marker of a prediction id already handled (never written to the store)."""
@@ -825,7 +738,7 @@ class _Matched(NamedTuple):
 
 
 def _admit(
-    predictions: _Columns[WirePrediction], work: _Work, result: ApplyResult
+    predictions: Columns[WirePrediction], work: _Work, result: ApplyResult
 ) -> list[tuple[tuple[str, str], _Arrivals]]:
     """The batch's new predictions by version, in order of first appearance. A prediction
     whose id is known already (waiting or joined), or repeated in the batch, is a duplicate."""
@@ -889,7 +802,7 @@ def _all_waiting(ids: list[bytes], found: list[bytes | None]) -> bool:
 
 
 def _match(
-    truths: _Columns[WireGroundTruth], batch: StoreBatch, result: ApplyResult, work: _Work
+    truths: Columns[WireGroundTruth], batch: StoreBatch, result: ApplyResult, work: _Work
 ) -> _Matched:
     """The batch's labels that find their prediction waiting (now joined, in ``work``). A
     label that finds none waits for it; a repeat, or a label for a joined prediction, is a
@@ -920,38 +833,6 @@ def _match(
         matched.offsets.append(offset)
         matched.entries.append(entry)
     return matched
-
-
-def _fresh(
-    messages: list[RawMessage], mark: int, result: ApplyResult
-) -> tuple[list[RawMessage], list[int], int]:
-    """The messages of one input partition at or after ``mark`` (the store applied those
-    before it), their offsets, and the mark after them."""
-    offsets = [message.offset() or 0 for message in messages]
-    if not offsets:
-        return messages, offsets, mark
-    if offsets[0] >= mark and all(map(operator.lt, offsets, offsets[1:])):
-        return messages, offsets, offsets[-1] + 1  # the usual case: all new, in order
-    kept, kept_offsets = [], []
-    for message, offset in zip(messages, offsets, strict=True):
-        if offset < mark:
-            result.skipped += 1
-            continue
-        mark = offset + 1
-        kept.append(message)
-        kept_offsets.append(offset)
-    return kept, kept_offsets, mark
-
-
-def _times(stamps: list[datetime | int]) -> NDArray[np.int64]:
-    """Epoch milliseconds of either timestamp form, as an array."""
-    if set(map(type, stamps)) <= _INTS:
-        return np.array(stamps, dtype=np.int64)
-    return np.array([_ms(ts) for ts in stamps], dtype=np.int64)
-
-
-def _ms(ts: datetime | int) -> int:
-    return ts if type(ts) is int else event_time_ms(ts)
 
 
 def _by_pane(panes: NDArray[np.int64]) -> list[tuple[int, NDArray[np.intp] | None]]:
