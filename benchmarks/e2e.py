@@ -629,7 +629,7 @@ PARTS: dict[str, tuple[str, str]] = {
     "  columns_from_events (the rest)": ("summary.py", "columns_from_events"),
     "PerformanceSummary.fold": ("performance.py", "fold"),
     "labeled records (labeled_record)": ("labeled.py", "labeled_record"),
-    "summaries to bytes (_write_summaries)": ("partition.py", "_write_summaries"),
+    "summaries to bytes (PaneSummaries.write)": ("panes.py", "write"),
     "periodic emit (_emit)": ("ingest.py", "_emit"),
 }
 ProfileTable = dict[tuple[str, int, str], tuple[int, int, float, float, Any]]

@@ -25,16 +25,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import repeat
-from typing import Any, NamedTuple, cast
+from typing import NamedTuple, cast
 
 import numpy as np
-from numpy.typing import NDArray
 
 from driftline.config import ModelConfig, Settings
 from driftline.deadletter import RawMessage
-from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.profile import profile_from_events
-from driftline.detectors.summary import PaneSummary
 from driftline.detectors.task import infer_task
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import (
@@ -51,13 +48,13 @@ from driftline.schemas.wire import (
 from driftline.streams.concept_watch import ConceptWatch
 from driftline.streams.intake import Columns, event_times, take
 from driftline.streams.labeled import labeled_record
+from driftline.streams.panes import PaneSummaries, horizon_ms
 from driftline.streams.partials import PanePartial
 from driftline.streams.result import ApplyResult
 from driftline.streams.store import (
     JOINED,
     LABEL,
     PENDING,
-    Kind,
     Marks,
     PartitionStore,
     StoreBatch,
@@ -111,8 +108,7 @@ class PartitionWorker:
         """The watermark when the current batch began: lateness is judged against what was
         already emitted, never against other models' newer events in the same batch."""
         self._concept = ConceptWatch(store)
-        self._cache: dict[tuple[Kind, str, str, int], PaneSummary | PerformanceSummary] = {}
-        self._dirty: set[tuple[Kind, str, str, int]] = set()
+        self._panes = PaneSummaries(store, profiles, settings)
         self._held = store.held_versions()
         self._overlay: dict[bytes, bytes | None] = {}
         """Join entries as batches applied but not yet persisted left them: the next batch
@@ -123,41 +119,13 @@ class PartitionWorker:
         """Offsets the consumer group had committed when this worker started: below them
         another member already applied the inputs and sent their outputs (see
         :meth:`restoring`)."""
-        for kind, model, version, pane_start, _ in store.partials():
-            self._dirty.add((kind, model, version, pane_start))  # re-emit all on start
-            self.watermark_ms = max(self.watermark_ms, pane_start)
+        self.watermark_ms = self._panes.mark_all_dirty()  # re-emit all on start
 
     # --- configuration --------------------------------------------------------------------
 
     def config(self, model: str, profile: ReferenceProfile) -> ModelConfig:
         """How a model is watched (its configuration, or defaults for its task)."""
         return self._settings.model(model, profile.task)
-
-    def _horizon_ms(self, config: ModelConfig) -> int:
-        longest = max(w.size for w in config.windows)
-        return (longest + config.allowed_lateness + config.pane) // _MS
-
-    # --- summaries ------------------------------------------------------------------------
-
-    def _summary(
-        self, kind: Kind, profile: ReferenceProfile, config: ModelConfig, pane_start: int
-    ) -> PaneSummary | PerformanceSummary:
-        key = (kind, profile.model, profile.model_version, pane_start)
-        summary = self._cache.get(key)
-        if summary is None:
-            raw = self.store.get_partial(kind, profile.model, profile.model_version, pane_start)
-            if kind == "features":
-                summary = (
-                    PaneSummary(profile) if raw is None else PaneSummary.from_bytes(raw, profile)
-                )
-            else:
-                summary = (
-                    PerformanceSummary.from_profile(profile, positive_class=config.positive_class)
-                    if raw is None
-                    else PerformanceSummary.from_bytes(raw)
-                )
-            self._cache[key] = summary
-        return summary
 
     # --- applying a batch -----------------------------------------------------------------
 
@@ -226,7 +194,7 @@ class PartitionWorker:
         batch.expire_later("predictions", work.newest_prediction, sequence, work.new_predictions)
         batch.expire_later("labels", work.newest_label, sequence, work.new_labels)
         batch.expire_later("held_labels", work.newest_label, sequence, work.held_labels)
-        self._write_summaries(batch)
+        self._panes.write(batch)
         batch.set_marks(self.marks)
         result.batch = batch
         overlay.update(work.entries)
@@ -302,21 +270,6 @@ class PartitionWorker:
         self._held[key] = self._held.get(key, 0) + len(arrivals.ids)
         result.waiting_for_profile += len(arrivals.ids)
 
-    def _fold_features(
-        self,
-        profile: ReferenceProfile,
-        config: ModelConfig,
-        events: list[WirePrediction],
-        times: NDArray[np.int64],
-    ) -> None:
-        """Fold accepted predictions of one version into their panes' feature summaries."""
-        pane_ms = config.pane // _MS
-        for pane_start, rows in _by_pane(times - times % pane_ms):
-            summary = self._summary("features", profile, config, pane_start)
-            assert isinstance(summary, PaneSummary)
-            summary.fold_events(events if rows is None else [events[i] for i in rows])
-            self._dirty.add(("features", profile.model, profile.model_version, pane_start))
-
     def _fold_predictions(
         self,
         profile: ReferenceProfile,
@@ -334,7 +287,7 @@ class PartitionWorker:
         times = event_times([event.timestamp for event in events])
         self.watermark_ms = max(self.watermark_ms, int(times.max()))
         entries: dict[bytes, bytes | None] = {} if work is None else work.entries
-        too_old = self._late_before_ms - self._horizon_ms(config)
+        too_old = self._late_before_ms - horizon_ms(config)
         if int(times.min()) < too_old:
             # Its pane may be gone downstream: folding it would replace a complete partial
             # with a partial one. A label that waits for it goes on waiting.
@@ -382,7 +335,7 @@ class PartitionWorker:
             work.new_predictions.extend(ids)
             work.newest_prediction = max(work.newest_prediction, int(times.max()))
         result.predictions += len(events)
-        self._fold_features(profile, config, events, times)
+        self._panes.fold_features(profile, config, events, times)
         self._fold_pairs(profile, config, pairs, result, batch)
 
     def _apply_truths(
@@ -466,7 +419,6 @@ class PartitionWorker:
     ) -> None:
         if not pairs:
             return
-        pane_ms = config.pane // _MS
         predictions = [pair[0] for pair in pairs]
         truths = [pair[1] for pair in pairs]
         predicted_at = event_times([prediction.timestamp for prediction in predictions])
@@ -476,31 +428,10 @@ class PartitionWorker:
         for pane_start in self._concept.watch(
             profile, config, labels, guesses, predicted_at, batch
         ):
-            self._dirty.add(("performance", profile.model, profile.model_version, pane_start))
-        given = [prediction.scores or _NO_SCORES for prediction in predictions]
-        classes = sorted(set().union(*given))
-        # None (no score for the class) becomes NaN in a float64 array.
-        scores = (
-            {c: np.array(list(map(dict.get, given, repeat(c))), dtype=np.float64) for c in classes}
-            if classes
-            else None
+            self._panes.changed("performance", profile.model, profile.model_version, pane_start)
+        self._panes.fold_pairs(
+            profile, config, predictions, labels, guesses, predicted_at, labelled_at
         )
-        delays = np.maximum(labelled_at - predicted_at, 0)
-        panes = predicted_at - predicted_at % pane_ms
-        label_column, guess_column = _objects(labels), _objects(guesses)
-        for pane_start, rows in _by_pane(panes):
-            summary = self._summary("performance", profile, config, pane_start)
-            assert isinstance(summary, PerformanceSummary)
-            if rows is None:
-                summary.fold(label_column, guess_column, scores, delays)
-            else:
-                summary.fold(
-                    label_column[rows],
-                    guess_column[rows],
-                    None if scores is None else {c: v[rows] for c, v in scores.items()},
-                    delays[rows],
-                )
-            self._dirty.add(("performance", profile.model, profile.model_version, pane_start))
         until = self.restore_until
         for (prediction, truth, raw, at_offset, label_offset), at, labelled in zip(
             pairs, predicted_at.tolist(), labelled_at.tolist(), strict=True
@@ -512,12 +443,6 @@ class PartitionWorker:
                 labeled_record(prediction.prediction_id, raw, truth, at, labelled)
             )
         result.joined += len(pairs)
-
-    def _write_summaries(self, batch: StoreBatch) -> None:
-        for kind, model, version, pane_start in self._dirty:
-            summary = self._cache.get((kind, model, version, pane_start))
-            if summary is not None:
-                batch.put_partial(kind, model, version, pane_start, summary.to_bytes())
 
     # --- profiles arriving ----------------------------------------------------------------
 
@@ -546,7 +471,7 @@ class PartitionWorker:
         del self._held[(model, version)]
         if held.ids:
             self._fold_predictions(profile, held, batch, result, None)
-        self._write_summaries(batch)
+        self._panes.write(batch)
         batch.set_marks(self.marks)
         result.batch = batch
         self._unpersisted += 1
@@ -594,40 +519,16 @@ class PartitionWorker:
         :attr:`restoring`."""
         if self.restoring:
             return []
-        partials = []
         covered = max(self.marks.predictions, 0) + max(self.marks.ground_truth, 0)
-        for kind, model, version, pane_start in sorted(self._dirty):
-            profile = self._profiles(model, version)
-            if profile is None:
-                continue
-            config = self.config(model, profile)
-            summary = self._summary(kind, profile, config, pane_start)
-            partials.append(
-                PanePartial(
-                    model=model,
-                    version=version,
-                    pane_start_ms=pane_start,
-                    pane_ms=config.pane // _MS,
-                    source_partition=self.partition,
-                    kind=kind,
-                    covered=covered,
-                    watermark_ms=self.watermark_ms,
-                    summary=summary.to_bytes(),
-                    concept_drift=kind == "performance"
-                    and self._concept.flagged(model, version, pane_start),
-                )
-            )
-        self._dirty.clear()
-        return partials
+        return self._panes.drain(self.partition, covered, self.watermark_ms, self._concept.flagged)
 
     def mark_all_dirty(self) -> None:
         """Send every stored partial again at the next drain (after a failed delivery)."""
-        for kind, model, version, pane_start, _ in self.store.partials():
-            self._dirty.add((kind, model, version, pane_start))
+        self._panes.mark_all_dirty()
 
     def models(self) -> set[str]:
         """Models this partition has summaries for (for watermark heartbeats)."""
-        return {model for _, model, _, _ in self._cache}
+        return self._panes.models()
 
     # --- housekeeping ---------------------------------------------------------------------
 
@@ -655,26 +556,11 @@ class PartitionWorker:
             for pid in ids:
                 batch.delete_waiting_for_held(pid)
             batch.delete_expiry(key)
-        self._evict(batch)
+        self._panes.evict(batch, self.watermark_ms, self._ttl_ms)
         if batch.size:
             batch.set_marks(self.marks)
             self.store.write(batch)
         return unlabelled
-
-    def _evict(self, batch: StoreBatch) -> None:
-        """Drop summaries no window can need any more, from the cache and the store."""
-        for kind, model, version, pane_start, _ in list(self.store.partials()):
-            key = (kind, model, version, pane_start)
-            profile = self._profiles(model, version)
-            if profile is None:
-                continue
-            config = self.config(model, profile)
-            keep_ms = self._ttl_ms if kind == "performance" else self._horizon_ms(config)
-            if pane_start < self.watermark_ms - keep_ms - config.pane // _MS and key not in (
-                self._dirty
-            ):
-                self._cache.pop(key, None)
-                batch.delete_partial(kind, model, version, pane_start)
 
 
 _VERSION = operator.attrgetter("model", "model_version")
@@ -682,7 +568,6 @@ _FIRST_BYTE = operator.itemgetter(0)
 _PENDING_ONLY = {PENDING[0]}
 
 
-_NO_SCORES: dict[str, float] = {}
 _SEEN = b"S"
 """In-batch marker of a prediction id already handled (never written to the store)."""
 
@@ -833,17 +718,3 @@ def _match(
         matched.offsets.append(offset)
         matched.entries.append(entry)
     return matched
-
-
-def _by_pane(panes: NDArray[np.int64]) -> list[tuple[int, NDArray[np.intp] | None]]:
-    """(pane start, rows of that pane) for each pane present; rows None when all are in one."""
-    first, last = int(panes.min()), int(panes.max())
-    if first == last:
-        return [(first, None)]
-    return [(int(pane), np.flatnonzero(panes == pane)) for pane in np.unique(panes)]
-
-
-def _objects(values: list[Any]) -> NDArray[np.object_]:
-    column = np.empty(len(values), dtype=object)
-    column[:] = values
-    return column
