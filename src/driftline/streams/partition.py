@@ -4,67 +4,65 @@ A :class:`PartitionWorker` owns partition ``p`` of both input topics (they are c
 by ``prediction_id``). :meth:`PartitionWorker.apply` takes a batch of raw messages from either
 topic and
 
-1. skips what the store has already applied (offsets below its marks),
-2. decodes and validates each event; a bad one becomes a :class:`DeadLetter` with its reason,
-3. drops duplicates (a ``prediction_id`` already kept; a label for an already matched one),
-4. folds predictions into the cumulative feature summary of their (model, version, pane),
-5. joins predictions and labels (whichever comes first waits in the store) and folds each
-   pair into the performance summary of the *prediction's* pane,
-6. writes summaries, join entries and the new marks in one RocksDB write batch.
+1. skips what the store has already applied (offsets below its marks) and decodes the rest; a
+   bad event becomes a :class:`~driftline.schemas.outputs.DeadLetter` with its reason
+   (:mod:`~driftline.streams.intake`),
+2. drops duplicates (a ``prediction_id`` already kept; a label for an already matched one) and
+   joins predictions and labels, whichever comes first waiting in the store
+   (:mod:`~driftline.streams.join`); predictions of a version without a profile are held
+   until it has one (:mod:`~driftline.streams.held`),
+3. folds predictions into the cumulative feature summary of their (model, version, pane), and
+   each joined pair into the performance summary of the *prediction's* pane
+   (:mod:`~driftline.streams.panes`), the pairs' errors into the version's concept-drift
+   detector (:mod:`~driftline.streams.concept_watch`), and makes a joined example of each
+   pair (:mod:`~driftline.streams.labeled`),
+4. writes summaries, join entries and the new marks in one RocksDB write batch.
 
-Changed summaries are handed out by :meth:`PartitionWorker.drain` as cumulative
-:class:`~driftline.streams.partials.PanePartial`; emitting one twice is harmless. No Kafka
-client lives here: the ingest loop feeds batches in and sends what comes out.
+This module holds the order of those steps, the watermarks, and what a batch may emit while
+the store is rebuilt. Changed summaries are handed out by :meth:`PartitionWorker.drain` as
+cumulative :class:`~driftline.streams.partials.PanePartial`; emitting one twice is harmless.
+No Kafka client lives here: the ingest loop feeds batches in and sends what comes out.
 """
 
 from __future__ import annotations
 
-import logging
-import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import repeat
-from typing import NamedTuple, cast
-
-import numpy as np
 
 from driftline.config import ModelConfig, Settings
 from driftline.deadletter import RawMessage
-from driftline.detectors.profile import profile_from_events
-from driftline.detectors.task import infer_task
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import (
-    StoredPrediction,
     WireGroundTruth,
     WirePrediction,
-    decode_ground_truth,
     decode_ground_truths,
-    decode_prediction,
     decode_predictions,
-    decode_stored_predictions,
-    event_time_ms,
 )
 from driftline.streams.concept_watch import ConceptWatch
+from driftline.streams.held import HeldPredictions
 from driftline.streams.intake import Columns, event_times, take
+from driftline.streams.join import (
+    VERSION,
+    Arrivals,
+    JoinEntries,
+    JoinWork,
+    Pair,
+    admit,
+    expire_entries,
+    join_labels,
+    join_predictions,
+    match,
+)
 from driftline.streams.labeled import labeled_record
 from driftline.streams.panes import PaneSummaries, horizon_ms
 from driftline.streams.partials import PanePartial
 from driftline.streams.result import ApplyResult
 from driftline.streams.store import (
-    JOINED,
-    LABEL,
-    PENDING,
     Marks,
     PartitionStore,
     StoreBatch,
-    split_entries,
-    split_entry,
-    waiting_entries,
-    waiting_entry,
 )
 
-log = logging.getLogger(__name__)
 _MS = timedelta(milliseconds=1)
 
 
@@ -109,12 +107,9 @@ class PartitionWorker:
         already emitted, never against other models' newer events in the same batch."""
         self._concept = ConceptWatch(store)
         self._panes = PaneSummaries(store, profiles, settings)
-        self._held = store.held_versions()
-        self._overlay: dict[bytes, bytes | None] = {}
-        """Join entries as batches applied but not yet persisted left them: the next batch
-        may be applied while the previous one's outputs are being acknowledged."""
+        self._join = JoinEntries(store)
+        self._held = HeldPredictions(store)
         self._unpersisted = 0
-        self._held_waiting: set[bytes] = set()
         self.restore_until = Marks()
         """Offsets the consumer group had committed when this worker started: below them
         another member already applied the inputs and sent their outputs (see
@@ -178,15 +173,9 @@ class PartitionWorker:
             newest = int(event_times([truth.timestamp for truth in truth_columns.events]).max())
             self.label_watermark_ms = max(self.label_watermark_ms, newest)
         batch = self.store.batch()
-        ids = predictions.ids + truth_columns.ids
-        overlay = self._overlay
-        if overlay:
-            unknown = [pid for pid in ids if pid not in overlay]
-            entries = dict(zip(unknown, self.store.get_entries(unknown), strict=True))
-            entries.update((pid, overlay[pid]) for pid in ids if pid in overlay)
-        else:
-            entries = dict(zip(ids, self.store.get_entries(ids), strict=True))
-        work = _Work(entries, remember=bool(truth_columns.ids))
+        work = self._join.read(
+            predictions.ids + truth_columns.ids, remember=bool(truth_columns.ids)
+        )
         self._apply_predictions(predictions, batch, result, work)
         self._apply_truths(truth_columns, batch, result, work)
         self.marks = Marks(next_pred, next_truth)
@@ -197,7 +186,7 @@ class PartitionWorker:
         self._panes.write(batch)
         batch.set_marks(self.marks)
         result.batch = batch
-        overlay.update(work.entries)
+        self._join.applied(work)
         self._unpersisted += 1
         return result
 
@@ -209,8 +198,8 @@ class PartitionWorker:
             self._unpersisted -= 1
             if self._unpersisted <= 0:
                 self._unpersisted = 0
-                self._overlay.clear()
-                self._held_waiting.clear()
+                self._join.written()
+                self._held.written()
 
     @property
     def restoring(self) -> bool:
@@ -232,108 +221,33 @@ class PartitionWorker:
         predictions: Columns[WirePrediction],
         batch: StoreBatch,
         result: ApplyResult,
-        work: _Work,
+        work: JoinWork,
     ) -> None:
-        for (model, version), arrivals in _admit(predictions, work, result):
+        for (model, version), arrivals in admit(predictions, work, result):
             profile = self._profiles(model, version)
             if profile is None:
-                self._hold(model, version, arrivals, batch, result, work)
+                newest = self._held.hold(model, version, arrivals, batch, result, work)
+                self.watermark_ms = max(self.watermark_ms, newest)
             else:
                 self._fold_predictions(profile, arrivals, batch, result, work)
-
-    def _hold(
-        self,
-        model: str,
-        version: str,
-        arrivals: _Arrivals,
-        batch: StoreBatch,
-        result: ApplyResult,
-        work: _Work,
-    ) -> None:
-        """Keep the new predictions of a version without a profile in the store, to fold
-        when the profile arrives (from the registry, or from the warm-up baseline that
-        partition 0 builds from these events)."""
-        entries = work.entries
-        labels = arrivals.labels or repeat(None)
-        for event, raw, pid, offset, label in zip(*arrivals[:4], labels, strict=False):
-            ts = event_time_ms(event.timestamp)
-            self.watermark_ms = max(self.watermark_ms, ts)
-            pending = waiting_entry(PENDING, offset, raw)
-            batch.put_entry(pid, pending)
-            entries[pid] = pending
-            batch.hold(model, version, pid)
-            work.added_prediction(pid, ts)
-            if label is not None:  # its label came first: it waits for the profile too
-                batch.put_waiting_for_held(pid, label)
-                work.held_labels.append(pid)
-        key = (model, version)
-        self._held[key] = self._held.get(key, 0) + len(arrivals.ids)
-        result.waiting_for_profile += len(arrivals.ids)
 
     def _fold_predictions(
         self,
         profile: ReferenceProfile,
-        arrivals: _Arrivals,
+        arrivals: Arrivals,
         batch: StoreBatch,
         result: ApplyResult,
-        work: _Work | None,
+        work: JoinWork | None,
     ) -> None:
-        """Fold new predictions of one version whose profile is known: each waits for its
-        label in the join, or joins the label that waited for it. ``work`` is None for held
-        ones (already waiting in the store). Column by column, with a loop only over the
-        rows that need one (too late, or with a label waiting)."""
+        """Join and fold new predictions of one version whose profile is known; ``work`` is
+        None for held ones (already waiting in the store)."""
         config = self.config(profile.model, profile)
-        events, raws, ids, offsets, labels = arrivals
-        times = event_times([event.timestamp for event in events])
+        times = event_times([event.timestamp for event in arrivals.events])
         self.watermark_ms = max(self.watermark_ms, int(times.max()))
-        entries: dict[bytes, bytes | None] = {} if work is None else work.entries
         too_old = self._late_before_ms - horizon_ms(config)
-        if int(times.min()) < too_old:
-            # Its pane may be gone downstream: folding it would replace a complete partial
-            # with a partial one. A label that waits for it goes on waiting.
-            on_time = times >= too_old
-            for row in np.flatnonzero(~on_time).tolist():
-                entries[ids[row]] = None if labels is None else labels[row]
-                result.too_late += 1
-            rows = np.flatnonzero(on_time).tolist()
-            if not rows:
-                return
-            events, raws, ids, offsets = (
-                [events[i] for i in rows],
-                [raws[i] for i in rows],
-                [ids[i] for i in rows],
-                [offsets[i] for i in rows],
-            )
-            labels = None if labels is None else [labels[i] for i in rows]
-            times = times[on_time]
-        pairs: list[_Pair] = []
-        waiting = ids, offsets, raws
-        if labels is not None and any(labels):
-            waiting = [], [], []
-            joined: list[tuple[bytes, bytes]] = []
-            for event, raw, pid, offset, label in zip(
-                events, raws, ids, offsets, labels, strict=True
-            ):
-                if label is None:
-                    waiting[0].append(pid)
-                    waiting[1].append(offset)
-                    waiting[2].append(raw)
-                    continue
-                label_offset, label_raw = split_entry(label)
-                pairs.append((event, decode_ground_truth(label_raw), raw, offset, label_offset))
-                joined.append((pid, JOINED))
-                entries[pid] = JOINED
-                if work is None:
-                    batch.delete_waiting_for_held(pid)
-            batch.put_entries(joined)
-        if work is not None:
-            pending = waiting_entries(PENDING, waiting[1], waiting[2])
-            entries.update(zip(waiting[0], pending, strict=True))
-            batch.put_entries(list(zip(waiting[0], pending, strict=True)))
-            if work.remember:
-                work.events.update(zip(ids, events, strict=True))
-            work.new_predictions.extend(ids)
-            work.newest_prediction = max(work.newest_prediction, int(times.max()))
+        events, times, pairs = join_predictions(arrivals, times, too_old, batch, result, work)
+        if not events:
+            return
         result.predictions += len(events)
         self._panes.fold_features(profile, config, events, times)
         self._fold_pairs(profile, config, pairs, result, batch)
@@ -343,21 +257,12 @@ class PartitionWorker:
         truth_columns: Columns[WireGroundTruth],
         batch: StoreBatch,
         result: ApplyResult,
-        work: _Work,
+        work: JoinWork,
     ) -> None:
-        matched = _match(truth_columns, batch, result, work)
+        matched = match(truth_columns, batch, result, work)
         if not matched.ids:
             return
-        prediction_offsets, stored = split_entries(matched.entries)
-        # The waiting predictions this batch did not decode itself, decoded in one call.
-        remembered = work.events
-        again = iter(
-            decode_stored_predictions(
-                [raw for pid, raw in zip(matched.ids, stored, strict=True) if pid not in remembered]
-            )
-        )
-        predictions = [remembered.get(pid) or next(again) for pid in matched.ids]
-        versions = list(map(_VERSION, predictions))
+        versions = list(map(VERSION, matched.predictions))
         profiles = {version: self._profiles(*version) for version in dict.fromkeys(versions)}
         rows_of: dict[tuple[str, str], list[int] | None] = {versions[0]: None}
         if len(profiles) > 1 or None in profiles.values():
@@ -368,52 +273,19 @@ class PartitionWorker:
                     held.append(row)
                 else:
                     by_version.setdefault(version, []).append(row)
-            self._hold_labels(matched, held, batch, result, work)
+            self._held.hold_labels(matched, held, batch, result, work)
             rows_of = dict(by_version)
-        columns = (predictions, matched.truths, stored, prediction_offsets, matched.offsets)
         for version, rows in rows_of.items():
             profile = profiles[version]
             assert profile is not None
-            ids = matched.ids if rows is None else [matched.ids[i] for i in rows]
-            batch.put_entries([(pid, JOINED) for pid in ids])
-            result.labels += len(ids)
-            pairs: list[_Pair] = list(
-                zip(*columns, strict=True)
-                if rows is None
-                else zip(*([column[i] for i in rows] for column in columns), strict=True)
-            )
+            pairs = join_labels(matched, rows, batch, result)
             self._fold_pairs(profile, self.config(version[0], profile), pairs, result, batch)
-
-    def _hold_labels(
-        self,
-        matched: _Matched,
-        rows: list[int],
-        batch: StoreBatch,
-        result: ApplyResult,
-        work: _Work,
-    ) -> None:
-        """Labels whose prediction is held for its version's profile: each waits with it."""
-        entries = work.entries
-        held_waiting = self._held_waiting
-        for row in rows:
-            pid, truth = matched.ids[row], matched.truths[row]
-            entries[pid] = matched.entries[row]  # still waiting, with its held prediction
-            if pid in held_waiting or self.store.get_waiting_for_held(pid) is not None:
-                result.duplicates += 1
-                continue
-            held_waiting.add(pid)
-            result.labels += 1
-            batch.put_waiting_for_held(
-                pid, waiting_entry(LABEL, matched.offsets[row], matched.values[row])
-            )
-            work.held_labels.append(pid)
-            work.newest_label = max(work.newest_label, event_time_ms(truth.timestamp))
 
     def _fold_pairs(
         self,
         profile: ReferenceProfile,
         config: ModelConfig,
-        pairs: list[_Pair],
+        pairs: list[Pair],
         result: ApplyResult,
         batch: StoreBatch,
     ) -> None:
@@ -453,22 +325,10 @@ class PartitionWorker:
         # be replaced by a smaller one, so none of its held predictions is too late.
         self._late_before_ms = -(2**62)
         profile = self._profiles(model, version)
-        if profile is None or (model, version) not in self._held:
+        if profile is None or not self._held.holds(model, version):
             return result
-        held = _Arrivals([], [], [], [], [])
         batch = self.store.batch()
-        for pid in list(self.store.held(model, version)):
-            entry = self.store.get_entry(pid)
-            if entry is not None and entry[:1] == PENDING:
-                offset, raw = split_entry(entry)
-                held.events.append(decode_prediction(raw))
-                held.values.append(raw)
-                held.ids.append(pid)
-                held.offsets.append(offset)
-                assert held.labels is not None
-                held.labels.append(self.store.get_waiting_for_held(pid))
-            batch.release(model, version, pid)
-        del self._held[(model, version)]
+        held = self._held.release(model, version, batch)
         if held.ids:
             self._fold_predictions(profile, held, batch, result, None)
         self._panes.write(batch)
@@ -479,7 +339,7 @@ class PartitionWorker:
 
     def held(self) -> dict[tuple[str, str], int]:
         """Predictions held per version while its profile is unknown."""
-        return dict(self._held)
+        return self._held.counts()
 
     def baseline(self, model: str, version: str, warmup_events: int) -> ReferenceProfile | None:
         """A warm-up profile from the first held predictions of a version without one.
@@ -487,18 +347,7 @@ class PartitionWorker:
         Only one partition should build it (the ingest loop asks partition 0's owner), so
         every worker ends up with the same published profile.
         """
-        if self._held.get((model, version), 0) < warmup_events or warmup_events < 1:
-            return None
-        events = []
-        for pid in self.store.held(model, version):
-            kept = self.store.get_prediction(pid)
-            if kept is not None:
-                events.append(decode_prediction(kept[1]))
-        events.sort(key=lambda e: (event_time_ms(e.timestamp), e.prediction_id))
-        events = events[:warmup_events]
-        task = infer_task(events)
-        config = self._settings.model(model, task)
-        return profile_from_events(events, config.task, config)
+        return self._held.baseline(model, version, warmup_events, self._settings)
 
     # --- emitting -------------------------------------------------------------------------
 
@@ -539,182 +388,10 @@ class PartitionWorker:
             return 0
         cutoff = self.watermark_ms - self._ttl_ms
         batch = self.store.batch()
-        unlabelled = 0
-        for key, ids in list(self.store.expired("predictions", cutoff)):
-            for pid, entry in zip(ids, self.store.get_entries(ids), strict=True):
-                tag = None if entry is None else entry[:1]
-                if tag in (PENDING, JOINED):
-                    unlabelled += tag == PENDING
-                    batch.delete_entry(pid)
-            batch.delete_expiry(key)
-        for key, ids in list(self.store.expired("labels", cutoff)):
-            for pid, entry in zip(ids, self.store.get_entries(ids), strict=True):
-                if entry is not None and entry[:1] == LABEL:
-                    batch.delete_entry(pid)
-            batch.delete_expiry(key)
-        for key, ids in list(self.store.expired("held_labels", cutoff)):
-            for pid in ids:
-                batch.delete_waiting_for_held(pid)
-            batch.delete_expiry(key)
+        unlabelled = expire_entries(self.store, cutoff, batch)
+        self._held.expire_labels(cutoff, batch)
         self._panes.evict(batch, self.watermark_ms, self._ttl_ms)
         if batch.size:
             batch.set_marks(self.marks)
             self.store.write(batch)
         return unlabelled
-
-
-_VERSION = operator.attrgetter("model", "model_version")
-_FIRST_BYTE = operator.itemgetter(0)
-_PENDING_ONLY = {PENDING[0]}
-
-
-_SEEN = b"S"
-"""In-batch marker of a prediction id already handled (never written to the store)."""
-
-_Pair = tuple["WirePrediction | StoredPrediction", WireGroundTruth, bytes, int, int]
-"""A joined pair: (prediction, label, the prediction's bytes, the input offsets of both)."""
-
-
-@dataclass
-class _Work:
-    """What one batch knows beyond the store: the join entries as they stand after each
-    event (read for all of the batch's ids in one multi-get), the predictions it decoded,
-    and the ids it added, for the expiry index."""
-
-    entries: dict[bytes, bytes | None]
-    remember: bool = False
-    """Whether the batch has labels too: then its predictions are kept decoded for them."""
-    events: dict[bytes, WirePrediction] = field(default_factory=dict)
-    new_predictions: list[bytes] = field(default_factory=list)
-    new_labels: list[bytes] = field(default_factory=list)
-    held_labels: list[bytes] = field(default_factory=list)
-    newest_prediction: int = -1
-    newest_label: int = -1
-
-    def added_prediction(self, pid: bytes, ts: int) -> None:
-        self.new_predictions.append(pid)
-        if ts > self.newest_prediction:
-            self.newest_prediction = ts
-
-    def added_label(self, pid: bytes, truth: WireGroundTruth) -> None:
-        self.new_labels.append(pid)
-        self.newest_label = max(self.newest_label, event_time_ms(truth.timestamp))
-
-
-class _Arrivals(NamedTuple):
-    """New predictions of one version, as columns, with the entry of the label waiting for
-    each (``labels`` None: no label waits for any of them)."""
-
-    events: list[WirePrediction]
-    values: list[bytes]
-    ids: list[bytes]
-    offsets: list[int]
-    labels: list[bytes | None] | None
-
-
-class _Matched(NamedTuple):
-    """Labels that found their prediction waiting, as columns, with its join entry."""
-
-    truths: list[WireGroundTruth]
-    values: list[bytes]
-    ids: list[bytes]
-    offsets: list[int]
-    entries: list[bytes]
-
-
-def _admit(
-    predictions: Columns[WirePrediction], work: _Work, result: ApplyResult
-) -> list[tuple[tuple[str, str], _Arrivals]]:
-    """The batch's new predictions by version, in order of first appearance. A prediction
-    whose id is known already (waiting or joined), or repeated in the batch, is a duplicate."""
-    events, values, ids, offsets = predictions
-    if not ids:
-        return []
-    entries = work.entries
-    labels: list[bytes | None] | None = None
-    if not _all_new(ids, entries):
-        kept = _Arrivals([], [], [], [], [])
-        assert kept.labels is not None
-        for event, raw, pid, offset in zip(*predictions, strict=True):
-            entry = entries.get(pid)
-            if entry is not None and entry[:1] != LABEL:
-                result.duplicates += 1  # known already, waiting or joined
-                continue
-            entries[pid] = _SEEN  # a repeat later in this batch is a duplicate
-            kept.events.append(event)
-            kept.values.append(raw)
-            kept.ids.append(pid)
-            kept.offsets.append(offset)
-            kept.labels.append(entry)
-        events, values, ids, offsets, labels = kept
-        if not ids:
-            return []
-    versions = set(map(_VERSION, events))
-    if len(versions) == 1:
-        return [(versions.pop(), _Arrivals(events, values, ids, offsets, labels))]
-    rows_of: dict[tuple[str, str], list[int]] = {}
-    for row, version in enumerate(map(_VERSION, events)):
-        rows_of.setdefault(version, []).append(row)
-    return [
-        (
-            version,
-            _Arrivals(
-                [events[i] for i in rows],
-                [values[i] for i in rows],
-                [ids[i] for i in rows],
-                [offsets[i] for i in rows],
-                None if labels is None else [labels[i] for i in rows],
-            ),
-        )
-        for version, rows in rows_of.items()
-    ]
-
-
-def _all_new(ids: list[bytes], entries: dict[bytes, bytes | None]) -> bool:
-    """Whether each id is new to the join and once in the batch (the usual predictions):
-    then :func:`_admit` keeps them all without a loop."""
-    return not any(map(entries.get, ids)) and len(set(ids)) == len(ids)
-
-
-def _all_waiting(ids: list[bytes], found: list[bytes | None]) -> bool:
-    """Whether each label finds its prediction waiting, once (the usual labels): then
-    :func:`_match` matches them all without a loop."""
-    return (
-        None not in found
-        and len(set(ids)) == len(ids)
-        and set(map(_FIRST_BYTE, cast(list[bytes], found))) == _PENDING_ONLY
-    )
-
-
-def _match(
-    truths: Columns[WireGroundTruth], batch: StoreBatch, result: ApplyResult, work: _Work
-) -> _Matched:
-    """The batch's labels that find their prediction waiting (now joined, in ``work``). A
-    label that finds none waits for it; a repeat, or a label for a joined prediction, is a
-    duplicate."""
-    labels, values, ids, offsets = truths
-    entries = work.entries
-    found = list(map(entries.get, ids))
-    if ids and _all_waiting(ids, found):
-        entries.update(zip(ids, repeat(JOINED)))
-        return _Matched(labels, values, ids, offsets, cast(list[bytes], found))
-    matched = _Matched([], [], [], [], [])
-    for truth, raw, pid, offset in zip(labels, values, ids, offsets, strict=True):
-        entry = entries.get(pid)
-        tag = None if entry is None else entry[:1]
-        if tag in (JOINED, LABEL):
-            result.duplicates += 1  # the prediction has its label, or this label waits
-            continue
-        if entry is None:
-            result.labels += 1
-            entries[pid] = label = waiting_entry(LABEL, offset, raw)
-            batch.put_entry(pid, label)
-            work.added_label(pid, truth)
-            continue
-        entries[pid] = JOINED  # a repeat later in this batch is a duplicate
-        matched.truths.append(truth)
-        matched.values.append(raw)
-        matched.ids.append(pid)
-        matched.offsets.append(offset)
-        matched.entries.append(entry)
-    return matched

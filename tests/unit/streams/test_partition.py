@@ -17,7 +17,7 @@ from driftline.detectors.profile import build_profile
 from driftline.detectors.summary import PaneSummary
 from driftline.errors import StateStoreError
 from driftline.schemas.reference import ReferenceProfile
-from driftline.streams import partition
+from driftline.streams import join
 from driftline.streams.partition import PartitionWorker
 from driftline.streams.result import ApplyResult
 from driftline.streams.store import PartitionStore
@@ -507,7 +507,7 @@ def test_the_shortcuts_for_the_usual_batches_change_nothing_but_speed(
     all_waiting: list[bool] = []
 
     def recorded(name: str, calls: list[bool]) -> Callable[..., bool]:
-        shortcut = getattr(partition, name)
+        shortcut = getattr(join, name)
 
         def record(*args: Any) -> bool:
             calls.append(shortcut(*args))
@@ -517,14 +517,14 @@ def test_the_shortcuts_for_the_usual_batches_change_nothing_but_speed(
 
     def apply_with_shortcuts(batch: list[Msg]) -> ApplyResult:
         with monkeypatch.context() as patch:
-            patch.setattr(partition, "_all_new", recorded("_all_new", all_new))
-            patch.setattr(partition, "_all_waiting", recorded("_all_waiting", all_waiting))
+            patch.setattr(join, "all_new", recorded("all_new", all_new))
+            patch.setattr(join, "all_waiting", recorded("all_waiting", all_waiting))
             return fast.apply(batch, 1)
 
     def apply_without(batch: list[Msg]) -> ApplyResult:
         with monkeypatch.context() as patch:
-            patch.setattr(partition, "_all_new", lambda *args: False)
-            patch.setattr(partition, "_all_waiting", lambda *args: False)
+            patch.setattr(join, "all_new", lambda *args: False)
+            patch.setattr(join, "all_waiting", lambda *args: False)
             return general.apply(batch, 1)
 
     fast = Worker(0, PartitionStore(tmp_path / "fast"), lambda m, v: profiles.get((m, v)), SETTINGS)
