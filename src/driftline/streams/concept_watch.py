@@ -1,8 +1,8 @@
 """Each model version's concept-drift detector in stage 1, and the panes it fired on.
 
 A version's detector is restored from the partition's store the first time a batch joins one
-of its pairs, fed that batch's error stream (:func:`~driftline.detectors.error_stream.
-watch_errors`), and saved in the batch's own write, with the marks, so a restart resumes it
+of its pairs, fed that batch's error stream (:mod:`driftline.detectors.error_stream` holds
+the arithmetic), and saved in the batch's own write, with the marks, so a restart resumes it
 exactly. The panes it fired on are flagged in the store too, so that every later emission of
 their performance partials carries the flag.
 """
