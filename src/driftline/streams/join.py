@@ -200,25 +200,46 @@ def admit(
         events, values, ids, offsets, labels = kept
         if not ids:
             return []
+    arrivals = Arrivals(events, values, ids, offsets, labels)
+    return [
+        (version, arrivals if rows is None else _rows(arrivals, rows))
+        for version, rows in rows_by_version(events).items()
+    ]
+
+
+def _rows(arrivals: Arrivals, rows: list[int]) -> Arrivals:
+    events, values, ids, offsets, labels = arrivals
+    return Arrivals(
+        [events[i] for i in rows],
+        [values[i] for i in rows],
+        [ids[i] for i in rows],
+        [offsets[i] for i in rows],
+        None if labels is None else [labels[i] for i in rows],
+    )
+
+
+def rows_by_version(
+    events: list[WirePrediction] | list[WirePrediction | StoredPrediction],
+) -> dict[tuple[str, str], list[int] | None]:
+    """The rows of each (model, version) among ``events``, in order of first appearance;
+    None for the rows of the only version, when there is one.
+
+    >>> from driftline.schemas.wire import decode_stored_predictions
+    >>> def event(version: str) -> bytes:
+    ...     return b'{"prediction_id":"p","model":"m","model_version":"%s","timestamp":5,' \\
+    ...         b'"prediction":0}' % version.encode()
+    >>> rows_by_version(decode_stored_predictions([event("2"), event("1"), event("2")]))
+    {('m', '2'): [0, 2], ('m', '1'): [1]}
+    >>> rows_by_version(decode_stored_predictions([event("1"), event("1")]))
+    {('m', '1'): None}
+    """
     versions = set(map(VERSION, events))
     if len(versions) == 1:
-        return [(versions.pop(), Arrivals(events, values, ids, offsets, labels))]
+        return {versions.pop(): None}
     rows_of: dict[tuple[str, str], list[int]] = {}
     for row, version in enumerate(map(VERSION, events)):
         rows_of.setdefault(version, []).append(row)
-    return [
-        (
-            version,
-            Arrivals(
-                [events[i] for i in rows],
-                [values[i] for i in rows],
-                [ids[i] for i in rows],
-                [offsets[i] for i in rows],
-                None if labels is None else [labels[i] for i in rows],
-            ),
-        )
-        for version, rows in rows_of.items()
-    ]
+    return dict(rows_of)
 
 
 def join_predictions(
@@ -233,26 +254,19 @@ def join_predictions(
     waits for its label, or joins the label that waited for it; one before ``too_old`` is
     too late. ``work`` is None for held predictions (already waiting in the store). Returns
     the predictions to fold (all but the too-late ones), their times, and the pairs."""
-    events, raws, ids, offsets, labels = arrivals
     entries: dict[bytes, bytes | None] = {} if work is None else work.entries
     if int(times.min()) < too_old:
         # Its pane may be gone downstream: folding it would replace a complete partial
         # with a partial one. A label that waits for it goes on waiting.
         on_time = times >= too_old
         for row in np.flatnonzero(~on_time).tolist():
-            entries[ids[row]] = None if labels is None else labels[row]
+            entries[arrivals.ids[row]] = None if arrivals.labels is None else arrivals.labels[row]
             result.too_late += 1
         rows = np.flatnonzero(on_time).tolist()
         if not rows:
             return [], times[on_time], []
-        events, raws, ids, offsets = (
-            [events[i] for i in rows],
-            [raws[i] for i in rows],
-            [ids[i] for i in rows],
-            [offsets[i] for i in rows],
-        )
-        labels = None if labels is None else [labels[i] for i in rows]
-        times = times[on_time]
+        arrivals, times = _rows(arrivals, rows), times[on_time]
+    events, raws, ids, offsets, labels = arrivals
     pairs: list[Pair] = []
     waiting = ids, offsets, raws
     if labels is not None and any(labels):

@@ -42,7 +42,6 @@ from driftline.streams.concept_watch import ConceptWatch
 from driftline.streams.held import HeldPredictions
 from driftline.streams.intake import Columns, event_times, take
 from driftline.streams.join import (
-    VERSION,
     Arrivals,
     JoinEntries,
     JoinWork,
@@ -52,6 +51,7 @@ from driftline.streams.join import (
     join_labels,
     join_predictions,
     match,
+    rows_by_version,
 )
 from driftline.streams.labeled import labeled_record
 from driftline.streams.panes import PaneSummaries, horizon_ms
@@ -262,22 +262,22 @@ class PartitionWorker:
         matched = match(truth_columns, batch, result, work)
         if not matched.ids:
             return
-        versions = list(map(VERSION, matched.predictions))
-        profiles = {version: self._profiles(*version) for version in dict.fromkeys(versions)}
-        rows_of: dict[tuple[str, str], list[int] | None] = {versions[0]: None}
-        if len(profiles) > 1 or None in profiles.values():
-            by_version: dict[tuple[str, str], list[int]] = {}
-            held: list[int] = []
-            for row, version in enumerate(versions):
-                if profiles[version] is None:
-                    held.append(row)
-                else:
-                    by_version.setdefault(version, []).append(row)
+        rows_of = rows_by_version(matched.predictions)
+        profiles = {version: self._profiles(*version) for version in rows_of}
+        if None in profiles.values():
+            # Held in the order they came, whatever their version.
+            every = range(len(matched.ids))
+            held = sorted(
+                row
+                for version, rows in rows_of.items()
+                if profiles[version] is None
+                for row in (every if rows is None else rows)
+            )
             self._held.hold_labels(matched, held, batch, result, work)
-            rows_of = dict(by_version)
         for version, rows in rows_of.items():
             profile = profiles[version]
-            assert profile is not None
+            if profile is None:
+                continue
             pairs = join_labels(matched, rows, batch, result)
             self._fold_pairs(profile, self.config(version[0], profile), pairs, result, batch)
 
