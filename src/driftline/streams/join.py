@@ -60,7 +60,7 @@ from driftline.streams.store import (
     waiting_entry,
 )
 
-VERSION = operator.attrgetter("model", "model_version")
+_VERSION = operator.attrgetter("model", "model_version")
 """(model, version) of an event."""
 _FIRST_BYTE = operator.itemgetter(0)
 _PENDING_ONLY = {PENDING[0]}
@@ -233,11 +233,11 @@ def rows_by_version(
     >>> rows_by_version(decode_stored_predictions([event("1"), event("1")]))
     {('m', '1'): None}
     """
-    versions = set(map(VERSION, events))
+    versions = set(map(_VERSION, events))
     if len(versions) == 1:
         return {versions.pop(): None}
     rows_of: dict[tuple[str, str], list[int]] = {}
-    for row, version in enumerate(map(VERSION, events)):
+    for row, version in enumerate(map(_VERSION, events)):
         rows_of.setdefault(version, []).append(row)
     return dict(rows_of)
 
