@@ -273,7 +273,7 @@ class PartitionStore:
             # As Kafka Streams and Flink run RocksDB: the input topics are the changelog. A
             # crash then loses the memtables (the store goes back to its last flush, marks
             # and data together) and the partition is replayed from there; a clean close
-            # flushes them. Ingest is faster without the log (benchmarks/e2e.py).
+            # flushes them. Ingest is faster without the log, for a longer replay after a crash.
             write_options = WriteOptions()
             # A property at run time; rocksdict's stub calls it a method.
             write_options.disable_wal = True  # type: ignore[method-assign,assignment]
