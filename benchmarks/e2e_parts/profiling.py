@@ -23,12 +23,12 @@ PARTS: dict[str, tuple[str, str]] = {
     "RocksDB point reads (store.get_*)": ("store.py", "get_"),
     "RocksDB batch write (store.write)": ("store.py", "write"),
     "Producer.flush (labeled/DLQ acks)": ("cimpl.Producer", "flush"),
-    "PaneSummary.fold_events (all below)": ("summary.py", "fold_events"),
+    "PaneSummary.fold_events (all below)": ("detectors/summary.py", "fold_events"),
     "  fold_numeric (C kernel)": ("driftline.detectors._fold", "fold_numeric"),
-    "  columns_from_events (the rest)": ("summary.py", "columns_from_events"),
-    "PerformanceSummary.fold": ("performance.py", "fold"),
-    "labeled records (_labeled)": ("partition.py", "_labeled"),
-    "summaries to bytes (_write_summaries)": ("partition.py", "_write_summaries"),
+    "  columns_from_events (the rest)": ("detectors/batch.py", "columns_from_events"),
+    "PerformanceSummary.fold": ("detectors/performance.py", "fold"),
+    "labeled records (labeled_record)": ("streams/labeled.py", "labeled_record"),
+    "summaries to bytes (PaneSummaries.write)": ("streams/panes.py", "write"),
     "periodic emit (_emit)": ("ingest.py", "_emit"),
 }
 ProfileTable = dict[tuple[str, int, str], tuple[int, int, float, float, Any]]

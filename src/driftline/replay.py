@@ -23,6 +23,7 @@ from driftline.config import Settings
 from driftline.detectors.concept import make_detector
 from driftline.detectors.engine import ModelMonitor, WindowReport
 from driftline.detectors.profile import profile_from_events
+from driftline.detectors.task import infer_task
 from driftline.errors import DecodeError, ReplayError
 from driftline.schemas.events import Task
 from driftline.schemas.reference import ReferenceProfile
@@ -73,23 +74,6 @@ def _decode_all(path: Path, decode: Callable[[bytes], Any], rejected: list[Rejec
         except DecodeError as exc:
             rejected.append(Rejected(str(path), number, exc.reason))
     return events
-
-
-def infer_task(events: Sequence[WirePrediction]) -> Task:
-    """A model's task from its traffic: scores or non-numeric predictions mean classes."""
-    sample = events[:1000]
-    classes = {c for e in sample if e.scores for c in e.scores}
-    if classes:
-        return "binary" if len(classes) <= 2 else "multiclass"
-    values = [e.prediction for e in sample]
-    if all(isinstance(v, float) and not float(v).is_integer() for v in values[:50]):
-        return "regression"
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        distinct = set(values)
-        if len(distinct) > 20:
-            return "regression"
-        return "binary" if len(distinct) <= 2 else "multiclass"
-    return "binary" if len({str(v) for v in values}) <= 2 else "multiclass"
 
 
 def _score_columns(events: Sequence[WirePrediction]) -> dict[str, np.ndarray] | None:

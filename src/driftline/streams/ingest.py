@@ -48,8 +48,9 @@ from driftline.errors import KafkaError
 from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import ModelVersionRegistered, utc_now
 from driftline.streams import partials as wire
-from driftline.streams.partition import ApplyResult, PartitionWorker
+from driftline.streams.partition import PartitionWorker
 from driftline.streams.registry import ProfileRegistry
+from driftline.streams.result import ApplyResult
 from driftline.streams.runtime import trim_heap
 from driftline.streams.store import Marks, PartitionStore
 from driftline.telemetry.ingest import IngestTelemetry

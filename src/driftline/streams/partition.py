@@ -4,104 +4,66 @@ A :class:`PartitionWorker` owns partition ``p`` of both input topics (they are c
 by ``prediction_id``). :meth:`PartitionWorker.apply` takes a batch of raw messages from either
 topic and
 
-1. skips what the store has already applied (offsets below its marks),
-2. decodes and validates each event; a bad one becomes a :class:`DeadLetter` with its reason,
-3. drops duplicates (a ``prediction_id`` already kept; a label for an already matched one),
-4. folds predictions into the cumulative feature summary of their (model, version, pane),
-5. joins predictions and labels (whichever comes first waits in the store) and folds each
-   pair into the performance summary of the *prediction's* pane,
-6. writes summaries, join entries and the new marks in one RocksDB write batch.
+1. skips what the store has already applied (offsets below its marks) and decodes the rest; a
+   bad event becomes a :class:`~driftline.schemas.outputs.DeadLetter` with its reason
+   (:mod:`~driftline.streams.intake`),
+2. drops duplicates (a ``prediction_id`` already kept; a label for an already matched one) and
+   joins predictions and labels, whichever comes first waiting in the store
+   (:mod:`~driftline.streams.join`); predictions of a version without a profile are held
+   until it has one (:mod:`~driftline.streams.held`),
+3. folds predictions into the cumulative feature summary of their (model, version, pane), and
+   each joined pair into the performance summary of the *prediction's* pane
+   (:mod:`~driftline.streams.panes`), the pairs' errors into the version's concept-drift
+   detector (:mod:`~driftline.streams.concept_watch`), and makes a joined example of each
+   pair (:mod:`~driftline.streams.labeled`),
+4. writes summaries, join entries and the new marks in one RocksDB write batch.
 
-Changed summaries are handed out by :meth:`PartitionWorker.drain` as cumulative
-:class:`~driftline.streams.partials.PanePartial`; emitting one twice is harmless. No Kafka
-client lives here: the ingest loop feeds batches in and sends what comes out.
+This module holds the order of those steps, the watermarks, and what a batch may emit while
+the store is rebuilt. Changed summaries are handed out by :meth:`PartitionWorker.drain` as
+cumulative :class:`~driftline.streams.partials.PanePartial`; emitting one twice is harmless.
+No Kafka client lives here: the ingest loop feeds batches in and sends what comes out.
 """
 
 from __future__ import annotations
 
-import logging
-import operator
-from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from hashlib import blake2b
-from itertools import repeat
-from typing import Any, Generic, NamedTuple, TypeVar, cast
-
-import numpy as np
-import orjson
-from numpy.typing import NDArray
+from datetime import timedelta
 
 from driftline.config import ModelConfig, Settings
-from driftline.deadletter import RawMessage, from_message
-from driftline.detectors.concept import ConceptDriftDetector, detector_from_snapshot, make_detector
-from driftline.detectors.performance import PerformanceSummary
-from driftline.detectors.summary import PaneSummary
-from driftline.detectors.values import to_categorical, to_numeric
-from driftline.errors import DecodeError
-from driftline.schemas.outputs import DeadLetter
+from driftline.deadletter import RawMessage
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import (
-    StoredPrediction,
     WireGroundTruth,
     WirePrediction,
-    decode_ground_truth,
     decode_ground_truths,
-    decode_prediction,
     decode_predictions,
-    decode_stored_predictions,
-    event_time_ms,
 )
+from driftline.streams.concept_watch import ConceptWatch
+from driftline.streams.held import HeldPredictions
+from driftline.streams.intake import Columns, event_times, take
+from driftline.streams.join import (
+    Arrivals,
+    JoinEntries,
+    JoinWork,
+    Pair,
+    admit,
+    expire_entries,
+    join_labels,
+    join_predictions,
+    match,
+    rows_by_version,
+)
+from driftline.streams.labeled import labeled_record
+from driftline.streams.panes import PaneSummaries, horizon_ms
 from driftline.streams.partials import PanePartial
+from driftline.streams.result import ApplyResult
 from driftline.streams.store import (
-    JOINED,
-    LABEL,
-    PENDING,
-    Kind,
     Marks,
     PartitionStore,
     StoreBatch,
-    split_entries,
-    split_entry,
-    waiting_entries,
-    waiting_entry,
 )
 
-log = logging.getLogger(__name__)
 _MS = timedelta(milliseconds=1)
-
-
-class Labeled(NamedTuple):
-    """A joined example for ``driftline.labeled`` (key = prediction id); a named tuple, as
-    one is made per label (a frozen dataclass cost 0.5 µs more each)."""
-
-    key: bytes
-    value: bytes
-
-
-@dataclass
-class ApplyResult:
-    """What one batch produced besides the store changes."""
-
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    labeled: list[Labeled] = field(default_factory=list)
-    predictions: int = 0
-    labels: int = 0
-    joined: int = 0
-    duplicates: int = 0
-    skipped: int = 0
-    too_late: int = 0
-    waiting_for_profile: int = 0
-    prediction_messages: int = 0
-    """Messages of the predictions topic in the batch (valid or not, replayed or not)."""
-    truth_messages: int = 0
-    """Messages of the ground-truth topic in the batch (valid or not, replayed or not)."""
-    restored: int = 0
-    """Outputs not sent again while rebuilding (their inputs were applied before)."""
-    batch: StoreBatch | None = None
-    """The store changes, marks included, to :meth:`PartitionWorker.persist` once the
-    outputs above are acknowledged (a crash in between replays the batch: at-least-once)."""
 
 
 class PartitionWorker:
@@ -143,55 +105,22 @@ class PartitionWorker:
         self._late_before_ms = -1
         """The watermark when the current batch began: lateness is judged against what was
         already emitted, never against other models' newer events in the same batch."""
-        self._detectors: dict[tuple[str, str], ConceptDriftDetector] = {}
-        self._concept: set[tuple[str, str, int]] = set()
-        self._cache: dict[tuple[Kind, str, str, int], PaneSummary | PerformanceSummary] = {}
-        self._dirty: set[tuple[Kind, str, str, int]] = set()
-        self._held = store.held_versions()
-        self._overlay: dict[bytes, bytes | None] = {}
-        """Join entries as batches applied but not yet persisted left them: the next batch
-        may be applied while the previous one's outputs are being acknowledged."""
+        self._concept = ConceptWatch(store)
+        self._panes = PaneSummaries(store, profiles, settings)
+        self._join = JoinEntries(store)
+        self._held = HeldPredictions(store)
         self._unpersisted = 0
-        self._held_waiting: set[bytes] = set()
         self.restore_until = Marks()
         """Offsets the consumer group had committed when this worker started: below them
         another member already applied the inputs and sent their outputs (see
         :meth:`restoring`)."""
-        for kind, model, version, pane_start, _ in store.partials():
-            self._dirty.add((kind, model, version, pane_start))  # re-emit all on start
-            self.watermark_ms = max(self.watermark_ms, pane_start)
+        self.watermark_ms = self._panes.mark_all_dirty()  # re-emit all on start
 
     # --- configuration --------------------------------------------------------------------
 
     def config(self, model: str, profile: ReferenceProfile) -> ModelConfig:
         """How a model is watched (its configuration, or defaults for its task)."""
         return self._settings.model(model, profile.task)
-
-    def _horizon_ms(self, config: ModelConfig) -> int:
-        longest = max(w.size for w in config.windows)
-        return (longest + config.allowed_lateness + config.pane) // _MS
-
-    # --- summaries ------------------------------------------------------------------------
-
-    def _summary(
-        self, kind: Kind, profile: ReferenceProfile, config: ModelConfig, pane_start: int
-    ) -> PaneSummary | PerformanceSummary:
-        key = (kind, profile.model, profile.model_version, pane_start)
-        summary = self._cache.get(key)
-        if summary is None:
-            raw = self.store.get_partial(kind, profile.model, profile.model_version, pane_start)
-            if kind == "features":
-                summary = (
-                    PaneSummary(profile) if raw is None else PaneSummary.from_bytes(raw, profile)
-                )
-            else:
-                summary = (
-                    PerformanceSummary.from_profile(profile, positive_class=config.positive_class)
-                    if raw is None
-                    else PerformanceSummary.from_bytes(raw)
-                )
-            self._cache[key] = summary
-        return summary
 
     # --- applying a batch -----------------------------------------------------------------
 
@@ -224,7 +153,7 @@ class PartitionWorker:
         if from_truth:
             self._labels_seen_ms = failed_at_ms
         until = self.restore_until
-        predictions, next_pred = self._take(
+        predictions, next_pred = take(
             from_predictions,
             self.marks.predictions,
             until.predictions,
@@ -232,7 +161,7 @@ class PartitionWorker:
             failed_at_ms,
             result,
         )
-        truth_columns, next_truth = self._take(
+        truth_columns, next_truth = take(
             from_truth,
             self.marks.ground_truth,
             until.ground_truth,
@@ -241,20 +170,12 @@ class PartitionWorker:
             result,
         )
         if truth_columns.events:
-            stamps = [truth.timestamp for truth in truth_columns.events]
-            plain = set(map(type, stamps)) <= _INTS
-            newest = max(cast(list[int], stamps)) if plain else max(map(_ms, stamps))
+            newest = int(event_times([truth.timestamp for truth in truth_columns.events]).max())
             self.label_watermark_ms = max(self.label_watermark_ms, newest)
         batch = self.store.batch()
-        ids = predictions.ids + truth_columns.ids
-        overlay = self._overlay
-        if overlay:
-            unknown = [pid for pid in ids if pid not in overlay]
-            entries = dict(zip(unknown, self.store.get_entries(unknown), strict=True))
-            entries.update((pid, overlay[pid]) for pid in ids if pid in overlay)
-        else:
-            entries = dict(zip(ids, self.store.get_entries(ids), strict=True))
-        work = _Work(entries, remember=bool(truth_columns.ids))
+        work = self._join.read(
+            predictions.ids + truth_columns.ids, remember=bool(truth_columns.ids)
+        )
         self._apply_predictions(predictions, batch, result, work)
         self._apply_truths(truth_columns, batch, result, work)
         self.marks = Marks(next_pred, next_truth)
@@ -262,86 +183,12 @@ class PartitionWorker:
         batch.expire_later("predictions", work.newest_prediction, sequence, work.new_predictions)
         batch.expire_later("labels", work.newest_label, sequence, work.new_labels)
         batch.expire_later("held_labels", work.newest_label, sequence, work.held_labels)
-        self._write_summaries(batch)
+        self._panes.write(batch)
         batch.set_marks(self.marks)
         result.batch = batch
-        overlay.update(work.entries)
+        self._join.applied(work)
         self._unpersisted += 1
         return result
-
-    def _take(
-        self,
-        messages: list[RawMessage],
-        mark: int,
-        restore_until: int,
-        decode: Callable[[list[bytes], list[bytes | None]], list[_E | DecodeError]],
-        failed_at_ms: int,
-        result: ApplyResult,
-    ) -> tuple[_Columns[_E], int]:
-        """The messages of one input topic at or after ``mark``, decoded, as columns (event,
-        bytes, id, offset), and the mark after them; each message that failed to decode
-        becomes a dead letter instead."""
-        fresh, offsets, mark = _fresh(messages, mark, result)
-        values = [message.value() or b"" for message in fresh]
-        keys = [message.key() for message in fresh]
-        decoded = decode(values, keys)
-        return self._accept(
-            fresh, offsets, values, keys, decoded, restore_until, failed_at_ms, result
-        ), mark
-
-    def _accept(
-        self,
-        messages: list[RawMessage],
-        offsets: list[int],
-        values: list[bytes],
-        keys: list[bytes | None],
-        decoded: list[_E | DecodeError],
-        restore_until: int,
-        failed_at_ms: int,
-        result: ApplyResult,
-    ) -> _Columns[_E]:
-        """The decoded events as columns; failures become dead letters."""
-        if DecodeError not in set(map(type, decoded)):
-            events = cast(list[_E], decoded)
-            if None not in keys:
-                return _Columns(events, values, cast(list[bytes], keys), offsets)
-            ids = [
-                key if key is not None else event.prediction_id.encode()
-                for key, event in zip(keys, events, strict=True)
-            ]
-            return _Columns(events, values, ids, offsets)
-        kept: _Columns[_E] = _Columns([], [], [], [])
-        for message, raw, key, offset, event in zip(
-            messages, values, keys, offsets, decoded, strict=True
-        ):
-            if isinstance(event, DecodeError):
-                self._reject(message, offset, event, restore_until, failed_at_ms, result)
-                continue
-            kept.events.append(event)
-            kept.values.append(raw)
-            kept.ids.append(key if key is not None else event.prediction_id.encode())
-            kept.offsets.append(offset)
-        return kept
-
-    def _reject(
-        self,
-        message: RawMessage,
-        offset: int,
-        exc: DecodeError,
-        restore_until: int,
-        failed_at_ms: int,
-        result: ApplyResult,
-    ) -> None:
-        """A dead letter for an event that failed to decode (none while rebuilding: the
-        previous owner of the partition dead-lettered it already)."""
-        if offset < restore_until:
-            result.restored += 1
-            return
-        result.dead_letters.append(
-            from_message(
-                message, reason=exc.reason, kind=exc.kind, path=exc.path, failed_at=failed_at_ms
-            )
-        )
 
     def persist(self, result: ApplyResult) -> None:
         """Write a batch's store changes and marks atomically."""
@@ -351,8 +198,8 @@ class PartitionWorker:
             self._unpersisted -= 1
             if self._unpersisted <= 0:
                 self._unpersisted = 0
-                self._overlay.clear()
-                self._held_waiting.clear()
+                self._join.written()
+                self._held.written()
 
     @property
     def restoring(self) -> bool:
@@ -371,300 +218,92 @@ class PartitionWorker:
 
     def _apply_predictions(
         self,
-        predictions: _Columns[WirePrediction],
+        predictions: Columns[WirePrediction],
         batch: StoreBatch,
         result: ApplyResult,
-        work: _Work,
+        work: JoinWork,
     ) -> None:
-        if self._apply_new(predictions, batch, result, work):
-            return
-        entries = work.entries
-        by_version: dict[tuple[str, str], list[_Arrival]] = defaultdict(list)
-        for event, raw, pid, offset in zip(*predictions, strict=True):
-            entry = entries.get(pid)
-            if entry is not None and entry[:1] != LABEL:
-                result.duplicates += 1  # known already, waiting or joined
-                continue
-            entries[pid] = _SEEN  # a repeat later in this batch is a duplicate
-            by_version[(event.model, event.model_version)].append((event, raw, pid, offset, entry))
-        for (model, version), group in by_version.items():
+        for (model, version), arrivals in admit(predictions, work, result):
             profile = self._profiles(model, version)
             if profile is None:
-                # Kept in the store and folded when the profile arrives (from the registry,
-                # or from the warm-up baseline that partition 0 builds from these events).
-                for event, raw, pid, offset, label in group:
-                    ts = event_time_ms(event.timestamp)
-                    self.watermark_ms = max(self.watermark_ms, ts)
-                    pending = waiting_entry(PENDING, offset, raw)
-                    batch.put_entry(pid, pending)
-                    entries[pid] = pending
-                    batch.hold(model, version, pid)
-                    work.added_prediction(pid, ts)
-                    if label is not None:  # its label came first: it waits for the profile too
-                        batch.put_waiting_for_held(pid, label)
-                        work.held_labels.append(pid)
-                key = (model, version)
-                self._held[key] = self._held.get(key, 0) + len(group)
-                result.waiting_for_profile += len(group)
-                continue
-            self._fold_predictions(profile, group, batch, result, work)
-
-    def _apply_new(
-        self,
-        predictions: _Columns[WirePrediction],
-        batch: StoreBatch,
-        result: ApplyResult,
-        work: _Work,
-    ) -> bool:
-        """The usual batch at once: every prediction new (no repeat, no label waiting for
-        it), of one model version whose profile is known, none too late, every timestamp in
-        epoch milliseconds. Does what the general path would, with no Python loop per
-        event (about 1.5 µs less per prediction); returns False, having done nothing, for
-        any other batch."""
-        entries = work.entries
-        events, raws, ids, offsets = predictions
-        if not ids or any(map(entries.get, ids)) or len(set(ids)) != len(ids):
-            return False
-        versions = set(map(_VERSION, events))
-        if len(versions) != 1:
-            return False
-        ((model, version),) = versions
-        profile = self._profiles(model, version)
-        stamps = [event.timestamp for event in events]
-        if profile is None or not set(map(type, stamps)) <= _INTS:
-            return False
-        config = self.config(model, profile)
-        times = np.array(stamps, dtype=np.int64)
-        if int(times.min()) < self._late_before_ms - self._horizon_ms(config):
-            return False
-        waiting = waiting_entries(PENDING, offsets, raws)
-        entries.update(zip(ids, waiting, strict=True))
-        batch.put_entries(list(zip(ids, waiting, strict=True)))
-        if work.remember:
-            work.events.update(zip(ids, events, strict=True))
-        work.new_predictions.extend(ids)
-        newest = int(times.max())
-        work.newest_prediction = max(work.newest_prediction, newest)
-        self.watermark_ms = max(self.watermark_ms, newest)
-        result.predictions += len(events)
-        self._fold_features(profile, config, events, times)
-        return True
-
-    def _fold_features(
-        self,
-        profile: ReferenceProfile,
-        config: ModelConfig,
-        events: list[WirePrediction],
-        times: NDArray[np.int64],
-    ) -> None:
-        """Fold accepted predictions of one version into their panes' feature summaries."""
-        pane_ms = config.pane // _MS
-        for pane_start, rows in _by_pane(times - times % pane_ms):
-            summary = self._summary("features", profile, config, pane_start)
-            assert isinstance(summary, PaneSummary)
-            summary.fold_events(events if rows is None else [events[i] for i in rows])
-            self._dirty.add(("features", profile.model, profile.model_version, pane_start))
+                newest = self._held.hold(model, version, arrivals, batch, result, work)
+                self.watermark_ms = max(self.watermark_ms, newest)
+            else:
+                self._fold_predictions(profile, arrivals, batch, result, work)
 
     def _fold_predictions(
         self,
         profile: ReferenceProfile,
-        group: list[_Arrival],
+        arrivals: Arrivals,
         batch: StoreBatch,
         result: ApplyResult,
-        work: _Work | None,
+        work: JoinWork | None,
     ) -> None:
-        """Fold predictions of one version; ``work`` is None for held ones (already stored)."""
+        """Join and fold new predictions of one version whose profile is known; ``work`` is
+        None for held ones (already waiting in the store)."""
         config = self.config(profile.model, profile)
-        too_old = self._late_before_ms - self._horizon_ms(config)
-        watermark = self.watermark_ms
-        kept: list[WirePrediction] = []
-        times: list[int] = []
-        pairs: list[_Pair] = []
-        puts: list[tuple[bytes, bytes]] = []
-        # The hot loop: one pass per prediction, with every collaborator bound locally.
-        entries: dict[bytes, bytes | None] = {} if work is None else work.entries
-        remembered = None if work is None or not work.remember else work.events
-        new_ids: list[bytes] = [] if work is None else work.new_predictions
-        keep, stamp, put = kept.append, times.append, puts.append
-        for event, raw, pid, offset, label in group:
-            ts = event.timestamp
-            if type(ts) is not int:
-                ts = event_time_ms(ts)
-            if ts > watermark:
-                watermark = ts
-            if ts < too_old:
-                # Its pane may be gone downstream: folding it would replace a complete
-                # partial with a partial one. A label that waits for it goes on waiting.
-                result.too_late += 1
-                entries[pid] = label
-                continue
-            keep(event)
-            stamp(ts)
-            if label is not None:
-                label_offset, label_raw = split_entry(label)
-                pairs.append((event, decode_ground_truth(label_raw), raw, offset, label_offset))
-                put((pid, JOINED))
-                entries[pid] = JOINED
-                if work is None:
-                    batch.delete_waiting_for_held(pid)
-            elif work is not None:
-                entries[pid] = pending = waiting_entry(PENDING, offset, raw)
-                put((pid, pending))
-            if remembered is not None:
-                remembered[pid] = event
-            new_ids.append(pid)
-        batch.put_entries(puts)
-        if work is not None and times:
-            work.newest_prediction = max(work.newest_prediction, max(times))
-        self.watermark_ms = watermark
-        result.predictions += len(kept)
-        if kept:
-            self._fold_features(profile, config, kept, np.array(times, dtype=np.int64))
+        times = event_times([event.timestamp for event in arrivals.events])
+        self.watermark_ms = max(self.watermark_ms, int(times.max()))
+        too_old = self._late_before_ms - horizon_ms(config)
+        events, times, pairs = join_predictions(arrivals, times, too_old, batch, result, work)
+        if not events:
+            return
+        result.predictions += len(events)
+        self._panes.fold_features(profile, config, events, times)
         self._fold_pairs(profile, config, pairs, result, batch)
 
     def _apply_truths(
         self,
-        truth_columns: _Columns[WireGroundTruth],
+        truth_columns: Columns[WireGroundTruth],
         batch: StoreBatch,
         result: ApplyResult,
-        work: _Work,
+        work: JoinWork,
     ) -> None:
-        if self._join_waiting(truth_columns, batch, result, work):
+        matched = match(truth_columns, batch, result, work)
+        if not matched.ids:
             return
-        truths = zip(*truth_columns, strict=True)
-        entries = work.entries
-        pairs: dict[tuple[str, str], list[_Pair]] = defaultdict(list)
-        held_waiting = self._held_waiting
-        known: dict[tuple[str, str], bool] = {}
-        matched: list[tuple[WireGroundTruth, bytes, bytes, int, bytes, int, bytes]] = []
-        for truth, raw, pid, offset in truths:
-            entry = entries.get(pid)
-            tag = None if entry is None else entry[:1]
-            if tag in (JOINED, LABEL):
-                result.duplicates += 1  # the prediction has its label, or this label waits
-                continue
-            if entry is None:
-                result.labels += 1
-                entries[pid] = label = waiting_entry(LABEL, offset, raw)
-                batch.put_entry(pid, label)
-                work.added_label(pid, truth)
-                continue
-            prediction_offset, stored = split_entry(entry)
-            entries[pid] = JOINED  # a repeat later in this batch is a duplicate
-            matched.append((truth, raw, pid, offset, entry, prediction_offset, stored))
-        # The waiting predictions this batch did not decode itself, decoded in one call.
-        remembered = work.events
-        again = iter(decode_stored_predictions([m[6] for m in matched if m[2] not in remembered]))
-        for truth, raw, pid, offset, entry, prediction_offset, stored in matched:
-            event = remembered.get(pid) or next(again)
-            version = (event.model, event.model_version)
-            has_profile = known.get(version)
-            if has_profile is None:
-                has_profile = known[version] = self._profiles(*version) is not None
-            if not has_profile:
-                # The prediction is held for its version's profile: the label waits with it.
-                entries[pid] = entry  # still waiting, with its held prediction
-                if pid in held_waiting or self.store.get_waiting_for_held(pid) is not None:
-                    result.duplicates += 1
-                    continue
-                held_waiting.add(pid)
-                result.labels += 1
-                batch.put_waiting_for_held(pid, waiting_entry(LABEL, offset, raw))
-                work.held_labels.append(pid)
-                work.newest_label = max(work.newest_label, event_time_ms(truth.timestamp))
-                continue
-            result.labels += 1
-            batch.put_entry(pid, JOINED)
-            pairs[version].append((event, truth, stored, prediction_offset, offset))
-        for (model, model_version), group in pairs.items():
-            profile = self._profiles(model, model_version)
-            assert profile is not None
-            self._fold_pairs(profile, self.config(model, profile), group, result, batch)
-
-    def _join_waiting(
-        self,
-        truths: _Columns[WireGroundTruth],
-        batch: StoreBatch,
-        result: ApplyResult,
-        work: _Work,
-    ) -> bool:
-        """The usual labels at once: each finds its prediction waiting (no repeat, none
-        first), all of one model version whose profile is known. Does what the general path
-        would without its Python loop per label; returns False, having done nothing, for
-        any other batch."""
-        entries = work.entries
-        labels, _, ids, offsets = truths
-        found = list(map(entries.get, ids))
-        if not ids or None in found or len(set(ids)) != len(ids):
-            return False
-        if set(map(_FIRST_BYTE, cast(list[bytes], found))) != _PENDING_ONLY:
-            return False
-        prediction_offsets, stored = split_entries(cast(list[bytes], found))
-        remembered = work.events
-        decoded = iter(
-            decode_stored_predictions(
-                [raw for pid, raw in zip(ids, stored, strict=True) if pid not in remembered]
+        rows_of = rows_by_version(matched.predictions)
+        profiles = {version: self._profiles(*version) for version in rows_of}
+        if None in profiles.values():
+            # Held in the order they came, whatever their version.
+            every = range(len(matched.ids))
+            held = sorted(
+                row
+                for version, rows in rows_of.items()
+                if profiles[version] is None
+                for row in (every if rows is None else rows)
             )
-        )
-        predictions = [remembered.get(pid) or next(decoded) for pid in ids]
-        versions = set(map(_VERSION, predictions))
-        if len(versions) != 1:
-            return False
-        ((model, version),) = versions
-        profile = self._profiles(model, version)
-        if profile is None:
-            return False
-        entries.update(zip(ids, repeat(JOINED)))
-        batch.put_entries([(pid, JOINED) for pid in ids])
-        result.labels += len(ids)
-        pairs: list[_Pair] = list(
-            zip(predictions, labels, stored, prediction_offsets, offsets, strict=True)
-        )
-        self._fold_pairs(profile, self.config(model, profile), pairs, result, batch)
-        return True
+            self._held.hold_labels(matched, held, batch, result, work)
+        for version, rows in rows_of.items():
+            profile = profiles[version]
+            if profile is None:
+                continue
+            pairs = join_labels(matched, rows, batch, result)
+            self._fold_pairs(profile, self.config(version[0], profile), pairs, result, batch)
 
     def _fold_pairs(
         self,
         profile: ReferenceProfile,
         config: ModelConfig,
-        pairs: list[_Pair],
+        pairs: list[Pair],
         result: ApplyResult,
         batch: StoreBatch,
     ) -> None:
         if not pairs:
             return
-        pane_ms = config.pane // _MS
         predictions = [pair[0] for pair in pairs]
         truths = [pair[1] for pair in pairs]
-        predicted_at = _times([prediction.timestamp for prediction in predictions])
-        labelled_at = _times([truth.timestamp for truth in truths])
+        predicted_at = event_times([prediction.timestamp for prediction in predictions])
+        labelled_at = event_times([truth.timestamp for truth in truths])
         labels = [truth.label for truth in truths]
         guesses = [prediction.prediction for prediction in predictions]
-        self._watch_errors(profile, config, labels, guesses, predicted_at, batch)
-        given = [prediction.scores or _NO_SCORES for prediction in predictions]
-        classes = sorted(set().union(*given))
-        # None (no score for the class) becomes NaN in a float64 array.
-        scores = (
-            {c: np.array(list(map(dict.get, given, repeat(c))), dtype=np.float64) for c in classes}
-            if classes
-            else None
+        for pane_start in self._concept.watch(
+            profile, config, labels, guesses, predicted_at, batch
+        ):
+            self._panes.changed("performance", profile.model, profile.model_version, pane_start)
+        self._panes.fold_pairs(
+            profile, config, predictions, labels, guesses, predicted_at, labelled_at
         )
-        delays = np.maximum(labelled_at - predicted_at, 0)
-        panes = predicted_at - predicted_at % pane_ms
-        label_column, guess_column = _objects(labels), _objects(guesses)
-        for pane_start, rows in _by_pane(panes):
-            summary = self._summary("performance", profile, config, pane_start)
-            assert isinstance(summary, PerformanceSummary)
-            if rows is None:
-                summary.fold(label_column, guess_column, scores, delays)
-            else:
-                summary.fold(
-                    label_column[rows],
-                    guess_column[rows],
-                    None if scores is None else {c: v[rows] for c, v in scores.items()},
-                    delays[rows],
-                )
-            self._dirty.add(("performance", profile.model, profile.model_version, pane_start))
         until = self.restore_until
         for (prediction, truth, raw, at_offset, label_offset), at, labelled in zip(
             pairs, predicted_at.tolist(), labelled_at.tolist(), strict=True
@@ -672,62 +311,10 @@ class PartitionWorker:
             if at_offset < until.predictions and label_offset < until.ground_truth:
                 result.restored += 1  # rebuilding: the previous owner sent this one
                 continue
-            result.labeled.append(_labeled(prediction.prediction_id, raw, truth, at, labelled))
-        result.joined += len(pairs)
-
-    def _watch_errors(
-        self,
-        profile: ReferenceProfile,
-        config: ModelConfig,
-        labels: list[Any],
-        guesses: list[Any],
-        predicted_at: NDArray[np.int64],
-        batch: StoreBatch,
-    ) -> None:
-        """Feed the pairs' errors to the version's concept-drift detector (in the order they
-        were joined) and flag the panes of the predictions it fired on. The detector's state is
-        written in the same batch as the marks, so a restart resumes it exactly."""
-        model, version = profile.model, profile.model_version
-        detector = self._detectors.get((model, version))
-        if detector is None:
-            stored = self.store.get_detector(model, version)
-            detector = (
-                detector_from_snapshot(orjson.loads(stored))
-                if stored is not None
-                else make_detector(config.performance.concept_detector)
+            result.labeled.append(
+                labeled_record(prediction.prediction_id, raw, truth, at, labelled)
             )
-            self._detectors[(model, version)] = detector
-        rows = None
-        if profile.task == "regression":
-            truth, _ = to_numeric(labels)
-            guess, _ = to_numeric(guesses)
-            errors = np.abs(truth - guess)
-            finite = np.isfinite(errors)
-            if not finite.all():
-                # A label or prediction that is no number (the performance summary counts it
-                # as a type error) carries no signal.
-                rows = np.flatnonzero(finite)
-                errors = errors[rows]
-        else:
-            errors = (to_categorical(labels) != to_categorical(guesses)).astype(np.float64)
-        try:
-            detector.update(errors)
-        except ValueError:
-            return  # a binary-only detector on residuals: no signal
-        pane_ms = config.pane // _MS
-        for position in detector.drift_positions:
-            ts = int(predicted_at[position if rows is None else rows[position]])
-            pane_start = ts - ts % pane_ms
-            batch.flag_concept(model, version, pane_start)
-            self._concept.add((model, version, pane_start))
-            self._dirty.add(("performance", model, version, pane_start))
-        batch.put_detector(model, version, orjson.dumps(detector.snapshot()))
-
-    def _write_summaries(self, batch: StoreBatch) -> None:
-        for kind, model, version, pane_start in self._dirty:
-            summary = self._cache.get((kind, model, version, pane_start))
-            if summary is not None:
-                batch.put_partial(kind, model, version, pane_start, summary.to_bytes())
+        result.joined += len(pairs)
 
     # --- profiles arriving ----------------------------------------------------------------
 
@@ -738,20 +325,13 @@ class PartitionWorker:
         # be replaced by a smaller one, so none of its held predictions is too late.
         self._late_before_ms = -(2**62)
         profile = self._profiles(model, version)
-        if profile is None or (model, version) not in self._held:
+        if profile is None or not self._held.holds(model, version):
             return result
-        group: list[_Arrival] = []
         batch = self.store.batch()
-        for pid in list(self.store.held(model, version)):
-            entry = self.store.get_entry(pid)
-            if entry is not None and entry[:1] == PENDING:
-                offset, raw = split_entry(entry)
-                waiting = self.store.get_waiting_for_held(pid)
-                group.append((decode_prediction(raw), raw, pid, offset, waiting))
-            batch.release(model, version, pid)
-        del self._held[(model, version)]
-        self._fold_predictions(profile, group, batch, result, None)
-        self._write_summaries(batch)
+        held = self._held.release(model, version, batch)
+        if held.ids:
+            self._fold_predictions(profile, held, batch, result, None)
+        self._panes.write(batch)
         batch.set_marks(self.marks)
         result.batch = batch
         self._unpersisted += 1
@@ -759,7 +339,7 @@ class PartitionWorker:
 
     def held(self) -> dict[tuple[str, str], int]:
         """Predictions held per version while its profile is unknown."""
-        return dict(self._held)
+        return self._held.counts()
 
     def baseline(self, model: str, version: str, warmup_events: int) -> ReferenceProfile | None:
         """A warm-up profile from the first held predictions of a version without one.
@@ -767,21 +347,7 @@ class PartitionWorker:
         Only one partition should build it (the ingest loop asks partition 0's owner), so
         every worker ends up with the same published profile.
         """
-        if self._held.get((model, version), 0) < warmup_events or warmup_events < 1:
-            return None
-        events = []
-        for pid in self.store.held(model, version):
-            kept = self.store.get_prediction(pid)
-            if kept is not None:
-                events.append(decode_prediction(kept[1]))
-        events.sort(key=lambda e: (event_time_ms(e.timestamp), e.prediction_id))
-        events = events[:warmup_events]
-        from driftline.detectors.profile import profile_from_events
-        from driftline.replay import infer_task
-
-        task = infer_task(events)
-        config = self._settings.model(model, task)
-        return profile_from_events(events, config.task, config)
+        return self._held.baseline(model, version, warmup_events, self._settings)
 
     # --- emitting -------------------------------------------------------------------------
 
@@ -802,45 +368,16 @@ class PartitionWorker:
         :attr:`restoring`."""
         if self.restoring:
             return []
-        partials = []
         covered = max(self.marks.predictions, 0) + max(self.marks.ground_truth, 0)
-        for kind, model, version, pane_start in sorted(self._dirty):
-            profile = self._profiles(model, version)
-            if profile is None:
-                continue
-            config = self.config(model, profile)
-            summary = self._summary(kind, profile, config, pane_start)
-            partials.append(
-                PanePartial(
-                    model=model,
-                    version=version,
-                    pane_start_ms=pane_start,
-                    pane_ms=config.pane // _MS,
-                    source_partition=self.partition,
-                    kind=kind,
-                    covered=covered,
-                    watermark_ms=self.watermark_ms,
-                    summary=summary.to_bytes(),
-                    concept_drift=kind == "performance"
-                    and self._flagged(model, version, pane_start),
-                )
-            )
-        self._dirty.clear()
-        return partials
-
-    def _flagged(self, model: str, version: str, pane_start: int) -> bool:
-        if (model, version, pane_start) in self._concept:
-            return True
-        return self.store.concept_flagged(model, version, pane_start)
+        return self._panes.drain(self.partition, covered, self.watermark_ms, self._concept.flagged)
 
     def mark_all_dirty(self) -> None:
         """Send every stored partial again at the next drain (after a failed delivery)."""
-        for kind, model, version, pane_start, _ in self.store.partials():
-            self._dirty.add((kind, model, version, pane_start))
+        self._panes.mark_all_dirty()
 
     def models(self) -> set[str]:
         """Models this partition has summaries for (for watermark heartbeats)."""
-        return {model for _, model, _, _ in self._cache}
+        return self._panes.models()
 
     # --- housekeeping ---------------------------------------------------------------------
 
@@ -851,170 +388,10 @@ class PartitionWorker:
             return 0
         cutoff = self.watermark_ms - self._ttl_ms
         batch = self.store.batch()
-        unlabelled = 0
-        for key, ids in list(self.store.expired("predictions", cutoff)):
-            for pid, entry in zip(ids, self.store.get_entries(ids), strict=True):
-                tag = None if entry is None else entry[:1]
-                if tag in (PENDING, JOINED):
-                    unlabelled += tag == PENDING
-                    batch.delete_entry(pid)
-            batch.delete_expiry(key)
-        for key, ids in list(self.store.expired("labels", cutoff)):
-            for pid, entry in zip(ids, self.store.get_entries(ids), strict=True):
-                if entry is not None and entry[:1] == LABEL:
-                    batch.delete_entry(pid)
-            batch.delete_expiry(key)
-        for key, ids in list(self.store.expired("held_labels", cutoff)):
-            for pid in ids:
-                batch.delete_waiting_for_held(pid)
-            batch.delete_expiry(key)
-        self._evict(batch)
+        unlabelled = expire_entries(self.store, cutoff, batch)
+        self._held.expire_labels(cutoff, batch)
+        self._panes.evict(batch, self.watermark_ms, self._ttl_ms)
         if batch.size:
             batch.set_marks(self.marks)
             self.store.write(batch)
         return unlabelled
-
-    def _evict(self, batch: StoreBatch) -> None:
-        """Drop summaries no window can need any more, from the cache and the store."""
-        for kind, model, version, pane_start, _ in list(self.store.partials()):
-            key = (kind, model, version, pane_start)
-            profile = self._profiles(model, version)
-            if profile is None:
-                continue
-            config = self.config(model, profile)
-            keep_ms = self._ttl_ms if kind == "performance" else self._horizon_ms(config)
-            if pane_start < self.watermark_ms - keep_ms - config.pane // _MS and key not in (
-                self._dirty
-            ):
-                self._cache.pop(key, None)
-                batch.delete_partial(kind, model, version, pane_start)
-
-
-_VERSION = operator.attrgetter("model", "model_version")
-_FIRST_BYTE = operator.itemgetter(0)
-_PENDING_ONLY = {PENDING[0]}
-_E = TypeVar("_E", WirePrediction, WireGroundTruth)
-
-
-class _Columns(NamedTuple, Generic[_E]):
-    """Accepted events of one input topic in a batch, as columns."""
-
-    events: list[_E]
-    values: list[bytes]
-    ids: list[bytes]
-    offsets: list[int]
-
-
-_INTS = {int}
-_NO_SCORES: dict[str, float] = {}
-_SEEN = b"S"
-"""In-batch marker of a prediction id already handled (never written to the store)."""
-
-_Arrival = tuple[WirePrediction, bytes, bytes, int, bytes | None]
-"""A prediction to fold: (event, its bytes, its id, its offset, the entry of a label waiting
-for it)."""
-_Pair = tuple["WirePrediction | StoredPrediction", WireGroundTruth, bytes, int, int]
-"""A joined pair: (prediction, label, the prediction's bytes, the input offsets of both)."""
-
-
-@dataclass
-class _Work:
-    """What one batch knows beyond the store: the join entries as they stand after each
-    event (read for all of the batch's ids in one multi-get), the predictions it decoded,
-    and the ids it added, for the expiry index."""
-
-    entries: dict[bytes, bytes | None]
-    remember: bool = False
-    """Whether the batch has labels too: then its predictions are kept decoded for them."""
-    events: dict[bytes, WirePrediction] = field(default_factory=dict)
-    new_predictions: list[bytes] = field(default_factory=list)
-    new_labels: list[bytes] = field(default_factory=list)
-    held_labels: list[bytes] = field(default_factory=list)
-    newest_prediction: int = -1
-    newest_label: int = -1
-
-    def added_prediction(self, pid: bytes, ts: int) -> None:
-        self.new_predictions.append(pid)
-        if ts > self.newest_prediction:
-            self.newest_prediction = ts
-
-    def added_label(self, pid: bytes, truth: WireGroundTruth) -> None:
-        self.new_labels.append(pid)
-        self.newest_label = max(self.newest_label, event_time_ms(truth.timestamp))
-
-
-def _fresh(
-    messages: list[RawMessage], mark: int, result: ApplyResult
-) -> tuple[list[RawMessage], list[int], int]:
-    """The messages of one input partition at or after ``mark`` (the store applied those
-    before it), their offsets, and the mark after them."""
-    offsets = [message.offset() or 0 for message in messages]
-    if not offsets:
-        return messages, offsets, mark
-    if offsets[0] >= mark and all(map(operator.lt, offsets, offsets[1:])):
-        return messages, offsets, offsets[-1] + 1  # the usual case: all new, in order
-    kept, kept_offsets = [], []
-    for message, offset in zip(messages, offsets, strict=True):
-        if offset < mark:
-            result.skipped += 1
-            continue
-        mark = offset + 1
-        kept.append(message)
-        kept_offsets.append(offset)
-    return kept, kept_offsets, mark
-
-
-def _times(stamps: list[datetime | int]) -> NDArray[np.int64]:
-    """Epoch milliseconds of either timestamp form, as an array."""
-    if set(map(type, stamps)) <= _INTS:
-        return np.array(stamps, dtype=np.int64)
-    return np.array([_ms(ts) for ts in stamps], dtype=np.int64)
-
-
-def _ms(ts: datetime | int) -> int:
-    return ts if type(ts) is int else event_time_ms(ts)
-
-
-def _by_pane(panes: NDArray[np.int64]) -> list[tuple[int, NDArray[np.intp] | None]]:
-    """(pane start, rows of that pane) for each pane present; rows None when all are in one."""
-    first, last = int(panes.min()), int(panes.max())
-    if first == last:
-        return [(first, None)]
-    return [(int(pane), np.flatnonzero(panes == pane)) for pane in np.unique(panes)]
-
-
-def _objects(values: list[Any]) -> NDArray[np.object_]:
-    column = np.empty(len(values), dtype=object)
-    column[:] = values
-    return column
-
-
-def _labeled(
-    prediction_id: str, prediction: bytes, truth: WireGroundTruth, at_ms: int, labelled_ms: int
-) -> Labeled:
-    """The joined example: the label's fields, then every field of the original prediction
-    event, spliced from its bytes (it was validated on arrival, and the contract's fields
-    never clash with the label's), so nothing is decoded or encoded twice.
-
-    >>> from driftline.schemas.wire import decode_ground_truth
-    >>> truth = decode_ground_truth(b'{"event_id":"t","prediction_id":"p","timestamp":9,"label":1}')
-    >>> record = _labeled("p", b' {"prediction_id":"p","features":{"x":1}}', truth, 5, 9)
-    >>> orjson.loads(record.value)["features"], orjson.loads(record.value)["label_time"]
-    ({'x': 1}, 9)
-    >>> from driftline.schemas.ids import stable_id
-    >>> orjson.loads(record.value)["id"] == stable_id("labeled", "p")
-    True
-    """
-    # stable_id("labeled", prediction_id), hashing the same canonical bytes without the
-    # general path's tuple and options (a doctest in the tests holds them equal).
-    record_id = blake2b(b'["labeled",%s]' % orjson.dumps(prediction_id), digest_size=16)
-    head = b'{"id":"%s","label":%s,"label_event_id":%s,"label_time":%d,"prediction_time":%d,' % (
-        record_id.hexdigest().encode(),
-        orjson.dumps(truth.label),
-        orjson.dumps(truth.event_id),
-        labelled_ms,
-        at_ms,
-    )
-    if prediction[:1] != b"{":
-        prediction = prediction.strip()
-    return Labeled(prediction_id.encode(), head + memoryview(prediction)[1:])

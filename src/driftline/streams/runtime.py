@@ -1,15 +1,17 @@
 """Process-wide tuning for the long-running parts (called once, by the service commands).
 
-CPython's cyclic garbage collector starts a young-generation pass every 700 container
-allocations. Stage 1 allocates a dict or two per event (the decoded features, the scores), so
-at 100k events/s it ran a collection every few microseconds of work and every so often a full
-one over all the long-lived objects (reference profiles, the loaded modules): 17 % of ingest's
-time in ``benchmarks/e2e.py``. The events' own objects are freed by reference counting; the
-collector only needs to find cycles, which the hot path does not make.
+CPython's cyclic garbage collector starts a young-generation pass after a few hundred
+container allocations (its default threshold). Stage 1 allocates a dict or two per event (the
+decoded features, the scores), so it ran a collection every few hundred events and every so
+often a full one over all the long-lived objects (reference profiles, the loaded modules): a
+sizeable share of ingest's time in ``benchmarks/e2e.py``. The events' own objects are freed
+by reference counting; the collector only needs to find cycles, which the hot path does not
+make.
 
 glibc's allocator keeps memory freed by Python and RocksDB for reuse rather than returning it;
-over 5 M predictions that free-but-kept memory grew from 111 to 272 MiB while everything in
-use outside RocksDB shrank. :func:`trim_heap`, called with the periodic expiry, hands it back.
+over millions of predictions that free-but-kept memory grows while everything in use outside
+RocksDB does not (``benchmarks/e2e.py`` reports both). :func:`trim_heap`, called with the
+periodic expiry, hands it back.
 """
 
 from __future__ import annotations

@@ -15,8 +15,7 @@ One database per partition number holds everything stage 1 knows about that part
   The family is only ever read and written by key, never scanned, so its memtable is a hash
   table (RocksDB's hash-linked-list memtable) rather than the default skiplist: a put, a
   miss and a hit of a recent entry each cost a hash and a short bucket walk instead of a
-  walk down a skiplist of a few hundred thousand random keys (measured on 1 M
-  predictions: write 2.5 -> 1.3 µs, read of a waiting prediction 2.4 -> 0.9 µs);
+  walk down a skiplist of a few hundred thousand random keys;
 * an **expiry index** in event time: one record per applied batch listing the ids it added,
   under the newest event time among them, so expiry scans a few records per batch instead of
   one index entry per event.
@@ -57,8 +56,8 @@ _MARKS = b"m"
 _FORMAT = b"v"
 _FORMAT_VERSION = b"3"
 _JOIN_FAMILY = "join"
-# Buckets of the join family's hash memtable: a 64 MiB memtable holds ~200 k entries of a
-# 20-feature prediction; 2 MiB of bucket array per memtable.
+# Buckets of the join family's hash memtable: about as many as a full memtable holds entries
+# of a typical prediction, so that each bucket's list stays short.
 _JOIN_BUCKETS = 1 << 18
 # The hash memtable buckets keys by a prefix; RocksDB's longest is 128 bytes, which is the
 # whole id for any id the event contract expects (ids longer share a bucket per prefix).
@@ -240,7 +239,8 @@ class PartitionStore:
     """The RocksDB of one input partition number.
 
     >>> import tempfile
-    >>> store = PartitionStore(Path(tempfile.mkdtemp()) / "p0")
+    >>> directory = tempfile.TemporaryDirectory()
+    >>> store = PartitionStore(Path(directory.name) / "p0")
     >>> batch = store.batch()
     >>> batch.put_partial("features", "fraud", "3", 60_000, b"summary")
     >>> batch.set_marks(Marks(predictions=42, ground_truth=7))
@@ -248,6 +248,7 @@ class PartitionStore:
     >>> store.marks(), store.get_partial("features", "fraud", "3", 60_000)
     (Marks(predictions=42, ground_truth=7), b'summary')
     >>> store.close()
+    >>> directory.cleanup()
     """
 
     def __init__(self, path: Path, *, wal: bool = True) -> None:
@@ -272,7 +273,7 @@ class PartitionStore:
             # As Kafka Streams and Flink run RocksDB: the input topics are the changelog. A
             # crash then loses the memtables (the store goes back to its last flush, marks
             # and data together) and the partition is replayed from there; a clean close
-            # flushes them. Measured ~10 % more ingest (benchmarks/e2e.py, median of four).
+            # flushes them. Ingest is faster without the log, for a longer replay after a crash.
             write_options = WriteOptions()
             # A property at run time; rocksdict's stub calls it a method.
             write_options.disable_wal = True  # type: ignore[method-assign,assignment]
@@ -451,8 +452,8 @@ class PartitionStore:
 
 def _table(options: Options, cache: Cache) -> None:
     # Every prediction and label costs point reads (duplicate? waiting partner?), most of
-    # them misses: without bloom filters they slowed from 61k to 36k predictions/s as
-    # level-0 files piled up over 1 M predictions; with them ~52k/s (benchmarks/e2e.py).
+    # them misses: without bloom filters ingest slowed down as level-0 files piled up over a
+    # long run, each miss reading every one of them.
     table = BlockBasedOptions()
     table.set_bloom_filter(10, False)
     table.set_block_cache(cache)
@@ -464,7 +465,7 @@ def _options(cache: Cache) -> Options:
     options = Options(raw_mode=True)
     _table(options, cache)
     # Most reads are misses and hit the memtable: a memtable bloom filter answers a miss
-    # without walking the skiplist (measured 1.4 -> 0.4 µs).
+    # without walking the skiplist.
     options.set_memtable_whole_key_filtering(True)
     options.set_memtable_prefix_bloom_ratio(0.1)
     return options

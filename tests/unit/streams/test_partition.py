@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -15,7 +17,9 @@ from driftline.detectors.profile import build_profile
 from driftline.detectors.summary import PaneSummary
 from driftline.errors import StateStoreError
 from driftline.schemas.reference import ReferenceProfile
+from driftline.streams import join
 from driftline.streams.partition import PartitionWorker
+from driftline.streams.result import ApplyResult
 from driftline.streams.store import PartitionStore
 
 PRED, TRUTH = "driftline.predictions", "driftline.ground-truth"
@@ -468,20 +472,14 @@ def test_without_ground_truth_the_closing_watermark_follows_the_predictions_afte
     assert w.closing_watermark(1_000_000 + 5_000, 5_000) == T0 + 29_000
 
 
-class GeneralPathWorker(Worker):
-    """The same worker with the fast paths (all-new predictions, all-waiting labels) off."""
-
-    def _apply_new(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        return False
-
-    def _join_waiting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        return False
-
-
-def test_the_fast_paths_change_nothing_but_speed(
-    tmp_path: Path, profiles: dict[tuple[str, str], ReferenceProfile]
+def test_the_shortcuts_for_the_usual_batches_change_nothing_but_speed(
+    tmp_path: Path,
+    profiles: dict[tuple[str, str], ReferenceProfile],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Store, partials, outputs and counts are the same with and without the fast paths."""
+    """Store, partials, outputs and counts are the same whether the usual batches (every
+    prediction new, every label finding its prediction waiting) skip the loop per event or
+    not."""
     offsets = {PRED: iter(range(1000)), TRUTH: iter(range(1000))}
 
     def pred(i: int, ts: int | None = None) -> Msg:
@@ -492,51 +490,59 @@ def test_the_fast_paths_change_nothing_but_speed(
         return Msg(TRUTH, next(offsets[TRUTH]), truth(i, i % 2), f"p{i}".encode())
 
     batches = [
-        [pred(i) for i in range(40)],  # all new: the fast path
-        [pred(i) for i in range(40, 80)] + [label(i) for i in range(30)],  # fast + labels
-        [pred(i) for i in range(70, 90)],  # 70..79 repeat: the general path
-        [label(i) for i in range(100, 105)],
-        [pred(i) for i in range(100, 110)],  # 100..104 have labels waiting: the general path
+        [pred(i) for i in range(40)],  # all new: the shortcut
+        [pred(i) for i in range(40, 80)] + [label(i) for i in range(30)],  # both shortcuts
+        [pred(i) for i in range(70, 90)],  # 70..79 repeat: the loop
+        [label(i) for i in range(100, 105)],  # no prediction waits: the loop
+        [pred(i) for i in range(100, 110)],  # 100..104 have labels waiting: the loop
         [pred(i, T0 + 130 * MINUTE + i) for i in range(110, 140)],  # a later pane, all new
-        [pred(i) for i in range(140, 150)],  # too late for any window now: the general path
-        [label(i) for i in range(30, 60)],  # all waiting, decoded from the store: fast
-        [label(i) for i in range(55, 65)],  # 55..59 repeat: the general path
+        [pred(i) for i in range(140, 150)],  # all new, but too late for any window now
+        [label(i) for i in range(30, 60)],  # all waiting, decoded from the store
+        [label(i) for i in range(55, 65)],  # 55..59 repeat: the loop
         # Predictions and their labels in one batch: the labels join the decoded predictions.
         [pred(i, T0 + 131 * MINUTE + i) for i in range(150, 160)]
         + [label(i) for i in range(150, 160)],
     ]
-    fast_calls: list[bool] = []
-    join_calls: list[bool] = []
+    all_new: list[bool] = []
+    all_waiting: list[bool] = []
 
-    class CountingWorker(Worker):
-        def _apply_new(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            taken = super()._apply_new(*args, **kwargs)
-            fast_calls.append(taken)
-            return taken
+    def recorded(name: str, calls: list[bool]) -> Callable[..., bool]:
+        shortcut = getattr(join, name)
 
-        def _join_waiting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            taken = super()._join_waiting(*args, **kwargs)
-            join_calls.append(taken)
-            return taken
+        def record(*args: Any) -> bool:
+            calls.append(shortcut(*args))
+            return calls[-1]
 
-    fast = CountingWorker(
-        0, PartitionStore(tmp_path / "fast"), lambda m, v: profiles.get((m, v)), SETTINGS
-    )
-    general = GeneralPathWorker(
+        return record
+
+    def apply_with_shortcuts(batch: list[Msg]) -> ApplyResult:
+        with monkeypatch.context() as patch:
+            patch.setattr(join, "all_new", recorded("all_new", all_new))
+            patch.setattr(join, "all_waiting", recorded("all_waiting", all_waiting))
+            return fast.apply(batch, 1)
+
+    def apply_without(batch: list[Msg]) -> ApplyResult:
+        with monkeypatch.context() as patch:
+            patch.setattr(join, "all_new", lambda *args: False)
+            patch.setattr(join, "all_waiting", lambda *args: False)
+            return general.apply(batch, 1)
+
+    fast = Worker(0, PartitionStore(tmp_path / "fast"), lambda m, v: profiles.get((m, v)), SETTINGS)
+    general = Worker(
         0, PartitionStore(tmp_path / "general"), lambda m, v: profiles.get((m, v)), SETTINGS
     )
     totals = {"duplicates": 0, "joined": 0, "too_late": 0}
     for batch in batches:
-        a, b = fast.apply(batch, 1), general.apply(batch, 1)
+        a, b = apply_with_shortcuts(batch), apply_without(batch)
         for name in ("predictions", "labels", "joined", "duplicates", "too_late", "skipped"):
             assert getattr(a, name) == getattr(b, name), name
         assert a.labeled == b.labeled
         for name in totals:
             totals[name] += getattr(a, name)
-    # Empty prediction lists (the labels-only batch) take no fast path either.
-    assert fast_calls == [True, True, False, False, False, True, False, False, False, True]
-    # Empty label lists, and labels that find no prediction waiting, take no fast path either.
-    assert join_calls == [False, True, False, False, False, False, False, True, False, True]
+    # Asked only of batches with predictions (resp. labels): batches 0, 1, 2, 4, 5, 6, 9.
+    assert all_new == [True, True, False, False, True, True, True]
+    # Batches 1, 3, 7, 8, 9.
+    assert all_waiting == [True, False, True, False, True]
     assert totals == {"duplicates": 15, "joined": 80, "too_late": 10}
     assert dict(fast.store._scan(b"")) == dict(general.store._scan(b""))
     assert list(fast.store.join_entries()) == list(general.store.join_entries())

@@ -1,0 +1,160 @@
+"""Predictions held in stage 1 while their model version has no reference profile yet.
+
+A version's predictions cannot be folded before its profile is known (the profile fixes the
+summaries' bins and categories). Until then they are kept in the store, waiting in the join
+like any prediction and indexed by version, and a label that finds one waits with it. This
+module owns that state: holding predictions and their labels, counting them per version,
+reading them back when the profile arrives, the warm-up baseline built from the first ones
+when no profile comes, and the expiry of labels waiting for held predictions.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+
+from driftline.config import Settings
+from driftline.detectors.profile import profile_from_events
+from driftline.detectors.task import infer_task
+from driftline.schemas.reference import ReferenceProfile
+from driftline.schemas.wire import decode_prediction, event_time_ms
+from driftline.streams.join import Arrivals, JoinWork, Matched
+from driftline.streams.result import ApplyResult
+from driftline.streams.store import (
+    LABEL,
+    PENDING,
+    PartitionStore,
+    StoreBatch,
+    split_entry,
+    waiting_entry,
+)
+
+
+class HeldPredictions:
+    """The held predictions of one partition, and the labels waiting with them.
+
+    Parameters
+    ----------
+    store
+        The partition's store, which keeps the held predictions, their index by version and
+        their labels.
+    """
+
+    def __init__(self, store: PartitionStore) -> None:
+        self._store = store
+        self._counts = store.held_versions()
+        self._unwritten_labels: set[bytes] = set()
+        """Ids of labels held by batches applied but not yet written (a repeat of one in a
+        later batch is a duplicate, though the store does not know it yet)."""
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Predictions held per version."""
+        return dict(self._counts)
+
+    def holds(self, model: str, version: str) -> bool:
+        """Whether predictions of this version are held."""
+        return (model, version) in self._counts
+
+    def hold(
+        self,
+        model: str,
+        version: str,
+        arrivals: Arrivals,
+        batch: StoreBatch,
+        result: ApplyResult,
+        work: JoinWork,
+    ) -> int:
+        """Keep new predictions of a version without a profile, to fold when the profile
+        arrives (from the registry, or from the warm-up baseline that partition 0 builds
+        from these events); returns their newest event time."""
+        entries = work.entries
+        newest = -1
+        labels = arrivals.labels or repeat(None)
+        for event, raw, pid, offset, label in zip(*arrivals[:4], labels, strict=False):
+            ts = event_time_ms(event.timestamp)
+            newest = max(newest, ts)
+            pending = waiting_entry(PENDING, offset, raw)
+            batch.put_entry(pid, pending)
+            entries[pid] = pending
+            batch.hold(model, version, pid)
+            work.added_prediction(pid, ts)
+            if label is not None:  # its label came first: it waits for the profile too
+                batch.put_waiting_for_held(pid, label)
+                work.held_labels.append(pid)
+        key = (model, version)
+        self._counts[key] = self._counts.get(key, 0) + len(arrivals.ids)
+        result.waiting_for_profile += len(arrivals.ids)
+        return newest
+
+    def hold_labels(
+        self,
+        matched: Matched,
+        rows: list[int],
+        batch: StoreBatch,
+        result: ApplyResult,
+        work: JoinWork,
+    ) -> None:
+        """Labels (the ``rows`` of ``matched``) whose prediction is held: each waits with it."""
+        entries = work.entries
+        unwritten = self._unwritten_labels
+        for row in rows:
+            pid, truth = matched.ids[row], matched.truths[row]
+            entries[pid] = matched.entries[row]  # still waiting, with its held prediction
+            if pid in unwritten or self._store.get_waiting_for_held(pid) is not None:
+                result.duplicates += 1
+                continue
+            unwritten.add(pid)
+            result.labels += 1
+            batch.put_waiting_for_held(
+                pid, waiting_entry(LABEL, matched.offsets[row], matched.values[row])
+            )
+            work.held_labels.append(pid)
+            work.newest_label = max(work.newest_label, event_time_ms(truth.timestamp))
+
+    def written(self) -> None:
+        """Every batch applied is written: the store knows all held labels."""
+        self._unwritten_labels.clear()
+
+    def release(self, model: str, version: str, batch: StoreBatch) -> Arrivals:
+        """The predictions held for a version whose profile arrived, with the labels waiting
+        for them; they are no longer held once ``batch`` is written."""
+        held = Arrivals([], [], [], [], [])
+        assert held.labels is not None
+        store = self._store
+        for pid in list(store.held(model, version)):
+            entry = store.get_entry(pid)
+            if entry is not None and entry[:1] == PENDING:
+                offset, raw = split_entry(entry)
+                held.events.append(decode_prediction(raw))
+                held.values.append(raw)
+                held.ids.append(pid)
+                held.offsets.append(offset)
+                held.labels.append(store.get_waiting_for_held(pid))
+            batch.release(model, version, pid)
+        del self._counts[(model, version)]
+        return held
+
+    def baseline(
+        self, model: str, version: str, warmup_events: int, settings: Settings
+    ) -> ReferenceProfile | None:
+        """A warm-up profile from the first ``warmup_events`` held predictions of a version
+        (by event time); None until that many are held."""
+        if self._counts.get((model, version), 0) < warmup_events or warmup_events < 1:
+            return None
+        events = []
+        for pid in self._store.held(model, version):
+            kept = self._store.get_prediction(pid)
+            if kept is not None:
+                events.append(decode_prediction(kept[1]))
+        events.sort(key=lambda e: (event_time_ms(e.timestamp), e.prediction_id))
+        events = events[:warmup_events]
+        task = infer_task(events)
+        config = settings.model(model, task)
+        return profile_from_events(events, config.task, config)
+
+    def expire_labels(self, cutoff_ms: int, batch: StoreBatch) -> None:
+        """Forget, in ``batch``, the labels that began waiting for a held prediction before
+        ``cutoff_ms`` (event time)."""
+        for key, ids in list(self._store.expired("held_labels", cutoff_ms)):
+            for pid in ids:
+                batch.delete_waiting_for_held(pid)
+            batch.delete_expiry(key)

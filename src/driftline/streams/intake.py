@@ -1,0 +1,144 @@
+"""What stage 1 takes of one input topic's messages in a batch: new ones, decoded, as columns.
+
+For the predictions or the ground-truth partition of a batch, :func:`take` skips the messages
+the store applied before (offsets below its mark), decodes the rest in one call, and returns
+the valid events as :class:`Columns` (event, bytes, id, offset), each invalid one becoming a
+dead letter with its reason. :func:`event_times` reads either timestamp form as epoch
+milliseconds, column by column.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from datetime import datetime
+from typing import Generic, NamedTuple, TypeVar, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from driftline.deadletter import RawMessage, from_message
+from driftline.errors import DecodeError
+from driftline.schemas.wire import WireGroundTruth, WirePrediction, event_time_ms
+from driftline.streams.result import ApplyResult
+
+E = TypeVar("E", WirePrediction, WireGroundTruth)
+_INTS = {int}
+
+
+class Columns(NamedTuple, Generic[E]):
+    """Accepted events of one input topic in a batch, as columns."""
+
+    events: list[E]
+    values: list[bytes]
+    ids: list[bytes]
+    offsets: list[int]
+
+
+def take(
+    messages: list[RawMessage],
+    mark: int,
+    restore_until: int,
+    decode: Callable[[list[bytes], list[bytes | None]], list[E | DecodeError]],
+    failed_at_ms: int,
+    result: ApplyResult,
+) -> tuple[Columns[E], int]:
+    """The messages of one input topic at or after ``mark``, decoded, as columns (event,
+    bytes, id, offset), and the mark after them; each message that failed to decode
+    becomes a dead letter instead (none below ``restore_until``: see :func:`_reject`)."""
+    fresh, offsets, mark = _fresh(messages, mark, result)
+    values = [message.value() or b"" for message in fresh]
+    keys = [message.key() for message in fresh]
+    decoded = decode(values, keys)
+    return _accept(fresh, offsets, values, keys, decoded, restore_until, failed_at_ms, result), mark
+
+
+def _fresh(
+    messages: list[RawMessage], mark: int, result: ApplyResult
+) -> tuple[list[RawMessage], list[int], int]:
+    """The messages of one input partition at or after ``mark`` (the store applied those
+    before it), their offsets, and the mark after them."""
+    offsets = [message.offset() or 0 for message in messages]
+    if not offsets:
+        return messages, offsets, mark
+    if offsets[0] >= mark and all(map(operator.lt, offsets, offsets[1:])):
+        return messages, offsets, offsets[-1] + 1  # the usual case: all new, in order
+    kept, kept_offsets = [], []
+    for message, offset in zip(messages, offsets, strict=True):
+        if offset < mark:
+            result.skipped += 1
+            continue
+        mark = offset + 1
+        kept.append(message)
+        kept_offsets.append(offset)
+    return kept, kept_offsets, mark
+
+
+def _accept(
+    messages: list[RawMessage],
+    offsets: list[int],
+    values: list[bytes],
+    keys: list[bytes | None],
+    decoded: list[E | DecodeError],
+    restore_until: int,
+    failed_at_ms: int,
+    result: ApplyResult,
+) -> Columns[E]:
+    """The decoded events as columns; failures become dead letters."""
+    if DecodeError not in set(map(type, decoded)):
+        events = cast(list[E], decoded)
+        if None not in keys:
+            return Columns(events, values, cast(list[bytes], keys), offsets)
+        ids = [
+            key if key is not None else event.prediction_id.encode()
+            for key, event in zip(keys, events, strict=True)
+        ]
+        return Columns(events, values, ids, offsets)
+    kept: Columns[E] = Columns([], [], [], [])
+    for message, raw, key, offset, event in zip(
+        messages, values, keys, offsets, decoded, strict=True
+    ):
+        if isinstance(event, DecodeError):
+            _reject(message, offset, event, restore_until, failed_at_ms, result)
+            continue
+        kept.events.append(event)
+        kept.values.append(raw)
+        kept.ids.append(key if key is not None else event.prediction_id.encode())
+        kept.offsets.append(offset)
+    return kept
+
+
+def _reject(
+    message: RawMessage,
+    offset: int,
+    exc: DecodeError,
+    restore_until: int,
+    failed_at_ms: int,
+    result: ApplyResult,
+) -> None:
+    """A dead letter for an event that failed to decode (none while rebuilding: the
+    previous owner of the partition dead-lettered it already)."""
+    if offset < restore_until:
+        result.restored += 1
+        return
+    result.dead_letters.append(
+        from_message(
+            message, reason=exc.reason, kind=exc.kind, path=exc.path, failed_at=failed_at_ms
+        )
+    )
+
+
+def event_times(stamps: list[datetime | int]) -> NDArray[np.int64]:
+    """Epoch milliseconds of either timestamp form, as an array.
+
+    >>> from datetime import UTC, datetime
+    >>> event_times([5, datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)]).tolist()
+    [5, 1000]
+    """
+    if set(map(type, stamps)) <= _INTS:
+        return np.array(stamps, dtype=np.int64)
+    return np.array([_ms(ts) for ts in stamps], dtype=np.int64)
+
+
+def _ms(ts: datetime | int) -> int:
+    return ts if type(ts) is int else event_time_ms(ts)
