@@ -109,7 +109,7 @@ def _memory_point(ingest: Ingest, predictions: int, seconds: float) -> MemoryPoi
     # The workers and their stores are private to Ingest; a benchmark may look inside.
     for worker in ingest._workers.values():
         rocksdb += worker.store.memory()
-        panes += len(worker._cache)
+        panes += worker.panes_cached
     used, free = _malloc_mib()
     return MemoryPoint(
         predictions=predictions,

@@ -64,6 +64,9 @@ class PaneSummaries:
         self._cache: dict[PaneKey, PaneSummary | PerformanceSummary] = {}
         self._dirty: set[PaneKey] = set()
 
+    def __len__(self) -> int:
+        return len(self._cache)
+
     def _config(self, model: str, profile: ReferenceProfile) -> ModelConfig:
         return self._settings.model(model, profile.task)
 

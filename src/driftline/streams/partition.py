@@ -216,6 +216,11 @@ class PartitionWorker:
         """Batches applied whose changes are not written yet (see :meth:`persist`)."""
         return self._unpersisted
 
+    @property
+    def panes_cached(self) -> int:
+        """Pane summaries held in memory (bounded by the models' horizons; for diagnostics)."""
+        return len(self._panes)
+
     def _apply_predictions(
         self,
         predictions: Columns[WirePrediction],
