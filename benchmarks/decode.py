@@ -6,6 +6,8 @@ Decoding runs once per event on ingest's hot path. Candidates, all held to the s
 * pydantic ``model_validate_json`` (the public models, validation in Rust),
 * ``orjson.loads`` + pydantic ``model_validate`` on the dict,
 * msgspec typed decoding into frozen structs (:func:`driftline.schemas.decode_prediction`),
+  and the same with the default ``monitor.limits`` as constraints, as ingest decodes
+  (:data:`driftline.schemas.wire.DEFAULT_DECODER`),
 * ``orjson.loads`` alone, which validates nothing: the floor any validating decoder is compared to.
 
 Prints events/s for each, the ratio to pydantic, and the choice.
@@ -25,6 +27,7 @@ import orjson
 from common.report import Column, Table, best_seconds, parser
 from common.synthetic import prediction_json
 from driftline.schemas import PredictionEvent, decode_prediction
+from driftline.schemas.wire import DEFAULT_DECODER
 
 
 def make_events(n: int, seed: int = 1) -> list[bytes]:
@@ -75,6 +78,7 @@ def main() -> None:
         "pydantic model_validate_json": PredictionEvent.model_validate_json,
         "orjson.loads + model_validate": lambda b: PredictionEvent.model_validate(orjson.loads(b)),
         "msgspec typed (decode_prediction)": decode_prediction,
+        "msgspec typed, default limits": DEFAULT_DECODER.prediction,
         "orjson.loads only (no validation)": orjson.loads,
     }
     print(f"{args.events:,} events, {size:.0f} bytes each on average, best of {args.repeats}")

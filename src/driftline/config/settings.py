@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from driftline.schemas.events import Task
+from driftline.schemas.limits import DEFAULT_LIMITS, Limits
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
@@ -385,6 +386,40 @@ class HealthSettings(Section):
     """InfluxDB writes have failed without a success for this long."""
 
 
+class LimitsSettings(Section):
+    """How large one input event may be (``monitor.limits``): what exceeds a bound goes to the
+    dead-letter topic (kind ``limit_exceeded``, the reason naming the setting), so no producer
+    can grow stage 1's memory, store keys or output records without bound. The defaults are
+    those the public contract (``schemas/*.schema.json``) states."""
+
+    max_message_bytes: int = Field(DEFAULT_LIMITS.max_message_bytes, ge=1024, le=2**30)
+    """A message's value, in bytes, checked before it is decoded."""
+    max_features: int = Field(DEFAULT_LIMITS.max_features, ge=1, le=1_000_000)
+    """Entries of an event's ``features``."""
+    max_classes: int = Field(DEFAULT_LIMITS.max_classes, ge=2, le=1_000_000)
+    """Entries of an event's ``scores`` (one per class)."""
+    max_segments: int = Field(DEFAULT_LIMITS.max_segments, ge=0, le=10_000)
+    """Entries of an event's ``segments``."""
+    max_id_length: int = Field(DEFAULT_LIMITS.max_id_length, ge=1, le=65_536)
+    """Characters of ``event_id`` and ``prediction_id``."""
+    max_name_length: int = Field(DEFAULT_LIMITS.max_name_length, ge=1, le=4096)
+    """Characters of ``model`` and ``model_version`` (they become store keys, InfluxDB tags
+    and Prometheus labels)."""
+    max_feature_name_length: int = Field(DEFAULT_LIMITS.max_feature_name_length, ge=1, le=4096)
+    """Characters of a feature's or a segment's name."""
+    max_string_length: int = Field(DEFAULT_LIMITS.max_string_length, ge=1, le=2**20)
+    """Characters of a string value: a feature's, a segment's, a prediction, a label, a class
+    name in ``scores``."""
+
+    def limits(self) -> Limits:
+        """These bounds as the decoders take them.
+
+        >>> LimitsSettings(max_features=20).limits().max_features
+        20
+        """
+        return Limits(**self.model_dump())
+
+
 class MonitorSettings(Section):
     """The monitor worker's own state, group and tuning."""
 
@@ -406,6 +441,11 @@ class MonitorSettings(Section):
     Results are the same either way: the inputs are the store's changelog, and its families
     flush atomically, marks with data."""
     health: HealthSettings = HealthSettings()
+    limits: LimitsSettings = LimitsSettings()
+    max_clock_skew: PositiveDuration = timedelta(minutes=5)
+    """How far ahead of stage 1's wall clock an event (prediction or label) may be dated;
+    beyond it the event goes to the dead-letter topic (kind ``clock_skew``) instead of moving
+    its partition's watermark past every event that follows."""
 
 
 class Settings(BaseSettings):

@@ -3,7 +3,8 @@
 These pydantic models are the contract's single public definition: the producer SDK builds and
 validates them, and the JSON Schemas in the repository's ``schemas/`` folder are generated from
 them. The hot ingest path decodes the same contract with msgspec (:mod:`driftline.schemas.wire`),
-about five times faster; a differential test holds the two to identical verdicts.
+about five times faster; a differential test holds the two to identical verdicts. Both bound
+sizes and lengths by the default :mod:`~driftline.schemas.limits`, which the JSON Schemas state.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pydantic import (
     StrictStr,
     WithJsonSchema,
 )
+
+from driftline.schemas.limits import DEFAULT_LIMITS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant datetime holds
@@ -102,13 +105,20 @@ def _reject_int(value: object) -> object:
     return value
 
 
-NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
 BoundedInt = Annotated[StrictInt, Field(ge=INT_MIN, le=INT_MAX)]
 # An integer outside int64 is rejected, never silently rounded to a float.
 Number = BoundedInt | Annotated[StrictFloat, BeforeValidator(_reject_int)]
-FeatureValue = Number | StrictStr | StrictBool | None
-Outcome = Number | StrictStr | StrictBool
+# The default limits (:mod:`driftline.schemas.limits`) are part of the published contract:
+# the same bounds as the ingest decoder's under a default configuration.
+Id = Annotated[StrictStr, Field(min_length=1, max_length=DEFAULT_LIMITS.max_id_length)]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=DEFAULT_LIMITS.max_name_length)]
+FeatureName = Annotated[StrictStr, Field(max_length=DEFAULT_LIMITS.max_feature_name_length)]
+Text = Annotated[StrictStr, Field(max_length=DEFAULT_LIMITS.max_string_length)]
+FeatureValue = Number | Text | StrictBool | None
+Outcome = Number | Text | StrictBool
 Probability = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+Scores = Annotated[dict[Text, Probability], Field(max_length=DEFAULT_LIMITS.max_classes)]
+Segments = Annotated[dict[FeatureName, Text], Field(max_length=DEFAULT_LIMITS.max_segments)]
 
 
 class _Event(BaseModel):
@@ -135,19 +145,20 @@ class PredictionEvent(_Event):
     True
     """
 
-    event_id: NonEmptyStr = Field(description="Unique per event (a UUID); used to drop duplicates.")
-    prediction_id: NonEmptyStr = Field(description="The join key with ground truth.")
-    model: NonEmptyStr
-    model_version: NonEmptyStr
+    event_id: Id = Field(description="Unique per event (a UUID); used to drop duplicates.")
+    prediction_id: Id = Field(description="The join key with ground truth.")
+    model: Name
+    model_version: Name
     timestamp: Timestamp
-    features: dict[str, FeatureValue] = Field(
-        description="Feature name to value: number, string, boolean or null."
+    features: dict[FeatureName, FeatureValue] = Field(
+        description="Feature name to value: number, string, boolean or null.",
+        max_length=DEFAULT_LIMITS.max_features,
     )
     prediction: Outcome = Field(description="The predicted class, or the regression value.")
-    scores: dict[str, Probability] | None = Field(
+    scores: Scores | None = Field(
         default=None, description="Class to probability, for classifiers."
     )
-    segments: dict[str, StrictStr] | None = Field(
+    segments: Segments | None = Field(
         default=None, description='Cohort tags, e.g. {"region": "eu"}.'
     )
 
@@ -159,11 +170,11 @@ class GroundTruthEvent(_Event):
     ...                  label=0).model
     """
 
-    event_id: NonEmptyStr
-    prediction_id: NonEmptyStr
+    event_id: Id
+    prediction_id: Id
     timestamp: Timestamp = Field(description="When the outcome became known.")
     label: Outcome
-    model: NonEmptyStr | None = None
+    model: Name | None = None
 
 
 def event_json_schemas() -> dict[str, dict[str, Any]]:

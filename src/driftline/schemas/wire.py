@@ -7,19 +7,30 @@ ingest path decodes into the frozen msgspec structs below.
 They mirror :mod:`driftline.schemas.events`
 field for field; ``tests/unit/schemas/test_wire.py`` feeds both the same accepted, rejected
 and random inputs and requires identical verdicts.
+
+An :class:`EventDecoder` adds a deployment's :class:`~driftline.schemas.limits.Limits`
+(message bytes, counts, string lengths: enforced by msgspec's constraints while it decodes)
+and, for ingest, requires a message key. It is built once, when a worker starts;
+:data:`DEFAULT_DECODER` holds the default limits, those of the pydantic events. The
+module-level functions check the contract's shape alone: they re-read events accepted before
+(held or waiting in a store), whatever limits they were accepted under.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, TypeVar
+from types import GenericAlias
+from typing import Annotated, Any, cast
 
 import msgspec
 
 from driftline.errors import DecodeError
+from driftline.schemas import reasons
 from driftline.schemas.events import EPOCH, INT_MAX, INT_MIN, MAX_EPOCH_MS
+from driftline.schemas.limits import DEFAULT_LIMITS, Limits
 
 _FLOAT_MAX = 1.7976931348623157e308
 
@@ -75,12 +86,73 @@ class StoredPrediction(msgspec.Struct, frozen=True, gc=False):
     scores: dict[str, float] | None = None
 
 
+def _text(min_length: int, max_length: int) -> Any:
+    return Annotated[str, msgspec.Meta(min_length=min_length, max_length=max_length)]
+
+
+def _mapping(key: Any, value: Any, max_length: int) -> Any:
+    return Annotated[GenericAlias(dict, (key, value)), msgspec.Meta(max_length=max_length)]
+
+
+@functools.cache
+def bounded_types(limits: Limits) -> tuple[type[WirePrediction], type[WireGroundTruth]]:
+    """Subclasses of :class:`WirePrediction` and :class:`WireGroundTruth` whose fields carry
+    ``limits`` as msgspec constraints (checked in C while decoding), one pair per limits.
+
+    >>> prediction, _ = bounded_types(Limits(max_features=2))
+    >>> issubclass(prediction, WirePrediction)
+    True
+    """
+    ident = _text(1, limits.max_id_length)
+    name = _text(1, limits.max_name_length)
+    key = _text(0, limits.max_feature_name_length)
+    text = _text(0, limits.max_string_length)
+    outcome = BoundedInt | Finite | text | bool
+    prediction = msgspec.defstruct(
+        "WirePrediction",
+        [
+            ("event_id", ident),
+            ("prediction_id", ident),
+            ("model", name),
+            ("model_version", name),
+            ("features", _mapping(key, outcome | None, limits.max_features)),
+            ("prediction", outcome),
+            ("scores", _mapping(text, Probability, limits.max_classes) | None, None),
+            ("segments", _mapping(key, text, limits.max_segments) | None, None),
+        ],
+        bases=(WirePrediction,),
+        module=__name__,
+    )
+    truth = msgspec.defstruct(
+        "WireGroundTruth",
+        [
+            ("event_id", ident),
+            ("prediction_id", ident),
+            ("label", outcome),
+            ("model", name | None, None),
+        ],
+        bases=(WireGroundTruth,),
+        module=__name__,
+    )
+    return cast(type[WirePrediction], prediction), cast(type[WireGroundTruth], truth)
+
+
 _prediction_decoder = msgspec.json.Decoder(WirePrediction)
 _stored_decoder = msgspec.json.Decoder(StoredPrediction)
 _stored_list_decoder = msgspec.json.Decoder(list[StoredPrediction])
 _ground_truth_decoder = msgspec.json.Decoder(WireGroundTruth)
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
+_LIMIT = re.compile(r"^Expected `(str|object)` of length <= (\d+) - at (`key` in )?`(\$[^`]*)`$")
+_COUNTED = {"$.features": "max_features", "$.scores": "max_classes", "$.segments": "max_segments"}
+_NAMED = {"$.features": "max_feature_name_length", "$.segments": "max_feature_name_length"}
+_STRINGS = {
+    "$.event_id": "max_id_length",
+    "$.prediction_id": "max_id_length",
+    "$.model": "max_name_length",
+    "$.model_version": "max_name_length",
+}
 _MS = 1000
+_NO_LIMIT = 2**63
 
 
 def event_time_ms(ts: datetime | int) -> int:
@@ -100,26 +172,169 @@ def event_time_ms(ts: datetime | int) -> int:
 
 def _fail(exc: msgspec.MsgspecError | UnicodeDecodeError) -> DecodeError:
     if isinstance(exc, UnicodeDecodeError):
-        return DecodeError(f"not UTF-8: {exc.reason} at byte {exc.start}", kind="malformed_json")
+        return DecodeError(
+            f"not UTF-8: {exc.reason} at byte {exc.start}", kind=reasons.MALFORMED_JSON
+        )
     message = str(exc)
     if isinstance(exc, msgspec.ValidationError):
+        limit = _LIMIT.match(message)
+        if limit is not None:
+            return _over_limit(limit)
         match = _PATH.search(message)
-        return DecodeError(message, kind="invalid_event", path=match.group(1) if match else None)
-    return DecodeError(message, kind="malformed_json")
-
-
-def _check_key(key: bytes | None, prediction_id: str) -> None:
-    if key is not None and key != prediction_id.encode():
-        raise DecodeError(
-            f"message key {key[:64]!r} differs from prediction_id {prediction_id[:64]!r}; "
-            "predictions and ground truth must be keyed by prediction_id to join",
-            kind="key_mismatch",
-            path="$.prediction_id",
+        return DecodeError(
+            message, kind=reasons.INVALID_EVENT, path=match.group(1) if match else None
         )
+    return DecodeError(message, kind=reasons.MALFORMED_JSON)
+
+
+def _over_limit(match: re.Match[str]) -> DecodeError:
+    """The dead-letter reason of a msgspec length constraint: the bound and its setting."""
+    what, bound, in_key, path = match.groups()
+    if what == "object":
+        setting = _COUNTED.get(path, "max_features")
+        told = f"`{path}` has more than {bound} entries"
+    elif in_key:
+        setting = _NAMED.get(path, "max_string_length")
+        told = f"a name in `{path}` is longer than {bound} characters"
+    else:
+        setting = _STRINGS.get(path, "max_string_length")
+        told = f"`{path}` is longer than {bound} characters"
+    return DecodeError(
+        f"{told} (limit {DEFAULT_LIMITS.setting(setting)})",
+        kind=reasons.LIMIT_EXCEEDED,
+        path=path,
+    )
+
+
+def _missing_key() -> DecodeError:
+    return DecodeError(
+        "the message has no key; the contract keys every event by its prediction_id",
+        kind=reasons.MISSING_KEY,
+    )
+
+
+def _key_mismatch(key: bytes, prediction_id: str) -> DecodeError:
+    return DecodeError(
+        f"message key {key[:64]!r} differs from prediction_id {prediction_id[:64]!r}; "
+        "predictions and ground truth must be keyed by prediction_id to join",
+        kind=reasons.KEY_MISMATCH,
+        path="$.prediction_id",
+    )
+
+
+class EventDecoder:
+    """The input contract's decoders under a deployment's limits; built once per worker.
+
+    ``limits`` None checks the contract's shape alone. ``require_key`` (ingest) rejects a
+    valid event without a message key (an invalid one keeps its own reason): the contract
+    keys every event by its ``prediction_id``, and an unkeyed one lands on a partition where
+    its label never arrives. Only the size is checked before decoding.
+
+    >>> small = EventDecoder(Limits(max_features=1), require_key=True)
+    >>> wide = (b'{"event_id":"e","prediction_id":"p","model":"m","model_version":"1",'
+    ...         b'"timestamp":5,"features":{"x":1,"y":2},"prediction":0}')
+    >>> good = wide.replace(b',"y":2', b"")
+    >>> [(r.kind, r.reason) for r in small.predictions([wide, good], [b"p", None])]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('limit_exceeded', '`$.features` has more than 1 entries (limit monitor.limits.max_features)'),
+     ('missing_key', 'the message has no key; the contract keys every event by its prediction_id')]
+    """
+
+    def __init__(self, limits: Limits | None = DEFAULT_LIMITS, *, require_key: bool = False):
+        self.limits = limits
+        self.require_key = require_key
+        if limits is None:
+            self._prediction, self._truth = _prediction_decoder, _ground_truth_decoder
+            self._max_bytes = _NO_LIMIT
+        else:
+            prediction, truth = bounded_types(limits)
+            self._prediction = msgspec.json.Decoder(prediction)
+            self._truth = msgspec.json.Decoder(truth)
+            self._max_bytes = limits.max_message_bytes
+
+    def prediction(self, data: bytes, key: bytes | None = None) -> WirePrediction:
+        """Decode and validate one prediction event, or raise :class:`DecodeError`; a
+        ``key`` given must equal its ``prediction_id``."""
+        return cast(WirePrediction, self._decode(self._prediction, data, key))
+
+    def ground_truth(self, data: bytes, key: bytes | None = None) -> WireGroundTruth:
+        """Decode and validate one ground-truth event, or raise :class:`DecodeError`."""
+        return cast(WireGroundTruth, self._decode(self._truth, data, key))
+
+    def predictions(
+        self, values: Sequence[bytes], keys: Sequence[bytes | None]
+    ) -> list[WirePrediction | DecodeError]:
+        """:meth:`prediction` of each value with its key: the event, or the
+        :class:`DecodeError` it raised, in order (``tests/unit/schemas/test_wire_batch.py``
+        holds the two to the same verdicts)."""
+        return self._decode_all(values, keys, self._prediction)
+
+    def ground_truths(
+        self, values: Sequence[bytes], keys: Sequence[bytes | None]
+    ) -> list[WireGroundTruth | DecodeError]:
+        """:meth:`ground_truth` of each value with its key."""
+        return self._decode_all(values, keys, self._truth)
+
+    def _decode(self, decoder: msgspec.json.Decoder[Any], data: bytes, key: bytes | None) -> Any:
+        if len(data) > self._max_bytes:
+            raise self._too_large(data)
+        try:
+            event = decoder.decode(data)
+        except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
+            raise _fail(exc) from None
+        if key is None:
+            if self.require_key:
+                raise _missing_key()
+        elif key != event.prediction_id.encode():
+            raise _key_mismatch(key, event.prediction_id)
+        return event
+
+    def _too_large(self, data: bytes) -> DecodeError:
+        """A message refused before it is decoded: more bytes than allowed."""
+        return DecodeError(
+            f"the message holds {len(data)} bytes, more than {self._max_bytes} "
+            f"(limit {DEFAULT_LIMITS.setting('max_message_bytes')})",
+            kind=reasons.LIMIT_EXCEEDED,
+        )
+
+    def _decode_all(
+        self,
+        values: Sequence[bytes],
+        keys: Sequence[bytes | None],
+        decoder: msgspec.json.Decoder[Any],
+    ) -> list[Any]:
+        # :meth:`_decode` unrolled: this loop runs once per input event.
+        decode = decoder.decode
+        max_bytes = self._max_bytes
+        require_key = self.require_key
+        results: list[Any] = []
+        append = results.append
+        for value, key in zip(values, keys, strict=True):
+            if len(value) > max_bytes:
+                append(self._too_large(value))
+                continue
+            try:
+                event = decode(value)
+            except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
+                append(_fail(exc))
+                continue
+            if key is None:
+                append(_missing_key() if require_key else event)
+            elif key != event.prediction_id.encode():
+                append(_key_mismatch(key, event.prediction_id))
+            else:
+                append(event)
+        return results
+
+
+_SHAPE = EventDecoder(None)
+DEFAULT_DECODER = EventDecoder()
+"""The default limits, keys optional: the same verdicts as the pydantic events."""
 
 
 def decode_prediction(data: bytes, key: bytes | None = None) -> WirePrediction:
-    """Decode and validate one prediction event, or raise :class:`DecodeError` with the reason.
+    """Decode and validate one prediction event's shape (no limits), or raise
+    :class:`DecodeError` with the reason.
 
     When ``key`` (the Kafka message key) is given it must equal the ``prediction_id``.
 
@@ -131,24 +346,13 @@ def decode_prediction(data: bytes, key: bytes | None = None) -> WirePrediction:
     Traceback (most recent call last):
     driftline.errors.DecodeError: Object missing required field `prediction_id`
     """
-    try:
-        event = _prediction_decoder.decode(data)
-    except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
-        raise _fail(exc) from None
-    if key is not None and key != event.prediction_id.encode():
-        _check_key(key, event.prediction_id)
-    return event
+    return _SHAPE.prediction(data, key)
 
 
 def decode_ground_truth(data: bytes, key: bytes | None = None) -> WireGroundTruth:
-    """Decode and validate one ground-truth event, or raise :class:`DecodeError`."""
-    try:
-        event = _ground_truth_decoder.decode(data)
-    except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
-        raise _fail(exc) from None
-    if key is not None and key != event.prediction_id.encode():
-        _check_key(key, event.prediction_id)
-    return event
+    """Decode and validate one ground-truth event's shape (no limits), or raise
+    :class:`DecodeError`."""
+    return _SHAPE.ground_truth(data, key)
 
 
 def decode_stored_prediction(data: bytes) -> StoredPrediction:
@@ -174,9 +378,6 @@ def decode_stored_predictions(data: Sequence[bytes]) -> list[StoredPrediction]:
     return _stored_list_decoder.decode(b"[" + b",".join(data) + b"]")
 
 
-_Event = TypeVar("_Event", WirePrediction, WireGroundTruth)
-
-
 def decode_predictions(
     values: Sequence[bytes], keys: Sequence[bytes | None]
 ) -> list[WirePrediction | DecodeError]:
@@ -191,7 +392,7 @@ def decode_predictions(
     >>> [type(r).__name__ for r in decode_predictions([good, b"{", good], [b"p", None, b"q"])]
     ['WirePrediction', 'DecodeError', 'DecodeError']
     """
-    return _decode_all(values, keys, decode_prediction)
+    return _SHAPE.predictions(values, keys)
 
 
 def decode_ground_truths(
@@ -199,18 +400,4 @@ def decode_ground_truths(
 ) -> list[WireGroundTruth | DecodeError]:
     """:func:`decode_ground_truth` of each value with its key (see
     :func:`decode_predictions`)."""
-    return _decode_all(values, keys, decode_ground_truth)
-
-
-def _decode_all(
-    values: Sequence[bytes],
-    keys: Sequence[bytes | None],
-    decode_one: Callable[[bytes, bytes | None], _Event],
-) -> list[_Event | DecodeError]:
-    results: list[_Event | DecodeError] = []
-    for value, key in zip(values, keys, strict=True):
-        try:
-            results.append(decode_one(value, key))
-        except DecodeError as exc:
-            results.append(exc)
-    return results
+    return _SHAPE.ground_truths(values, keys)

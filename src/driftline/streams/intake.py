@@ -3,22 +3,27 @@
 For the predictions or the ground-truth partition of a batch, :func:`take` skips the messages
 the store applied before (offsets below its mark), decodes the rest in one call, and returns
 the valid events as :class:`Columns` (event, bytes, id, offset), each invalid one becoming a
-dead letter with its reason. :func:`event_times` reads either timestamp form as epoch
-milliseconds, column by column.
+dead letter with its reason. An event dated further ahead of the wall clock than
+``monitor.max_clock_skew`` is one of them (:func:`ahead_of_clock`, checked per batch): folded,
+it would move its partition's watermark so far that every event after it came too late.
+:func:`event_times` reads either timestamp form as epoch milliseconds, column by column.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Generic, NamedTuple, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
+from driftline.config import format_duration
 from driftline.deadletter import RawMessage, from_message
 from driftline.errors import DecodeError
+from driftline.schemas import reasons
+from driftline.schemas.events import EPOCH
 from driftline.schemas.wire import WireGroundTruth, WirePrediction, event_time_ms
 from driftline.streams.result import ApplyResult
 
@@ -42,15 +47,72 @@ def take(
     decode: Callable[[list[bytes], list[bytes | None]], list[E | DecodeError]],
     failed_at_ms: int,
     result: ApplyResult,
+    *,
+    max_skew_ms: int,
 ) -> tuple[Columns[E], int]:
     """The messages of one input topic at or after ``mark``, decoded, as columns (event,
-    bytes, id, offset), and the mark after them; each message that failed to decode
-    becomes a dead letter instead (none below ``restore_until``: see :func:`_reject`)."""
+    bytes, id, offset), and the mark after them; each message that failed to decode, or is
+    dated more than ``max_skew_ms`` after ``failed_at_ms`` (the wall clock), becomes a dead
+    letter instead (none below ``restore_until``: see :func:`_reject`)."""
     fresh, offsets, mark = _fresh(messages, mark, result)
     values = [message.value() or b"" for message in fresh]
     keys = [message.key() for message in fresh]
     decoded = decode(values, keys)
+    ahead_of_clock(decoded, failed_at_ms, max_skew_ms)
     return _accept(fresh, offsets, values, keys, decoded, restore_until, failed_at_ms, result), mark
+
+
+def ahead_of_clock(decoded: list[E | DecodeError], now_ms: int, max_skew_ms: int) -> int:
+    """Replace each event dated after ``now_ms + max_skew_ms`` by the
+    :class:`~driftline.errors.DecodeError` that dead-letters it; returns how many.
+
+    One NumPy comparison of the batch's event times with the bound; only the events beyond
+    it are visited one by one.
+
+    >>> from driftline.schemas.wire import decode_ground_truth
+    >>> now = 1_767_225_600_000
+    >>> batch = [decode_ground_truth(b'{"event_id":"t","prediction_id":"p","timestamp":%d,'
+    ...                              b'"label":1}' % ts) for ts in (now, now + 3_600_000)]
+    >>> ahead_of_clock(batch, now, 300_000), batch[1].kind, batch[1].reason
+    (1, 'clock_skew', 'event time 2026-01-01T01:00:00.000Z is 1h ahead of the wall clock \
+(2026-01-01T00:00:00.000Z); monitor.max_clock_skew allows 5m')
+    """
+    rows: Sequence[int]
+    if DecodeError in set(map(type, decoded)):
+        rows = [i for i, event in enumerate(decoded) if not isinstance(event, DecodeError)]
+        stamps = [cast(E, decoded[i]).timestamp for i in rows]
+    else:
+        rows = range(len(decoded))
+        stamps = [event.timestamp for event in cast(list[E], decoded)]
+    if not stamps:
+        return 0
+    limit = now_ms + max_skew_ms
+    times = event_times(stamps)
+    if int(times.max()) <= limit:
+        return 0  # the usual case
+    ahead = np.flatnonzero(times > limit).tolist()
+    for position in ahead:
+        decoded[rows[position]] = _too_far_ahead(int(times[position]), now_ms, max_skew_ms)
+    return len(ahead)
+
+
+def _too_far_ahead(event_ms: int, now_ms: int, max_skew_ms: int) -> DecodeError:
+    ahead = format_duration(timedelta(milliseconds=event_ms - now_ms))
+    allowed = format_duration(timedelta(milliseconds=max_skew_ms))
+    return DecodeError(
+        f"event time {_iso(event_ms)} is {ahead} ahead of the wall clock ({_iso(now_ms)}); "
+        f"monitor.max_clock_skew allows {allowed}",
+        kind=reasons.CLOCK_SKEW,
+        path="$.timestamp",
+    )
+
+
+def _iso(ms: int) -> str:
+    return (
+        (EPOCH + timedelta(milliseconds=ms))
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def _fresh(

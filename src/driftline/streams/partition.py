@@ -32,12 +32,7 @@ from datetime import timedelta
 from driftline.config import ModelConfig, Settings
 from driftline.deadletter import RawMessage
 from driftline.schemas.reference import ReferenceProfile
-from driftline.schemas.wire import (
-    WireGroundTruth,
-    WirePrediction,
-    decode_ground_truths,
-    decode_predictions,
-)
+from driftline.schemas.wire import EventDecoder, WireGroundTruth, WirePrediction
 from driftline.streams.concept_watch import ConceptWatch
 from driftline.streams.held import HeldPredictions
 from driftline.streams.intake import Columns, event_times, take
@@ -94,6 +89,8 @@ class PartitionWorker:
         self._settings = settings
         self._topics = settings.topics
         self._ttl_ms = settings.monitor.join_ttl // _MS
+        self._decoder = EventDecoder(settings.monitor.limits.limits(), require_key=True)
+        self._skew_ms = settings.monitor.max_clock_skew // _MS
         self.marks = store.marks()
         self.watermark_ms = -1
         """The newest prediction event time applied (lateness, expiry, pruning)."""
@@ -157,17 +154,19 @@ class PartitionWorker:
             from_predictions,
             self.marks.predictions,
             until.predictions,
-            decode_predictions,
+            self._decoder.predictions,
             failed_at_ms,
             result,
+            max_skew_ms=self._skew_ms,
         )
         truth_columns, next_truth = take(
             from_truth,
             self.marks.ground_truth,
             until.ground_truth,
-            decode_ground_truths,
+            self._decoder.ground_truths,
             failed_at_ms,
             result,
+            max_skew_ms=self._skew_ms,
         )
         if truth_columns.events:
             newest = int(event_times([truth.timestamp for truth in truth_columns.events]).max())

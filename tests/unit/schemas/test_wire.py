@@ -10,14 +10,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from driftline.errors import DecodeError
-from driftline.schemas import (
-    GroundTruthEvent,
-    PredictionEvent,
-    decode_ground_truth,
-    decode_prediction,
-    event_time_ms,
-)
+from driftline.schemas import GroundTruthEvent, PredictionEvent, event_time_ms
+from driftline.schemas.wire import DEFAULT_DECODER
 from tests.unit.schemas.test_contract import GROUND_TRUTH, PREDICTION
+
+# The ingest decoder under the default limits: the pydantic events state the same ones.
+decode_prediction = DEFAULT_DECODER.prediction
+decode_ground_truth = DEFAULT_DECODER.ground_truth
 
 
 def _dumps(value: Any) -> bytes:
