@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from driftline.streams.partials import encode
 from driftline.streams.registry import publish_profile
 from driftline.streams.stage2.agent import AGENT_NAME, create_app
 from driftline.streams.stage2.outputs import Output
+from driftline.streams.stage2.published import read_published
 from driftline.testing import free_port
 from driftline.testing.service import start_monitor
 from driftline.topics import create_topics
@@ -343,3 +345,41 @@ def test_the_merge_command_serves_metrics_of_what_its_worker_did_and_writes_noth
     # faust's data directory is under the state directory; the working directory stays empty.
     assert (stage2_settings.monitor.state_dir / "stage2").is_dir()
     assert list(cwd.iterdir()) == []
+
+
+# --- alerts and retrain requests already published -----------------------------------------
+
+
+def test_every_published_alert_and_request_id_is_read_back_from_every_partition(
+    kafka: KafkaSettings, topics: TopicSettings
+) -> None:
+    """What a restarted (or rebalanced) worker reads before sending alerts or requests: every
+    id on every partition of both topics, ending at the topics' end without waiting long."""
+    create_topics(kafka, topics)
+    assert read_published(kafka, {"alerts": topics.alerts, "retrain": topics.retrain}) == []
+    reason = {"kind": "feature_drift", "statistic": "psi", "value": 0.5, "threshold": 0.2}
+    window = {"model_version": "1", "window_start": 0, "window_end": WINDOW, "reasons": [reason]}
+    alerts = [
+        DriftAlert.model_validate(
+            {**window, "alert_id": f"a{i}", "model": f"m{i}", "severity": "warning"}
+        )
+        for i in range(40)
+    ]
+    requests = [
+        RetrainRequest.model_validate(
+            {**window, "request_id": f"r{i}", "model": f"m{i}", "rule": "on_drift"}
+        )
+        for i in range(10)
+    ]
+    producer = Producer(confluent_config(kafka))
+    for record in alerts:  # keyed by model: spread over both partitions
+        producer.produce(topics.alerts, key=record.model.encode(), value=record.to_json())
+    producer.produce(topics.alerts, key=b"x", value=b"someone else's record")
+    for record in requests:
+        producer.produce(topics.retrain, key=record.model.encode(), value=record.to_json())
+    assert producer.flush(10) == 0
+    started = time.monotonic()
+    ids = read_published(kafka, {"alerts": topics.alerts, "retrain": topics.retrain}, idle=5.0)
+    assert sorted(ids) == sorted([a.alert_id for a in alerts] + [r.request_id for r in requests])
+    # Ended at the high watermarks its fetches reported, not after the idle time.
+    assert time.monotonic() - started < 5.0

@@ -440,6 +440,11 @@ class MonitorSettings(Section):
     per partition); on, only the last batch, at a cost per event (`docs/benchmarks.md`).
     Results are the same either way: the inputs are the store's changelog, and its families
     flush atomically, marks with data."""
+    published_ids_max: int = Field(1_000_000, ge=1_000, le=100_000_000)
+    """Ids of published alerts and retrain requests stage 2 remembers (read back from their
+    topics at start-up and on each rebalance, about 100 bytes each) so that a restart sends
+    none of them again; past it the oldest are forgotten. Keep it above the alerts and
+    requests the summaries topic's retention can hold windows for."""
     health: HealthSettings = HealthSettings()
     limits: LimitsSettings = LimitsSettings()
     max_clock_skew: PositiveDuration = timedelta(minutes=5)

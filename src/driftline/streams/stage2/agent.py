@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,6 +31,12 @@ from driftline.errors import DecodeError
 from driftline.kafka_auth import faust_brokers, faust_credentials
 from driftline.streams.partials import decode
 from driftline.streams.stage2.outputs import Output
+from driftline.streams.stage2.published import (
+    ID_FIELDS,
+    PublishedRecords,
+    read_published,
+    without_repeats,
+)
 from driftline.streams.stage2.state import ProfileLookup, Stage2State
 from driftline.telemetry.stage2 import Stage2Telemetry
 
@@ -77,13 +84,23 @@ class _Wiring:
         """The next offset to apply per owned summaries partition (see :meth:`in_sequence`)."""
         self.rewinds: dict[int, tuple[int, int, float]] = {}
         """Per partition: the offset last rewound to, how often, when."""
+        self.published = PublishedRecords(
+            partial(read_published, settings.kafka, {r: getattr(topics, r) for r in ID_FIELDS}),
+            settings.monitor.published_ids_max,
+            on_failure=app.crash,
+        )
+        """Alerts and retrain requests on their topics: never sent again (a restart re-judges
+        every retained window)."""
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
     async def publish(self, outputs: list[Output]) -> None:
         """Send the core's records, wait for their acknowledgement, then count what the core
-        did (windows count as published once their records are acknowledged)."""
+        did (windows count as published once their records are acknowledged). Alerts and
+        retrain requests published before (by this worker or, before a restart or rebalance,
+        by any) are not sent again."""
+        outputs, repeats = await self.published.fresh(outputs)
         try:
             pending = [
                 await self.outputs[o.role].send(key=o.key, value=o.value, force=True)
@@ -94,9 +111,11 @@ class _Wiring:
         except Exception:
             self.telemetry.publish_errors.inc()
             raise
+        self.published.sent(outputs)
         for role, n in Counter(o.role for o in outputs).items():
             self.telemetry.published(self.outputs[role].get_topic_name(), n)
-        self.telemetry.record(self.state.take_activity(), published_at=self.clock())
+        activity = without_repeats(self.state.take_activity(), repeats)
+        self.telemetry.record(activity, published_at=self.clock())
         for output in outputs:
             logger.debug("published %s record for model %s", output.role, output.key.decode())
 
@@ -182,6 +201,8 @@ class _Wiring:
         new = [tp for p, tp in owned.items() if p not in self.expected]
         if not new:
             return
+        # Until the rebalance, another member may have published for these partitions' models.
+        self.published.restore()
         try:
             earliest = await self.summaries.app.consumer.earliest_offsets(*new)
         except Exception as exc:  # the broker did not answer: take the first offset that comes

@@ -1,0 +1,130 @@
+"""The check before stage 2 publishes alerts and retrain requests: ids already published are
+not sent again, whoever published them and whenever the topics were read back."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from driftline.detectors.engine import Window
+from driftline.schemas.outputs import DriftAlert, Reason, RetrainRequest
+from driftline.streams.stage2.outputs import Output
+from driftline.streams.stage2.published import (
+    PublishedIds,
+    PublishedRecords,
+    record_id,
+    without_repeats,
+)
+from driftline.streams.stage2.state import Activity, ClosedWindow
+from tests.unit.streams.stage2_helpers import WINDOW
+
+START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC)
+REASON = Reason(kind="feature_drift", feature="x", statistic="psi", value=0.5, threshold=0.2)
+
+
+def alert(model: str = "m", severity: str = "warning") -> Output:
+    record = DriftAlert.create(model, "1", START, END, severity=severity, reasons=[REASON])  # type: ignore[arg-type]
+    return Output("alerts", model.encode(), record.to_json())
+
+
+def request(model: str = "m") -> Output:
+    record = RetrainRequest.create(model, "1", START, END, rule="on_drift", reasons=[REASON])
+    return Output("retrain", model.encode(), record.to_json())
+
+
+METRICS = Output("metrics", b"m", b"decision,model=m firing=true 1")
+
+
+def test_record_ids_are_read_from_alerts_and_requests_only() -> None:
+    a, r = alert(), request()
+    assert record_id("alerts", a.value) == DriftAlert.model_validate_json(a.value).alert_id
+    assert record_id("retrain", r.value) == RetrainRequest.model_validate_json(r.value).request_id
+    assert record_id("metrics", METRICS.value) is None
+    assert record_id("alerts", b"not json") is None
+    assert record_id("alerts", b"[1, 2]") is None
+
+
+def test_the_id_set_forgets_its_oldest_ids_past_its_limit() -> None:
+    ids = PublishedIds(limit=3)
+    ids.update(["a", "b", "c"])
+    ids.add("a")  # seen again: now the newest
+    ids.add("d")
+    assert ("a" in ids, "b" in ids, "c" in ids, "d" in ids, len(ids)) == (
+        True,
+        False,
+        True,
+        True,
+        3,
+    )
+    with pytest.raises(ValueError, match="limit"):
+        PublishedIds(limit=0)
+
+
+def test_records_read_back_or_sent_before_are_not_sent_again_and_metrics_always_are() -> None:
+    read_back = alert("m")
+    reads: list[int] = []
+
+    def reader() -> list[str]:
+        reads.append(1)
+        return [record_id("alerts", read_back.value) or ""]
+
+    async def scenario() -> None:
+        published = PublishedRecords(reader, limit=100)
+        # Metrics alone wait for nothing, and read nothing.
+        assert await published.fresh([METRICS]) == ([METRICS], [])
+        assert reads == []
+        changed = alert("m", severity="critical")  # another verdict: another id
+        send, repeats = await published.fresh([METRICS, read_back, changed, request()])
+        assert (send, repeats) == ([METRICS, changed, request()], [read_back])
+        assert reads == [1]
+        published.sent(send)
+        assert await published.fresh([METRICS, changed, request()]) == (
+            [METRICS],
+            [changed, request()],
+        )
+        assert published.skipped == 3
+        # Partitions gained: the topics are read again, and what was known stays known.
+        published.restore()
+        assert await published.fresh([read_back, changed]) == ([], [read_back, changed])
+        assert reads == [1, 1]
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_read_is_retried_then_reported_and_nothing_is_sent() -> None:
+    failures: list[BaseException] = []
+    attempts: list[int] = []
+
+    def reader() -> list[str]:
+        attempts.append(1)
+        raise OSError("broker down")
+
+    async def on_failure(exc: BaseException) -> None:
+        failures.append(exc)
+
+    async def scenario() -> None:
+        published = PublishedRecords(
+            reader, limit=10, attempts=3, retry_after=0.0, on_failure=on_failure
+        )
+        with pytest.raises(OSError, match="broker down"):
+            await published.fresh([alert()])
+
+    asyncio.run(scenario())
+    assert len(attempts) == 3
+    assert [str(f) for f in failures] == ["broker down"]
+
+
+def test_counters_lose_the_repeats_so_they_say_what_was_published() -> None:
+    def closed(model: str, alerts: int, retrain: bool) -> ClosedWindow:
+        return ClosedWindow(model, "1", Window(WINDOW, 0, "5m"), False, 0, 10, alerts, retrain)
+
+    activity = Activity(windows=[closed("m", 2, True), closed("n", 1, True), closed("m", 1, False)])
+    taken = without_repeats(activity, [alert("m"), alert("m"), alert("m"), request("n")])
+    assert [(w.model, w.alerts, w.retrain) for w in taken.windows] == [
+        ("m", 0, True),
+        ("n", 1, False),
+        ("m", 0, False),
+    ]
+    assert without_repeats(activity, []) is activity
