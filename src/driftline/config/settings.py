@@ -405,6 +405,12 @@ class MonitorSettings(Section):
     per partition); on, only the last batch, at a cost per event (`docs/benchmarks.md`).
     Results are the same either way: the inputs are the store's changelog, and its families
     flush atomically, marks with data."""
+    max_output_bytes: int = Field(1_000_000, ge=10_000, le=100_000_000)
+    """The largest record stage 2 produces (key, value and headers). A window's metric points
+    are split over as many outbox messages as this needs; a single record still over it (an
+    alert, a retrain request, a point whose line alone is longer) goes to the DLQ instead, cut
+    to fit (kind ``output_too_large``). Keep it at or below the broker's ``message.max.bytes``
+    and the output topics' ``max.message.bytes`` (Kafka's defaults are about 1 MB)."""
     health: HealthSettings = HealthSettings()
 
 
