@@ -103,8 +103,6 @@ class _Wiring:
         self.clock = clock
         self.telemetry = telemetry
         self.max_bytes = settings.monitor.max_output_bytes
-        self.fatal: KafkaError | None = None
-        """Why the worker stopped, when a send failed for good (see :meth:`send`)."""
         self.models_of: dict[int, set[str]] = {}
         self.expected: dict[int, int] = {}
         """The next offset to apply per owned summaries partition (see :meth:`in_sequence`)."""
@@ -179,8 +177,8 @@ class _Wiring:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def stop_worker(self, error: KafkaError) -> None:
-        """Stop the whole worker on ``error``: :func:`run_app` then raises it."""
-        self.fatal = error
+        """Stop the whole worker on ``error``: faust stops every service, and the worker
+        process ends by raising it (exit status 1), instead of a crash loop of the agent."""
         logger.critical("stage 2 stops: %s", error)
         await self.app.crash(error)
 
