@@ -121,7 +121,9 @@ class Worker:
         settings: Settings,
         name: str,
         profiles: Sequence[ReferenceProfile] = (PROFILE,),
+        inject: str = "",
     ) -> None:
+        """``inject``: code run in the worker before its app is made (a fault to contain)."""
         settings_path = tmp_path / "settings.json"
         settings_path.write_text(settings.model_dump_json())
         profiles_path = tmp_path / "profiles.jsonl"
@@ -129,7 +131,13 @@ class Worker:
         self.log_path = tmp_path / f"{name}.log"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(settings_path), str(profiles_path)],
+                [
+                    sys.executable,
+                    "-c",
+                    WORKER.replace("app = create_app(", inject + "\napp = create_app("),
+                    str(settings_path),
+                    str(profiles_path),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
@@ -520,3 +528,45 @@ def test_an_alert_too_large_to_publish_is_dead_lettered_and_the_worker_goes_on(
     assert workers[0].proc.poll() is None
     assert workers[0].stop() == 0, workers[0].log_tail()
     assert "Traceback" not in workers[0].log_path.read_text()
+
+
+# A bug, or an input no check foresaw, that breaks the engine when it judges model "bad".
+BREAK_BAD = """
+from driftline.detectors.engine import ModelMonitor
+
+_evaluate = ModelMonitor.evaluate
+
+def _failing(self, window):
+    if self.profile.model == "bad":
+        raise ArithmeticError("the engine broke on this window")
+    return _evaluate(self, window)
+
+ModelMonitor.evaluate = _failing
+"""
+
+
+def test_a_window_that_breaks_when_judged_is_dead_lettered_and_other_models_are_published(
+    stage2_settings: Settings, workers: list[Worker], tmp_path: Path
+) -> None:
+    """Issue 15 (containment): the summaries message whose processing broke a window goes to
+    the DLQ (processing_error) and the worker keeps judging every other model."""
+    kafka, topics = stage2_settings.kafka, stage2_settings.topics
+    profiles = [named_profile("bad"), named_profile("m")]
+    settings = stage2_settings.model_copy(
+        update={"models": {p.model: ModelConfig(**model_config()) for p in profiles}}
+    )
+    workers.append(Worker(tmp_path, settings, "worker", profiles, inject=BREAK_BAD))
+    bad, good = (window_of(p, 0) for p in profiles)
+    produce(kafka, topics.summaries, [encode(m) for m in [*bad, *good]])
+    got = consume_many(kafka, {topics.dlq: 1, topics.metrics: 1})
+    log = workers[0].log_tail()
+    (record,) = got[topics.metrics]
+    assert record.key() == b"m", log
+    (dead,) = got[topics.dlq]
+    letter = DeadLetter.from_kafka(dead.key(), dead.value(), dead.headers())
+    assert letter.kind == "processing_error"
+    assert "model 'bad' version '1' window ending 300000 not judged" in letter.reason
+    assert "ArithmeticError: the engine broke on this window" in letter.reason
+    assert letter.source_offset == len(bad) - 1  # the watermark that closed the window
+    assert workers[0].proc.poll() is None, log
+    assert workers[0].stop() == 0, workers[0].log_tail()
