@@ -409,6 +409,45 @@ def test_a_malformed_outbox_message_goes_to_the_dlq_with_its_reason_and_the_writ
     assert by_offset[3].kind == "not_utf8"
 
 
+def test_a_feature_named_with_a_newline_is_stored_with_every_other_point_of_its_window(
+    kafka: KafkaSettings, topics: TopicSettings, metrics_server: Any
+) -> None:
+    """Issue 15: written raw, the newline split its line and the writer dead-lettered the
+    window's whole message; escaped (as influxdb_client's Point does) every point lands."""
+    create_topics(kafka, topics)
+    model = f"newline-{uuid.uuid4().hex[:8]}"
+    base = (("model", model), ("version", "3"), ("window", "1h"))
+    odd = [
+        MetricPoint(
+            "feature_drift",
+            tuple(sorted((*base, ("feature", feature), ("test", "psi")))),
+            (("statistic", 0.5 + k), ("n", 1000)),
+            T0,
+        )
+        for k, feature in enumerate(("a\nb", "tab\there", "cr\rhere"))
+    ]
+    window = [*window_points(model, 0), *odd]
+    ends = produce(kafka, topics.metrics, [(model.encode(), encode_points(window))])
+    gid = group()
+    offsets = Offsets(kafka, gid, topics.metrics, topics.output_partitions)
+    try:
+        with InfluxWriter(kafka, influx_settings(metrics_server), topics, group_id=gid) as writer:
+            run_until(writer, lambda: offsets() == ends)
+    finally:
+        offsets.close()
+
+    assert writer.dead_lettered == 0
+    # The server unescapes only what line protocol defines: the name reads back as escaped.
+    readable = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+    def as_stored(point: MetricPoint) -> MetricPoint:
+        tags = tuple((k, "".join(readable.get(c, c) for c in v)) for k, v in point.tags)
+        return MetricPoint(point.measurement, tags, point.fields, point.time_ms)
+
+    assert stored(metrics_server, model) == expected([as_stored(p) for p in window])
+    assert writer.points_written == len(window)
+
+
 class FakeInflux(BaseHTTPRequestHandler):
     """An InfluxDB v2 write endpoint that answers 503 once, then refuses 'poison' lines.
 

@@ -2,41 +2,58 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import numpy as np
 import pytest
 from confluent_kafka import Producer
 
 from driftline.config import KafkaSettings, ModelConfig, Settings, TopicSettings
+from driftline.detectors.batch import ColumnBatch
+from driftline.detectors.profile import build_profile
+from driftline.detectors.summary import PaneSummary
 from driftline.kafka_auth import confluent_config
 from driftline.schemas.events import to_epoch_ms
 from driftline.schemas.outputs import (
     DLQ_HEADER_KIND,
     DLQ_HEADER_OFFSET,
     DLQ_HEADER_TOPIC,
+    DeadLetter,
     DriftAlert,
     ModelVersionRegistered,
     RetrainRequest,
 )
-from driftline.streams.partials import encode
+from driftline.schemas.reference import ReferenceProfile
+from driftline.sinks.influx import InfluxWriter
+from driftline.streams.partials import Watermark, encode
 from driftline.streams.registry import publish_profile
 from driftline.streams.stage2.agent import AGENT_NAME, create_app
-from driftline.streams.stage2.outputs import Output
+from driftline.streams.stage2.outputs import (
+    DLQ_HEADER_ORIGINAL_BYTES,
+    DLQ_HEADER_ORIGINAL_SHA256,
+    Output,
+    record_size,
+    too_large,
+)
 from driftline.streams.stage2.published import read_published
+from driftline.streams.stage2.state import Stage2State
 from driftline.testing import free_port
 from driftline.testing.service import start_monitor
 from driftline.topics import create_topics
 from tests.streams.kafka_helpers import consume_all
 from tests.streams.scrape import health, sample, wait_for_samples
+from tests.streams.test_influx_writer import influx_settings, run_until
 from tests.unit.streams.stage2_helpers import (
     LATENESS,
     MINUTE,
@@ -44,6 +61,7 @@ from tests.unit.streams.stage2_helpers import (
     WINDOW,
     close_first_window,
     make_settings,
+    metrics,
     model_config,
     n_predictions,
     pane_summary,
@@ -99,15 +117,29 @@ REPO = Path(__file__).resolve().parents[2]
 class Worker:
     """A stage-2 worker process, its log kept for failure messages."""
 
-    def __init__(self, tmp_path: Path, settings: Settings, name: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        settings: Settings,
+        name: str,
+        profiles: Sequence[ReferenceProfile] = (PROFILE,),
+        inject: str = "",
+    ) -> None:
+        """``inject``: code run in the worker before its app is made (a fault to contain)."""
         settings_path = tmp_path / "settings.json"
         settings_path.write_text(settings.model_dump_json())
         profiles_path = tmp_path / "profiles.jsonl"
-        profiles_path.write_text(PROFILE.model_dump_json() + "\n")
+        profiles_path.write_text("".join(p.model_dump_json() + "\n" for p in profiles))
         self.log_path = tmp_path / f"{name}.log"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(settings_path), str(profiles_path)],
+                [
+                    sys.executable,
+                    "-c",
+                    WORKER.replace("app = create_app(", inject + "\napp = create_app("),
+                    str(settings_path),
+                    str(profiles_path),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
@@ -158,9 +190,14 @@ def produce(kafka: KafkaSettings, topic: str, values: list[bytes]) -> None:
 
 
 def consume_many(kafka: KafkaSettings, expected: dict[str, int]) -> dict[str, list[Any]]:
-    """consume_all on several topics at once: each waits for its own group join on Tansu."""
+    """consume_all on several topics at once: each waits for its own group join on Tansu.
+
+    A topic expected empty is read for 10 s, long enough for a record to turn up."""
     with ThreadPoolExecutor(len(expected)) as pool:
-        futures = {t: pool.submit(consume_all, kafka, t, n, 45.0) for t, n in expected.items()}
+        futures = {
+            t: pool.submit(consume_all, kafka, t, n or 1, 45.0 if n else 10.0)
+            for t, n in expected.items()
+        }
         return {t: f.result() for t, f in futures.items()}
 
 
@@ -383,3 +420,193 @@ def test_every_published_alert_and_request_id_is_read_back_from_every_partition(
     assert sorted(ids) == sorted([a.alert_id for a in alerts] + [r.request_id for r in requests])
     # Ended at the high watermarks its fetches reported, not after the idle time.
     assert time.monotonic() - started < 5.0
+
+
+# --- every record bounded (issue 15) ---------------------------------------------------------
+
+
+def named_profile(model: str, features: Sequence[str] = ("x", "city"), n: int = 5000) -> Any:
+    """A profile like PROFILE's, of ``model``, its numeric features named ``features``."""
+    rng = np.random.default_rng(0)
+    columns: dict[str, Any] = {name: rng.normal(size=n) for name in features if name != "city"}
+    if "city" in features:
+        columns["city"] = rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2])
+    score = 1 / (1 + np.exp(-columns[features[0]]))
+    return build_profile(
+        model,
+        "1",
+        "binary",
+        columns,
+        prediction=(score > 0.5).astype(int),
+        scores={"0": 1 - score, "1": score},
+        labels=(rng.random(n) < score).astype(int),
+    )
+
+
+def pane_of(profile: Any, pane_start: int, n: int, *, shift: float, seed: int) -> PaneSummary:
+    """A pane of ``n`` events of ``profile``'s features, every numeric one shifted by ``shift``."""
+    rng = np.random.default_rng(seed)
+    times = pane_start + np.sort(rng.integers(0, MINUTE, n))
+    features: dict[str, Any] = {}
+    for name in profile.features:
+        if name == "city":
+            features[name] = rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2])
+        else:
+            features[name] = rng.normal(loc=shift, size=n)
+    first = next(iter(features.values()))
+    score = 1 / (1 + np.exp(-first)) if first.dtype.kind == "f" else np.full(n, 0.5)
+    batch = ColumnBatch.from_columns(
+        profile,
+        features,
+        (score > 0.5).astype(int),
+        event_time_ms=times,
+        scores={"0": 1 - score, "1": score},
+    )
+    return PaneSummary(profile).fold(batch)
+
+
+def window_of(profile: Any, first_pane: int, *, shift: float = 0.0) -> list[Any]:
+    """A window's partials (two source partitions) and the watermarks that close it."""
+    model = profile.model
+    partials = [
+        msgspec.structs.replace(
+            partial(pane_of(profile, p * MINUTE, 200, shift=shift, seed=p), p * MINUTE, p % 2, 1),
+            model=model,
+        )
+        for p in range(first_pane, first_pane + 5)
+    ]
+    end = (first_pane + 5) * MINUTE + LATENESS
+    return [*partials, *(Watermark(model, p, end, 2) for p in range(2))]
+
+
+def test_a_window_too_large_for_one_outbox_message_is_split_and_every_point_is_written(
+    stage2_settings: Settings, workers: list[Worker], tmp_path: Path, metrics_server: Any
+) -> None:
+    """Issue 15: with a model name of 71,000 characters a window's metrics (here 2 MB) were one
+    record the producer refused; the agent crashed and the window was lost."""
+    kafka, topics = stage2_settings.kafka, stage2_settings.topics
+    model = f"long-{uuid.uuid4().hex[:8]}-" + "x" * 71_000
+    settings = stage2_settings.model_copy(update={"models": {model: ModelConfig(**model_config())}})
+    profile = named_profile(model, ("x", "city", "amount", "age", "tenure", "balance"))
+    workers.append(Worker(tmp_path, settings, "worker", [profile]))
+    messages = window_of(profile, 0)
+    produce(kafka, topics.summaries, [encode(m) for m in messages])
+
+    # The pure core, fed the same messages, says which records to expect: deterministic.
+    core = Stage2State(lambda m, v: profile, settings)
+    expected = metrics([o for m in messages for o in core.apply(m, 0)])
+    assert len(expected) > 1
+    records = consume_all(kafka, topics.metrics, len(expected), 60.0)
+    assert [(r.key(), r.value()) for r in records] == [(o.key, o.value) for o in expected], workers[
+        0
+    ].log_tail()
+    limit = settings.monitor.max_output_bytes
+    assert all(record_size(r.key(), r.value()) <= limit for r in records)
+
+    gid = f"writer-{uuid.uuid4().hex[:10]}"
+    with InfluxWriter(kafka, influx_settings(metrics_server), topics, group_id=gid) as writer:
+        run_until(writer, lambda: writer.messages_written == len(expected), timeout=60.0)
+    lines = [line for o in expected for line in o.value.decode().splitlines()]
+    assert (writer.points_written, writer.dead_lettered) == (len(lines), 0)
+    fields = sum(len(line.split(" ")[1].split(",")) for line in lines)
+    # VictoriaMetrics keeps the first 16 KiB of a label value: the model reads back cut.
+    stored = [s for s in metrics_server.series() if s.tags.get("model", "").startswith(model[:40])]
+    assert sum(len(s.points) for s in stored) == fields
+    assert workers[0].stop() == 0, workers[0].log_tail()
+    assert "Traceback" not in workers[0].log_path.read_text()
+
+
+def test_an_alert_too_large_to_publish_is_dead_lettered_and_the_worker_goes_on(
+    stage2_settings: Settings, workers: list[Worker], tmp_path: Path
+) -> None:
+    """A record that cannot be published whole (an alert whose reasons name features of 6,000
+    characters, over a 50,000-byte bound) goes to the DLQ, cut to fit, and later windows are
+    still judged and published."""
+    kafka, topics = stage2_settings.kafka, stage2_settings.topics
+    features = [f"f{i:02d}-" + "y" * 6000 for i in range(20)]
+    profile = named_profile("wide", features)
+    settings = stage2_settings.model_copy(
+        update={
+            "models": {"wide": ModelConfig(**model_config())},
+            "monitor": stage2_settings.monitor.model_copy(update={"max_output_bytes": 50_000}),
+        }
+    )
+    workers.append(Worker(tmp_path, settings, "worker", [profile]))
+    first, second = window_of(profile, 0, shift=2.0), window_of(profile, 5)
+    core = Stage2State(lambda m, v: profile, settings)
+    outputs = [o for m in [*first, *second] for o in core.apply(m, 0)]
+    oversized = [o for o in outputs if too_large(o, 50_000)]
+    assert {o.role for o in oversized} == {"alerts", "retrain"}
+    published = [o for o in outputs if o not in oversized]
+    assert len(metrics(published)) > 2  # both windows, each split
+
+    produce(kafka, topics.summaries, [encode(m) for m in first])
+    got = consume_many(kafka, {topics.dlq: len(oversized)})
+    produce(kafka, topics.summaries, [encode(m) for m in second])
+    expected = {
+        getattr(topics, role): sum(o.role == role for o in published)
+        for role in ("metrics", "alerts", "retrain")
+    }
+    got |= consume_many(kafka, expected)
+    log = workers[0].log_tail()
+    assert {t: len(got[t]) for t in expected} == expected, log
+    records = [r for t in expected for r in got[t]]
+    assert sorted(r.value() for r in records) == sorted(o.value for o in published)
+    letters = got[topics.dlq]
+    assert len(letters) == len(oversized), log
+    for record, output in zip(letters, oversized, strict=True):
+        letter = DeadLetter.from_kafka(record.key(), record.value(), record.headers())
+        headers = dict(record.headers() or [])
+        assert letter.kind == "output_too_large"
+        assert letter.path == output.role
+        assert "over monitor.max_output_bytes (50000)" in letter.reason
+        assert record_size(record.key(), record.value(), record.headers() or []) <= 50_000
+        assert headers[DLQ_HEADER_ORIGINAL_BYTES] == str(len(output.value)).encode()
+        digest = hashlib.sha256(output.value).hexdigest().encode()
+        assert headers[DLQ_HEADER_ORIGINAL_SHA256] == digest
+        assert output.value.startswith(record.value())
+    assert workers[0].proc.poll() is None
+    assert workers[0].stop() == 0, workers[0].log_tail()
+    assert "Traceback" not in workers[0].log_path.read_text()
+
+
+# A bug, or an input no check foresaw, that breaks the engine when it judges model "bad".
+BREAK_BAD = """
+from driftline.detectors.engine import ModelMonitor
+
+_evaluate = ModelMonitor.evaluate
+
+def _failing(self, window):
+    if self.profile.model == "bad":
+        raise ArithmeticError("the engine broke on this window")
+    return _evaluate(self, window)
+
+ModelMonitor.evaluate = _failing
+"""
+
+
+def test_a_window_that_breaks_when_judged_is_dead_lettered_and_other_models_are_published(
+    stage2_settings: Settings, workers: list[Worker], tmp_path: Path
+) -> None:
+    """Issue 15 (containment): the summaries message whose processing broke a window goes to
+    the DLQ (processing_error) and the worker keeps judging every other model."""
+    kafka, topics = stage2_settings.kafka, stage2_settings.topics
+    profiles = [named_profile("bad"), named_profile("m")]
+    settings = stage2_settings.model_copy(
+        update={"models": {p.model: ModelConfig(**model_config()) for p in profiles}}
+    )
+    workers.append(Worker(tmp_path, settings, "worker", profiles, inject=BREAK_BAD))
+    bad, good = (window_of(p, 0) for p in profiles)
+    produce(kafka, topics.summaries, [encode(m) for m in [*bad, *good]])
+    got = consume_many(kafka, {topics.dlq: 1, topics.metrics: 1})
+    log = workers[0].log_tail()
+    (record,) = got[topics.metrics]
+    assert record.key() == b"m", log
+    (dead,) = got[topics.dlq]
+    letter = DeadLetter.from_kafka(dead.key(), dead.value(), dead.headers())
+    assert letter.kind == "processing_error"
+    assert "model 'bad' version '1' window ending 300000 not judged" in letter.reason
+    assert "ArithmeticError: the engine broke on this window" in letter.reason
+    assert letter.source_offset == len(bad) - 1  # the watermark that closed the window
+    assert workers[0].proc.poll() is None, log
+    assert workers[0].stop() == 0, workers[0].log_tail()

@@ -445,6 +445,12 @@ class MonitorSettings(Section):
     topics at start-up and on each rebalance, about 100 bytes each) so that a restart sends
     none of them again; past it the oldest are forgotten. Keep it above the alerts and
     requests the summaries topic's retention can hold windows for."""
+    max_output_bytes: int = Field(1_000_000, ge=10_000, le=100_000_000)
+    """The largest record stage 2 produces (key, value and headers). A window's metric points
+    are split over as many outbox messages as this needs; a single record still over it (an
+    alert, a retrain request, a point whose line alone is longer) goes to the DLQ instead, cut
+    to fit (kind ``output_too_large``). Keep it at or below the broker's ``message.max.bytes``
+    and the output topics' ``max.message.bytes`` (Kafka's defaults are about 1 MB)."""
     health: HealthSettings = HealthSettings()
     limits: LimitsSettings = LimitsSettings()
     max_clock_skew: PositiveDuration = timedelta(minutes=5)

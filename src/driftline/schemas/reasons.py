@@ -20,6 +20,7 @@ CLOCK_SKEW = "clock_skew"
 # --- pane partials (stage 2) --------------------------------------------------------------
 INVALID_SUMMARY = "invalid_summary"
 PROCESSING_ERROR = "processing_error"
+OUTPUT_TOO_LARGE = "output_too_large"
 # --- metrics outbox (InfluxDB writer) -----------------------------------------------------
 EMPTY_MESSAGE = "empty_message"
 NOT_UTF8 = "not_utf8"
@@ -36,6 +37,7 @@ KINDS = MappingProxyType(
         CLOCK_SKEW: "an input event is dated beyond the wall clock plus monitor.max_clock_skew",
         INVALID_SUMMARY: "a summaries message cannot be decoded or merged by stage 2",
         PROCESSING_ERROR: "stage 2 failed on a summaries message for a reason no check foresaw",
+        OUTPUT_TOO_LARGE: "a record stage 2 made is larger than monitor.max_output_bytes",
         EMPTY_MESSAGE: "a metrics outbox message has no value or no lines",
         NOT_UTF8: "a metrics outbox message is not UTF-8",
         MALFORMED_LINE_PROTOCOL: "a metrics outbox message holds malformed line protocol",

@@ -1,7 +1,9 @@
 """The metrics outbox message: one window report's points as InfluxDB line protocol.
 
-Stage 2 publishes each window report to the ``driftline.metrics`` topic as one Kafka message;
-the InfluxDB writer (:mod:`driftline.sinks.influx`) drains that topic into InfluxDB (DESIGN §3).
+Stage 2 publishes each window report to the ``driftline.metrics`` topic as one Kafka message,
+or as several when its points do not fit in one (:func:`encode_messages`: a model with many
+features, or very long names); the InfluxDB writer (:mod:`driftline.sinks.influx`) drains that
+topic into InfluxDB (DESIGN §3).
 
 * key: the model name, UTF-8, so one model's reports stay in order on one partition;
 * value: the report's points as line protocol, UTF-8, newline-separated, timestamps in
@@ -60,6 +62,35 @@ def encode_points(points: Iterable[MetricPoint]) -> bytes:
     if not text:
         raise ValueError("an outbox message needs at least one point")
     return text.encode()
+
+
+def encode_messages(points: Iterable[MetricPoint], max_bytes: int) -> list[bytes]:
+    """The values of the outbox messages that carry ``points``, in order, each of at most
+    ``max_bytes`` bytes unless a single line is longer (it then travels alone).
+
+    Deterministic: the same points and bound give the same messages, so a restated window
+    rewrites the same points wherever the lines fall. Raises ``ValueError`` for no points,
+    as :func:`encode_points` does.
+
+    >>> from driftline.sinks.points import MetricPoint
+    >>> points = [MetricPoint("m", (), (("v", i),), 1764000000000) for i in range(3)]
+    >>> encode_messages(points, 50)
+    [b'm v=0i 1764000000000\\nm v=1i 1764000000000', b'm v=2i 1764000000000']
+    """
+    values: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+    for line in lines(points, PRECISION):
+        encoded = line.encode()
+        if chunk and size + 1 + len(encoded) > max_bytes:
+            values.append(b"\n".join(chunk))
+            chunk, size = [], 0
+        size += len(encoded) + (1 if chunk else 0)
+        chunk.append(encoded)
+    if not chunk:
+        raise ValueError("an outbox message needs at least one point")
+    values.append(b"\n".join(chunk))
+    return values
 
 
 def report_message(report: WindowReport) -> OutboxMessage:

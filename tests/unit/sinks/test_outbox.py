@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 
 from driftline.errors import DecodeError
 from driftline.sinks.line_protocol import lines
-from driftline.sinks.outbox import check_line, decode_lines, encode_points, report_message
+from driftline.sinks.outbox import (
+    check_line,
+    decode_lines,
+    encode_messages,
+    encode_points,
+    report_message,
+)
 from driftline.sinks.points import MetricPoint
 
 T0 = 1_764_000_000_000
@@ -100,6 +106,21 @@ def test_undecodable_messages_raise_decode_error_saying_why(
     assert reason in caught.value.reason
 
 
+NAME = st.text(st.sampled_from(["\n", "\r", "\t", ",", "=", " ", "\\", '"', "x"]), min_size=1)
+
+
+@given(NAME, NAME)
+def test_a_point_with_any_control_characters_in_its_names_stays_one_valid_line(
+    model: str, feature: str
+) -> None:
+    """Issue 15: a newline in a feature name split its line, and the whole message was refused.
+    (Names come from producers as tags; measurements and field keys are driftline's own.)"""
+    point = MetricPoint(
+        "feature_drift", (("feature", feature), ("model", model)), (("v", 1.5),), T0
+    )
+    assert decode_lines(encode_points([point, point])) == lines([point, point], "ms")
+
+
 @given(st.binary(max_size=200))
 def test_decoding_any_bytes_gives_lines_or_a_decode_error(value: bytes) -> None:
     try:
@@ -108,3 +129,25 @@ def test_decoding_any_bytes_gives_lines_or_a_decode_error(value: bytes) -> None:
         return
     assert decoded
     assert all(check_line(line) is None for line in decoded)
+
+
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=30), st.integers(1, 200))
+def test_points_split_over_messages_keep_every_line_in_order_each_within_the_bound(
+    name_lengths: list[int], max_bytes: int
+) -> None:
+    """A window's points over several outbox messages (issue 15): each message within the
+    bound unless one line alone is longer, and the messages together are the one message."""
+    points = [
+        MetricPoint("m", (("feature", "f" * n),), (("v", i),), T0)
+        for i, n in enumerate(name_lengths)
+    ]
+    values = encode_messages(points, max_bytes)
+    assert b"\n".join(values) == encode_points(points)
+    for value in values:
+        assert len(value) <= max_bytes or b"\n" not in value
+    assert encode_messages(points, max_bytes) == values
+
+
+def test_no_points_make_no_messages() -> None:
+    with pytest.raises(ValueError, match="at least one point"):
+        encode_messages([], 100)

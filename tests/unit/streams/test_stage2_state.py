@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from driftline.config import ModelConfig, Settings, TopicSettings
+from driftline.detectors.engine import ModelMonitor, Window, WindowReport
 from driftline.detectors.performance import PerformanceSummary
 from driftline.errors import DecodeError
 from driftline.schemas.outputs import DriftAlert, RetrainRequest
@@ -407,3 +408,68 @@ def test_holdings_count_panes_partials_and_the_watermark_per_model() -> None:
     assert state.holdings() == {"m": Holding(panes=2, partials=4, watermark_ms=None)}
     feed(state, close_first_window())
     assert state.holdings() == {"m": Holding(panes=2, partials=4, watermark_ms=WINDOW + LATENESS)}
+
+
+# --- containment: one model's failure stops no other (issue 15) ------------------------------
+
+BAD = make_profile().model_copy(update={"model": "bad"})
+
+
+def two_models() -> tuple[Stage2State, list[PanePartial | Watermark]]:
+    """A core watching models "m" and "bad", and each one's first window, closed by partition
+    0 (partition 1 is waited for until it is idle)."""
+    profiles = {"m": PROFILE, "bad": BAD}
+    settings = Settings(
+        models={name: ModelConfig(**model_config()) for name in profiles},
+        topics=TopicSettings(input_partitions=2),
+    )
+    state = Stage2State(lambda model, version: profiles[model], settings)
+    messages: list[PanePartial | Watermark] = []
+    for name, profile in profiles.items():
+        for p in range(5):
+            summary = pane_summary(p * MINUTE, 200, seed=p, profile=profile)
+            messages.append(msgspec.structs.replace(partial(summary, p * MINUTE, 0, 1), model=name))
+        messages.append(Watermark(name, 0, WINDOW + LATENESS, 2))  # partition 1 says nothing
+    return state, messages
+
+
+def break_judging_of_bad(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model "bad"'s windows raise when judged, as a bug or an unforeseen input would."""
+    evaluate = ModelMonitor.evaluate
+
+    def failing(self: ModelMonitor, window: Window) -> WindowReport:
+        if self.profile.model == "bad":
+            raise ArithmeticError("the engine broke on this window")
+        return evaluate(self, window)
+
+    monkeypatch.setattr(ModelMonitor, "evaluate", failing)
+
+
+def test_a_model_whose_window_breaks_when_judged_at_a_tick_stops_no_other_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: the exception left tick(), and no model after "bad" (in name order) was ever
+    judged again."""
+    break_judging_of_bad(monkeypatch)
+    state, messages = two_models()
+    for message in messages:
+        state.apply(message, 0)
+    outputs = state.tick(IDLE)  # every partition idle: both windows due
+    assert {o.key for o in metrics(outputs)} == {b"m"}
+    (failure,) = state.take_failures()
+    assert (failure.model, failure.version, failure.window.end_ms) == ("bad", "1", WINDOW)
+    assert "ArithmeticError: the engine broke on this window" in failure.describe()
+    assert state.take_failures() == []
+
+
+def test_a_window_that_breaks_when_judged_at_a_watermark_is_recorded_and_others_published(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    break_judging_of_bad(monkeypatch)
+    state, messages = two_models()
+    for message in messages:
+        state.apply(message, 0)
+    closing = [Watermark(model, 1, WINDOW + LATENESS, 2) for model in ("bad", "m")]
+    outputs = [o for w in closing for o in state.apply(w, 0)]
+    assert {o.key for o in metrics(outputs)} == {b"m"}
+    assert [f.model for f in state.take_failures()] == ["bad"]

@@ -2,9 +2,15 @@
 
 Both feed one in-memory :class:`~driftline.streams.stage2.state.Stage2State` per worker
 process. Messages are decoded here and applied by the core; the records it returns are sent
-and acknowledged before the next message is taken; undecodable messages go to the dead-letter
-topic; what the core did is handed to :class:`~driftline.telemetry.stage2.Stage2Telemetry`
-with the wall-clock time of publication.
+and acknowledged before the next message is taken; undecodable messages, and those whose
+processing failed, go to the dead-letter topic; what the core did is handed to
+:class:`~driftline.telemetry.stage2.Stage2Telemetry` with the wall-clock time of publication.
+
+No record kills the agent: one over ``monitor.max_output_bytes``, or one the client or the
+broker refuses for its size, goes to the dead-letter topic in its place (kind
+``output_too_large``, cut to fit). A send that fails otherwise (the broker) is tried
+:data:`SEND_ATTEMPTS` times, then the worker stops with an error naming the topic: a crashed
+agent would be restarted by faust past the message, and its windows lost.
 
 The summaries topic is consumed without committing offsets (``acks=False``) and with
 ``auto_offset_reset=earliest``: each assignment reads its partitions from the beginning and
@@ -14,6 +20,7 @@ explicit names (:data:`AGENT_NAME`, :data:`TIMER_NAME`), so moving this code ren
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -27,10 +34,11 @@ import faust
 
 from driftline.config.settings import Settings
 from driftline.deadletter import dead_letter
-from driftline.errors import DecodeError
+from driftline.errors import DecodeError, KafkaError
 from driftline.kafka_auth import faust_brokers, faust_credentials
+from driftline.schemas.outputs import DeadLetter
 from driftline.streams.partials import decode
-from driftline.streams.stage2.outputs import Output
+from driftline.streams.stage2.outputs import Output, bounded_letter, record_size, too_large
 from driftline.streams.stage2.published import (
     ID_FIELDS,
     PublishedRecords,
@@ -53,6 +61,27 @@ logger = logging.getLogger(__name__)
 AGENT_NAME = "driftline.stage2.merge-summaries"
 TIMER_NAME = "driftline.stage2.close-idle-windows"
 TICK_INTERVAL_S = 1.0
+SEND_ATTEMPTS = 5
+"""Tries of a send that fails for another reason than the record's size, before the worker
+stops; the waits between them double from :data:`SEND_BACKOFF_S`."""
+SEND_BACKOFF_S = 0.5
+_HEADROOM = 64 * 1024  # the producer's request limit above the largest record, for framing
+
+
+_SIZE_ERRORS = frozenset(
+    {"MessageSizeTooLargeError", "RecordTooLargeError", "RecordListTooLargeError"}
+)
+
+
+def _refused_for_size(exc: BaseException | None) -> bool:
+    """Whether the client or the broker refused a record for its size (it will not pass);
+    faust wraps aiokafka's errors (``ProducerSendError``), so their causes are looked at too."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if type(exc).__name__ in _SIZE_ERRORS:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 class _Wiring:
@@ -76,9 +105,11 @@ class _Wiring:
             for role in ("metrics", "alerts", "retrain")
         }
         self.dlq = app.topic(topics.dlq, **raw)
+        self.app = app
         self.state = state
         self.clock = clock
         self.telemetry = telemetry
+        self.max_bytes = settings.monitor.max_output_bytes
         self.models_of: dict[int, set[str]] = {}
         self.expected: dict[int, int] = {}
         """The next offset to apply per owned summaries partition (see :meth:`in_sequence`)."""
@@ -95,29 +126,82 @@ class _Wiring:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    async def publish(self, outputs: list[Output]) -> None:
-        """Send the core's records, wait for their acknowledgement, then count what the core
-        did (windows count as published once their records are acknowledged). Alerts and
-        retrain requests published before (by this worker or, before a restart or rebalance,
-        by any) are not sent again."""
+    async def publish(self, outputs: list[Output], source: Any = None) -> None:
+        """Send the core's records one by one, each acknowledged before the next, then count
+        what the core did (windows count as published once their records are acknowledged).
+
+        A record too large to publish goes to the dead-letter topic in its place, with
+        ``source`` (the summaries message whose processing made it, if any) as its origin.
+        Alerts and retrain requests published before (by this worker or, before a restart or
+        rebalance, by any) are not sent again.
+        """
         outputs, repeats = await self.published.fresh(outputs)
-        try:
-            pending = [
-                await self.outputs[o.role].send(key=o.key, value=o.value, force=True)
-                for o in outputs
-            ]
-            for future in pending:
-                await future  # delivered before the next message is taken
-        except Exception:
-            self.telemetry.publish_errors.inc()
-            raise
-        self.published.sent(outputs)
-        for role, n in Counter(o.role for o in outputs).items():
+        sent: Counter[str] = Counter()
+        delivered: list[Output] = []
+        for output in outputs:
+            topic = self.outputs[output.role]
+            problem = too_large(output, self.max_bytes)
+            if problem is None:
+                problem = await self.send(topic, output.key, output.value)
+            if problem is None:
+                sent[output.role] += 1
+                delivered.append(output)
+                logger.debug(
+                    "published %s record for model %.200s", output.role, output.key.decode()
+                )
+                continue
+            await self.dead_letter_output(output, problem, source)
+        self.published.sent(delivered)
+        for role, n in sent.items():
             self.telemetry.published(self.outputs[role].get_topic_name(), n)
         activity = without_repeats(self.state.take_activity(), repeats)
         self.telemetry.record(activity, published_at=self.clock())
-        for output in outputs:
-            logger.debug("published %s record for model %s", output.role, output.key.decode())
+
+    async def send(
+        self, topic: Any, key: bytes | None, value: bytes | None, headers: Any = None
+    ) -> str | None:
+        """Send one record and wait for its acknowledgement: None once acknowledged, or why
+        the record itself cannot be published (the client or the broker refused its size).
+
+        Any other failure is tried again :data:`SEND_ATTEMPTS` times, then stops the worker
+        (:meth:`stop_worker`) and raises :class:`~driftline.errors.KafkaError`.
+        """
+        name = topic.get_topic_name()
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                future = await topic.send(key=key, value=value, headers=headers, force=True)
+                await future
+                return None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.telemetry.publish_errors.inc()
+                if _refused_for_size(exc):
+                    size = record_size(key, value, headers or ())
+                    return f"{name} refused a record of {size} bytes: {type(exc).__name__}: {exc}"
+                if attempt == SEND_ATTEMPTS:
+                    error = KafkaError(
+                        f"could not publish to {name} after {attempt} tries: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
+                    await self.stop_worker(error)
+                    raise error from exc
+                wait = SEND_BACKOFF_S * 2 ** (attempt - 1)
+                logger.warning(
+                    "publishing to %s failed (%s: %s); trying again in %.1f s",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                    wait,
+                )
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def stop_worker(self, error: KafkaError) -> None:
+        """Stop the whole worker on ``error``: faust stops every service, and the worker
+        process ends by raising it (exit status 1), instead of a crash loop of the agent."""
+        logger.critical("stage 2 stops: %s", error)
+        await self.app.crash(error)
 
     async def on_event(self, event: Any) -> None:
         message = event.message
@@ -140,7 +224,14 @@ class _Wiring:
                 message.offset,
             )
             await self.dead_letter(event, f"{type(exc).__name__}: {exc}", "processing_error")
-        await self.publish(outputs)
+        failures = self.state.take_failures()
+        if failures:
+            # The windows it could judge are published; the message is kept for the others.
+            for failure in failures:
+                logger.error("%s (summaries message @%d)", failure.describe(), message.offset)
+            reason = "; ".join(f.describe() for f in failures)
+            await self.dead_letter(event, reason, "processing_error")
+        await self.publish(outputs, event)
 
     async def dead_letter(
         self, event: Any, reason: str, kind: str, path: str | None = None
@@ -158,18 +249,9 @@ class _Wiring:
             path=path,
             failed_at=datetime.fromtimestamp(self.clock(), UTC),
         )
-        try:
-            future = await self.dlq.send(
-                key=message.key, value=message.value, headers=letter.kafka_headers(), force=True
-            )
-            await future
-        except Exception:
-            self.telemetry.publish_errors.inc()
-            raise
-        self.telemetry.dead_letters.labels(kind).inc()
-        self.telemetry.published(self.dlq.get_topic_name())
+        await self.produce_letter(letter)
         logger.warning(
-            "summaries message %s[%d]@%d rejected (%s: %s); sent to %s",
+            "summaries message %s[%d]@%d rejected (%s: %.500s); sent to %s",
             message.topic,
             message.partition,
             message.offset,
@@ -178,8 +260,50 @@ class _Wiring:
             self.dlq.get_topic_name(),
         )
 
+    async def dead_letter_output(self, output: Output, reason: str, source: Any) -> None:
+        """Dead-letter a record stage 2 made but cannot publish, from the message that made it
+        (``source``) or, made by a tick, from its own topic."""
+        message = getattr(source, "message", None)
+        letter = dead_letter(
+            topic=message.topic
+            if message is not None
+            else self.outputs[output.role].get_topic_name(),
+            partition=message.partition if message is not None else 0,
+            offset=message.offset if message is not None else 0,
+            key=output.key,
+            value=output.value,
+            headers=None,
+            reason=reason,
+            kind="output_too_large",
+            path=output.role,
+            failed_at=datetime.fromtimestamp(self.clock(), UTC),
+        )
+        await self.produce_letter(letter)
+        logger.error(
+            "a %s record of model %.200r was not published (%s); sent to %s instead",
+            output.role,
+            output.key,
+            reason,
+            self.dlq.get_topic_name(),
+        )
+
+    async def produce_letter(self, letter: DeadLetter) -> None:
+        key, value, headers = bounded_letter(letter, self.max_bytes)
+        problem = await self.send(self.dlq, key, value, headers)
+        if problem is not None:  # the broker's limit is below ours: keep what says why
+            problem = await self.send(self.dlq, key[:1024] if key else key, b"", headers)
+        if problem is not None:
+            error = KafkaError(f"a dead letter could not be produced: {problem}")
+            await self.stop_worker(error)
+            raise error
+        self.telemetry.dead_letters.labels(letter.kind).inc()
+        self.telemetry.published(self.dlq.get_topic_name())
+
     async def on_tick(self) -> None:
-        await self.publish(self.state.tick(self.now_ms()))
+        outputs = self.state.tick(self.now_ms())
+        for failure in self.state.take_failures():
+            logger.error("%s", failure.describe())
+        await self.publish(outputs)
         self.telemetry.hold(self.state.holdings())
         self.telemetry.ticked()
 
@@ -338,6 +462,8 @@ def create_app(
         stream_wait_empty=False,
         # Outputs are sent as they are made, never held back until a commit that never comes.
         stream_publish_on_commit=False,
+        # Records are bounded by monitor.max_output_bytes (see the module doc), not by faust.
+        producer_max_request_size=settings.monitor.max_output_bytes + _HEADROOM,
         datadir=Path(settings.monitor.state_dir) / "stage2",
         **web,
     )

@@ -7,7 +7,9 @@ and closes a window once every source partition's watermark passed its end plus 
 lateness; a partition that has not advanced for ``idle_timeout`` (or never reported, once
 ``idle_timeout`` has passed since the model's first message) is not waited for. Closed and
 restated windows become :class:`~driftline.streams.stage2.outputs.Output` records: metric
-points for the InfluxDB outbox, alerts and retrain requests.
+points for the InfluxDB outbox, alerts and retrain requests. A window that raises while judged
+is recorded as a :class:`JudgeFailure` (:meth:`Stage2State.take_failures`) and the other
+windows and models are judged all the same.
 
 No Kafka, no clock (wall time comes in as ``now_ms``), no Prometheus: the core says what it
 did (:meth:`Stage2State.take_activity`, :meth:`Stage2State.holdings`) and the faust wiring
@@ -36,6 +38,7 @@ __all__ = [
     "ClosedWindow",
     "DroppedPartial",
     "Holding",
+    "JudgeFailure",
     "PartialOutcome",
     "ProfileLookup",
     "Stage2State",
@@ -108,6 +111,28 @@ class DroppedPartial:
 
     identity: tuple[str, str, int, int, str]
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeFailure:
+    """A window (or a model's whole tick) that raised while being judged; the others went on.
+
+    ``version`` and ``window`` are None when the failure was not in one window's judgment.
+    """
+
+    model: str
+    version: str | None
+    window: Window | None
+    reason: str
+
+    def describe(self) -> str:
+        """One line for a log or a dead letter's reason."""
+        where = f"model {self.model!r}"
+        if self.version is not None:
+            where += f" version {self.version!r}"
+        if self.window is not None:
+            where += f" window ending {self.window.end_ms}"
+        return f"{where} not judged: {self.reason}"
 
 
 @dataclass
@@ -183,6 +208,7 @@ class Stage2State:
         """Forget every model."""
         self._models: dict[str, _ModelState] = {}
         self.dropped: list[DroppedPartial] = []
+        self._failures: list[JudgeFailure] = []
         self._activity = Activity()
 
     # --- reading ----------------------------------------------------------------------------
@@ -223,6 +249,12 @@ class Stage2State:
         activity, self._activity = self._activity, Activity()
         return activity
 
+    def take_failures(self) -> list[JudgeFailure]:
+        """Windows that raised while judged since the last call (:meth:`apply` and
+        :meth:`tick` judge the rest and return their records), and start a new list."""
+        failures, self._failures = self._failures, []
+        return failures
+
     def config(self, model: str, profile: ReferenceProfile | None = None) -> ModelConfig:
         """How ``model`` is watched: its configuration, else the defaults for its task.
 
@@ -260,9 +292,12 @@ class Stage2State:
         outputs: list[Output] = []
         for model in sorted(self._models):
             state = self._models[model]
-            for version in self.pending_versions(model):
-                self._monitor(model, state, version)
-            outputs += self._close(model, state, now_ms)
+            try:
+                for version in self.pending_versions(model):
+                    self._monitor(model, state, version)
+                outputs += self._close(model, state, now_ms)
+            except Exception as exc:  # one model's failure must not stop the others' windows
+                self._failures.append(JudgeFailure(model, None, None, _reason(exc)))
         return outputs
 
     def forget(self, models: Iterable[str]) -> None:
@@ -388,9 +423,15 @@ class Stage2State:
         for version in sorted(state.monitors):
             monitor = state.monitors[version]
             for window in monitor.due(watermark):
-                report = monitor.evaluate(window)
-                points = report_points(report)
-                outputs += report_outputs(report, points)
+                try:
+                    report = monitor.evaluate(window)
+                    points = report_points(report)
+                    outputs += report_outputs(
+                        report, points, max_bytes=self._settings.monitor.max_output_bytes
+                    )
+                except Exception as exc:  # a window that cannot be judged stops no other
+                    self._failures.append(JudgeFailure(model, version, window, _reason(exc)))
+                    continue
                 judged = (version, window)
                 self._activity.windows.append(
                     ClosedWindow(
@@ -421,6 +462,10 @@ class Stage2State:
             state.pruned_before_ms = oldest
             # As ModelMonitor.prune forgets the judgments of windows ending at or before it.
             state.judged = {j for j in state.judged if j[1].end_ms > oldest}
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _check_message(message: Message) -> None:

@@ -1,0 +1,115 @@
+"""Stage 2's records bounded in size: a window's points split over outbox records, dead
+letters cut to fit (issue 15)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from driftline.config import ModelConfig, Settings, TopicSettings
+from driftline.deadletter import dead_letter
+from driftline.schemas.outputs import DeadLetter
+from driftline.streams.stage2.outputs import (
+    DLQ_HEADER_ORIGINAL_BYTES,
+    DLQ_HEADER_ORIGINAL_KEY_BYTES,
+    DLQ_HEADER_ORIGINAL_SHA256,
+    Output,
+    bounded_letter,
+    record_size,
+    too_large,
+)
+from driftline.streams.stage2.state import Stage2State
+from tests.unit.streams.stage2_helpers import (
+    MINUTE,
+    close_first_window,
+    make_profile,
+    metrics,
+    model_config,
+    pane_summary,
+    partial,
+)
+
+LONG = "long-" + "x" * 20_000
+
+
+def window_outputs(max_output_bytes: int) -> list[bytes]:
+    """The metrics records of one window of model LONG, judged with that bound."""
+    profile = make_profile().model_copy(update={"model": LONG})
+    settings = Settings(
+        models={LONG: ModelConfig(**model_config())},
+        topics=TopicSettings(input_partitions=2),
+        monitor={"max_output_bytes": max_output_bytes},
+    )
+    state = Stage2State(lambda model, version: profile, settings)
+    messages = [
+        partial(pane_summary(p * MINUTE, 200, seed=p, profile=profile), p * MINUTE, p % 2, 1)
+        for p in range(5)
+    ] + close_first_window()
+    outputs = []
+    for message in messages:
+        outputs += state.apply(msgspec.structs.replace(message, model=LONG), 0)
+    return [o.value for o in metrics(outputs)]
+
+
+def test_a_window_over_the_bound_is_split_into_records_within_it_with_every_line_in_order() -> None:
+    """Issue 15: a window's metrics of a long model name were one record, over the broker's
+    limit, and the window was lost."""
+    whole = window_outputs(100_000_000)
+    assert len(whole) == 1
+    split = window_outputs(100_000)
+    assert len(split) > 1
+    assert all(record_size(LONG.encode(), value) <= 100_000 for value in split)
+    assert b"\n".join(split) == whole[0]
+    assert window_outputs(100_000) == split  # deterministic: the same records every time
+
+
+def test_a_record_over_the_bound_is_too_large_and_says_by_how_much() -> None:
+    fits = Output("alerts", b"m", b"x" * (10_000 - 129))
+    assert too_large(fits, 10_000) is None
+    reason = too_large(Output("retrain", b"m", b"x" * 10_000), 10_000)
+    assert reason == "retrain record of 10129 bytes is over monitor.max_output_bytes (10000)"
+
+
+def letter(
+    key: bytes, value: bytes, reason: str = "why", headers: list[tuple[str, bytes]] | None = None
+) -> DeadLetter:
+    return dead_letter(
+        topic="driftline.alerts",
+        partition=0,
+        offset=0,
+        key=key,
+        value=value,
+        headers=headers,
+        reason=reason,
+        kind="output_too_large",
+        failed_at=0,
+    )
+
+
+def test_a_dead_letter_that_fits_is_produced_as_it_is() -> None:
+    original = letter(b"m", b"{}")
+    assert bounded_letter(original, 10_000) == (b"m", b"{}", original.kafka_headers())
+
+
+def test_a_dead_letter_over_the_bound_is_cut_to_fit_with_the_original_length_and_hash() -> None:
+    value = bytes(range(256)) * 400
+    key, cut, headers = bounded_letter(letter(b"k" * 5000, value, "r" * 5000), 10_000)
+    named = dict(headers)
+    assert record_size(key, cut, headers) <= 10_000
+    assert key == b"k" * 2500
+    assert named[DLQ_HEADER_ORIGINAL_KEY_BYTES] == b"5000"
+    assert cut
+    assert value.startswith(cut)
+    assert named[DLQ_HEADER_ORIGINAL_BYTES] == str(len(value)).encode()
+    assert named[DLQ_HEADER_ORIGINAL_SHA256] == hashlib.sha256(value).hexdigest().encode()
+    assert len(named["driftline.error.reason"]) < 2100  # a reason is cut too
+
+
+def test_original_headers_too_large_to_keep_are_dropped_rather_than_the_letter() -> None:
+    key, cut, headers = bounded_letter(
+        letter(b"k", b"v" * 100, headers=[("h", b"x" * 20_000)]), 10_000
+    )
+    assert record_size(key, cut, headers) <= 10_000
+    assert "h" not in dict(headers)
+    assert dict(headers)[DLQ_HEADER_ORIGINAL_BYTES] == b"100"
