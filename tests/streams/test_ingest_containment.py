@@ -265,3 +265,38 @@ def test_a_dead_letter_that_failed_is_not_skipped_after_the_restart(
     run_until(again, lambda: t.dead_letters._value.get() >= 3)
     again.close()
     check_truncated(dlq_letters(kafka, topics, 3), bigs)
+
+
+def test_a_joined_example_too_large_to_produce_goes_to_the_dlq_cut(
+    kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path
+) -> None:
+    """A valid prediction just under the producer's limit, joined with its label, makes a
+    joined example over it: dead-lettered (cut, kind ``output_too_large``), not a crash."""
+    set_up_regression(kafka, topics)
+    body = orjson.loads(prediction(1))
+    body["features"]["blob"] = "b" * 999_900
+    large = orjson.dumps(body)
+    produce(
+        kafka,
+        [
+            (topics.predictions, b"p1", large),
+            (topics.ground_truth, b"p1", label(1, 1.0)),
+            (topics.predictions, b"p2", prediction(2)),
+            (topics.ground_truth, b"p2", label(2, 1.0)),
+        ],
+    )
+    ingest = Ingest(settings_for(kafka, topics, tmp_path / "s")).start()
+    t = ingest.telemetry
+    run_until(ingest, lambda: t.joined._value.get() >= 2)
+    ingest.close()
+    (message,) = consume_all(kafka, topics.dlq, 1, timeout=30)
+    letter = DeadLetter.from_kafka(message.key(), message.value(), message.headers())
+    assert letter.kind == "output_too_large"
+    assert letter.source_topic == topics.labeled
+    assert letter.key == b"p1"
+    assert letter.original_length is not None
+    assert letter.original_length > 1_000_000
+    assert letter.value is not None
+    assert len(letter.value) < 1_000_000
+    (labeled,) = consume_all(kafka, topics.labeled, 1, timeout=30)
+    assert labeled.key() == b"p2"
