@@ -379,7 +379,8 @@ class Ingest:
             if arrived or (worker.partition == BASELINE_PARTITION and worker.held()):
                 self._settle()  # held predictions are read back from the store
             for model, version in arrived:
-                self._apply_now(worker, worker.profile_arrived(model, version))
+                now_ms = int(self._clock() * 1000)
+                self._apply_now(worker, worker.profile_arrived(model, version, now_ms))
             if worker.partition != BASELINE_PARTITION:
                 continue
             for model, version in worker.held():

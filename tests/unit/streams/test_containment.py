@@ -203,3 +203,28 @@ def test_the_check_rejects_what_the_square_sums_cannot_take() -> None:
     assert sums.n == 0  # nothing folded by the failed call
     sums.fold([1.0, 2.0**500], [1.0, -(2.0**500)])
     assert sums.n == 2
+
+
+def test_a_held_regression_prediction_too_large_is_dead_lettered_when_the_profile_comes(
+    tmp_path: Path,
+) -> None:
+    # Held, it was never checked: before, folding the release raised, and again after
+    # every restart (the registry replays the profile, the prediction is still held).
+    profiles: dict[tuple[str, str], ReferenceProfile] = {}
+    w = PartitionWorker(
+        0, PartitionStore(tmp_path / "db"), lambda m, v: profiles.get((m, v)), SETTINGS
+    )
+    w.persist(w.apply_split([prediction(i, 1e300 if i == 4 else 1.0) for i in range(8)], [], T0))
+    w.persist(w.apply_split([], [label(0, 4), label(1, 5)], T0))  # wait with their predictions
+    assert w.held() == {("r", "1"): 8}
+    profiles[("r", "1")] = regression_profile()
+    result = w.profile_arrived("r", "1", T0)
+    w.persist(result)
+    assert [(d.source_offset, d.key, d.kind) for d in result.dead_letters] == [
+        (4, b"p4", "processing_error")
+    ]
+    assert result.dead_letters[0].value == prediction(4, 1e300).value()
+    assert result.predictions == 7
+    assert result.joined == 1  # p5's label; p4's is forgotten with it
+    assert w.held() == {}
+    assert w.store.get_entry(b"p4") is None
