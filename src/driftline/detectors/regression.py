@@ -28,9 +28,29 @@ from driftline.detectors.exact import (
 from driftline.detectors.values import FloatArray, to_numeric
 from driftline.errors import StatisticsError
 
-__all__ = ["RegressionState", "RegressionSums"]
+__all__ = ["LARGEST", "RegressionState", "RegressionSums", "check_magnitudes"]
 
 _N_SUMS = 5  # y, y**2, error, |error|, error**2
+LARGEST = 2.0**510
+"""The largest magnitude of a regression label or prediction (about 3.4e153): the squares of
+such values and of their differences stay finite, as the exact square sums need."""
+
+
+def check_magnitudes(values: FloatArray, what: str) -> None:
+    """Raise :class:`~driftline.errors.StatisticsError` if any value is beyond
+    :data:`LARGEST` in magnitude (NaN passes: it means no value).
+
+    >>> check_magnitudes(np.array([1e300]), "labels")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    driftline.errors.StatisticsError: regression labels must be at most 3.35e+153 in ...
+    """
+    largest = float(np.nanmax(np.abs(values), initial=0.0))
+    if largest > LARGEST:
+        raise StatisticsError(
+            f"regression {what} must be at most {LARGEST:.3g} in magnitude "
+            f"(got {largest:.3g}): their squares are summed"
+        )
 
 
 class RegressionState(TypedDict):
@@ -77,6 +97,9 @@ class RegressionSums:
         return keep
 
     def _fold_kept(self, truth: FloatArray, predicted: FloatArray) -> None:
+        # Checked before any sum changes: a failed fold leaves the sums as they were.
+        check_magnitudes(truth, "labels")
+        check_magnitudes(predicted, "predictions")
         error = predicted - truth
         if not (np.isfinite(error).all() and np.isfinite(truth).all()):
             raise StatisticsError("labels and predictions must be finite numbers")

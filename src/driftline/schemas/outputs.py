@@ -200,6 +200,13 @@ DLQ_HEADER_REASON = "driftline.error.reason"
 DLQ_HEADER_KIND = "driftline.error.kind"
 DLQ_HEADER_PATH = "driftline.error.path"
 DLQ_HEADER_FAILED_AT = "driftline.error.failed_at"
+# Set only on a dead letter cut to fit the DLQ topic: what the original bytes were.
+DLQ_HEADER_ORIGINAL_LENGTH = "driftline.original.length"
+DLQ_HEADER_ORIGINAL_SHA256 = "driftline.original.sha256"
+DLQ_HEADER_ORIGINAL_KEY_LENGTH = "driftline.original.key_length"
+DLQ_HEADER_ORIGINAL_KEY_SHA256 = "driftline.original.key_sha256"
+DLQ_HEADER_ORIGINAL_HEADERS_DROPPED = "driftline.original.headers_dropped"
+_OURS = ("driftline.source.", "driftline.error.", "driftline.original.")
 
 Headers = list[tuple[str, bytes]]
 
@@ -209,7 +216,9 @@ class DeadLetter(_Record):
 
     On the ``driftline.dlq`` topic the message keeps its original key and value bytes; the rest
     travels in headers (``driftline.source.*``, ``driftline.error.*``) together with the
-    original headers, so the message can be inspected and replayed as it was.
+    original headers, so the message can be inspected and replayed as it was. A message too
+    large for the DLQ is cut to fit (:func:`driftline.deadletter.fit`): then the
+    ``driftline.original.*`` headers give the length and SHA-256 of the bytes that were cut.
 
     >>> dl = DeadLetter(source_topic="driftline.predictions", source_partition=2,
     ...                 source_offset=41, reason="Object missing required field `model`",
@@ -231,6 +240,16 @@ class DeadLetter(_Record):
     value: bytes | None = None
     original_headers: tuple[tuple[str, bytes], ...] = ()
     failed_at: Timestamp
+    original_length: int | None = None
+    """Length of the original value when ``value`` was cut to fit the DLQ (else None)."""
+    original_sha256: str | None = None
+    """Hex SHA-256 of the original value when ``value`` was cut."""
+    original_key_length: int | None = None
+    """Length of the original key when ``key`` was cut."""
+    original_key_sha256: str | None = None
+    """Hex SHA-256 of the original key when ``key`` was cut."""
+    original_headers_dropped: int = 0
+    """Original headers left out to fit the DLQ."""
 
     def kafka_headers(self) -> Headers:
         """Headers for the dead-letter message: the original ones, then driftline's."""
@@ -245,6 +264,15 @@ class DeadLetter(_Record):
         ]
         if self.path is not None:
             headers.append((DLQ_HEADER_PATH, self.path.encode()))
+        for name, field in (
+            (DLQ_HEADER_ORIGINAL_LENGTH, self.original_length),
+            (DLQ_HEADER_ORIGINAL_SHA256, self.original_sha256),
+            (DLQ_HEADER_ORIGINAL_KEY_LENGTH, self.original_key_length),
+            (DLQ_HEADER_ORIGINAL_KEY_SHA256, self.original_key_sha256),
+            (DLQ_HEADER_ORIGINAL_HEADERS_DROPPED, self.original_headers_dropped or None),
+        ):
+            if field is not None:
+                headers.append((name, str(field).encode()))
         return headers
 
     @classmethod
@@ -255,7 +283,7 @@ class DeadLetter(_Record):
         ours: dict[str, str] = {}
         original: list[tuple[str, bytes]] = []
         for name, raw in headers or []:
-            if name.startswith(("driftline.source.", "driftline.error.")):
+            if name.startswith(_OURS):
                 ours[name] = raw.decode()
             else:
                 original.append((name, raw))
@@ -267,7 +295,16 @@ class DeadLetter(_Record):
             "kind": ours.get(DLQ_HEADER_KIND, "invalid_event"),
             "path": ours.get(DLQ_HEADER_PATH),
             "failed_at": int(ours.get(DLQ_HEADER_FAILED_AT, "0")),
+            "original_sha256": ours.get(DLQ_HEADER_ORIGINAL_SHA256),
+            "original_key_sha256": ours.get(DLQ_HEADER_ORIGINAL_KEY_SHA256),
+            "original_headers_dropped": int(ours.get(DLQ_HEADER_ORIGINAL_HEADERS_DROPPED, "0")),
         }
+        for name, field in (
+            (DLQ_HEADER_ORIGINAL_LENGTH, "original_length"),
+            (DLQ_HEADER_ORIGINAL_KEY_LENGTH, "original_key_length"),
+        ):
+            if name in ours:
+                fields[field] = int(ours[name])
         return cls(key=key, value=value, original_headers=tuple(original), **fields)
 
 

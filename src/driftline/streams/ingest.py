@@ -15,8 +15,12 @@ memory meanwhile), instead of the loop waiting for them. A crash before 3 replay
 its outputs are sent again with the same ids (at-least-once; consumers drop repeats).
 
 Every ``flush_interval`` the changed cumulative pane partials and a watermark per model go to
-the summaries topic, and the applied offsets are committed to Kafka (for lag monitoring: the
-store's marks are what a restart resumes from).
+the summaries topic, and the offsets the store has written are committed to Kafka (for lag
+monitoring and for a new owner of the partition: the store's marks are what a restart resumes
+from). A committed offset always has its outputs acknowledged, so nothing below it is lost.
+
+A batch that fails to apply is contained (:mod:`driftline.streams.containment`); sending,
+acknowledging and writing are :mod:`driftline.streams.delivery`'s.
 
 No statistics in here: :mod:`driftline.streams.partition` holds the logic.
 """
@@ -38,7 +42,6 @@ from confluent_kafka import (
     Consumer,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
 
@@ -48,6 +51,8 @@ from driftline.errors import KafkaError
 from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import ModelVersionRegistered, utc_now
 from driftline.streams import partials as wire
+from driftline.streams.containment import contain
+from driftline.streams.delivery import Delivery
 from driftline.streams.partition import PartitionWorker
 from driftline.streams.registry import ProfileRegistry
 from driftline.streams.result import ApplyResult
@@ -111,7 +116,8 @@ class Ingest:
         self._state_dir = Path(settings.monitor.state_dir) / "ingest"
         self._workers: dict[int, PartitionWorker] = {}
         self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
+        self._delivery: Delivery | None = None
+        self._failed = False
         self._n_partitions = 0
         self._last_flush = 0.0
         self._last_expire = 0.0
@@ -120,7 +126,6 @@ class Ingest:
         self._published: set[tuple[str, str]] = set()
         self._failed_partials = False
         self._last_poll = 0.0
-        self._unacknowledged: list[tuple[PartitionWorker, ApplyResult]] = []
         self.stall_after = monitor.health.ingest_stall_after.total_seconds()
         """Seconds without a poll after which :meth:`health` reports unhealthy."""
 
@@ -135,16 +140,15 @@ class Ingest:
         else:
             self._registry._on_profile = self._on_profile
         kafka = confluent_config(self.settings.kafka)
-        self._producer = Producer(
-            {
-                **kafka,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "compression.type": "lz4",
-                "message.timeout.ms": 300_000,
-            }
-        )
+        producer = {
+            **kafka,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "message.timeout.ms": 300_000,
+        }
+        self._delivery = Delivery(producer, self._topics, self.telemetry)
         self._consumer = Consumer(
             {
                 **kafka,
@@ -259,9 +263,9 @@ class Ingest:
         for worker in self._workers.values():
             worker.store.close()
         self._workers.clear()
-        if self._producer is not None:
-            self._producer.flush(30)
-            self._producer = None
+        if self._delivery is not None:
+            self._delivery.producer.flush(30)
+            self._delivery = None
         if self._registry is not None and self._own_registry:
             self._registry.close()
 
@@ -272,13 +276,23 @@ class Ingest:
         try:
             while not stop.is_set():
                 self.run_once()
+        except BaseException:
+            self.fail()
+            raise
         finally:
             self.close()
+
+    def fail(self) -> None:
+        """Stop emitting: the loop failed with batches applied in memory but not written.
+        Their partials may not be sent nor their offsets committed; a restart resumes from
+        the store's marks."""
+        self._failed = True
 
     def run_once(self, timeout: float = 0.2) -> int:
         """One poll: apply what came, then emit and commit when the interval has passed."""
         assert self._consumer is not None
-        assert self._producer is not None
+        assert self._delivery is not None
+        delivery = self._delivery
         messages = self._consumer.consume(num_messages=self._batch_size, timeout=timeout)
         self._last_poll = self._clock()
         self.telemetry.last_poll.set(self._last_poll)
@@ -305,17 +319,28 @@ class Ingest:
             worker = self._workers.get(number or 0)
             if worker is None:  # revoked while the batch was in flight
                 continue
-            result = worker.apply_split(from_predictions, from_truth, now_ms)
-            applied.append((worker, result))
             events_in = self.telemetry.events_in
-            events_in.labels(topic=self._topics.predictions).inc(result.prediction_messages)
-            events_in.labels(topic=self._topics.ground_truth).inc(result.truth_messages)
+            events_in.labels(topic=self._topics.predictions).inc(len(from_predictions))
+            events_in.labels(topic=self._topics.ground_truth).inc(len(from_truth))
+            try:
+                result = worker.apply_split(from_predictions, from_truth, now_ms)
+            except Exception as exc:
+                contain(
+                    worker,
+                    from_predictions,
+                    from_truth,
+                    now_ms,
+                    exc,
+                    settle=delivery.settle,
+                    queue=delivery.queue,
+                )
+                continue
+            applied.append((worker, result))
         # The previous poll's outputs were in flight while this poll was applied: wait for
         # what is left of their acknowledgements, write their batches, then send this poll's.
-        self._settle()
-        for _, result in applied:
-            self._send(result)
-        self._unacknowledged.extend(applied)
+        delivery.settle()
+        for worker, result in applied:
+            delivery.queue(worker, result)
         self._arrivals()
         now = self._clock()
         if now - self._last_flush >= self._flush_interval:
@@ -340,51 +365,10 @@ class Ingest:
             if tp.error is None and tp.offset >= 0:
                 self.telemetry.committed_offset.labels(tp.topic, str(tp.partition)).set(tp.offset)
 
-    def _send(self, result: ApplyResult) -> None:
-        """Produce a batch's dead letters and joined examples (acknowledged by :meth:`_settle`)."""
-        assert self._producer is not None
-        produce = self._producer.produce
-        for letter in result.dead_letters:
-            headers: list[tuple[str, str | bytes | None]] = [*letter.kafka_headers()]
-            produce(self._topics.dlq, key=letter.key, value=letter.value, headers=headers)
-        labeled = self._topics.labeled
-        for record in result.labeled:
-            produce(labeled, key=record.key, value=record.value)
-        if result.dead_letters or result.labeled:
-            self._producer.poll(0)
-            out = self.telemetry.messages_out
-            out.labels(topic=self._topics.dlq).inc(len(result.dead_letters))
-            out.labels(topic=labeled).inc(len(result.labeled))
-
-    def _settle(self) -> None:
-        """Wait until every output sent so far is acknowledged, then write the batches that
-        produced them: the store never records an input as applied before its outputs are
-        safe in Kafka."""
-        if not self._unacknowledged:
-            return
-        assert self._producer is not None
-        remaining = self._producer.flush(60)
-        if remaining:
-            raise KafkaError(
-                f"{remaining} dead letters or joined examples were not acknowledged in 60 s; "
-                "stopping before the store records their inputs as applied"
-            )
-        t = self.telemetry
-        for worker, result in self._unacknowledged:
-            worker.persist(result)
-            t.restored.inc(result.restored)
-            t.dead_letters.inc(len(result.dead_letters))
-            t.joined.inc(result.joined)
-            t.duplicates.inc(result.duplicates)
-            t.too_late.inc(result.too_late)
-            t.predictions.inc(result.predictions)
-            t.labels.inc(result.labels)
-        self._unacknowledged.clear()
-
     def _apply_now(self, worker: PartitionWorker, result: ApplyResult) -> None:
         """Send, acknowledge and write one batch at once (profile arrivals)."""
-        self._send(result)
-        self._unacknowledged.append((worker, result))
+        assert self._delivery is not None
+        self._delivery.queue(worker, result)
         self._settle()
 
     def _arrivals(self) -> None:
@@ -395,7 +379,8 @@ class Ingest:
             if arrived or (worker.partition == BASELINE_PARTITION and worker.held()):
                 self._settle()  # held predictions are read back from the store
             for model, version in arrived:
-                self._apply_now(worker, worker.profile_arrived(model, version))
+                now_ms = int(self._clock() * 1000)
+                self._apply_now(worker, worker.profile_arrived(model, version, now_ms))
             if worker.partition != BASELINE_PARTITION:
                 continue
             for model, version in worker.held():
@@ -406,8 +391,14 @@ class Ingest:
                 if profile is not None:
                     self._publish_baseline(profile)
 
+    def _settle(self) -> None:
+        """Wait for every output sent so far, then write the batches that made them."""
+        assert self._delivery is not None
+        self._delivery.settle()
+
     def _publish_baseline(self, profile: Any) -> None:
-        assert self._producer is not None
+        assert self._delivery is not None
+        producer = self._delivery.producer
         record = ModelVersionRegistered(
             model=profile.model,
             model_version=profile.model_version,
@@ -415,8 +406,8 @@ class Ingest:
             source="warmup",
             reference=profile,
         )
-        self._producer.produce(self._topics.models, key=record.key(), value=record.to_json())
-        self._producer.flush(30)
+        producer.produce(self._topics.models, key=record.key(), value=record.to_json())
+        producer.flush(30)
         self._published.add((profile.model, profile.model_version))
         log.info(
             "published a warm-up baseline for model %s version %s (%d events)",
@@ -427,15 +418,16 @@ class Ingest:
 
     def _emit(self, *, force: bool = False) -> None:
         """Send changed partials and watermarks, then commit the applied offsets."""
-        if self._producer is None or self._consumer is None:
+        if self._delivery is None or self._consumer is None or self._failed:
             return
         self._settle()  # partials and committed offsets only ever reflect written batches
+        producer = self._delivery.producer
         offsets = []
         now_ms = int(self._clock() * 1000)
         for worker in self._workers.values():
             watermark_ms = worker.closing_watermark(now_ms, self._label_idle_ms)
             for partial in worker.drain():
-                self._producer.produce(
+                producer.produce(
                     self._topics.summaries,
                     key=partial.model.encode(),
                     value=wire.encode(partial),
@@ -447,14 +439,14 @@ class Ingest:
                 continue  # no watermark, no commit: the group's committed offsets stand
             self.telemetry.restoring.labels(str(worker.partition)).set(0)
             for model in sorted(worker.models()):
-                self._producer.produce(
+                producer.produce(
                     self._topics.summaries,
                     key=model.encode(),
                     value=wire.encode(
                         wire.Watermark(model, worker.partition, watermark_ms, self._n_partitions)
                     ),
                 )
-            marks = worker.marks
+            marks = worker.store.marks()  # written, so their outputs are acknowledged
             for topic, mark in (
                 (self._topics.predictions, marks.predictions),
                 (self._topics.ground_truth, marks.ground_truth),
@@ -469,7 +461,7 @@ class Ingest:
                 offsets.append(
                     TopicPartition(self._topics.ground_truth, worker.partition, marks.ground_truth)
                 )
-        self._producer.flush(30 if force else 10)
+        producer.flush(30 if force else 10)
         if self._failed_partials:
             # Cumulative partials: sending every one again repairs any that failed.
             for worker in self._workers.values():

@@ -91,6 +91,11 @@ class PaneSummaries:
             self._cache[key] = summary
         return summary
 
+    @property
+    def dirty(self) -> set[PaneKey]:
+        """The panes changed since the last drain (the live set, not a copy)."""
+        return self._dirty
+
     def changed(self, kind: Kind, model: str, version: str, pane_start: int) -> None:
         """Emit this pane's partial at the next drain."""
         self._dirty.add((kind, model, version, pane_start))

@@ -19,8 +19,13 @@ topic and
 4. writes summaries, join entries and the new marks in one RocksDB write batch.
 
 This module holds the order of those steps, the watermarks, and what a batch may emit while
-the store is rebuilt. Changed summaries are handed out by :meth:`PartitionWorker.drain` as
-cumulative :class:`~driftline.streams.partials.PanePartial`; emitting one twice is harmless.
+the store is rebuilt. When applying a batch raises, :meth:`PartitionWorker.reset` forgets
+what the batch did in memory (the store is the truth: nothing of it was written), the ingest
+loop applies the batch again in parts, and :meth:`PartitionWorker.reject` dead-letters each
+event that fails alone (kind ``processing_error``).
+
+Changed summaries are handed out by :meth:`PartitionWorker.drain` as cumulative
+:class:`~driftline.streams.partials.PanePartial`; emitting one twice is harmless.
 No Kafka client lives here: the ingest loop feeds batches in and sends what comes out.
 """
 
@@ -29,8 +34,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+import numpy as np
+
 from driftline.config import ModelConfig, Settings
-from driftline.deadletter import RawMessage
+from driftline.deadletter import RawMessage, dead_letter, from_message
+from driftline.detectors.regression import LARGEST, check_magnitudes
+from driftline.detectors.values import to_numeric
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import EventDecoder, WireGroundTruth, WirePrediction
 from driftline.streams.concept_watch import ConceptWatch
@@ -112,6 +121,12 @@ class PartitionWorker:
         another member already applied the inputs and sent their outputs (see
         :meth:`restoring`)."""
         self.watermark_ms = self._panes.mark_all_dirty()  # re-emit all on start
+        self._checkpoint: tuple[int, int, int | None] = (
+            self.watermark_ms,
+            self.label_watermark_ms,
+            self._labels_seen_ms,
+        )
+        """The watermarks before the last batch (for :meth:`reset`)."""
 
     # --- configuration --------------------------------------------------------------------
 
@@ -143,6 +158,7 @@ class PartitionWorker:
     ) -> ApplyResult:
         """:meth:`apply` of a batch already split by topic (each list in offset order)."""
         result = ApplyResult()
+        self._checkpoint = (self.watermark_ms, self.label_watermark_ms, self._labels_seen_ms)
         self._late_before_ms = self.watermark_ms
         if self._labels_seen_ms is None:
             self._labels_seen_ms = failed_at_ms
@@ -200,6 +216,59 @@ class PartitionWorker:
                 self._join.written()
                 self._held.written()
 
+    # --- containment ----------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget what the last, failed :meth:`apply_split` did in memory: the caches are
+        read again from the store, the watermarks go back to where that batch found them.
+
+        Only once every batch applied before it is persisted (the store is then the truth);
+        the panes changed since the last drain stay due for emission."""
+        if self._unpersisted:
+            raise RuntimeError("reset() with batches not yet persisted would lose them")
+        self.marks = self.store.marks()
+        self.watermark_ms, self.label_watermark_ms, self._labels_seen_ms = self._checkpoint
+        dirty = self._panes.dirty
+        self._panes = PaneSummaries(self.store, self._profiles, self._settings)
+        # Due: those the store has (a pane only the failed batch made is not there).
+        self._panes.dirty.update(key for key in dirty if self.store.get_partial(*key) is not None)
+        self._concept = ConceptWatch(self.store)
+        self._join = JoinEntries(self.store)
+        self._held = HeldPredictions(self.store)
+
+    def reject(self, message: RawMessage, error: BaseException, failed_at_ms: int) -> ApplyResult:
+        """A batch of one message that failed to apply on its own: its dead letter (kind
+        ``processing_error``, the exception as reason) and marks past it, nothing else."""
+        result = ApplyResult()
+        offset = message.offset() or 0
+        if message.topic() == self._topics.predictions:
+            result.prediction_messages = 1
+            mark, until = self.marks.predictions, self.restore_until.predictions
+            marks = Marks(max(mark, offset + 1), self.marks.ground_truth)
+        else:
+            result.truth_messages = 1
+            mark, until = self.marks.ground_truth, self.restore_until.ground_truth
+            marks = Marks(self.marks.predictions, max(mark, offset + 1))
+        if offset < mark:
+            result.skipped += 1
+        elif offset < until:
+            result.restored += 1  # rebuilding: the previous owner dead-lettered it
+        else:
+            result.dead_letters.append(
+                from_message(
+                    message,
+                    reason=f"{type(error).__name__}: {error}",
+                    kind="processing_error",
+                    failed_at=failed_at_ms,
+                )
+            )
+        self.marks = marks
+        batch = self.store.batch()
+        batch.set_marks(marks)
+        result.batch = batch
+        self._unpersisted += 1
+        return result
+
     @property
     def restoring(self) -> bool:
         """Whether the store is still behind what the group committed: a fresh (or stale)
@@ -246,6 +315,10 @@ class PartitionWorker:
         """Join and fold new predictions of one version whose profile is known; ``work`` is
         None for held ones (already waiting in the store)."""
         config = self.config(profile.model, profile)
+        if profile.task == "regression":
+            # Here rather than when its label joins: the fault is the prediction's.
+            guesses, _ = to_numeric([event.prediction for event in arrivals.events])
+            check_magnitudes(guesses, "predictions")
         times = event_times([event.timestamp for event in arrivals.events])
         self.watermark_ms = max(self.watermark_ms, int(times.max()))
         too_old = self._late_before_ms - horizon_ms(config)
@@ -322,8 +395,9 @@ class PartitionWorker:
 
     # --- profiles arriving ----------------------------------------------------------------
 
-    def profile_arrived(self, model: str, version: str) -> ApplyResult:
-        """Fold the predictions held for a version whose profile just became known."""
+    def profile_arrived(self, model: str, version: str, failed_at_ms: int = 0) -> ApplyResult:
+        """Fold the predictions held for a version whose profile just became known (those
+        a regression's sums cannot take are dead-lettered, at ``failed_at_ms``)."""
         result = ApplyResult()
         # Nothing of this version was emitted before its profile: no partial downstream can
         # be replaced by a smaller one, so none of its held predictions is too late.
@@ -333,6 +407,8 @@ class PartitionWorker:
             return result
         batch = self.store.batch()
         held = self._held.release(model, version, batch)
+        if profile.task == "regression" and held.ids:
+            held = self._without_extremes(held, batch, result, failed_at_ms)
         if held.ids:
             self._fold_predictions(profile, held, batch, result, None)
         self._panes.write(batch)
@@ -340,6 +416,48 @@ class PartitionWorker:
         result.batch = batch
         self._unpersisted += 1
         return result
+
+    def _without_extremes(
+        self, held: Arrivals, batch: StoreBatch, result: ApplyResult, failed_at_ms: int
+    ) -> Arrivals:
+        """The held predictions of a regression version but those beyond what its sums take,
+        which are dead-lettered from their stored bytes and forgotten with their labels
+        (held, they were never checked: folding them would fail the whole release, and
+        again after every restart)."""
+        guesses, _ = to_numeric([event.prediction for event in held.events])
+        bad = np.abs(guesses) > LARGEST  # NaN (no prediction) compares False
+        if not bad.any():
+            return held
+        labels: list[bytes | None] = []
+        kept = Arrivals([], [], [], [], labels)
+        rows = zip(*held[:4], held.labels or [None] * len(held.ids), strict=True)
+        for row, (event, raw, pid, offset, label) in enumerate(rows):
+            if not bad[row]:
+                kept.events.append(event)
+                kept.values.append(raw)
+                kept.ids.append(pid)
+                kept.offsets.append(offset)
+                labels.append(label)
+                continue
+            batch.delete_entry(pid)
+            if label is not None:
+                batch.delete_waiting_for_held(pid)
+            result.dead_letters.append(
+                dead_letter(
+                    topic=self._topics.predictions,
+                    partition=self.partition,
+                    offset=offset,
+                    key=pid,
+                    value=raw,
+                    headers=None,
+                    reason=f"StatisticsError: regression predictions must be at most "
+                    f"{LARGEST:.3g} in magnitude (got {guesses[row]:.3g}): their squares are "
+                    "summed",
+                    kind="processing_error",
+                    failed_at=failed_at_ms,
+                )
+            )
+        return kept
 
     def held(self) -> dict[tuple[str, str], int]:
         """Predictions held per version while its profile is unknown."""
