@@ -28,6 +28,8 @@ from driftline.schemas.events import to_epoch_ms
 from driftline.schemas.outputs import (
     DLQ_HEADER_KIND,
     DLQ_HEADER_OFFSET,
+    DLQ_HEADER_ORIGINAL_LENGTH,
+    DLQ_HEADER_ORIGINAL_SHA256,
     DLQ_HEADER_TOPIC,
     DeadLetter,
     DriftAlert,
@@ -39,13 +41,7 @@ from driftline.sinks.influx import InfluxWriter
 from driftline.streams.partials import Watermark, encode
 from driftline.streams.registry import publish_profile
 from driftline.streams.stage2.agent import AGENT_NAME, create_app
-from driftline.streams.stage2.outputs import (
-    DLQ_HEADER_ORIGINAL_BYTES,
-    DLQ_HEADER_ORIGINAL_SHA256,
-    Output,
-    record_size,
-    too_large,
-)
+from driftline.streams.stage2.outputs import Output, record_size, too_large
 from driftline.streams.stage2.published import read_published
 from driftline.streams.stage2.state import Stage2State
 from driftline.testing import free_port
@@ -561,7 +557,7 @@ def test_an_alert_too_large_to_publish_is_dead_lettered_and_the_worker_goes_on(
         assert letter.path == output.role
         assert "over monitor.max_output_bytes (50000)" in letter.reason
         assert record_size(record.key(), record.value(), record.headers() or []) <= 50_000
-        assert headers[DLQ_HEADER_ORIGINAL_BYTES] == str(len(output.value)).encode()
+        assert headers[DLQ_HEADER_ORIGINAL_LENGTH] == str(len(output.value)).encode()
         digest = hashlib.sha256(output.value).hexdigest().encode()
         assert headers[DLQ_HEADER_ORIGINAL_SHA256] == digest
         assert output.value.startswith(record.value())

@@ -8,17 +8,14 @@ import hashlib
 import msgspec
 
 from driftline.config import ModelConfig, Settings, TopicSettings
-from driftline.deadletter import dead_letter
-from driftline.schemas.outputs import DeadLetter
-from driftline.streams.stage2.outputs import (
-    DLQ_HEADER_ORIGINAL_BYTES,
-    DLQ_HEADER_ORIGINAL_KEY_BYTES,
+from driftline.deadletter import MAX_REASON, dead_letter, fit
+from driftline.schemas.outputs import (
+    DLQ_HEADER_ORIGINAL_HEADERS_DROPPED,
+    DLQ_HEADER_ORIGINAL_LENGTH,
     DLQ_HEADER_ORIGINAL_SHA256,
-    Output,
-    bounded_letter,
-    record_size,
-    too_large,
+    DeadLetter,
 )
+from driftline.streams.stage2.outputs import Output, record_size, too_large
 from driftline.streams.stage2.state import Stage2State
 from tests.unit.streams.stage2_helpers import (
     MINUTE,
@@ -89,27 +86,27 @@ def letter(
 
 def test_a_dead_letter_that_fits_is_produced_as_it_is() -> None:
     original = letter(b"m", b"{}")
-    assert bounded_letter(original, 10_000) == (b"m", b"{}", original.kafka_headers())
+    assert fit(original, 10_000) is original
 
 
 def test_a_dead_letter_over_the_bound_is_cut_to_fit_with_the_original_length_and_hash() -> None:
     value = bytes(range(256)) * 400
-    key, cut, headers = bounded_letter(letter(b"k" * 5000, value, "r" * 5000), 10_000)
+    cut = fit(letter(b"k" * 5000, value, "r" * 5000), 10_000)
+    headers = cut.kafka_headers()
     named = dict(headers)
-    assert record_size(key, cut, headers) <= 10_000
-    assert key == b"k" * 2500
-    assert named[DLQ_HEADER_ORIGINAL_KEY_BYTES] == b"5000"
-    assert cut
-    assert value.startswith(cut)
-    assert named[DLQ_HEADER_ORIGINAL_BYTES] == str(len(value)).encode()
+    assert record_size(cut.key, cut.value, headers) <= 10_000
+    assert cut.key == b"k" * 5000
+    assert cut.value
+    assert value.startswith(cut.value)
+    assert named[DLQ_HEADER_ORIGINAL_LENGTH] == str(len(value)).encode()
     assert named[DLQ_HEADER_ORIGINAL_SHA256] == hashlib.sha256(value).hexdigest().encode()
-    assert len(named["driftline.error.reason"]) < 2100  # a reason is cut too
+    assert len(named["driftline.error.reason"]) <= MAX_REASON * 4  # a reason is cut too
+    assert DeadLetter.from_kafka(cut.key, cut.value, headers).original_length == len(value)
 
 
 def test_original_headers_too_large_to_keep_are_dropped_rather_than_the_letter() -> None:
-    key, cut, headers = bounded_letter(
-        letter(b"k", b"v" * 100, headers=[("h", b"x" * 20_000)]), 10_000
-    )
-    assert record_size(key, cut, headers) <= 10_000
+    cut = fit(letter(b"k", b"v" * 100, headers=[("h", b"x" * 20_000)]), 10_000)
+    headers = cut.kafka_headers()
+    assert record_size(cut.key, cut.value, headers) <= 10_000
     assert "h" not in dict(headers)
-    assert dict(headers)[DLQ_HEADER_ORIGINAL_BYTES] == b"100"
+    assert dict(headers)[DLQ_HEADER_ORIGINAL_HEADERS_DROPPED] == b"1"

@@ -33,12 +33,12 @@ from typing import Any, NoReturn
 import faust
 
 from driftline.config.settings import Settings
-from driftline.deadletter import dead_letter
+from driftline.deadletter import dead_letter, fit
 from driftline.errors import DecodeError, KafkaError
 from driftline.kafka_auth import faust_brokers, faust_credentials
 from driftline.schemas.outputs import DeadLetter
 from driftline.streams.partials import decode
-from driftline.streams.stage2.outputs import Output, bounded_letter, record_size, too_large
+from driftline.streams.stage2.outputs import Output, record_size, too_large
 from driftline.streams.stage2.published import (
     ID_FIELDS,
     PublishedRecords,
@@ -288,7 +288,8 @@ class _Wiring:
         )
 
     async def produce_letter(self, letter: DeadLetter) -> None:
-        key, value, headers = bounded_letter(letter, self.max_bytes)
+        letter = fit(letter, self.max_bytes)
+        key, value, headers = letter.key, letter.value, letter.kafka_headers()
         problem = await self.send(self.dlq, key, value, headers)
         if problem is not None:  # the broker's limit is below ours: keep what says why
             problem = await self.send(self.dlq, key[:1024] if key else key, b"", headers)
