@@ -122,6 +122,12 @@ class PartitionWorker:
         """How a model is watched (its configuration, or defaults for its task)."""
         return self._settings.model(model, profile.task)
 
+    def _profile(self, model: str, version: str) -> ReferenceProfile | None:
+        """A version's profile as a batch sees it: none while predictions are held for it,
+        until :meth:`profile_arrived` releases them, even if the registry knows it already
+        (a label joined before the release would leave its prediction unfolded)."""
+        return None if self._held.holds(model, version) else self._profiles(model, version)
+
     # --- applying a batch -----------------------------------------------------------------
 
     def apply(self, messages: Sequence[RawMessage], failed_at_ms: int) -> ApplyResult:
@@ -183,6 +189,7 @@ class PartitionWorker:
         batch.expire_later("predictions", work.newest_prediction, sequence, work.new_predictions)
         batch.expire_later("labels", work.newest_label, sequence, work.new_labels)
         batch.expire_later("held_labels", work.newest_label, sequence, work.held_labels)
+        self._held.expire_later(work.newest_prediction, sequence, batch)
         self._panes.write(batch)
         batch.set_marks(self.marks)
         result.batch = batch
@@ -224,7 +231,7 @@ class PartitionWorker:
         work: JoinWork,
     ) -> None:
         for (model, version), arrivals in admit(predictions, work, result):
-            profile = self._profiles(model, version)
+            profile = self._profile(model, version)
             if profile is None:
                 newest = self._held.hold(model, version, arrivals, batch, result, work)
                 self.watermark_ms = max(self.watermark_ms, newest)
@@ -263,7 +270,7 @@ class PartitionWorker:
         if not matched.ids:
             return
         rows_of = rows_by_version(matched.predictions)
-        profiles = {version: self._profiles(*version) for version in rows_of}
+        profiles = {version: self._profile(*version) for version in rows_of}
         if None in profiles.values():
             # Held in the order they came, whatever their version.
             every = range(len(matched.ids))
@@ -389,7 +396,7 @@ class PartitionWorker:
         cutoff = self.watermark_ms - self._ttl_ms
         batch = self.store.batch()
         unlabelled = expire_entries(self.store, cutoff, batch)
-        self._held.expire_labels(cutoff, batch)
+        self._held.expire(cutoff, batch)
         self._panes.evict(batch, self.watermark_ms, self._ttl_ms)
         if batch.size:
             batch.set_marks(self.marks)
