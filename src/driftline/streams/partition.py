@@ -6,7 +6,8 @@ topic and
 
 1. skips what the store has already applied (offsets below its marks) and decodes the rest; a
    bad event becomes a :class:`~driftline.schemas.outputs.DeadLetter` with its reason
-   (:mod:`~driftline.streams.intake`),
+   (:mod:`~driftline.streams.intake`), and so does a prediction of a model that
+   ``models_policy`` does not admit (:mod:`~driftline.streams.admission`),
 2. drops duplicates (a ``prediction_id`` already kept; a label for an already matched one) and
    joins predictions and labels, whichever comes first waiting in the store
    (:mod:`~driftline.streams.join`); predictions of a version without a profile are held
@@ -38,6 +39,7 @@ from driftline.schemas.wire import (
     decode_ground_truths,
     decode_predictions,
 )
+from driftline.streams.admission import ModelAdmission, refuse_unknown
 from driftline.streams.concept_watch import ConceptWatch
 from driftline.streams.held import HeldPredictions
 from driftline.streams.intake import Columns, event_times, take
@@ -79,6 +81,9 @@ class PartitionWorker:
         Looks up a version's reference profile (the registry); None while unknown.
     settings
         Topic names, per-model configuration and the join TTL.
+    admission
+        Which models are tracked (shared by the partitions of a process); by default one of
+        this worker's own, from ``settings.models_policy``.
     """
 
     def __init__(
@@ -87,8 +92,11 @@ class PartitionWorker:
         store: PartitionStore,
         profiles: Callable[[str, str], ReferenceProfile | None],
         settings: Settings,
+        *,
+        admission: ModelAdmission | None = None,
     ) -> None:
         self.partition = partition
+        self.admission = admission or ModelAdmission.from_settings(settings)
         self.store = store
         self._profiles = profiles
         self._settings = settings
@@ -166,6 +174,9 @@ class PartitionWorker:
             decode_predictions,
             failed_at_ms,
             result,
+        )
+        predictions = refuse_unknown(
+            predictions, from_predictions, self.admission, until.predictions, failed_at_ms, result
         )
         truth_columns, next_truth = take(
             from_truth,
