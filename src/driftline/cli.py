@@ -341,10 +341,11 @@ def _merge_telemetry(
     settings: Settings, registry: CollectorRegistry | None = None
 ) -> Stage2Telemetry:
     """Stage 2's metrics and health, its stall limit from the settings."""
+    from driftline.telemetry.labels import ModelLabels
     from driftline.telemetry.stage2 import Stage2Telemetry
 
     stall = settings.monitor.health.merge_stall_after.total_seconds()
-    return Stage2Telemetry(registry, stall_after=stall)
+    return Stage2Telemetry(registry, stall_after=stall, models=ModelLabels.from_settings(settings))
 
 
 def _writer_group(settings: Settings) -> str:

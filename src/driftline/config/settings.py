@@ -459,6 +459,27 @@ class MonitorSettings(Section):
     its partition's watermark past every event that follows."""
 
 
+class ModelsPolicy(Section):
+    """Which models the monitor tracks: every model name a producer sends costs state (held
+    predictions, a warm-up baseline on the compacted models topic, summaries, Prometheus
+    series), so names that are not configured under ``models`` are bounded here.
+
+    An event of a model that is not admitted goes to the DLQ (kind ``unknown_model``, the
+    reason naming the setting that refused it).
+    """
+
+    allow: Literal["listed", "any"] = "any"
+    """``listed``: only the models configured under ``models`` are tracked. ``any``: other
+    models too, with default settings, up to ``max_unknown`` of them at a time."""
+    max_unknown: int = Field(1000, ge=0, le=1_000_000)
+    """With ``allow: any``, how many models that ``models`` does not configure are tracked at
+    a time by each stage-1 process (and labelled in each process's metrics); a new one beyond
+    that is refused until a tracked one is forgotten."""
+    unknown_ttl: PositiveDuration = timedelta(days=1)
+    """An unconfigured model without traffic for this long (wall-clock time) is forgotten:
+    its place goes to the next new one. Its stored state expires with the join TTL."""
+
+
 class Settings(BaseSettings):
     """Everything driftline is configured with. Frozen.
 
@@ -481,6 +502,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     monitor: MonitorSettings = MonitorSettings()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    models_policy: ModelsPolicy = ModelsPolicy()
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

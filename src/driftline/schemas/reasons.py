@@ -17,6 +17,7 @@ KEY_MISMATCH = "key_mismatch"
 MISSING_KEY = "missing_key"
 LIMIT_EXCEEDED = "limit_exceeded"
 CLOCK_SKEW = "clock_skew"
+UNKNOWN_MODEL = "unknown_model"
 # --- pane partials (stage 2) --------------------------------------------------------------
 INVALID_SUMMARY = "invalid_summary"
 PROCESSING_ERROR = "processing_error"
@@ -35,6 +36,7 @@ KINDS = MappingProxyType(
         MISSING_KEY: "an input message has no key",
         LIMIT_EXCEEDED: "an input message exceeds a bound of monitor.limits",
         CLOCK_SKEW: "an input event is dated beyond the wall clock plus monitor.max_clock_skew",
+        UNKNOWN_MODEL: "an input event names a model that models_policy does not admit",
         INVALID_SUMMARY: "a summaries message cannot be decoded or merged by stage 2",
         PROCESSING_ERROR: "stage 2 failed on a summaries message for a reason no check foresaw",
         OUTPUT_TOO_LARGE: "a record stage 2 made is larger than monitor.max_output_bytes",

@@ -5,7 +5,8 @@ summaries' bins and categories). Until then they are kept in the store, waiting 
 like any prediction and indexed by version, and a label that finds one waits with it. This
 module owns that state: holding predictions and their labels, counting them per version,
 reading them back when the profile arrives, the warm-up baseline built from the first ones
-when no profile comes, and the expiry of labels waiting for held predictions.
+when no profile comes, and their expiry: a held prediction past the join TTL leaves the
+version's index with its join entry, and so do the labels waiting for held predictions.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class HeldPredictions:
         self._unwritten_labels: set[bytes] = set()
         """Ids of labels held by batches applied but not yet written (a repeat of one in a
         later batch is a duplicate, though the store does not know it yet)."""
+        self._added: dict[tuple[str, str], list[bytes]] = {}
+        """Ids held by the batch being applied, per version, for its expiry records."""
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Predictions held per version."""
@@ -82,6 +85,7 @@ class HeldPredictions:
                 work.held_labels.append(pid)
         key = (model, version)
         self._counts[key] = self._counts.get(key, 0) + len(arrivals.ids)
+        self._added.setdefault(key, []).extend(arrivals.ids)
         result.waiting_for_profile += len(arrivals.ids)
         return newest
 
@@ -109,6 +113,14 @@ class HeldPredictions:
             )
             work.held_labels.append(pid)
             work.newest_label = max(work.newest_label, event_time_ms(truth.timestamp))
+
+    def expire_later(self, newest_ms: int, sequence: tuple[int, int], batch: StoreBatch) -> None:
+        """Index, in ``batch``, the predictions the batch held under ``newest_ms``: the time
+        of the batch's record of new predictions, so that the index of a held prediction
+        expires with its join entry, never before it."""
+        for (model, version), ids in self._added.items():
+            batch.expire_held_later(model, version, newest_ms, sequence, ids)
+        self._added.clear()
 
     def written(self) -> None:
         """Every batch applied is written: the store knows all held labels."""
@@ -145,16 +157,31 @@ class HeldPredictions:
             kept = self._store.get_prediction(pid)
             if kept is not None:
                 events.append(decode_prediction(kept[1]))
+        if len(events) < warmup_events:
+            # Index entries whose predictions expired (a store written before their expiry
+            # records existed): wait for as many live ones as the warm-up asks for.
+            return None
         events.sort(key=lambda e: (event_time_ms(e.timestamp), e.prediction_id))
         events = events[:warmup_events]
         task = infer_task(events)
         config = settings.model(model, task)
         return profile_from_events(events, config.task, config)
 
-    def expire_labels(self, cutoff_ms: int, batch: StoreBatch) -> None:
-        """Forget, in ``batch``, the labels that began waiting for a held prediction before
-        ``cutoff_ms`` (event time)."""
-        for key, ids in list(self._store.expired("held_labels", cutoff_ms)):
+    def expire(self, cutoff_ms: int, batch: StoreBatch) -> None:
+        """Forget, in ``batch``, the held predictions added before ``cutoff_ms`` (event time)
+        from their version's index (their join entries expire with the others', in the same
+        batch), and the labels that began waiting for a held prediction before it."""
+        store, counts = self._store, self._counts
+        for key, model, version, ids in list(store.expired_held(cutoff_ms)):
+            version_key = (model, version)
+            for pid in ids:
+                if store.is_held(model, version, pid):  # else released when its profile came
+                    batch.release(model, version, pid)
+                    counts[version_key] = counts.get(version_key, 1) - 1
+            if counts.get(version_key) == 0:
+                del counts[version_key]
+            batch.delete_expiry(key)
+        for key, ids in list(store.expired("held_labels", cutoff_ms)):
             for pid in ids:
                 batch.delete_waiting_for_held(pid)
             batch.delete_expiry(key)

@@ -50,7 +50,9 @@ from driftline.deadletter import RawMessage
 from driftline.errors import KafkaError
 from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import ModelVersionRegistered, utc_now
+from driftline.schemas.reasons import UNKNOWN_MODEL
 from driftline.streams import partials as wire
+from driftline.streams.admission import ModelAdmission
 from driftline.streams.containment import contain
 from driftline.streams.delivery import Delivery
 from driftline.streams.partition import PartitionWorker
@@ -113,6 +115,8 @@ class Ingest:
         self._label_idle_ms = int(idle * 1000)
         self._clock = clock
         self.telemetry = telemetry or IngestTelemetry()
+        self.admission = ModelAdmission.from_settings(settings, clock=clock)
+        """The models this process tracks (``models_policy``), shared by its partitions."""
         self._state_dir = Path(settings.monitor.state_dir) / "ingest"
         self._workers: dict[int, PartitionWorker] = {}
         self._consumer: Consumer | None = None
@@ -124,6 +128,10 @@ class Ingest:
         self._arrived: set[tuple[str, str]] = set()
         self._arrived_lock = threading.Lock()
         self._published: set[tuple[str, str]] = set()
+        self._recheck_held = False
+        """Whether the held versions of every partition are checked against the registry at
+        the next poll (after an assignment, which may open stores holding versions whose
+        profile the registry already has)."""
         self._failed_partials = False
         self._last_poll = 0.0
         self.stall_after = monitor.health.ingest_stall_after.total_seconds()
@@ -133,6 +141,12 @@ class Ingest:
 
     def start(self) -> Ingest:
         """Create the clients and join the consumer group."""
+        if self.settings.models_policy.allow == "listed" and not self.settings.models:
+            log.warning(
+                "models_policy.allow is 'listed' but no model is configured under models: "
+                "every prediction will go to the DLQ as %s",
+                UNKNOWN_MODEL,
+            )
         if self._registry is None:
             self._registry = ProfileRegistry(
                 self.settings.kafka, self._topics, on_profile=self._on_profile
@@ -189,7 +203,9 @@ class Ingest:
                 store = PartitionStore(
                     self._state_dir / f"p{number}", wal=self.settings.monitor.store_wal
                 )
-                self._workers[number] = PartitionWorker(number, store, self._profile, self.settings)
+                self._workers[number] = PartitionWorker(
+                    number, store, self._profile, self.settings, admission=self.admission
+                )
         committed = self._committed_offsets(consumer, partitions)
         for tp in partitions:
             worker = self._workers[tp.partition]
@@ -220,6 +236,7 @@ class Ingest:
                     worker.restore_until.ground_truth,
                 )
         consumer.assign(partitions)
+        self._recheck_held = True
         self.telemetry.partitions.set(len(self._workers))
         log.info(
             "ingest assigned partitions %s; resuming from the store's marks",
@@ -347,6 +364,8 @@ class Ingest:
             self._emit()
             self._last_flush = now
         if now - self._last_expire >= self._expire_interval:
+            self.admission.forget()
+            self.telemetry.unknown_models.set(self.admission.unknown)
             self._settle()
             for worker in self._workers.values():
                 self.telemetry.unlabelled.inc(worker.expire())
@@ -375,17 +394,25 @@ class Ingest:
         """Fold held predictions of versions whose profile arrived; build warm-up baselines."""
         with self._arrived_lock:
             arrived, self._arrived = self._arrived, set()
+        recheck, self._recheck_held = self._recheck_held or bool(arrived), False
         for worker in self._workers.values():
-            if arrived or (worker.partition == BASELINE_PARTITION and worker.held()):
+            # Every held version whose profile is known, not only those that just arrived:
+            # a store reopened after a restart may hold versions the registry knew before.
+            ready = (
+                [version for version in worker.held() if self._profile(*version) is not None]
+                if recheck
+                else []
+            )
+            if ready or (worker.partition == BASELINE_PARTITION and worker.held()):
                 self._settle()  # held predictions are read back from the store
-            for model, version in arrived:
+            for model, version in ready:
                 now_ms = int(self._clock() * 1000)
                 self._apply_now(worker, worker.profile_arrived(model, version, now_ms))
             if worker.partition != BASELINE_PARTITION:
                 continue
             for model, version in worker.held():
-                if (model, version) in self._published:
-                    continue
+                if (model, version) in self._published or not self.admission.admitted(model):
+                    continue  # a model no longer tracked gets no baseline on the models topic
                 warmup = self.settings.model(model).warmup_events
                 profile = worker.baseline(model, version, warmup)
                 if profile is not None:

@@ -6,7 +6,8 @@ topic and
 
 1. skips what the store has already applied (offsets below its marks) and decodes the rest; a
    bad event becomes a :class:`~driftline.schemas.outputs.DeadLetter` with its reason
-   (:mod:`~driftline.streams.intake`),
+   (:mod:`~driftline.streams.intake`), and so does a prediction of a model that
+   ``models_policy`` does not admit (:mod:`~driftline.streams.admission`),
 2. drops duplicates (a ``prediction_id`` already kept; a label for an already matched one) and
    joins predictions and labels, whichever comes first waiting in the store
    (:mod:`~driftline.streams.join`); predictions of a version without a profile are held
@@ -42,6 +43,7 @@ from driftline.detectors.regression import LARGEST, check_magnitudes
 from driftline.detectors.values import to_numeric
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import EventDecoder, WireGroundTruth, WirePrediction
+from driftline.streams.admission import ModelAdmission, refuse_unknown
 from driftline.streams.concept_watch import ConceptWatch
 from driftline.streams.held import HeldPredictions
 from driftline.streams.intake import Columns, event_times, take
@@ -83,6 +85,9 @@ class PartitionWorker:
         Looks up a version's reference profile (the registry); None while unknown.
     settings
         Topic names, per-model configuration and the join TTL.
+    admission
+        Which models are tracked (shared by the partitions of a process); by default one of
+        this worker's own, from ``settings.models_policy``.
     """
 
     def __init__(
@@ -91,8 +96,11 @@ class PartitionWorker:
         store: PartitionStore,
         profiles: Callable[[str, str], ReferenceProfile | None],
         settings: Settings,
+        *,
+        admission: ModelAdmission | None = None,
     ) -> None:
         self.partition = partition
+        self.admission = admission or ModelAdmission.from_settings(settings)
         self.store = store
         self._profiles = profiles
         self._settings = settings
@@ -133,6 +141,12 @@ class PartitionWorker:
     def config(self, model: str, profile: ReferenceProfile) -> ModelConfig:
         """How a model is watched (its configuration, or defaults for its task)."""
         return self._settings.model(model, profile.task)
+
+    def _profile(self, model: str, version: str) -> ReferenceProfile | None:
+        """A version's profile as a batch sees it: none while predictions are held for it,
+        until :meth:`profile_arrived` releases them, even if the registry knows it already
+        (a label joined before the release would leave its prediction unfolded)."""
+        return None if self._held.holds(model, version) else self._profiles(model, version)
 
     # --- applying a batch -----------------------------------------------------------------
 
@@ -175,6 +189,9 @@ class PartitionWorker:
             result,
             max_skew_ms=self._skew_ms,
         )
+        predictions = refuse_unknown(
+            predictions, from_predictions, self.admission, until.predictions, failed_at_ms, result
+        )
         truth_columns, next_truth = take(
             from_truth,
             self.marks.ground_truth,
@@ -198,6 +215,7 @@ class PartitionWorker:
         batch.expire_later("predictions", work.newest_prediction, sequence, work.new_predictions)
         batch.expire_later("labels", work.newest_label, sequence, work.new_labels)
         batch.expire_later("held_labels", work.newest_label, sequence, work.held_labels)
+        self._held.expire_later(work.newest_prediction, sequence, batch)
         self._panes.write(batch)
         batch.set_marks(self.marks)
         result.batch = batch
@@ -297,7 +315,7 @@ class PartitionWorker:
         work: JoinWork,
     ) -> None:
         for (model, version), arrivals in admit(predictions, work, result):
-            profile = self._profiles(model, version)
+            profile = self._profile(model, version)
             if profile is None:
                 newest = self._held.hold(model, version, arrivals, batch, result, work)
                 self.watermark_ms = max(self.watermark_ms, newest)
@@ -340,7 +358,7 @@ class PartitionWorker:
         if not matched.ids:
             return
         rows_of = rows_by_version(matched.predictions)
-        profiles = {version: self._profiles(*version) for version in rows_of}
+        profiles = {version: self._profile(*version) for version in rows_of}
         if None in profiles.values():
             # Held in the order they came, whatever their version.
             every = range(len(matched.ids))
@@ -511,7 +529,7 @@ class PartitionWorker:
         cutoff = self.watermark_ms - self._ttl_ms
         batch = self.store.batch()
         unlabelled = expire_entries(self.store, cutoff, batch)
-        self._held.expire_labels(cutoff, batch)
+        self._held.expire(cutoff, batch)
         self._panes.evict(batch, self.watermark_ms, self._ttl_ms)
         if batch.size:
             batch.set_marks(self.marks)

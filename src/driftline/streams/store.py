@@ -18,7 +18,8 @@ One database per partition number holds everything stage 1 knows about that part
   walk down a skiplist of a few hundred thousand random keys;
 * an **expiry index** in event time: one record per applied batch listing the ids it added,
   under the newest event time among them, so expiry scans a few records per batch instead of
-  one index entry per event.
+  one index entry per event; the predictions held for a version without a profile have
+  records of their own per version, so that their index goes with them.
 
 Every batch of input is applied in one RocksDB write batch that also moves the marks, so
 after a crash or a restart on the same machine an event is applied exactly once: events
@@ -68,6 +69,7 @@ _PREDICTION_EXPIRY = b"t\x00"
 _LABEL_EXPIRY = b"s\x00"
 _HELD_LABEL_EXPIRY = b"u\x00"
 _HELD = b"h\x00"
+_HELD_EXPIRY = b"x\x00"
 _DETECTOR = b"d\x00"
 _CONCEPT = b"c\x00"
 _TIME = struct.Struct(">q")
@@ -209,6 +211,27 @@ class StoreBatch:
         """Forget an expiry record once its ids are handled."""
         self._batch.delete(key)
         self.size += 1
+
+    def expire_held_later(
+        self,
+        model: str,
+        version: str,
+        newest_ms: int,
+        sequence: tuple[int, int],
+        ids: Sequence[bytes],
+    ) -> None:
+        """Index the held predictions of a version that a batch added, as
+        :meth:`expire_later` does (the batch's newest prediction time, so they expire with
+        their join entries), the version in the key."""
+        if ids:
+            key = (
+                _HELD_EXPIRY
+                + _TIME.pack(newest_ms)
+                + _SEQUENCE.pack(*sequence)
+                + msgspec.msgpack.encode((model, version))
+            )
+            self._batch.put(key, _ids_encoder.encode(list(ids)))
+            self.size += 1
 
     def hold(self, model: str, version: str, prediction_id: bytes) -> None:
         """Remember a kept prediction whose version has no profile yet."""
@@ -382,6 +405,21 @@ class PartitionStore:
         prefix = _held_prefix(model, version)
         for key, _ in self._scan(prefix):
             yield key[len(prefix) :]
+
+    def is_held(self, model: str, version: str, prediction_id: bytes) -> bool:
+        """Whether this prediction is still held for its version's profile."""
+        return self._db.get(_held_prefix(model, version) + prediction_id) is not None
+
+    def expired_held(self, before_ms: int) -> Iterator[tuple[bytes, str, str, list[bytes]]]:
+        """(record key, model, version, ids) of the held predictions' expiry records whose
+        newest event is before ``before_ms``."""
+        start = len(_HELD_EXPIRY) + _TIME.size + _SEQUENCE.size
+        for key, value in self._scan(_HELD_EXPIRY):
+            (event_ms,) = _TIME.unpack_from(key, len(_HELD_EXPIRY))
+            if event_ms >= before_ms:
+                return
+            model, version = msgspec.msgpack.decode(key[start:])
+            yield key, model, version, _ids_decoder.decode(value)
 
     def held_versions(self) -> dict[tuple[str, str], int]:
         """(model, version) to the number of predictions held for it."""

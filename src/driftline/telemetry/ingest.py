@@ -60,6 +60,11 @@ class IngestTelemetry:
             "Dead letters and joined examples not sent again while rebuilding a store",
             registry=r,
         )
+        self.unknown_models = Gauge(
+            f"{p}_unknown_models",
+            "Models not configured under models that this process tracks (models_policy)",
+            registry=r,
+        )
         self.store_keys = Gauge(
             f"{p}_store_keys",
             "Keys in a partition's RocksDB store (RocksDB's estimate): join entries, partials",

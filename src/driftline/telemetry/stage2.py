@@ -8,11 +8,14 @@ module imports the other and the core stays free of Prometheus.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from driftline.telemetry.labels import OTHER, ModelLabels
 
 __all__ = ["LATENCY_BUCKETS", "HeldModel", "JudgedWindow", "MergeActivity", "Stage2Telemetry"]
 
@@ -80,6 +83,10 @@ class Stage2Telemetry:
         Seconds without a tick after which :meth:`health` is unhealthy.
     clock
         Unix seconds, for the tick times.
+    models
+        The ``model`` label of each model (model names come from producers: beyond the
+        configured models and a cap, they share one label); 1,000 unconfigured models get
+        their own by default.
 
     Examples
     --------
@@ -97,6 +104,7 @@ class Stage2Telemetry:
         *,
         stall_after: float = 30.0,
         clock: Callable[[], float] = time.time,
+        models: ModelLabels | None = None,
     ) -> None:
         if not stall_after > 0:
             raise ValueError(f"stall_after must be positive seconds, got {stall_after}")
@@ -104,7 +112,10 @@ class Stage2Telemetry:
         self.stall_after = stall_after
         self._clock = clock
         self._last_tick: float | None = None
-        self._models: set[str] = set()
+        self._label = (models or ModelLabels()).of
+        self._labels: set[str] = set()
+        """``model`` label values of the gauges set by the last :meth:`hold`."""
+        self._held_models = 0
         r = self.registry
         p = "driftline_merge"
         self.messages_in = Counter(
@@ -191,7 +202,7 @@ class Stage2Telemetry:
         if activity.dropped:
             self.partials_dropped.inc(activity.dropped)
         for window in activity.windows:
-            model = window.model
+            model = self._label(window.model)
             if window.restated:
                 self.windows_restated.labels(model).inc()
             else:
@@ -204,16 +215,29 @@ class Stage2Telemetry:
                 self.retrain_requests.labels(model).inc()
 
     def hold(self, holdings: Mapping[str, HeldModel]) -> None:
-        """Set the per-model gauges; models no longer held lose theirs."""
-        for model in self._models - holdings.keys():
-            for gauge in (self.panes_held, self.partials_held, self.watermark):
-                gauge.remove(model)
+        """Set the per-model gauges (summed over the models that share a label; no
+        watermark for :data:`~driftline.telemetry.labels.OTHER`); labels no longer held
+        lose theirs."""
+        panes: dict[str, int] = {}
+        partials: dict[str, int] = {}
+        watermarks: dict[str, float] = {}
         for model, held in holdings.items():
-            self.panes_held.labels(model).set(held.panes)
-            self.partials_held.labels(model).set(held.partials)
-            if held.watermark_ms is not None:
-                self.watermark.labels(model).set(held.watermark_ms / 1000)
-        self._models = set(holdings)
+            label = self._label(model)
+            panes[label] = panes.get(label, 0) + held.panes
+            partials[label] = partials.get(label, 0) + held.partials
+            if held.watermark_ms is not None and label != OTHER:
+                watermarks[label] = held.watermark_ms / 1000
+        for label in self._labels - panes.keys():
+            for gauge in (self.panes_held, self.partials_held, self.watermark):
+                with contextlib.suppress(KeyError):  # a watermark may never have been set
+                    gauge.remove(label)
+        for label, n in panes.items():
+            self.panes_held.labels(label).set(n)
+            self.partials_held.labels(label).set(partials[label])
+        for label, seconds in watermarks.items():
+            self.watermark.labels(label).set(seconds)
+        self._labels = set(panes)
+        self._held_models = len(holdings)
 
     def ticked(self) -> None:
         """The worker's timer ran."""
@@ -226,7 +250,7 @@ class Stage2Telemetry:
         detail: dict[str, Any] = {
             "part": "merge",
             "seconds_since_tick": None if age is None else round(age, 3),
-            "models": len(self._models),
+            "models": self._held_models,
         }
         if age is None:
             detail["problem"] = "no timer tick yet: the faust worker is not running (yet)"
