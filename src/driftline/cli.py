@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from driftline import __version__
 from driftline.config import Settings, load_settings, masked
-from driftline.errors import ConfigError, DriftlineError
+from driftline.errors import ConfigError, DriftlineError, TopicError
+from driftline.logs import redact
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -60,7 +62,8 @@ EXIT_FAILED = 1
 
 
 def _fail(exc: DriftlineError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    message = escape(redact(str(exc)))
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED)
 
 
@@ -96,12 +99,19 @@ def topics_create(
     config: ConfigFile = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 30.0,
 ) -> None:
-    """Create every topic with its partitions and policy; safe to run again."""
+    """Create every topic with its partitions and policy; safe to run again.
+
+    The input and summaries topics keep their records for ``monitor.join_ttl`` plus the longest
+    window and its lateness plus a day; an existing one that keeps less is refused (exit 1),
+    naming the topic, its retention and what the settings need.
+    """
     from driftline.topics import create_topics
 
     try:
         settings = load_settings(config)
-        outcomes = create_topics(settings.kafka, settings.topics, timeout=timeout)
+        outcomes = create_topics(
+            settings.kafka, settings.topics, timeout=timeout, settings=settings
+        )
     except DriftlineError as exc:
         raise _fail(exc) from None
     table = Table("role", "topic", "partitions", "policy", "status")
@@ -201,6 +211,7 @@ def monitor_ingest(config: ConfigFile = None) -> None:
     settings = _service_settings(config)
     stop = _stop_on_signals()
     try:
+        _startup_checks(settings, stage2=False)
         ingest = Ingest(settings).start()
         if settings.monitor.metrics_port is not None:
             serve(
@@ -238,6 +249,7 @@ def monitor_merge(config: ConfigFile = None) -> None:
 
     settings = _service_settings(config)
     try:
+        _startup_checks(settings, stage2=True)
         registry = ProfileRegistry(settings.kafka, settings.topics).start()
         telemetry = _merge_telemetry(settings)
         _serve_metrics(settings, telemetry.registry, telemetry.health)
@@ -270,6 +282,7 @@ def monitor_run(
     threads = []
     died: list[str] = []
     try:
+        _startup_checks(settings, stage2=True)
         registry = ProfileRegistry(settings.kafka, settings.topics).start()
         # One registry for the three parts: one endpoint serves them all.
         metrics = CollectorRegistry()
@@ -295,6 +308,36 @@ def monitor_run(
         if died:  # here, not after: faust's worker leaves by SystemExit(0)
             typer.echo(f"driftline monitor run: {', '.join(died)} stopped on an error", err=True)
             raise typer.Exit(1)
+
+
+def _startup_checks(settings: Settings, *, stage2: bool) -> None:
+    """What a monitor part checks before it starts, raising to stop it with a message.
+
+    Stage 2's Kafka security must be honoured whole
+    (:func:`~driftline.kafka_auth.faust_credentials`), and the input and summaries topics must
+    keep their records as long as the settings need
+    (:func:`~driftline.topics.check_retention`): with less, a restart would judge windows on
+    incomplete panes and a fresh machine could not rebuild its state, silently, so the part
+    stops rather than warns. A broker that cannot be asked is only a warning: the parts wait
+    for the broker anyway, and a supervisor restart would not make it answer sooner.
+    """
+    from driftline.topics import check_retention
+
+    if stage2:
+        from driftline.kafka_auth import faust_credentials
+
+        faust_credentials(settings.kafka)
+    log = logging.getLogger("driftline.cli")
+    try:
+        short = check_retention(settings.kafka, settings)
+    except TopicError as exc:
+        log.warning("cannot check the topics' retention, starting anyway: %s", exc)
+        return
+    if short:
+        raise TopicError(
+            "the topics keep their records for less than the settings need; a restart "
+            "would judge windows on incomplete panes: " + "; ".join(str(s) for s in short)
+        )
 
 
 def _part(

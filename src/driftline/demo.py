@@ -143,7 +143,7 @@ def run_demo(
             f"Kafka (Tansu) at {broker.bootstrap_servers}, InfluxDB API (VictoriaMetrics) at "
             f"{victoria.url}"
         )
-        create_topics(settings.kafka, settings.topics)
+        create_topics(settings.kafka, settings.topics, settings=settings)
         publish_profile(settings.kafka, settings.topics, sea_reference(MODEL, VERSION))
         say("registered the reference of sea/1 (20,000 training rows)")
         log = work / "monitor.log"

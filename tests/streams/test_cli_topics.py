@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.config import KafkaSettings, TopicSettings
+from driftline.kafka_auth import confluent_config
+from driftline.testing.service import start_monitor, stop_process
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -36,3 +41,83 @@ def test_topics_create_fails_cleanly_without_a_broker(tmp_path: Path) -> None:
     result = runner.invoke(app, ["topics", "create", "--config", str(path), "--timeout", "2"])
     assert result.exit_code == 1
     assert "cannot list topics" in result.output
+
+
+def write_config(path: Path, kafka: KafkaSettings, topics: TopicSettings, extra: str) -> Path:
+    names = "\n".join(f"  {role}: {name}" for role, name in topics.names().items())
+    path.write_text(
+        f"kafka:\n  bootstrap_servers: {kafka.bootstrap_servers}\ntopics:\n{names}\n{extra}"
+    )
+    return path
+
+
+README_EXAMPLE = """monitor:
+  join_ttl: 7d
+  metrics_port: null
+models:
+  fraud:
+    task: binary
+    windows: [{size: 1h}, {size: 1d, hop: 1h}]
+"""
+# join_ttl 7d + the longest window 1d and its lateness (default 5m) + a day of margin.
+README_RETENTION_MS = (9 * 86_400 + 300) * 1000
+
+
+def test_topics_create_keeps_inputs_and_summaries_as_long_as_the_settings_need(
+    tmp_path: Path, kafka: KafkaSettings, topics: TopicSettings
+) -> None:
+    path = write_config(tmp_path / "driftline.yaml", kafka, topics, README_EXAMPLE)
+    result = runner.invoke(app, ["topics", "create", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    admin = AdminClient(confluent_config(kafka))
+    for name in (topics.predictions, topics.ground_truth, topics.summaries):
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        config = admin.describe_configs([resource])[resource].result(timeout=10)
+        assert config["retention.ms"].value == str(README_RETENTION_MS), name
+    assert f"retention.ms={README_RETENTION_MS}" in result.output
+
+
+def test_topics_create_refuses_an_input_topic_that_keeps_too_little(
+    tmp_path: Path, kafka: KafkaSettings, topics: TopicSettings
+) -> None:
+    admin = AdminClient(confluent_config(kafka))
+    eight_days = 8 * 86_400_000
+    admin.create_topics(
+        [NewTopic(topics.ground_truth, 4, 1, config={"retention.ms": str(eight_days)})]
+    )[topics.ground_truth].result(10)
+    path = write_config(tmp_path / "driftline.yaml", kafka, topics, README_EXAMPLE)
+    result = runner.invoke(app, ["topics", "create", "--config", str(path)])
+    assert result.exit_code == 1, result.output
+    assert f"topic {topics.ground_truth!r} keeps records for 8d" in result.output
+    assert f"retention.ms={README_RETENTION_MS}" in result.output
+
+
+@pytest.mark.parametrize("part", ["ingest", "merge"])
+def test_the_monitor_stops_at_start_up_when_a_topic_keeps_too_little(
+    tmp_path: Path, kafka: KafkaSettings, topics: TopicSettings, part: str
+) -> None:
+    """Default topics (8d before the retention followed the settings) under the README's
+    settings: the part exits 1 at once, naming the topic, its retention and the need."""
+    admin = AdminClient(confluent_config(kafka))
+    eight_days = 8 * 86_400_000
+    short = topics.predictions if part == "ingest" else topics.summaries
+    admin.create_topics([NewTopic(short, 4, 1, config={"retention.ms": str(eight_days)})])[
+        short
+    ].result(10)
+    extra = README_EXAMPLE.replace(
+        "  metrics_port: null\n", f"  metrics_port: null\n  state_dir: {tmp_path / 'state'}\n"
+    )
+    path = write_config(tmp_path / "driftline.yaml", kafka, topics, extra)
+    log = tmp_path / "monitor.log"
+    process = start_monitor(part, path, log, cwd=tmp_path)  # type: ignore[arg-type]
+    try:
+        status = process.wait(60)
+    except subprocess.TimeoutExpired:
+        status = stop_process(process, 10)
+        raise AssertionError(
+            f"monitor {part} started (status {status}) on a short retention"
+        ) from None
+    output = log.read_text(errors="replace")
+    assert status == 1, output
+    assert f"topic {short!r} keeps records for 8d (retention.ms={eight_days})" in output
+    assert f"retention.ms={README_RETENTION_MS}" in output

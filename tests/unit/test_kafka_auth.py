@@ -11,6 +11,7 @@ import faust.auth  # noqa: F401  (imported before the TLS context is replaced: i
 import pytest
 
 from driftline.config import KafkaSettings
+from driftline.errors import ConfigError
 from driftline.kafka_auth import confluent_config, faust_brokers, faust_credentials
 
 
@@ -131,3 +132,101 @@ def test_librdkafka_extras_reach_only_the_confluent_clients_and_may_override() -
 def test_paths_become_strings_for_librdkafka(tmp_path: Path) -> None:
     kafka = KafkaSettings(security_protocol="SSL", ssl_ca_location=tmp_path / "ca.pem")
     assert confluent_config(kafka)["ssl.ca.location"] == str(tmp_path / "ca.pem")
+
+
+def _as_librdkafka(fields: dict[str, Any]) -> dict[str, Any]:
+    """The same security settings given as librdkafka pass-through properties."""
+    return {key.replace("_", "."): str(value) for key, value in fields.items()}
+
+
+@pytest.mark.parametrize("fields", SECURITY.values(), ids=SECURITY.keys())
+def test_security_given_through_librdkafka_reaches_stage_2_as_if_typed(
+    fields: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both clients' effective configuration is the same whichever way security is given."""
+    monkeypatch.setattr(ssl, "create_default_context", RecordingContext)
+    typed = KafkaSettings(**fields)
+    passed = KafkaSettings(librdkafka=_as_librdkafka(fields))
+    assert confluent_config(passed) == confluent_config(typed)
+    a, b = faust_credentials(typed), faust_credentials(passed)
+    assert type(a) is type(b)
+    if a is None:
+        return
+    assert vars(b).keys() == vars(a).keys()
+    for name, value in vars(a).items():
+        other = vars(b)[name]
+        if isinstance(value, RecordingContext):
+            assert (other.cafile, other.chain) == (value.cafile, value.chain), name
+        else:
+            assert other == value, name
+    assert (a.protocol, a.mechanism if hasattr(a, "mechanism") else None) == (
+        b.protocol,
+        b.mechanism if hasattr(b, "mechanism") else None,
+    )
+
+
+def test_tls_verification_properties_reach_stage_2() -> None:
+    kafka = KafkaSettings(
+        librdkafka={
+            "security.protocol": "SSL",
+            "ssl.endpoint.identification.algorithm": "none",
+        }
+    )
+    credentials = faust_credentials(kafka)
+    assert credentials.context.check_hostname is False
+    assert credentials.context.verify_mode == ssl.CERT_REQUIRED
+    insecure = KafkaSettings(
+        librdkafka={"security.protocol": "SSL", "enable.ssl.certificate.verification": False}
+    )
+    assert faust_credentials(insecure).context.verify_mode == ssl.CERT_NONE
+
+
+def test_bootstrap_servers_given_through_librdkafka_reach_stage_2() -> None:
+    kafka = KafkaSettings(librdkafka={"bootstrap.servers": "x:1,y:2"})
+    assert faust_brokers(kafka) == ["kafka://x:1", "kafka://y:2"]
+
+
+@pytest.mark.parametrize(
+    "librdkafka",
+    [
+        {"sasl.oauthbearer.client.secret": "TOPSECRET", "sasl.oauthbearer.method": "oidc"},
+        {"ssl.key.pem": "-----BEGIN PRIVATE KEY-----TOPSECRET"},
+        {"ssl.keystore.location": "/k.p12", "ssl.keystore.password": "TOPSECRET"},
+    ],
+)
+def test_a_security_property_stage_2_cannot_honour_stops_it_by_name(
+    librdkafka: dict[str, str],
+) -> None:
+    kafka = KafkaSettings(librdkafka=librdkafka)
+    with pytest.raises(ConfigError) as caught:
+        faust_credentials(kafka)
+    message = str(caught.value)
+    for key in librdkafka:
+        assert f"kafka.librdkafka.{key}: stage 2 (faust on aiokafka) cannot honour" in message
+    assert "TOPSECRET" not in message
+
+
+def test_a_sasl_mechanism_stage_2_cannot_honour_stops_it() -> None:
+    kafka = KafkaSettings(
+        librdkafka={"security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER"}
+    )
+    with pytest.raises(ConfigError, match=r"kafka.librdkafka.sasl.mechanism: stage 2"):
+        faust_credentials(kafka)
+
+
+def test_monitor_merge_refuses_to_start_on_an_unhonoured_property(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from driftline.cli import app
+
+    path = tmp_path / "driftline.yaml"
+    path.write_text(
+        "kafka: {bootstrap_servers: '127.0.0.1:1', "
+        "librdkafka: {sasl.oauthbearer.client.secret: TOPSECRET}}\n"
+        "monitor: {metrics_port: null}\n"
+    )
+    for part in ("merge", "run"):
+        result = CliRunner().invoke(app, ["monitor", part, "--config", str(path)])
+        assert result.exit_code == 2, result.output
+        assert "kafka.librdkafka.sasl.oauthbearer.client.secret" in result.output
+        assert "TOPSECRET" not in result.output

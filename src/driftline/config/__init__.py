@@ -24,6 +24,7 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
 )
 
+from driftline.config.secrets import MASK, MIN_REDACTED, is_secret_key, secret_values
 from driftline.config.settings import (
     DriftSettings,
     Duration,
@@ -41,6 +42,7 @@ from driftline.config.settings import (
     parse_duration,
 )
 from driftline.errors import ConfigError, ConfigProblem
+from driftline.logs import hide
 
 __all__ = [
     "DriftSettings",
@@ -56,9 +58,11 @@ __all__ = [
     "TopicSettings",
     "WindowSpec",
     "format_duration",
+    "is_secret_key",
     "load_settings",
     "masked",
     "parse_duration",
+    "secret_values",
 ]
 
 CONFIG_ENV = "DRIFTLINE_CONFIG"
@@ -137,10 +141,18 @@ def _problems(exc: ValidationError) -> list[ConfigProblem]:
         structured = isinstance(err["input"], dict | list)
         silent = structured or err["type"] in ("missing", "extra_forbidden")
         given = None if silent else repr(err["input"])
+        if given is not None and _is_secret_location(loc):
+            given = MASK
         if given is not None and len(given) > 80:
             given = given[:77] + "..."
         problems.append(ConfigProblem(location or "(top level)", message, given))
     return problems
+
+
+def _is_secret_location(loc: tuple[int | str, ...]) -> bool:
+    """Whether a setting's location names a secret: a secret field, or a pass-through key the
+    secret rule picks (:func:`~driftline.config.secrets.is_secret_key`)."""
+    return any(isinstance(part, str) and is_secret_key(part) for part in loc)
 
 
 def load_settings(
@@ -188,11 +200,22 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(_problems(exc), str(path) if path is not None else None) from None
     # Hand back the plain Settings type: the subclass only existed to choose the sources.
-    return Settings.model_construct(
+    settings = Settings.model_construct(
         **{name: getattr(loaded, name) for name in Settings.model_fields}
     )
+    # Every secret this process was configured with is redacted from its logs and from the
+    # error messages the command line prints, wherever a library might have quoted it.
+    hide(v for v in secret_values(settings) if len(v) >= MIN_REDACTED)
+    return settings
 
 
 def masked(settings: Settings) -> dict[str, Any]:
-    """The settings as plain JSON-able data with every secret replaced by ``**********``."""
+    """The settings as plain JSON-able data with every secret replaced by ``**********``:
+    the typed secrets and the pass-through values the secret rule picks
+    (:mod:`driftline.config.secrets`).
+
+    >>> masked(Settings(kafka={"librdkafka": {"sasl.oauthbearer.client.secret": "TOPSECRET",
+    ...                                       "linger.ms": 5}}))["kafka"]["librdkafka"]
+    {'sasl.oauthbearer.client.secret': '**********', 'linger.ms': 5}
+    """
     return settings.model_dump(mode="json")

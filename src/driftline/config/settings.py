@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from driftline.config.secrets import is_secret_key
 from driftline.schemas.events import Task
 from driftline.schemas.limits import DEFAULT_LIMITS, Limits
 
@@ -118,10 +119,25 @@ class KafkaSettings(Section):
     ssl_key_location: Path | None = None
     ssl_key_password: SecretStr | None = None
     replication_factor: int = Field(1, ge=1, le=32)
-    librdkafka: dict[str, str | int | float | bool] = Field(
+    librdkafka: dict[str, str | int | float | bool | SecretStr] = Field(
         default_factory=dict,
-        description="Extra librdkafka properties, passed as they are to every client.",
+        description="Extra librdkafka properties, passed as they are to every confluent-kafka "
+        "client; the security ones stage 2 (aiokafka) understands reach it too, any other "
+        "security one stops stage 2 at start-up (driftline.kafka_auth). Values of secret "
+        "keys (driftline.config.secrets.is_secret_key) are kept as secrets, printed masked.",
     )
+
+    @field_validator("librdkafka")
+    @classmethod
+    def _secret_values(
+        cls, value: dict[str, str | int | float | bool | SecretStr]
+    ) -> dict[str, str | int | float | bool | SecretStr]:
+        return {
+            key: SecretStr(str(item))
+            if is_secret_key(key) and not isinstance(item, SecretStr)
+            else item
+            for key, item in value.items()
+        }
 
     @model_validator(mode="after")
     def _security_complete(self) -> Self:
