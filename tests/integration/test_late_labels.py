@@ -37,12 +37,10 @@ from typing import Any
 
 import orjson
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from driftline.client import DriftlineProducer
 from driftline.config import KafkaSettings, Settings, TopicSettings
 from driftline.detectors.performance import PerformanceSummary
-from driftline.kafka_auth import confluent_config
 from driftline.sinks.outbox import decode_lines
 from driftline.streams import partials as wire
 from driftline.streams.registry import publish_profile
@@ -56,6 +54,7 @@ from driftline.testing.service import (
 )
 from driftline.testing.synthetic import START_MS, STEP_MS, SyntheticEvent, sea_events
 from driftline.topics import create_topics
+from tests.streams.kafka_helpers import assigned_reader
 
 MODEL, VERSION = "sea", "1"
 WINDOW_MS = 10 * 60_000
@@ -92,19 +91,7 @@ class _Tail:
     """Every record of some topics from their beginning, read by assignment (no group join)."""
 
     def __init__(self, kafka: KafkaSettings, topics: list[str]) -> None:
-        self._consumer = Consumer(
-            {
-                **confluent_config(kafka),
-                "group.id": "late-labels-reader",
-                "enable.auto.commit": False,
-                "fetch.queue.backoff.ms": 5,
-            }
-        )
-        assignment = []
-        for topic in topics:
-            partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
-        self._consumer.assign(assignment)
+        self._consumer = assigned_reader(kafka, topics, "late-labels-reader")
         self.records: dict[str, list[tuple[bytes | None, bytes]]] = {t: [] for t in topics}
 
     def read(self, timeout: float = 0.2) -> int:

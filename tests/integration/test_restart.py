@@ -20,11 +20,9 @@ from typing import Any
 
 import orjson
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from driftline.client import DriftlineProducer
 from driftline.config import KafkaSettings, Settings
-from driftline.kafka_auth import confluent_config
 from driftline.sinks.outbox import decode_lines
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import TansuBroker, VictoriaMetrics
@@ -37,6 +35,7 @@ from driftline.testing.service import (
 )
 from driftline.testing.synthetic import STEP_MS, sea_events
 from driftline.topics import create_topics
+from tests.streams.kafka_helpers import assigned_reader
 
 MODEL = "sea"
 WINDOW_MS = 5 * 60_000
@@ -49,19 +48,7 @@ class _Topics:
     """Every record of some topics from their beginning, by assignment (no group join)."""
 
     def __init__(self, kafka: KafkaSettings, topics: list[str]) -> None:
-        self._consumer = Consumer(
-            {
-                **confluent_config(kafka),
-                "group.id": "restart-test-reader",
-                "enable.auto.commit": False,
-                "fetch.queue.backoff.ms": 5,
-            }
-        )
-        assignment = []
-        for topic in topics:
-            partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
-        self._consumer.assign(assignment)
+        self._consumer = assigned_reader(kafka, topics, "restart-test-reader")
         self.values: dict[str, list[bytes]] = {t: [] for t in topics}
 
     def read(self, timeout: float = 0.25) -> int:

@@ -35,11 +35,9 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from driftline.client import DriftlineProducer
 from driftline.config import KafkaSettings, Settings, TopicSettings
-from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import DriftAlert, ModelVersionRegistered, RetrainRequest
 from driftline.sinks.outbox import decode_lines
 from driftline.streams.registry import publish_profile
@@ -47,6 +45,7 @@ from driftline.testing.servers import TansuBroker, VictoriaMetrics
 from driftline.testing.service import SEA_MODEL, sea_reference, service_config, start_monitor
 from driftline.testing.synthetic import START_MS, STEP_MS, sea_events
 from driftline.topics import create_topics
+from tests.streams.kafka_helpers import assigned_reader
 
 pytestmark = pytest.mark.scale_out
 
@@ -112,19 +111,7 @@ class TopicTail:
     """Every record of some topics from their beginning, read by assignment (no group join)."""
 
     def __init__(self, kafka: KafkaSettings, topics: list[str]) -> None:
-        self._consumer = Consumer(
-            {
-                **confluent_config(kafka),
-                "group.id": f"scale-out-reader-{'-'.join(topics)}",
-                "enable.auto.commit": False,
-                "fetch.queue.backoff.ms": 5,
-            }
-        )
-        assignment = []
-        for topic in topics:
-            partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
-        self._consumer.assign(assignment)
+        self._consumer = assigned_reader(kafka, topics, f"scale-out-reader-{'-'.join(topics)}")
 
     def read(self, timeout: float = 0.5) -> list[tuple[str, bytes]]:
         """The (topic, value) records that arrived since the last read."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from driftline.config import KafkaSettings
 from driftline.kafka_auth import confluent_config
@@ -44,3 +44,22 @@ def consume_all(
     finally:
         consumer.close()
     return messages
+
+
+def assigned_reader(kafka: KafkaSettings, topics: list[str], group: str) -> Consumer:
+    """A consumer of every partition of ``topics`` from the beginning, by assignment (no group
+    join, so no rebalance wait); ``group`` only names it, as librdkafka requires one."""
+    consumer = Consumer(
+        {
+            **confluent_config(kafka),
+            "group.id": group,
+            "enable.auto.commit": False,
+            "fetch.queue.backoff.ms": 5,
+        }
+    )
+    assignment = []
+    for topic in topics:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
+    consumer.assign(assignment)
+    return consumer
