@@ -45,7 +45,13 @@ def settings_for(kafka: KafkaSettings, topics: TopicSettings, state: Path) -> Se
     return Settings(
         kafka=kafka,
         topics=topics,
-        monitor={"state_dir": state, "group_id": f"g-{state.name}"},
+        monitor={
+            "state_dir": state,
+            "group_id": f"g-{state.name}",
+            # Events larger than the default limits, so that what is too large is the dead
+            # letter or the joined example, not the input (monitor.limits refuses that first).
+            "limits": {"max_message_bytes": 4 << 20, "max_string_length": 1 << 20},
+        },
         models={"r": {"task": "regression", "pane": "1m", "windows": [{"size": "10m"}]}},
     )
 
