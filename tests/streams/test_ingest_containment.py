@@ -159,7 +159,7 @@ def test_a_monitor_process_survives_the_overflowing_label(
     t = ingest.telemetry
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not died and t.joined._value.get() < 1:
-        time.sleep(0.05)
+        time.sleep(0.05)  # polling the counter, bounded by the deadline
     stop.set()
     thread.join(30)
     assert died == []
