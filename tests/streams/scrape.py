@@ -70,3 +70,20 @@ def wait_for_samples(
             shown = {k: v for k, v in samples.items() if k[0].startswith("driftline_")}
             raise AssertionError(f"timed out; last samples: {shown}")
         time.sleep(0.2)  # the parts update their metrics asynchronously; scrape again
+
+
+def wait_healthy(proc: Any, base: str, log_path: Any, timeout: float = 90.0) -> dict[str, Any]:
+    """Poll ``base``'s ``/healthz`` until it answers 200 and return its body; fail with the
+    process's log if the process dies first, or with the last answer at the deadline."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while True:
+        assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+        try:
+            status, body = health(base)
+        except OSError:
+            status = 0  # not listening yet
+        if status == 200:
+            return body
+        assert time.monotonic() < deadline, f"never healthy; last answer {status}: {body}"
+        time.sleep(0.5)  # the parts start (and join their groups) in their own time

@@ -15,7 +15,7 @@ from driftline.config import KafkaSettings, TopicSettings
 from driftline.testing import free_port
 from driftline.testing.service import start_monitor, stop_process
 from driftline.topics import create_topics
-from tests.streams.scrape import health, sample, scrape
+from tests.streams.scrape import sample, scrape, wait_healthy
 
 
 def test_monitor_run_serves_every_part_on_one_endpoint_and_is_healthy_once_all_run(
@@ -50,17 +50,7 @@ def test_monitor_run_serves_every_part_on_one_endpoint_and_is_healthy_once_all_r
     base = f"http://127.0.0.1:{port}"
     body: dict[str, Any] = {}
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            try:
-                status, body = health(base)
-            except OSError:
-                status = 0  # not listening yet
-            if status == 200:
-                break
-            assert time.monotonic() < deadline, f"never healthy; last answer {status}: {body}"
-            time.sleep(0.5)  # the parts start (and join their groups) in their own time
+        body = wait_healthy(proc, base, log_path)
         samples = scrape(base)
     finally:
         stop_process(proc, 60)

@@ -5,7 +5,6 @@ real broker and VictoriaMetrics."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from driftline.kafka_auth import confluent_config, faust_credentials
 from driftline.testing import free_port
 from driftline.testing.service import start_monitor, stop_process
 from driftline.topics import create_topics
-from tests.streams.scrape import get, health
+from tests.streams.scrape import get, wait_healthy
 
 SECRETS = {
     "influx": "TOPSECRET-influx-7f3a",
@@ -71,17 +70,7 @@ def test_no_configured_secret_appears_anywhere_a_monitor_prints(
     proc = start_monitor("run", config, log_path, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            try:
-                status, _ = health(base)
-            except OSError:
-                status = 0  # not listening yet
-            if status == 200:
-                break
-            assert time.monotonic() < deadline, f"never healthy; last answer {status}"
-            time.sleep(0.5)  # the parts start (and join their groups) in their own time
+        wait_healthy(proc, base, log_path)
         printed["/metrics"] = get(base + "/metrics")[1].decode()
         printed["/healthz"] = get(base + "/healthz")[1].decode()
     finally:
