@@ -7,7 +7,9 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -41,9 +43,14 @@ def produce(kafka: KafkaSettings, topics: TopicSettings, done: threading.Event) 
     done.set()
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("store_wal", [True, False], ids=["wal", "no-wal"])
 def test_three_sigkills_lose_nothing_and_count_nothing_twice(
-    kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path, store_wal: bool
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    tmp_path: Path,
+    store_wal: bool,
+    reliability: Callable[[dict[str, Any]], None],
 ) -> None:
     """With or without RocksDB's write-ahead log (without it, each kill loses the memtables
     and the partitions are replayed from the last flush, with outputs already sent held back)."""
@@ -68,6 +75,7 @@ def test_three_sigkills_lose_nothing_and_count_nothing_twice(
         process.send_signal(signal.SIGKILL)
         process.wait()
         process = start_monitor("ingest", config, log)
+    restarted = time.monotonic()
     producer.join(120)
     assert done.is_set(), "the producer did not finish"
 
@@ -87,6 +95,7 @@ def test_three_sigkills_lose_nothing_and_count_nothing_twice(
     )
     consumer.subscribe([topics.summaries])
     latest: dict = {}
+    complete_s = None
     deadline = time.monotonic() + 180
     features: Counter = Counter()
     labelled = 0
@@ -107,11 +116,23 @@ def test_three_sigkills_lose_nothing_and_count_nothing_twice(
                 else:
                     labelled += PerformanceSummary.from_bytes(p.summary).n
             if features == expected_panes and labelled == expected_labels:
+                complete_s = round(time.monotonic() - restarted, 1)
                 break
     finally:
         consumer.close()
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+    lost = sum((expected_panes - features).values()) + max(0, expected_labels - labelled)
+    twice = sum((features - expected_panes).values()) + max(0, labelled - expected_labels)
+    row = {
+        "scenario": f"ingest killed 3 times ({'with' if store_wal else 'without'} WAL)",
+        "injected": "3 SIGKILLs of `monitor ingest` at random points, each restarted at once",
+        "produced": N_EVENTS + expected_labels,
+        "lost": lost,
+        "counted_twice": twice,
+        "first_result_s": None,
+        "complete_s": complete_s,
+    }
     assert features == expected_panes, log.read_text()[-3000:]
     assert labelled == expected_labels
 
@@ -139,5 +160,6 @@ def test_three_sigkills_lose_nothing_and_count_nothing_twice(
                     by_id[record_id] = message.value()
     finally:
         consumer.close()
+    reliability({**row, "ids_missing": expected_labels - len(by_id)})
     assert len(by_id) == expected_labels
     print(f"joined examples re-sent after crashes: {repeats}")

@@ -17,6 +17,7 @@ import abc
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -148,6 +149,17 @@ class _Server(abc.ABC):
             self._proc.kill()
             self._proc.wait(timeout=5)
         self._proc = None
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): it keeps its sockets but answers nothing, as a
+        server stalled by its host would."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused process go on (SIGCONT)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def close(self) -> None:
         """Stop the process and remove its working directory if this object made it."""
