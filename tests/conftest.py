@@ -7,15 +7,22 @@ through testcontainers; where none does, only those variants skip, saying why.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+# The command line's tables (rich) are as wide as COLUMNS says when there is no terminal:
+# wide enough, in every pytest-xdist worker too, that no cell a test reads is cut short.
+os.environ["COLUMNS"] = "200"
+
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.testing.docker import DockerInfluxDB, DockerKafka, docker_unavailable
 from driftline.testing.servers import TansuBroker, VictoriaMetrics
+from tests import reliability as report
 
 BACKENDS = ["tansu", pytest.param("docker", marks=pytest.mark.docker)]
 METRIC_BACKENDS = ["victoria-metrics", pytest.param("docker", marks=pytest.mark.docker)]
@@ -81,3 +88,30 @@ def metrics_server(request: pytest.FixtureRequest) -> Iterator[Any]:
         return
     with VictoriaMetrics() as server:
         yield server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The controlling process (not an xdist worker) names the fault suite's rows file.
+    if not hasattr(config, "workerinput") and report.ROWS_ENV not in os.environ:
+        config.stash[_ROWS] = report.open_rows()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    path = config.stash.get(_ROWS, None)
+    if path is None:
+        return
+    rows = report.read_rows(path)
+    path.unlink(missing_ok=True)
+    os.environ.pop(report.ROWS_ENV, None)
+    if rows:
+        terminalreporter.section("reliability (docs/reliability.md)")
+        terminalreporter.write_line(report.table(rows))
+
+
+_ROWS = pytest.StashKey[Path]()
+
+
+@pytest.fixture
+def reliability() -> Callable[[dict[str, Any]], None]:
+    """Record one fault scenario's outcome for the report printed at the end of the run."""
+    return report.record
