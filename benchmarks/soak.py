@@ -59,7 +59,7 @@ from driftline.testing.service import (
 from driftline.testing.synthetic import sea_events
 from driftline.topics import create_topics
 from soak_parts.load import Load
-from soak_parts.probes import Lag, WindowWatch, store_stats, tree_rss_mib
+from soak_parts.probes import Lag, WindowWatch, store_stats, tree_cpu_s, tree_rss_mib
 
 MODEL = "sea"
 NAME = "soak"
@@ -82,6 +82,9 @@ class Sample:
     sst_mib: float
     windows: int
     load_average: float
+    monitor_cpu_pct: float
+    broker_cpu_pct: float
+    broker_rss_mib: float
     latency_min_s: float | None
     latency_median_s: float | None
     latency_max_s: float | None
@@ -98,6 +101,9 @@ TABLE = Table(
     Column("SST MiB", 7, ".0f"),
     Column("windows", 7),
     Column("load", 5, ".1f"),
+    Column("mon CPU%", 8, ".0f"),
+    Column("Tansu CPU%", 10, ".0f"),
+    Column("Tansu MiB", 9, ".0f"),
     Column("lat min", 8, ".1f"),
     Column("lat med", 8, ".1f"),
     Column("lat max", 8, ".1f"),
@@ -120,6 +126,9 @@ def print_row(s: Sample) -> None:
             s.sst_mib,
             s.windows,
             s.load_average,
+            s.monitor_cpu_pct,
+            s.broker_cpu_pct,
+            s.broker_rss_mib,
             _cell(s.latency_min_s),
             _cell(s.latency_median_s),
             _cell(s.latency_max_s),
@@ -249,8 +258,9 @@ def rejudge(path: Path) -> None:
     """Print the samples and the verdict of a run saved with ``--json``."""
     saved = json.loads(path.read_text())
     options = argparse.Namespace(**saved["options"])
-    # Runs saved before the load column have none.
-    samples = [Sample(**{"load_average": float("nan"), **s}) for s in saved["samples"]]
+    # Runs saved before the load and CPU columns have none.
+    later = ("load_average", "monitor_cpu_pct", "broker_cpu_pct", "broker_rss_mib")
+    samples = [Sample(**{**dict.fromkeys(later, float("nan")), **s}) for s in saved["samples"]]
     print(TABLE.header())
     for sample in samples:
         print_row(sample)
@@ -330,6 +340,9 @@ def main() -> int:
         load.start()
         start = time.monotonic()
         next_sample, last_t, last_n = start + args.every, 0.0, 0
+        # TansuBroker keeps its process private; its CPU time and size show what it costs.
+        broker_pid = broker._proc.pid if broker._proc is not None else 0
+        last_cpu, last_broker_cpu = tree_cpu_s(monitor.pid), tree_cpu_s(broker_pid)
         print(TABLE.header())
         try:
             while time.monotonic() - start < args.duration and load.error is None:
@@ -342,6 +355,7 @@ def main() -> int:
                     lagged = lag(load.acknowledged())
                     fresh = watch.take()
                     flushes, sst_mib = store_stats(work / "state")
+                    cpu, broker_cpu = tree_cpu_s(monitor.pid), tree_cpu_s(broker_pid)
                     sample = Sample(
                         t=t,
                         rss_mib=tree_rss_mib(monitor.pid),
@@ -352,6 +366,9 @@ def main() -> int:
                         sst_mib=sst_mib,
                         windows=len(fresh),
                         load_average=os.getloadavg()[0],
+                        monitor_cpu_pct=100 * (cpu - last_cpu) / (t - last_t),
+                        broker_cpu_pct=100 * (broker_cpu - last_broker_cpu) / (t - last_t),
+                        broker_rss_mib=tree_rss_mib(broker_pid),
                         latency_min_s=min(fresh) if fresh else None,
                         latency_median_s=statistics.median(fresh) if fresh else None,
                         latency_max_s=max(fresh) if fresh else None,
@@ -361,6 +378,7 @@ def main() -> int:
                     samples.append(sample)
                     next_sample += args.every
                     last_t, last_n = t, n
+                    last_cpu, last_broker_cpu = cpu, broker_cpu
                 time.sleep(max(0.0, min(VM_POLL_S, next_sample - time.monotonic())))
         finally:
             load.stopping.set()

@@ -4,6 +4,7 @@ newly written to VictoriaMetrics."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from confluent_kafka import Consumer, TopicPartition
 from driftline.config import KafkaSettings
 from driftline.kafka_auth import confluent_config
 from driftline.testing.servers import VictoriaMetrics
+
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mib(pid: int) -> float:
@@ -24,8 +27,8 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def tree_rss_mib(root: int) -> float:
-    """RSS of ``root`` and every descendant (parents read from ``/proc/*/stat``), in MiB."""
+def family(root: int) -> set[int]:
+    """``root`` and every descendant (parents read from ``/proc/*/stat``)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -34,12 +37,29 @@ def tree_rss_mib(root: int) -> float:
             except OSError:
                 continue
             parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    family, grew = {root}, True
+    found, grew = {root}, True
     while grew:
-        more = {pid for pid, parent in parents.items() if parent in family} - family
-        family |= more
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= more
         grew = bool(more)
-    return sum(_rss_mib(pid) for pid in family)
+    return found
+
+
+def tree_rss_mib(root: int) -> float:
+    """RSS of ``root`` and every descendant, in MiB."""
+    return sum(_rss_mib(pid) for pid in family(root))
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) ``root`` and its living descendants have used."""
+    total = 0
+    for pid in family(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / _TICK
 
 
 def store_stats(state_dir: Path) -> tuple[int, float]:
