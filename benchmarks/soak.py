@@ -19,11 +19,18 @@ windows close in real time: ``--pane`` panes, ``--window`` windows hopping by a 
   passes its end plus the lateness), ingest's emit interval, stage 2 and the writer's flush
   interval, and up to a second of this script's polling.
 
+Each row also has ingest's RocksDB memtable flushes and SST files so far, the load average,
+and the CPU share (of one core) of the monitor and of Tansu, with Tansu's RSS: a monitor that
+slows down looks different from one starved by the broker or by other work.
+
 It prints a row per sample, then the verdict over the second half of the run (the first half
 warms up: RocksDB memtables, allocator arenas, the windows' first fill): RSS growth by a
-linear fit (MB/min and over the half as % of the RSS at the middle of the run), the lag's
-trend (slope, max) and the latency's median and 95th percentile. ``--json`` writes every
-sample and the verdict. Exits 1 if the monitor process died, 2 if the producer failed.
+linear fit (MB/min and over the half as % of the RSS at the middle of the run) or, once the
+stores have flushed their memtables twice, by the peaks and troughs of those rounds (RSS is
+then a sawtooth, and a fit over half a run measures where it cut a tooth); the lag's trend
+(slope, max) and the latency's median and 95th percentile. ``--json`` writes every sample and
+the verdict; ``--rejudge FILE`` prints them again. Exits 1 if the monitor process died, 2 if
+the producer failed.
 
 Run: ``python benchmarks/soak.py`` (10 minutes), or ``--duration 90s`` for a quick check.
 ``./dev bench`` leaves it out of its loop (a soak wants a quiet machine and its own time);
