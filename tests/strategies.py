@@ -167,12 +167,12 @@ def predictions(
     """A valid prediction event under ``limits``, as a JSON-ready dict."""
     event: dict[str, Any] = {
         "event_id": draw(ids(limits)),
-        "prediction_id": draw(prediction_ids or ids(limits)),
-        "model": draw(models or names(limits)),
-        "model_version": draw(versions or names(limits)),
-        "timestamp": draw(times or timestamps()),
-        "features": draw(feature_maps or features(limits)),
-        "prediction": draw(outcome or outcomes(limits)),
+        "prediction_id": draw(ids(limits) if prediction_ids is None else prediction_ids),
+        "model": draw(names(limits) if models is None else models),
+        "model_version": draw(names(limits) if versions is None else versions),
+        "timestamp": draw(timestamps() if times is None else times),
+        "features": draw(features(limits) if feature_maps is None else feature_maps),
+        "prediction": draw(outcomes(limits) if outcome is None else outcome),
     }
     if limits.max_classes and draw(st.booleans()):
         event["scores"] = draw(scores(limits))
@@ -200,12 +200,12 @@ def ground_truths(
     """A valid ground-truth event under ``limits``, as a JSON-ready dict."""
     event: dict[str, Any] = {
         "event_id": draw(ids(limits)),
-        "prediction_id": draw(prediction_ids or ids(limits)),
-        "timestamp": draw(times or timestamps()),
-        "label": draw(outcome or outcomes(limits)),
+        "prediction_id": draw(ids(limits) if prediction_ids is None else prediction_ids),
+        "timestamp": draw(timestamps() if times is None else times),
+        "label": draw(outcomes(limits) if outcome is None else outcome),
     }
     if draw(st.booleans()):
-        event["model"] = draw(models or names(limits))
+        event["model"] = draw(names(limits) if models is None else models)
     return event
 
 
