@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from driftline.config import Settings
@@ -69,10 +69,14 @@ def _config(task: str) -> dict[str, Any]:
 SETTINGS = Settings(
     monitor={"limits": LIMITS, "max_clock_skew": "5m", "max_output_bytes": MAX_OUTPUT},
     models={"m": _config("binary"), "r": _config("regression")},
-    models_policy={"allow": "any", "max_unknown": 2},
+    models_policy={"allow": "any", "max_unknown": 3},
     topics={"input_partitions": 1},
 )
 BOUNDS = SETTINGS.monitor.limits.limits()
+
+
+ODD = ('w\n,= "\\é', "v\t1 ,=")
+ODD_FEATURES = ("x\n=, ", 'c"\\#')
 
 
 def _profiles() -> dict[tuple[str, str], ReferenceProfile]:
@@ -89,17 +93,32 @@ def _profiles() -> dict[tuple[str, str], ReferenceProfile]:
         labels=(x > 0).astype(int),
     )
     regression = build_profile("r", "1", "regression", {"x": x}, prediction=2 * x, labels=2 * x)
-    return {("m", "1"): binary, ("r", "1"): regression}
+    # An unconfigured model whose names hold what line protocol and JSON escape.
+    odd = build_profile(
+        ODD[0],
+        ODD[1],
+        "binary",
+        {ODD_FEATURES[0]: x, ODD_FEATURES[1]: city},
+        prediction=np.where(x > 0, "yes", "no"),
+        labels=np.where(x > 0, "yes", "no"),
+    )
+    return {("m", "1"): binary, ("r", "1"): regression, ODD: odd}
 
 
 PROFILES = _profiles()
+LATE = {
+    (model, "2"): PROFILES[(model, "1")].model_copy(update={"model_version": "2"})
+    for model in ("m", "r")
+}
+"""Profiles of versions whose predictions are held until the test releases them."""
+PROFILES.update(LATE)
 
 # Few names and ids, so that events meet: duplicates, joins, both orders, unknown models.
-MODELS = st.sampled_from(["m", "m", "r", "r", "u\n,= \\", "é" * 12, "v"])
-VERSIONS = st.sampled_from(["1", "1", "1", "2"])
-PREDICTION_IDS = st.sampled_from([f"p{i}" for i in range(8)] + ['p"\\\n', "𝄞" * 12])
-FEATURE_NAMES = st.sampled_from(["x", "x", "city", "", "y\n=, ", "\\" * 10])
-TIMES = ex.timestamps(NOW, SKEW_MS)
+MODELS = st.sampled_from(["m"] * 4 + ["r"] * 4 + [ODD[0]] * 2 + ["u\n,= \\", "é" * 12, "v"])
+VERSIONS = st.sampled_from(["1", "1", "1", "2", ODD[1], ODD[1]])
+PREDICTION_IDS = st.sampled_from([f"p{i}" for i in range(5)] + ['p"\\\n', "𝄞" * 12])
+FEATURE_NAMES = st.sampled_from(["x", "x", "city", "", "\\" * 10, *ODD_FEATURES])
+TIMES = st.one_of(st.integers(NOW - 600_000, NOW), ex.timestamps(NOW, SKEW_MS))
 
 
 @st.composite
@@ -224,6 +243,7 @@ def check_stage2(partials: list[PanePartial], watermark_ms: int) -> None:
         outputs += state.apply(Watermark(model, 0, watermark_ms + 3_600_000, 1), NOW)
     outputs += state.tick(NOW + 3_600_000)
     assert state.take_failures() == []
+    event(f"metric records: {min(sum(o.role == 'metrics' for o in outputs), 3)}+")
     for output in outputs:
         reason = too_large(output, MAX_OUTPUT)
         if output.role == "metrics":
@@ -234,14 +254,14 @@ def check_stage2(partials: list[PanePartial], watermark_ms: int) -> None:
 
 
 @settings(
-    max_examples=40,
+    max_examples=35,
     deadline=None,
     # Each example opens a RocksDB store twice and writes it: slow by Hypothesis' measure.
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(st.lists(messages(), min_size=1, max_size=3))
+@given(st.lists(messages(), min_size=1, max_size=3), st.booleans())
 def test_random_extreme_batches_are_folded_or_dead_lettered_once_and_replay_changes_nothing(
-    runs: list[list[tuple[str, bytes, bytes | None]]],
+    runs: list[list[tuple[str, bytes, bytes | None]]], release: bool
 ) -> None:
     every = offsets([message for run in runs for message in run])
     batches, start = [], 0
@@ -250,15 +270,31 @@ def test_random_extreme_batches_are_folded_or_dead_lettered_once_and_replay_chan
         start += len(run)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p0"
-        lookup = lambda m, v: PROFILES.get((m, v))  # noqa: E731
+        released: set[tuple[str, str]] = set()
+
+        def lookup(model: str, version: str) -> ReferenceProfile | None:
+            held = (model, version) in LATE and (model, version) not in released
+            return None if held else PROFILES.get((model, version))
+
         loop = Loop(PartitionWorker(0, PartitionStore(path), lookup, SETTINGS))
         for batch in batches:
             results = loop.apply(batch)
             assert sum(accounted(r) for r in results) == len(batch)
             assert sum(r.prediction_messages + r.truth_messages for r in results) == len(batch)
+        if release:  # the held versions' profiles come: their predictions are folded
+            held = loop.worker.held()
+            for model, version in sorted(LATE):
+                released.add((model, version))
+                result = loop.worker.profile_arrived(model, version, NOW)
+                loop.queue(loop.worker, result)
+                letters = sum(d.source_topic == PRED for d in result.dead_letters)
+                assert result.predictions + letters == held.get((model, version), 0)
+            loop.apply([])
         results = loop.results
         letters = [letter for r in results for letter in r.dead_letters]
         assert {letter.kind for letter in letters} <= KINDS.keys()
+        for kind in sorted({letter.kind for letter in letters}):
+            event(f"dead letter: {kind}")
         sources = Counter((letter.source_topic, letter.source_offset) for letter in letters)
         assert max(sources.values(), default=1) == 1  # no message dead-lettered twice
         for letter in letters:
@@ -271,6 +307,9 @@ def test_random_extreme_batches_are_folded_or_dead_lettered_once_and_replay_chan
         assert joined == sum(r.joined for r in results)
         labeled = [record for r in results for record in r.labeled]
         assert len(labeled) == joined
+        event(f"joined: {min(joined, 3)}+; folded: {min(folded, 3)}+")
+        if any(p.model == ODD[0] for p in partials):
+            event("the model of odd names emitted partials")
         assert len({record.value for record in labeled}) == len(labeled)
         for partial in partials:
             assert len(wire_partials.encode(partial)) + len(partial.model.encode()) <= MAX_OUTPUT
@@ -372,8 +411,8 @@ def test_a_held_regression_label_it_cannot_take_is_dead_lettered_when_the_profil
         0, PartitionStore(tmp_path / "p0"), lambda m, v: profiles.get((m, v)), SETTINGS
     )
     events = [_prediction(f"p{i}", 1.0)[1] for i in range(3)]
-    for event in events:
-        event["model_version"] = "9"
+    for held in events:
+        held["model_version"] = "9"
     w.persist(
         w.apply_split(
             [Msg(PRED, i, ex.dumps(e), e["prediction_id"].encode()) for i, e in enumerate(events)],
