@@ -142,6 +142,8 @@ def messages(draw: st.DrawFn) -> list[tuple[str, bytes, bytes | None]]:
                     feature_maps=ex.features(BOUNDS, FEATURE_NAMES),
                 )
             )
+            if draw(st.integers(0, 4)) == 0:  # often enough to reach stage 2 and the writer
+                event.update(model=ODD[0], model_version=ODD[1])
             topic = PRED
         else:
             event = draw(
@@ -232,6 +234,28 @@ def summary_n(partial: PanePartial) -> int:
     return PerformanceSummary.from_bytes(partial.summary).n
 
 
+_UNESCAPE = {"n": "\n", "t": "\t", "r": "\r"}
+
+
+def series_tags(line: str) -> dict[str, str]:
+    """The tags of a line-protocol line, unescaped: what InfluxDB stores."""
+    parts: list[list[str]] = [[""]]
+    chars = iter(line)
+    for char in chars:
+        if char == "\\":
+            escaped = next(chars)
+            parts[-1][-1] += _UNESCAPE.get(escaped, escaped)
+        elif char == " ":
+            break
+        elif char == ",":
+            parts.append([""])
+        elif char == "=" and len(parts) > 1:
+            parts[-1].append("")
+        else:
+            parts[-1][-1] += char
+    return {part[0]: part[-1] for part in parts[1:]}
+
+
 def check_stage2(partials: list[PanePartial], watermark_ms: int) -> None:
     """The partials through stage 2's pure state, windows closed, their records checked."""
     state = Stage2State(lambda m, v: PROFILES.get((m, v)), SETTINGS)
@@ -244,10 +268,15 @@ def check_stage2(partials: list[PanePartial], watermark_ms: int) -> None:
     outputs += state.tick(NOW + 3_600_000)
     assert state.take_failures() == []
     event(f"metric records: {min(sum(o.role == 'metrics' for o in outputs), 3)}+")
+    if any(o.role == "metrics" and o.key == ODD[0].encode() for o in outputs):
+        event("line protocol written for the model of odd names")
     for output in outputs:
         reason = too_large(output, MAX_OUTPUT)
         if output.role == "metrics":
             lines = decode_lines(output.value)  # raises on anything the writer would refuse
+            for line in lines:  # names come back as they were, whatever they hold
+                assert series_tags(line)["model"] == output.key.decode()
+                assert (series_tags(line)["model"], series_tags(line)["version"]) in PROFILES
             assert reason is None or len(lines) == 1, reason
         else:
             assert reason is None or record_size(output.key, output.value) > MAX_OUTPUT
