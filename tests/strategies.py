@@ -119,7 +119,10 @@ def timestamps(now_ms: int | None = None, max_skew_ms: int = 0) -> st.SearchStra
         return st.one_of(epoch_ms(), rfc3339(low, high))
     limit = now_ms + max_skew_ms
     near = st.integers(now_ms - 3_600_000, now_ms)
-    edge = st.sampled_from([limit, limit + 1, 0, MAX_EPOCH_MS])
+    edge = st.sampled_from(
+        # Either side of the bound; the epoch, and just before it (a negative event time).
+        [limit, limit + 1, 0, MAX_EPOCH_MS, "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00+00:01"]
+    )
     at = epoch + timedelta(milliseconds=now_ms)
     strings = rfc3339(at - timedelta(hours=1), at) | rfc3339(
         datetime(1, 1, 2, tzinfo=UTC), datetime(1969, 12, 31, tzinfo=UTC)
