@@ -40,11 +40,7 @@ from driftline.deadletter import RawMessage, from_message
 from driftline.detectors.regression import check_magnitudes, check_numbers
 from driftline.detectors.values import to_numeric
 from driftline.schemas.reference import ReferenceProfile
-from driftline.schemas.wire import (
-    EventDecoder,
-    WireGroundTruth,
-    WirePrediction,
-)
+from driftline.schemas.wire import EventDecoder, WireGroundTruth, WirePrediction
 from driftline.streams.admission import ModelAdmission, refuse_unknown
 from driftline.streams.concept_watch import ConceptWatch
 from driftline.streams.held import HeldPredictions, regression_fit
