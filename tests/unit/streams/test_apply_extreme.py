@@ -286,7 +286,8 @@ def check_stage2(partials: list[PanePartial], watermark_ms: int) -> None:
 @settings(
     max_examples=35,
     deadline=None,
-    # Each example opens a RocksDB store twice and writes it: slow by Hypothesis' measure.
+    # Each example opens a RocksDB store twice and writes it (slow by Hypothesis' measure),
+    # and draws up to three runs of 24 events with strings at their bounds (large by it).
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(st.lists(messages(), min_size=1, max_size=3), st.booleans())
