@@ -10,7 +10,7 @@ were split.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypedDict
 
 import numpy as np
@@ -51,6 +51,26 @@ def check_magnitudes(values: FloatArray, what: str) -> None:
             f"regression {what} must be at most {LARGEST:.3g} in magnitude "
             f"(got {largest:.3g}): their squares are summed"
         )
+
+
+def check_numbers(labels: Sequence[object], predictions: Sequence[object]) -> None:
+    """Raise :class:`~driftline.errors.StatisticsError` if a label or a prediction is not a
+    number (a string or a boolean): :meth:`RegressionSums.fold` would skip such a pair, which
+    then counts nowhere although it was joined.
+
+    >>> check_numbers([1.5, "x"], [1.0, 2.0])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    driftline.errors.StatisticsError: regression labels must be numbers (got 'x'); ...
+    """
+    for what, values in (("labels", labels), ("predictions", predictions)):
+        _, errors = to_numeric(values)
+        if errors:
+            bad = next((v for v in values if isinstance(v, str | bool)), "?")
+            raise StatisticsError(
+                f"regression {what} must be numbers (got {str(bad)[:40]!r}); such a pair "
+                "cannot be counted in the model's performance"
+            )
 
 
 class RegressionState(TypedDict):

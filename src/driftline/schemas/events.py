@@ -67,11 +67,19 @@ def parse_timestamp(value: object) -> datetime:
                 "timestamp must be an RFC 3339 string with an offset, e.g. "
                 f"2026-11-22T10:00:00Z ({exc})"
             ) from None
-        return parsed.astimezone(UTC)
+        return _in_utc(parsed)
     raise ValueError(
         "timestamp must be an RFC 3339 string with an offset or integer epoch milliseconds, "
         f"got {type(value).__name__}"
     )
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # Year 1 at +01:00, year 9999 at -01:00: no datetime holds the instant in UTC.
+        raise ValueError(f"timestamp {value.isoformat()} is outside years 1..9999 in UTC") from None
 
 
 def to_epoch_ms(ts: datetime) -> int:

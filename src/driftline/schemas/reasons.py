@@ -38,7 +38,8 @@ KINDS = MappingProxyType(
         CLOCK_SKEW: "an input event is dated beyond the wall clock plus monitor.max_clock_skew",
         UNKNOWN_MODEL: "an input event names a model that models_policy does not admit",
         INVALID_SUMMARY: "a summaries message cannot be decoded or merged by stage 2",
-        PROCESSING_ERROR: "stage 2 failed on a summaries message for a reason no check foresaw",
+        PROCESSING_ERROR: "an input event (stage 1) or a summaries message (stage 2) failed to "
+        "apply on its own, e.g. a regression label that is not a number",
         OUTPUT_TOO_LARGE: "a record stage 2 made is larger than monitor.max_output_bytes",
         EMPTY_MESSAGE: "a metrics outbox message has no value or no lines",
         NOT_UTF8: "a metrics outbox message is not UTF-8",

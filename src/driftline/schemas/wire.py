@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from types import GenericAlias
 from typing import Annotated, Any, cast
 
@@ -153,6 +153,11 @@ _STRINGS = {
 }
 _MS = 1000
 _NO_LIMIT = 2**63
+# An RFC 3339 string may name an instant datetime cannot hold in UTC (year 1 at +01:00, year
+# 9999 at -01:00): only a datetime of these years can be one.
+_EDGE_YEARS = frozenset({1, 9999})
+_FIRST_UTC = datetime.min.replace(tzinfo=UTC)
+_LAST_UTC = datetime.max.replace(tzinfo=UTC)
 
 
 def event_time_ms(ts: datetime | int) -> int:
@@ -203,6 +208,18 @@ def _over_limit(match: re.Match[str]) -> DecodeError:
         f"{told} (limit {DEFAULT_LIMITS.setting(setting)})",
         kind=reasons.LIMIT_EXCEEDED,
         path=path,
+    )
+
+
+def _beyond_utc(ts: datetime | int) -> DecodeError | None:
+    """The error of a timestamp whose instant falls outside years 1..9999 in UTC, or None
+    (the pydantic events refuse such a timestamp too: it has no UTC datetime)."""
+    if isinstance(ts, int) or ts.year not in _EDGE_YEARS or _FIRST_UTC <= ts <= _LAST_UTC:
+        return None
+    return DecodeError(
+        f"timestamp {ts.isoformat()} is outside years 1..9999 in UTC",
+        kind=reasons.INVALID_EVENT,
+        path="$.timestamp",
     )
 
 
@@ -282,6 +299,9 @@ class EventDecoder:
             event = decoder.decode(data)
         except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
             raise _fail(exc) from None
+        beyond = _beyond_utc(event.timestamp)
+        if beyond is not None:
+            raise beyond
         if key is None:
             if self.require_key:
                 raise _missing_key()
@@ -307,6 +327,7 @@ class EventDecoder:
         decode = decoder.decode
         max_bytes = self._max_bytes
         require_key = self.require_key
+        edge_years = _EDGE_YEARS
         results: list[Any] = []
         append = results.append
         for value, key in zip(values, keys, strict=True):
@@ -318,6 +339,12 @@ class EventDecoder:
             except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
                 append(_fail(exc))
                 continue
+            ts = event.timestamp
+            if ts.__class__ is not int and ts.year in edge_years:
+                beyond = _beyond_utc(ts)
+                if beyond is not None:
+                    append(beyond)
+                    continue
             if key is None:
                 append(_missing_key() if require_key else event)
             elif key != event.prediction_id.encode():

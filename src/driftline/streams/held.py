@@ -7,17 +7,30 @@ module owns that state: holding predictions and their labels, counting them per 
 reading them back when the profile arrives, the warm-up baseline built from the first ones
 when no profile comes, and their expiry: a held prediction past the join TTL leaves the
 version's index with its join entry, and so do the labels waiting for held predictions.
+Released for a regression, what its sums cannot take is dead-lettered (:func:`regression_fit`).
 """
 
 from __future__ import annotations
 
 from itertools import repeat
 
-from driftline.config import Settings
+import numpy as np
+
+from driftline.config import Settings, TopicSettings
+from driftline.deadletter import dead_letter
 from driftline.detectors.profile import profile_from_events
+from driftline.detectors.regression import LARGEST, check_magnitudes, check_numbers
 from driftline.detectors.task import infer_task
+from driftline.detectors.values import to_numeric
+from driftline.errors import StatisticsError
+from driftline.schemas.outputs import DeadLetter
 from driftline.schemas.reference import ReferenceProfile
-from driftline.schemas.wire import decode_prediction, event_time_ms
+from driftline.schemas.wire import (
+    WirePrediction,
+    decode_ground_truth,
+    decode_prediction,
+    event_time_ms,
+)
 from driftline.streams.join import Arrivals, JoinWork, Matched
 from driftline.streams.result import ApplyResult
 from driftline.streams.store import (
@@ -185,3 +198,82 @@ class HeldPredictions:
             for pid in ids:
                 batch.delete_waiting_for_held(pid)
             batch.delete_expiry(key)
+
+
+def regression_fit(
+    held: Arrivals,
+    batch: StoreBatch,
+    result: ApplyResult,
+    topics: TopicSettings,
+    partition: int,
+    failed_at_ms: int,
+) -> Arrivals:
+    """The held predictions of a regression version but those beyond what its sums take,
+    which are dead-lettered from their stored bytes and forgotten with their labels, and
+    without the held labels a pair cannot take (no number, or too large), dead-lettered
+    likewise while their prediction is folded unlabelled. Held, none was checked: folding
+    them would fail the whole release, and again after every restart (kind
+    ``processing_error``, as when the same events fail to apply unheld)."""
+    guesses, _ = to_numeric([event.prediction for event in held.events])
+    bad = np.abs(guesses) > LARGEST  # NaN (no prediction) compares False
+    waiting = held.labels or [None] * len(held.ids)
+    unfit = [
+        None if label is None or bad[row] else _unfit_label(label, held.events[row])
+        for row, label in enumerate(waiting)
+    ]
+    if not bad.any() and not any(unfit):
+        return held
+
+    def letter(topic: str, offset: int, key: bytes, value: bytes, reason: str) -> DeadLetter:
+        return dead_letter(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            value=value,
+            headers=None,
+            reason=reason,
+            kind="processing_error",
+            failed_at=failed_at_ms,
+        )
+
+    labels: list[bytes | None] = []
+    kept = Arrivals([], [], [], [], labels)
+    rows = zip(*held[:4], waiting, strict=True)
+    for row, (event, raw, pid, offset, label) in enumerate(rows):
+        if bad[row]:
+            batch.delete_entry(pid)
+            if label is not None:
+                batch.delete_waiting_for_held(pid)
+            too_large = (
+                f"StatisticsError: regression predictions must be at most {LARGEST:.3g} in "
+                f"magnitude (got {guesses[row]:.3g}): their squares are summed"
+            )
+            result.dead_letters.append(letter(topics.predictions, offset, pid, raw, too_large))
+            continue
+        reason = unfit[row]
+        if reason is not None and label is not None:
+            label_offset, label_raw = split_entry(label)
+            batch.delete_waiting_for_held(pid)
+            result.dead_letters.append(
+                letter(topics.ground_truth, label_offset, pid, label_raw, reason)
+            )
+            label = None
+        kept.events.append(event)
+        kept.values.append(raw)
+        kept.ids.append(pid)
+        kept.offsets.append(offset)
+        labels.append(label)
+    return kept
+
+
+def _unfit_label(entry: bytes, prediction: WirePrediction) -> str | None:
+    """Why a regression's held pair cannot be folded (a label that is no number or too
+    large, or a prediction that is no number), as a dead letter's reason; None if it can."""
+    label = decode_ground_truth(split_entry(entry)[1]).label
+    try:
+        check_numbers([label], [prediction.prediction])
+        check_magnitudes(to_numeric([label])[0], "labels")
+    except StatisticsError as exc:
+        return f"StatisticsError: {exc}"
+    return None

@@ -35,17 +35,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-import numpy as np
-
 from driftline.config import ModelConfig, Settings
-from driftline.deadletter import RawMessage, dead_letter, from_message
-from driftline.detectors.regression import LARGEST, check_magnitudes
+from driftline.deadletter import RawMessage, from_message
+from driftline.detectors.regression import check_magnitudes, check_numbers
 from driftline.detectors.values import to_numeric
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import EventDecoder, WireGroundTruth, WirePrediction
 from driftline.streams.admission import ModelAdmission, refuse_unknown
 from driftline.streams.concept_watch import ConceptWatch
-from driftline.streams.held import HeldPredictions
+from driftline.streams.held import HeldPredictions, regression_fit
 from driftline.streams.intake import Columns, event_times, take
 from driftline.streams.join import (
     Arrivals,
@@ -63,11 +61,7 @@ from driftline.streams.labeled import labeled_record
 from driftline.streams.panes import PaneSummaries, horizon_ms
 from driftline.streams.partials import PanePartial
 from driftline.streams.result import ApplyResult
-from driftline.streams.store import (
-    Marks,
-    PartitionStore,
-    StoreBatch,
-)
+from driftline.streams.store import Marks, PartitionStore, StoreBatch
 
 _MS = timedelta(milliseconds=1)
 
@@ -392,6 +386,8 @@ class PartitionWorker:
         labelled_at = event_times([truth.timestamp for truth in truths])
         labels = [truth.label for truth in truths]
         guesses = [prediction.prediction for prediction in predictions]
+        if profile.task == "regression":
+            check_numbers(labels, guesses)  # before anything changes: contained, dead-lettered
         for pane_start in self._concept.watch(
             profile, config, labels, guesses, predicted_at, batch
         ):
@@ -426,7 +422,7 @@ class PartitionWorker:
         batch = self.store.batch()
         held = self._held.release(model, version, batch)
         if profile.task == "regression" and held.ids:
-            held = self._without_extremes(held, batch, result, failed_at_ms)
+            held = regression_fit(held, batch, result, self._topics, self.partition, failed_at_ms)
         if held.ids:
             self._fold_predictions(profile, held, batch, result, None)
         self._panes.write(batch)
@@ -434,48 +430,6 @@ class PartitionWorker:
         result.batch = batch
         self._unpersisted += 1
         return result
-
-    def _without_extremes(
-        self, held: Arrivals, batch: StoreBatch, result: ApplyResult, failed_at_ms: int
-    ) -> Arrivals:
-        """The held predictions of a regression version but those beyond what its sums take,
-        which are dead-lettered from their stored bytes and forgotten with their labels
-        (held, they were never checked: folding them would fail the whole release, and
-        again after every restart)."""
-        guesses, _ = to_numeric([event.prediction for event in held.events])
-        bad = np.abs(guesses) > LARGEST  # NaN (no prediction) compares False
-        if not bad.any():
-            return held
-        labels: list[bytes | None] = []
-        kept = Arrivals([], [], [], [], labels)
-        rows = zip(*held[:4], held.labels or [None] * len(held.ids), strict=True)
-        for row, (event, raw, pid, offset, label) in enumerate(rows):
-            if not bad[row]:
-                kept.events.append(event)
-                kept.values.append(raw)
-                kept.ids.append(pid)
-                kept.offsets.append(offset)
-                labels.append(label)
-                continue
-            batch.delete_entry(pid)
-            if label is not None:
-                batch.delete_waiting_for_held(pid)
-            result.dead_letters.append(
-                dead_letter(
-                    topic=self._topics.predictions,
-                    partition=self.partition,
-                    offset=offset,
-                    key=pid,
-                    value=raw,
-                    headers=None,
-                    reason=f"StatisticsError: regression predictions must be at most "
-                    f"{LARGEST:.3g} in magnitude (got {guesses[row]:.3g}): their squares are "
-                    "summed",
-                    kind="processing_error",
-                    failed_at=failed_at_ms,
-                )
-            )
-        return kept
 
     def held(self) -> dict[tuple[str, str], int]:
         """Predictions held per version while its profile is unknown."""
