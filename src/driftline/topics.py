@@ -186,6 +186,7 @@ def topic_specs(
         "metrics": (n_out, {}),
         "labeled": (n_out, {}),
         "summaries": (n_out, kept["summaries"]),
+        "training": (n_out, {}),
     }
     return [TopicSpec(role, name, *policies[role]) for role, name in topics.names().items()]
 

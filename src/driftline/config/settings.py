@@ -183,6 +183,7 @@ class TopicSettings(Section):
     metrics: str = "driftline.metrics"
     labeled: str = "driftline.labeled"
     summaries: str = "driftline.summaries"
+    training: str = "driftline.training"
     input_partitions: int = Field(
         6, ge=1, le=10_000, description="Partitions of predictions and ground-truth (equal)."
     )
@@ -220,6 +221,7 @@ class TopicSettings(Section):
                 "metrics",
                 "labeled",
                 "summaries",
+                "training",
             )
         }
 

@@ -22,6 +22,7 @@ from driftline.schemas.outputs import (
     Reason,
     ReasonKind,
     RetrainRequest,
+    TrainingOutcome,
     output_json_schemas,
 )
 from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile
@@ -45,6 +46,7 @@ __all__ = [
     "ReasonKind",
     "ReferenceProfile",
     "RetrainRequest",
+    "TrainingOutcome",
     "Task",
     "WireGroundTruth",
     "WirePrediction",
