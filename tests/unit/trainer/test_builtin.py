@@ -9,7 +9,7 @@ import pytest
 
 from driftline.errors import TrainingError
 from driftline.trainer.builtin import RiverTrainer
-from driftline.trainer.protocol import Example, Examples
+from driftline.trainer.protocol import Example, Examples, load_trainer
 from tests.unit.trainer.sea_helpers import sea_examples
 
 
@@ -115,3 +115,25 @@ def test_params_are_json_values() -> None:
 
     model = RiverTrainer("multiclass").fit(blobs(100, seed=5))
     assert orjson.loads(orjson.dumps(model.params()))["library"] == "river"
+
+
+def test_the_scikit_learn_example_learns_sea_and_regression_and_round_trips() -> None:
+    from driftline.trainer.scikit import SklearnTrainer
+    from driftline.trainer.serialise import dumps, load
+
+    examples = sea_examples(4000, seed=3)
+    model = SklearnTrainer("binary").fit(examples.oldest(3000))
+    holdout = examples.newest(1000)
+    assert accuracy(model, holdout) > 0.92
+    scores = model.predict_scores(holdout.features[:2])
+    assert scores is not None
+    assert set(scores[0]) == {"0", "1"}
+    assert load(dumps(model)).predict(holdout.features) == model.predict(holdout.features)
+    assert model.params()["estimator"] == "LogisticRegression"
+    rows = [Example(str(i), i, {"x": float(i), "c": "uv"[i % 2]}, 2.0 * i, "1") for i in range(50)]
+    fitted = SklearnTrainer("regression").fit(Examples(tuple(rows)))
+    assert fitted.predict([{"x": 10.0, "c": "u"}])[0] == pytest.approx(20.0, abs=2.0)
+    assert fitted.predict_scores([{"x": 1.0}]) is None
+    assert isinstance(
+        load_trainer("driftline.trainer.scikit:SklearnTrainer", "multiclass"), SklearnTrainer
+    )
