@@ -13,10 +13,13 @@ are); ``params()`` is what the registry records as its parameters (JSON values o
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+import orjson
 
 from driftline.errors import TrainerLoadError
 from driftline.schemas.events import Task
@@ -101,6 +104,32 @@ class Examples:
     def times(self) -> tuple[int, ...]:
         """Each example's prediction time (milliseconds since the epoch)."""
         return tuple(row.time_ms for row in self.rows)
+
+    def feature_names(self) -> tuple[str, ...]:
+        """Every feature name any example has, sorted."""
+        return tuple(sorted({name for row in self.rows for name in row.features}))
+
+    def digest(self) -> str:
+        """SHA-256 of the examples' content (ids, times, features, labels, versions, in
+        order): the training data's hash the registry records.
+
+        >>> Examples(()).digest()[:12]
+        'e3b0c44298fc'
+        """
+        digest = hashlib.sha256()
+        for row in self.rows:
+            digest.update(
+                orjson.dumps(
+                    [row.id, row.time_ms, row.features, row.label, row.model_version],
+                    option=orjson.OPT_SORT_KEYS,
+                )
+            )
+            digest.update(b"\n")
+        return digest.hexdigest()
+
+    def of_version(self, version: str) -> Examples:
+        """The examples whose prediction the model version ``version`` made."""
+        return Examples(tuple(row for row in self.rows if row.model_version == version))
 
     def since(self, time_ms: int) -> Examples:
         """The examples predicted at or after ``time_ms``."""
