@@ -223,6 +223,10 @@ def evaluate(
 ) -> Evaluation:
     """Judge ``candidate`` against the champion's own predictions on ``holdout``.
 
+    The champion's figure is that of whichever versions made the holdout's predictions; to
+    judge only the version being served, pass ``holdout.of_version(version)`` (both models
+    are then judged on those examples alone).
+
     >>> from driftline.trainer.protocol import Example
     >>> class Always1:
     ...     def predict(self, rows): return [1] * len(rows)

@@ -105,3 +105,13 @@ def test_examples_are_put_in_time_order_and_cut_by_time() -> None:
     assert batch.newest(2).ids == ("20", "30")
     assert batch.oldest(1).ids == ("10",)
     assert batch.newest(10) == batch
+
+
+def test_the_digest_changes_with_any_content_and_versions_select_their_examples() -> None:
+    rows = [Example("a", 1, {"x": 1.0}, 1, "1"), Example("b", 2, {"x": 2.0}, 0, "2")]
+    batch = Examples.of(rows)
+    assert batch.digest() == Examples.of(list(rows)).digest()
+    changed = Examples.of([rows[0], Example("b", 2, {"x": 2.5}, 0, "2")])
+    assert changed.digest() != batch.digest()
+    assert batch.of_version("2").ids == ("b",)
+    assert batch.feature_names() == ("x",)
