@@ -152,6 +152,35 @@ class StateStoreError(DriftlineError):
         super().__init__(message)
 
 
+# --- training ------------------------------------------------------------------------------
+
+
+class TrainingError(DriftlineError):
+    """Training a candidate model could not go ahead, or its result cannot be used."""
+
+
+class TrainerLoadError(TrainingError):
+    """A configured trainer's import path does not resolve to a trainer; ``field`` names the
+    setting (``models.<name>.training.trainer``)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class NotEnoughExamplesError(TrainingError):
+    """Too few examples to train on and hold out; ``needed`` and ``found`` say how many."""
+
+    def __init__(self, message: str, *, needed: int, found: int) -> None:
+        self.needed = needed
+        self.found = found
+        super().__init__(message)
+
+
+class ModelFormatError(TrainingError):
+    """Bytes given as a serialised model are not one: wrong header, format or hash."""
+
+
 # --- sinks -------------------------------------------------------------------------------
 
 
