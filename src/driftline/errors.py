@@ -181,6 +181,10 @@ class ModelFormatError(TrainingError):
     """Bytes given as a serialised model are not one: wrong header, format or hash."""
 
 
+class TrainingTimeoutError(TrainingError):
+    """A training ran longer than ``trainer.timeout`` and was stopped."""
+
+
 # --- sinks -------------------------------------------------------------------------------
 
 
