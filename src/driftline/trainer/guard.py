@@ -68,6 +68,24 @@ def inside(root: Path, *parts: str) -> Path:
     return resolved
 
 
+def subfolders(folder: Path) -> list[str]:
+    """The sub-folders of ``folder`` whose names are safe names (so never the registry's own
+    ``_…`` files, nor temporary ``.…`` ones)."""
+    names = []
+    for entry in os.scandir(folder):
+        if entry.is_dir() and _is_safe(entry.name):
+            names.append(entry.name)
+    return names
+
+
+def _is_safe(name: str) -> bool:
+    try:
+        check_name(name)
+    except ValueError:
+        return False
+    return True
+
+
 def read_checked(path: Path, sha256: str, size: int | None = None) -> bytes:
     """The bytes of ``path`` if their sha256 (and size) equal the recorded ones."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)

@@ -46,6 +46,7 @@ from driftline.schemas.outputs import Reason, utc_now
 from driftline.schemas.reference import ReferenceProfile
 from driftline.trainer import guard
 from driftline.trainer.environment import code_version, current_environment
+from driftline.trainer.versions import next_version, version_key
 
 MODEL_FILE = "model.bin"
 METADATA_FILE = "metadata.json"
@@ -127,33 +128,6 @@ class Registry(Protocol):
         ...
 
 
-def version_key(version: str) -> tuple[tuple[int, int, str], ...]:
-    """Sort key of version names: numeric parts by value, so ``2 < 10 < 10.1``.
-
-    >>> sorted(["10", "2", "10.1", "a"], key=version_key)
-    ['2', '10', '10.1', 'a']
-    """
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in version.split("."))
-
-
-def next_version(taken: set[str], parent: str | None) -> str:
-    """The next version's name: max + 1 while every name is an integer, else ``<parent>.<n>``.
-
-    >>> next_version(set(), None), next_version({"1", "2"}, "2"), next_version(set(), "7")
-    ('1', '3', '8')
-    >>> next_version({"v1", "v1.1"}, "v1")
-    'v1.2'
-    """
-    names = taken | ({parent} if parent is not None else set())
-    if all(name.isdigit() for name in names):
-        return str(max((int(name) for name in names), default=0) + 1)
-    base = parent if parent is not None else "v"
-    n = 1
-    while f"{base}.{n}" in taken:
-        n += 1
-    return f"{base}.{n}"
-
-
 class FileSystemRegistry:
     """The default :class:`Registry`: a folder per model version under ``root``.
 
@@ -194,7 +168,8 @@ class FileSystemRegistry:
         by: Actor = "trainer",
         reason: str | None = None,
     ) -> ModelVersionMetadata:
-        """Store a new version with status ``candidate``; see :func:`next_version`.
+        """Store a new version with status ``candidate``, numbered by
+        :func:`~driftline.trainer.versions.next_version`.
 
         A reference profile is stored stamped with the new version's name (its model must be
         the candidate's).
@@ -206,6 +181,7 @@ class FileSystemRegistry:
             raise RegistryError(
                 f"the reference profile is of model {reference.model!r}, not {model!r}"
             )
+        draft = self._draft(candidate, model, artifact, by, reason)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -223,13 +199,25 @@ class FileSystemRegistry:
                 body = stamped.model_dump_json(indent=2).encode()
                 guard.write_atomically(target / REFERENCE_FILE, body)
                 reference_sha = hashlib.sha256(body).hexdigest()
-            why = reason or (
-                f"retrain request {candidate.request_id}" if candidate.request_id else "registered"
+            metadata = draft.model_copy(
+                update={"version": version, "reference_sha256": reference_sha}
             )
-            metadata = ModelVersionMetadata(
+            self._write(target, metadata)
+        return metadata
+
+    def _draft(
+        self, candidate: Candidate, model: str, artifact: bytes, by: Actor, reason: str | None
+    ) -> ModelVersionMetadata:
+        """The new version's metadata but for its name, checked before any folder is made."""
+        why = reason or (
+            f"retrain request {candidate.request_id}" if candidate.request_id else "registered"
+        )
+        now = self._clock()
+        try:
+            return ModelVersionMetadata(
                 model=model,
-                version=version,
-                created_at=self._clock(),
+                version="0",
+                created_at=now,
                 parent_version=candidate.parent_version,
                 request_id=candidate.request_id,
                 reasons=candidate.reasons,
@@ -243,22 +231,23 @@ class FileSystemRegistry:
                     sha256=hashlib.sha256(artifact).hexdigest(),
                     size=len(artifact),
                 ),
-                reference_sha256=reference_sha,
                 code_version=code_version(),
                 environment=current_environment(),
                 history=(
-                    StatusChange(
-                        at=self._clock(), by=by, action="register", status="candidate", reason=why
-                    ),
+                    StatusChange(at=now, by=by, action="register", status="candidate", reason=why),
                 ),
             )
-            self._write(target, metadata)
-        return metadata
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top)"
+            raise RegistryError(
+                f"cannot register a version of {model!r}: {where}: {first['msg']}"
+            ) from None
 
     def _new_folder(self, folder: Path, parent: str | None) -> str:
         """Create the next version's folder exclusively (``mkdir`` fails if it exists)."""
         for _ in range(1000):
-            version = next_version(set(self._folder_names(folder)), parent)
+            version = next_version(set(guard.subfolders(folder)), parent)
             try:
                 os.mkdir(folder / version)
             except FileExistsError:
@@ -431,7 +420,7 @@ class FileSystemRegistry:
     def models(self) -> list[str]:
         """Every model with a folder under the root, sorted."""
         root = guard.existing_root(self.root)
-        return sorted(name for name in self._folder_names(root))
+        return sorted(name for name in guard.subfolders(root))
 
     def versions(self, model: str) -> list[ModelVersionMetadata]:
         """A model's complete versions (metadata written), by version number."""
@@ -462,7 +451,10 @@ class FileSystemRegistry:
         except UnknownVersionError:
             return None
         text = path.read_text(encoding="utf-8").strip()
-        return guard.safe_name(text, f"the version in {path}")
+        try:
+            return guard.safe_name(text, f"the version in {path}")
+        except RegistryError:  # damaged: the next change of the model rewrites it
+            return None
 
     def _model_root(self, model: str) -> Path:
         """The resolved root, after checking that ``model`` is a name it holds."""
@@ -511,20 +503,7 @@ class FileSystemRegistry:
 
     def _complete(self, root: Path, model: str) -> list[ModelVersionMetadata]:
         found = []
-        for name in self._folder_names(guard.inside(root, model)):
+        for name in guard.subfolders(guard.inside(root, model)):
             with contextlib.suppress(UnknownVersionError):
                 found.append(self._read(root, model, name))
         return sorted(found, key=lambda m: version_key(m.version))
-
-    @staticmethod
-    def _folder_names(folder: Path) -> list[str]:
-        """Sub-folders whose names are safe names (the registry's own files start with ``_``)."""
-        names = []
-        for entry in os.scandir(folder):
-            try:
-                guard.safe_name(entry.name, "entry")
-            except RegistryError:
-                continue
-            if entry.is_dir():
-                names.append(entry.name)
-        return names

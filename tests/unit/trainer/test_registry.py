@@ -28,9 +28,12 @@ from driftline.schemas import render_json_schemas
 from driftline.schemas.model_version import HoldoutMetrics, ModelVersionMetadata, TrainingData
 from driftline.schemas.outputs import Reason
 from driftline.schemas.reference import ReferenceProfile
+from driftline.trainer import guard
+from driftline.trainer import registry as registry_module
 from driftline.trainer.environment import code_version
 from driftline.trainer.registry import (
     CHAMPION_FILE,
+    LOCK_FILE,
     METADATA_FILE,
     MODEL_FILE,
     REFERENCE_FILE,
@@ -167,6 +170,17 @@ def test_a_reference_of_another_model_is_refused(registry: FileSystemRegistry) -
     assert not (registry.root / "fraud" / "1").exists()
 
 
+def test_a_candidate_that_is_not_valid_metadata_is_refused_before_any_folder(
+    registry: FileSystemRegistry,
+) -> None:
+    registry.register(candidate(), b"m")  # a valid one first: the model folder exists
+    kinds = {"x1": "ordinal"}
+    bad = Candidate("fraud", None, candidate().training_data, kinds, "pickle")  # type: ignore[arg-type]
+    with pytest.raises(RegistryError, match=r"cannot register a version of 'fraud': features\.x1"):
+        registry.register(bad, b"m")
+    assert sorted(p.name for p in (registry.root / "fraud").iterdir()) == ["1", "_lock"]
+
+
 # --- numbering -------------------------------------------------------------------------------
 
 
@@ -237,6 +251,44 @@ def test_threads_registering_at_once_get_distinct_versions(registry: FileSystemR
     assert [m.version for m in registry.versions("fraud")] == [str(i) for i in range(1, 21)]
 
 
+def test_a_registration_waits_for_the_models_lock(registry: FileSystemRegistry) -> None:
+    """While another process holds the model's lock, a registration neither numbers nor
+    writes anything; it goes on once the lock is released."""
+    registry.register(candidate(), b"a")
+    done = threading.Event()
+
+    def register() -> None:
+        registry.register(candidate(), b"b")
+        done.set()
+
+    thread = threading.Thread(target=register)
+    with guard.locked(registry.root / "fraud" / LOCK_FILE):
+        thread.start()
+        assert not done.wait(timeout=0.5)
+        assert sorted(p.name for p in (registry.root / "fraud").iterdir()) == ["1", "_lock"]
+    assert done.wait(timeout=30)
+    thread.join(timeout=30)
+    assert [m.version for m in registry.versions("fraud")] == ["1", "2"]
+
+
+def test_a_version_folder_made_by_someone_else_is_never_reused(
+    registry: FileSystemRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder is created exclusively: a name taken since the listing is skipped, not
+    written into."""
+    registry.register(candidate(), b"a")
+    (registry.root / "fraud" / "2").mkdir()
+    answers = iter(["2"])
+    real = registry_module.next_version
+
+    def stale_first(taken: set[str], parent: str | None) -> str:
+        return next(answers, None) or real(taken, parent)
+
+    monkeypatch.setattr(registry_module, "next_version", stale_first)
+    assert registry.register(candidate(), b"b").version == "3"
+    assert list((registry.root / "fraud" / "2").iterdir()) == []
+
+
 # --- status and audit ------------------------------------------------------------------------
 
 
@@ -301,6 +353,26 @@ def test_retiring_the_champion_leaves_none(registry: FileSystemRegistry) -> None
     assert retired.history[-1].previous == "champion"
     assert registry.champion("fraud") is None
     assert not (registry.root / "fraud" / CHAMPION_FILE).exists()
+
+
+def test_concurrent_promotions_leave_exactly_one_champion(registry: FileSystemRegistry) -> None:
+    versions = [registry.register(candidate(), b"x").version for _ in range(6)]
+    barrier = threading.Barrier(len(versions))
+
+    def promote(version: str) -> None:
+        barrier.wait(timeout=30)
+        registry.promote("fraud", version, by="trainer", reason=f"thread {version}")
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    statuses = [m.status for m in registry.versions("fraud")]
+    assert sorted(statuses) == ["champion"] + ["retired"] * 5
+    champion = registry.champion("fraud")
+    assert champion is not None
+    assert (registry.root / "fraud" / CHAMPION_FILE).read_text().strip() == champion.version
 
 
 def test_an_interrupted_promotion_settles_on_the_newer_champion(
