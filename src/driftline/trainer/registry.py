@@ -139,7 +139,8 @@ class FileSystemRegistry:
     >>> from datetime import UTC, datetime
     >>> at = datetime(2026, 12, 1, tzinfo=UTC)
     >>> data = TrainingData(first_event_time=at, last_event_time=at, rows=100, content_hash="h")
-    >>> registry = FileSystemRegistry(Path(tempfile.mkdtemp()))
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> registry = FileSystemRegistry(Path(folder.name))
     >>> first = registry.register(
     ...     Candidate("fraud", None, data, {"amount": "numeric"}, "pickle"), b"model one")
     >>> registry.promote("fraud", first.version, by="person", reason="first model").status
@@ -151,6 +152,7 @@ class FileSystemRegistry:
     >>> _ = registry.promote("fraud", "2", by="trainer", reason="won on the holdout")
     >>> registry.champion("fraud").version, registry.metadata("fraud", "1").status
     ('2', 'retired')
+    >>> folder.cleanup()
     """
 
     def __init__(self, root: Path, *, clock: Callable[[], datetime] = utc_now) -> None:
@@ -269,7 +271,7 @@ class FileSystemRegistry:
                 f"cannot set status {status!r} directly: use promote or rollback for champion; "
                 "no version goes back to candidate"
             )
-        with self._locked(model) as root:
+        with self._locked(model, by) as root:
             current = self._read(root, model, version)
             if current.status == status:
                 return current
@@ -284,7 +286,7 @@ class FileSystemRegistry:
 
         Promoting the champion again changes nothing (a retried promotion is harmless).
         """
-        with self._locked(model) as root:
+        with self._locked(model, by) as root:
             current = self._read(root, model, version)
             if current.status == "champion":
                 return current
@@ -297,7 +299,7 @@ class FileSystemRegistry:
 
     def rollback(self, model: str, version: str, *, by: Actor, reason: str) -> ModelVersionMetadata:
         """Bring a ``retired`` or ``rejected`` version back as champion; the old one retires."""
-        with self._locked(model) as root:
+        with self._locked(model, by) as root:
             current = self._read(root, model, version)
             if current.status == "champion":
                 return current
@@ -336,13 +338,13 @@ class FileSystemRegistry:
             )
 
     @contextlib.contextmanager
-    def _locked(self, model: str) -> Iterator[Path]:
+    def _locked(self, model: str, by: Actor) -> Iterator[Path]:
         root = self._model_root(model)
         with guard.locked(guard.inside(root, model) / LOCK_FILE):
-            self._repair(root, model)
+            self._repair(root, model, by)
             yield root
 
-    def _repair(self, root: Path, model: str) -> None:
+    def _repair(self, root: Path, model: str, by: Actor) -> None:
         """Settle what an interrupted promotion left: the most recently crowned version is the
         champion, any other marked champion is retired, and the pointer names the champion."""
         champions = [m for m in self._complete(root, model) if m.status == "champion"]
@@ -351,7 +353,7 @@ class FileSystemRegistry:
             fixed = self._changed(
                 stale,
                 "retired",
-                "trainer",
+                by,
                 "repair",
                 f"superseded by version {champions[-1].version} (an interrupted promotion)",
             )

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from driftline.cli import app
+from driftline.config import Settings
 from driftline.trainer.registry import MODEL_FILE, FileSystemRegistry
 from tests.unit.trainer.test_registry import candidate
 
@@ -156,3 +157,11 @@ def test_config_show_includes_the_registry_root(config: Path, tmp_path: Path) ->
     code, output = invoke("config", "show", str(config))
     assert code == 0, output
     assert json.loads(output)["registry"] == {"root": str(tmp_path / "registry")}
+
+
+def test_the_registry_root_defaults_and_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert Settings().registry.root == Path("var/registry")
+    monkeypatch.setenv("DRIFTLINE_REGISTRY__ROOT", str(tmp_path / "elsewhere"))
+    assert Settings().registry.root == tmp_path / "elsewhere"
