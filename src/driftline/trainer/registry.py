@@ -240,10 +240,8 @@ class FileSystemRegistry:
                 ),
             )
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top)"
             raise RegistryError(
-                f"cannot register a version of {model!r}: {where}: {first['msg']}"
+                f"cannot register a version of {model!r}: {_first_problem(exc)}"
             ) from None
 
     def _new_folder(self, folder: Path, parent: str | None) -> str:
@@ -411,7 +409,9 @@ class FileSystemRegistry:
         try:
             return ReferenceProfile.model_validate_json(body)
         except ValidationError as exc:
-            raise RegistryError(f"{path} is not a reference profile: {exc}", path=path) from None
+            raise RegistryError(
+                f"{path} is not a reference profile: {_first_problem(exc)}", path=path
+            ) from None
 
     def location(self, model: str, version: str) -> str:
         """The file URI of a version's serialised model."""
@@ -490,10 +490,8 @@ class FileSystemRegistry:
         try:
             metadata = ModelVersionMetadata.model_validate_json(path.read_bytes())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top)"
             raise RegistryError(
-                f"{path} is not valid metadata: {where}: {first['msg']}", path=path
+                f"{path} is not valid metadata: {_first_problem(exc)}", path=path
             ) from None
         if (metadata.model, metadata.version) != (model, version):
             raise RegistryError(
@@ -509,3 +507,9 @@ class FileSystemRegistry:
             with contextlib.suppress(UnknownVersionError):
                 found.append(self._read(root, model, name))
         return sorted(found, key=lambda m: version_key(m.version))
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """The first thing pydantic found wrong, on one line: ``field.path: message``."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc']) or '(top)'}: {first['msg']}"
