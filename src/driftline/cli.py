@@ -236,10 +236,11 @@ def models_list(
     for m in rows:
         metrics = "-"
         if m.metrics is not None:
-            champion = "-" if m.metrics.champion is None else f"{m.metrics.champion:.4g}"
-            metrics = (
-                f"{m.metrics.metric} {m.metrics.candidate:.4g} vs {champion} (n={m.metrics.n})"
+            candidate, champion = (
+                "-" if value is None else f"{value:.4g}"
+                for value in (m.metrics.candidate, m.metrics.champion)
             )
+            metrics = f"{m.metrics.metric} {candidate} vs {champion} (n={m.metrics.n})"
         table.add_row(
             escape(m.model),
             escape(m.version),

@@ -13,7 +13,7 @@ from driftline.schemas.outputs import ModelVersionRegistered
 from driftline.streams.registry import ProfileRegistry
 from driftline.topics import create_topics
 from driftline.trainer.registry import FileSystemRegistry
-from tests.unit.trainer.test_registry import candidate, profile
+from tests.unit.trainer.test_registry import profile, registration
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -34,8 +34,8 @@ def test_promote_and_rollback_publish_the_versions_reference(
     """Each crowned version's stored profile reaches the models topic, from the registry."""
     create_topics(kafka, topics)
     store = FileSystemRegistry(tmp_path / "registry")
-    store.register(candidate(), b"one", reference=profile())
-    store.register(candidate(parent="1"), b"two", reference=profile())
+    store.register(registration(), b"one", reference=profile())
+    store.register(registration(parent="1"), b"two", reference=profile())
     store.promote("fraud", "1", by="trainer", reason="first")
     config = write_config(tmp_path, kafka, topics)
 
@@ -76,7 +76,7 @@ def test_a_failed_publication_says_the_registry_changed_and_a_rerun_publishes(
     tmp_path: Path, kafka: KafkaSettings, topics: TopicSettings
 ) -> None:
     store = FileSystemRegistry(tmp_path / "registry")
-    store.register(candidate(), b"one", reference=profile())
+    store.register(registration(), b"one", reference=profile())
     nowhere = tmp_path / "nowhere"
     nowhere.mkdir()
     dead = write_config(nowhere, KafkaSettings(bootstrap_servers="127.0.0.1:1"), topics)

@@ -65,7 +65,7 @@ class _Record(BaseModel):
     )
 
 
-class TrainingData(_Record):
+class TrainingSummary(_Record):
     """What a version was trained on: the event-time range, the row count and a content hash."""
 
     first_event_time: Timestamp
@@ -76,7 +76,7 @@ class TrainingData(_Record):
     )
 
     @model_validator(mode="after")
-    def _ordered(self) -> TrainingData:
+    def _ordered(self) -> TrainingSummary:
         if self.last_event_time < self.first_event_time:
             raise ValueError("last_event_time is before first_event_time")
         return self
@@ -86,7 +86,9 @@ class HoldoutMetrics(_Record):
     """The candidate and the champion it was judged against, on the same holdout."""
 
     metric: str = Field(min_length=1, description="e.g. accuracy, log_loss, mae")
-    candidate: float
+    candidate: float | None = Field(
+        description="The candidate's value; null when the metric is undefined on the holdout."
+    )
     champion: float | None = Field(
         None, description="The serving champion's value; null when there was none."
     )
@@ -127,7 +129,7 @@ class ModelVersionMetadata(_Record):
     >>> m = ModelVersionMetadata(
     ...     model="fraud", version="2", created_at=at, parent_version="1",
     ...     request_id="r-1", reasons=(),
-    ...     training_data=TrainingData(first_event_time=at, last_event_time=at, rows=10,
+    ...     training_data=TrainingSummary(first_event_time=at, last_event_time=at, rows=10,
     ...                                content_hash="abc"),
     ...     features={"amount": "numeric"}, parameters={"grace_period": 200},
     ...     metrics=HoldoutMetrics(metric="accuracy", candidate=0.91, champion=0.84, n=500),
@@ -146,7 +148,7 @@ class ModelVersionMetadata(_Record):
     parent_version: SafeName | None = Field(None, description="The version this one retrained.")
     request_id: str | None = Field(None, description="The retrain request that caused it.")
     reasons: tuple[Reason, ...] = Field((), description="That request's reasons.")
-    training_data: TrainingData
+    training_data: TrainingSummary
     features: dict[str, FeatureKind] = Field(description="Feature name to its kind.")
     parameters: dict[str, JsonValue] = Field(default_factory=dict)
     metrics: HoldoutMetrics | None = Field(

@@ -40,7 +40,7 @@ from driftline.schemas.model_version import (
     ModelVersionMetadata,
     Status,
     StatusChange,
-    TrainingData,
+    TrainingSummary,
 )
 from driftline.schemas.outputs import Reason, utc_now
 from driftline.schemas.reference import ReferenceProfile
@@ -56,12 +56,12 @@ LOCK_FILE = "_lock"
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """What the trainer knows of a new version before the registry gives it a number."""
+class Registration:
+    """What the trainer hands the registry for a new version, before it has a number."""
 
     model: str
     parent_version: str | None
-    training_data: TrainingData
+    training_data: TrainingSummary
     features: Mapping[str, FeatureKind]
     format: str
     request_id: str | None = None
@@ -75,7 +75,7 @@ class Registry(Protocol):
 
     def register(
         self,
-        candidate: Candidate,
+        registration: Registration,
         artifact: bytes,
         *,
         reference: ReferenceProfile | None = None,
@@ -138,15 +138,15 @@ class FileSystemRegistry:
     >>> import tempfile
     >>> from datetime import UTC, datetime
     >>> at = datetime(2026, 12, 1, tzinfo=UTC)
-    >>> data = TrainingData(first_event_time=at, last_event_time=at, rows=100, content_hash="h")
+    >>> data = TrainingSummary(first_event_time=at, last_event_time=at, rows=100, content_hash="h")
     >>> folder = tempfile.TemporaryDirectory()
     >>> registry = FileSystemRegistry(Path(folder.name))
     >>> first = registry.register(
-    ...     Candidate("fraud", None, data, {"amount": "numeric"}, "pickle"), b"model one")
+    ...     Registration("fraud", None, data, {"amount": "numeric"}, "pickle"), b"model one")
     >>> registry.promote("fraud", first.version, by="person", reason="first model").status
     'champion'
     >>> second = registry.register(
-    ...     Candidate("fraud", "1", data, {"amount": "numeric"}, "pickle"), b"model two")
+    ...     Registration("fraud", "1", data, {"amount": "numeric"}, "pickle"), b"model two")
     >>> second.version, registry.artifact("fraud", "2")
     ('2', b'model two')
     >>> _ = registry.promote("fraud", "2", by="trainer", reason="won on the holdout")
@@ -163,7 +163,7 @@ class FileSystemRegistry:
 
     def register(
         self,
-        candidate: Candidate,
+        registration: Registration,
         artifact: bytes,
         *,
         reference: ReferenceProfile | None = None,
@@ -174,16 +174,16 @@ class FileSystemRegistry:
         :func:`~driftline.trainer.versions.next_version`.
 
         A reference profile is stored stamped with the new version's name (its model must be
-        the candidate's).
+        the registration's).
         """
-        model = guard.safe_name(candidate.model, "model")
-        if candidate.parent_version is not None:
-            guard.safe_name(candidate.parent_version, "parent version")
+        model = guard.safe_name(registration.model, "model")
+        if registration.parent_version is not None:
+            guard.safe_name(registration.parent_version, "parent version")
         if reference is not None and reference.model != model:
             raise RegistryError(
                 f"the reference profile is of model {reference.model!r}, not {model!r}"
             )
-        draft = self._draft(candidate, model, artifact, by, reason)
+        draft = self._draft(registration, model, artifact, by, reason)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -192,7 +192,7 @@ class FileSystemRegistry:
         (root / model).mkdir(exist_ok=True)
         folder = guard.inside(root, model)
         with guard.locked(folder / LOCK_FILE):
-            version = self._new_folder(folder, candidate.parent_version)
+            version = self._new_folder(folder, registration.parent_version)
             target = guard.inside(root, model, version)
             guard.write_atomically(target / MODEL_FILE, artifact)
             reference_sha = None
@@ -208,11 +208,13 @@ class FileSystemRegistry:
         return metadata
 
     def _draft(
-        self, candidate: Candidate, model: str, artifact: bytes, by: Actor, reason: str | None
+        self, registration: Registration, model: str, artifact: bytes, by: Actor, reason: str | None
     ) -> ModelVersionMetadata:
         """The new version's metadata but for its name, checked before any folder is made."""
         why = reason or (
-            f"retrain request {candidate.request_id}" if candidate.request_id else "registered"
+            f"retrain request {registration.request_id}"
+            if registration.request_id
+            else "registered"
         )
         now = self._clock()
         try:
@@ -220,16 +222,16 @@ class FileSystemRegistry:
                 model=model,
                 version="0",
                 created_at=now,
-                parent_version=candidate.parent_version,
-                request_id=candidate.request_id,
-                reasons=candidate.reasons,
-                training_data=candidate.training_data,
-                features=dict(candidate.features),
-                parameters=dict(candidate.parameters),
-                metrics=candidate.metrics,
+                parent_version=registration.parent_version,
+                request_id=registration.request_id,
+                reasons=registration.reasons,
+                training_data=registration.training_data,
+                features=dict(registration.features),
+                parameters=dict(registration.parameters),
+                metrics=registration.metrics,
                 status="candidate",
                 artifact=Artifact(
-                    format=candidate.format,
+                    format=registration.format,
                     sha256=hashlib.sha256(artifact).hexdigest(),
                     size=len(artifact),
                 ),

@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.config import Settings
+from driftline.schemas.model_version import HoldoutMetrics
 from driftline.trainer.registry import MODEL_FILE, FileSystemRegistry
-from tests.unit.trainer.test_registry import candidate
+from tests.unit.trainer.test_registry import registration
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -20,8 +21,8 @@ runner = CliRunner(env={"COLUMNS": "200"})
 def registry(tmp_path: Path) -> FileSystemRegistry:
     """Versions 1 (champion) and 2 (candidate) of ``fraud``."""
     store = FileSystemRegistry(tmp_path / "registry")
-    store.register(candidate(), b"one")
-    store.register(candidate(parent="1"), b"two")
+    store.register(registration(), b"one")
+    store.register(registration(parent="1"), b"two")
     store.promote("fraud", "1", by="trainer", reason="first")
     return store
 
@@ -165,3 +166,13 @@ def test_the_registry_root_defaults_and_comes_from_the_environment(
     assert Settings().registry.root == Path("var/registry")
     monkeypatch.setenv("DRIFTLINE_REGISTRY__ROOT", str(tmp_path / "elsewhere"))
     assert Settings().registry.root == tmp_path / "elsewhere"
+
+
+def test_list_shows_an_undefined_metric_as_a_dash(
+    registry: FileSystemRegistry, config: Path
+) -> None:
+    metrics = HoldoutMetrics(metric="log_loss", candidate=None, champion=None, n=0)
+    registry.register(registration(metrics=metrics), b"three")
+    code, output = invoke("models", "list", "fraud", "--config", str(config))
+    assert code == 0, output
+    assert "log_loss - vs - (n=0)" in output

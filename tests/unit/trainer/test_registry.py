@@ -25,7 +25,7 @@ from driftline.errors import (
     UnsafePathError,
 )
 from driftline.schemas import render_json_schemas
-from driftline.schemas.model_version import HoldoutMetrics, ModelVersionMetadata, TrainingData
+from driftline.schemas.model_version import HoldoutMetrics, ModelVersionMetadata, TrainingSummary
 from driftline.schemas.outputs import Reason
 from driftline.schemas.reference import ReferenceProfile
 from driftline.trainer import guard
@@ -37,8 +37,8 @@ from driftline.trainer.registry import (
     METADATA_FILE,
     MODEL_FILE,
     REFERENCE_FILE,
-    Candidate,
     FileSystemRegistry,
+    Registration,
     Registry,
 )
 
@@ -57,8 +57,8 @@ class Clock:
         return self.now
 
 
-def candidate(model: str = "fraud", parent: str | None = None, **extra: object) -> Candidate:
-    data = TrainingData(
+def registration(model: str = "fraud", parent: str | None = None, **extra: object) -> Registration:
+    data = TrainingSummary(
         first_event_time=START,
         last_event_time=START + timedelta(hours=1),
         rows=500,
@@ -71,7 +71,7 @@ def candidate(model: str = "fraud", parent: str | None = None, **extra: object) 
         "metrics": HoldoutMetrics(metric="accuracy", candidate=0.91, champion=0.84, n=100),
         **extra,
     }
-    return Candidate(
+    return Registration(
         model, parent, data, {"x1": "numeric", "colour": "categorical"}, "pickle", **fields
     )  # type: ignore[arg-type]
 
@@ -97,7 +97,7 @@ def crowned(registry: FileSystemRegistry, *versions: str) -> None:
 def test_a_registered_version_reads_back_whole(registry: FileSystemRegistry) -> None:
     """Metadata, artifact and reference come back as stored; the record says where they came
     from, what they cost and in which environment."""
-    written = registry.register(candidate(parent="0"), b"\x00model bytes", reference=profile())
+    written = registry.register(registration(parent="0"), b"\x00model bytes", reference=profile())
     assert written.version == "1"
     assert registry.metadata("fraud", "1") == written
     assert registry.artifact("fraud", "1") == b"\x00model bytes"
@@ -129,7 +129,7 @@ def test_a_registered_version_reads_back_whole(registry: FileSystemRegistry) -> 
 
 
 def test_a_version_without_a_reference_has_none(registry: FileSystemRegistry) -> None:
-    registry.register(candidate(), b"m")
+    registry.register(registration(), b"m")
     assert registry.reference("fraud", "1") is None
     assert registry.metadata("fraud", "1").reference_sha256 is None
 
@@ -137,7 +137,7 @@ def test_a_version_without_a_reference_has_none(registry: FileSystemRegistry) ->
 def test_the_metadata_file_is_the_published_schema(registry: FileSystemRegistry) -> None:
     """metadata.json parses as ModelVersionMetadata, and the committed schema forbids unknown
     fields and requires the lineage, data, artifact, status and audit fields."""
-    registry.register(candidate(), b"m")
+    registry.register(registration(), b"m")
     text = (registry.root / "fraud" / "1" / METADATA_FILE).read_text()
     assert ModelVersionMetadata.model_validate_json(text).version == "1"
     schema = json.loads(render_json_schemas()["model-version-metadata.schema.json"])
@@ -160,22 +160,22 @@ def test_the_metadata_file_is_the_published_schema(registry: FileSystemRegistry)
 def test_the_registry_satisfies_the_protocol(registry: FileSystemRegistry) -> None:
     store: Registry = registry
     assert store.champion("fraud") is None
-    store.register(candidate(), b"m")
+    store.register(registration(), b"m")
     assert store.models() == ["fraud"]
 
 
 def test_a_reference_of_another_model_is_refused(registry: FileSystemRegistry) -> None:
     with pytest.raises(RegistryError, match="reference profile is of model 'churn'"):
-        registry.register(candidate(), b"m", reference=profile("churn"))
+        registry.register(registration(), b"m", reference=profile("churn"))
     assert not (registry.root / "fraud" / "1").exists()
 
 
 def test_a_candidate_that_is_not_valid_metadata_is_refused_before_any_folder(
     registry: FileSystemRegistry,
 ) -> None:
-    registry.register(candidate(), b"m")  # a valid one first: the model folder exists
+    registry.register(registration(), b"m")  # a valid one first: the model folder exists
     kinds = {"x1": "ordinal"}
-    bad = Candidate("fraud", None, candidate().training_data, kinds, "pickle")  # type: ignore[arg-type]
+    bad = Registration("fraud", None, registration().training_data, kinds, "pickle")  # type: ignore[arg-type]
     with pytest.raises(RegistryError, match=r"cannot register a version of 'fraud': features\.x1"):
         registry.register(bad, b"m")
     assert sorted(p.name for p in (registry.root / "fraud").iterdir()) == ["1", "_lock"]
@@ -188,25 +188,25 @@ def test_integer_versions_count_up_from_the_parent_and_the_others(
     registry: FileSystemRegistry,
 ) -> None:
     """Every name an integer: max + 1 over the versions and the parent."""
-    assert registry.register(candidate(parent="7"), b"a").version == "8"
-    assert registry.register(candidate(parent="8"), b"b").version == "9"
-    assert registry.register(candidate(parent="1"), b"c").version == "10"
+    assert registry.register(registration(parent="7"), b"a").version == "8"
+    assert registry.register(registration(parent="8"), b"b").version == "9"
+    assert registry.register(registration(parent="1"), b"c").version == "10"
     assert [m.version for m in registry.versions("fraud")] == ["8", "9", "10"]
 
 
 def test_a_non_integer_lineage_branches_from_the_parent(registry: FileSystemRegistry) -> None:
-    assert registry.register(candidate(parent="v3"), b"a").version == "v3.1"
-    assert registry.register(candidate(parent="v3"), b"b").version == "v3.2"
-    assert registry.register(candidate(parent="v3.1"), b"c").version == "v3.1.1"
+    assert registry.register(registration(parent="v3"), b"a").version == "v3.1"
+    assert registry.register(registration(parent="v3"), b"b").version == "v3.2"
+    assert registry.register(registration(parent="v3.1"), b"c").version == "v3.1.1"
 
 
 def test_an_unfinished_registration_keeps_its_number_and_is_not_listed(
     registry: FileSystemRegistry,
 ) -> None:
     """A folder without metadata.json (a crash mid-registration) is never handed out again."""
-    registry.register(candidate(), b"a")
+    registry.register(registration(), b"a")
     (registry.root / "fraud" / "2").mkdir()
-    assert registry.register(candidate(parent="1"), b"b").version == "3"
+    assert registry.register(registration(parent="1"), b"b").version == "3"
     assert [m.version for m in registry.versions("fraud")] == ["1", "3"]
     with pytest.raises(UnknownVersionError, match="incomplete"):
         registry.metadata("fraud", "2")
@@ -216,7 +216,7 @@ def _register_many(root: str, n: int, barrier: object) -> None:
     barrier.wait()  # type: ignore[attr-defined]
     store = FileSystemRegistry(Path(root))
     for i in range(n):
-        store.register(candidate(parent="1"), f"{os.getpid()}-{i}".encode())
+        store.register(registration(parent="1"), f"{os.getpid()}-{i}".encode())
 
 
 def test_two_processes_registering_at_once_get_distinct_versions(tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ def test_threads_registering_at_once_get_distinct_versions(registry: FileSystemR
     def work() -> None:
         barrier.wait(timeout=30)
         for _ in range(5):
-            registry.register(candidate(), b"x")
+            registry.register(registration(), b"x")
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:
@@ -254,11 +254,11 @@ def test_threads_registering_at_once_get_distinct_versions(registry: FileSystemR
 def test_a_registration_waits_for_the_models_lock(registry: FileSystemRegistry) -> None:
     """While another process holds the model's lock, a registration neither numbers nor
     writes anything; it goes on once the lock is released."""
-    registry.register(candidate(), b"a")
+    registry.register(registration(), b"a")
     done = threading.Event()
 
     def register() -> None:
-        registry.register(candidate(), b"b")
+        registry.register(registration(), b"b")
         done.set()
 
     thread = threading.Thread(target=register)
@@ -276,7 +276,7 @@ def test_a_version_folder_made_by_someone_else_is_never_reused(
 ) -> None:
     """The folder is created exclusively: a name taken since the listing is skipped, not
     written into."""
-    registry.register(candidate(), b"a")
+    registry.register(registration(), b"a")
     (registry.root / "fraud" / "2").mkdir()
     answers = iter(["2"])
     real = registry_module.next_version
@@ -285,7 +285,7 @@ def test_a_version_folder_made_by_someone_else_is_never_reused(
         return next(answers, None) or real(taken, parent)
 
     monkeypatch.setattr(registry_module, "next_version", stale_first)
-    assert registry.register(candidate(), b"b").version == "3"
+    assert registry.register(registration(), b"b").version == "3"
     assert list((registry.root / "fraud" / "2").iterdir()) == []
 
 
@@ -293,8 +293,8 @@ def test_a_version_folder_made_by_someone_else_is_never_reused(
 
 
 def test_promotion_retires_the_old_champion_and_records_both(registry: FileSystemRegistry) -> None:
-    registry.register(candidate(), b"a")
-    registry.register(candidate(parent="1"), b"b")
+    registry.register(registration(), b"a")
+    registry.register(registration(parent="1"), b"b")
     crowned(registry, "1")
     new = registry.promote("fraud", "2", by="person", reason="it wins")
     assert new.status == "champion"
@@ -310,7 +310,7 @@ def test_promotion_retires_the_old_champion_and_records_both(registry: FileSyste
 
 
 def test_promoting_the_champion_again_changes_nothing(registry: FileSystemRegistry) -> None:
-    registry.register(candidate(), b"a")
+    registry.register(registration(), b"a")
     first = registry.promote("fraud", "1", by="trainer", reason="first")
     assert registry.promote("fraud", "1", by="trainer", reason="retry") == first
 
@@ -319,7 +319,7 @@ def test_rollback_brings_a_retired_version_back_and_records_it(
     registry: FileSystemRegistry,
 ) -> None:
     for payload in (b"a", b"b"):
-        registry.register(candidate(parent="1"), payload)
+        registry.register(registration(parent="1"), payload)
     crowned(registry, "2", "3")
     back = registry.rollback("fraud", "2", by="person", reason="3 misbehaves in production")
     assert back.status == "champion"
@@ -332,8 +332,8 @@ def test_rollback_brings_a_retired_version_back_and_records_it(
 def test_only_candidates_are_promoted_and_only_retired_or_rejected_rolled_back(
     registry: FileSystemRegistry,
 ) -> None:
-    registry.register(candidate(), b"a")
-    registry.register(candidate(), b"b")
+    registry.register(registration(), b"a")
+    registry.register(registration(), b"b")
     registry.set_status("fraud", "2", "rejected", by="trainer", reason="lost by 0.03")
     with pytest.raises(StatusChangeError, match="only a candidate can be promoted"):
         registry.promote("fraud", "2", by="person", reason="x")
@@ -347,7 +347,7 @@ def test_only_candidates_are_promoted_and_only_retired_or_rejected_rolled_back(
 
 
 def test_retiring_the_champion_leaves_none(registry: FileSystemRegistry) -> None:
-    registry.register(candidate(), b"a")
+    registry.register(registration(), b"a")
     crowned(registry, "1")
     retired = registry.set_status("fraud", "1", "retired", by="person", reason="model withdrawn")
     assert retired.history[-1].previous == "champion"
@@ -356,7 +356,7 @@ def test_retiring_the_champion_leaves_none(registry: FileSystemRegistry) -> None
 
 
 def test_concurrent_promotions_leave_exactly_one_champion(registry: FileSystemRegistry) -> None:
-    versions = [registry.register(candidate(), b"x").version for _ in range(6)]
+    versions = [registry.register(registration(), b"x").version for _ in range(6)]
     barrier = threading.Barrier(len(versions))
 
     def promote(version: str) -> None:
@@ -380,9 +380,9 @@ def test_an_interrupted_promotion_settles_on_the_newer_champion(
 ) -> None:
     """A crash after the new champion's metadata but before the old one's retirement leaves
     two champions: the newer is served, and the next change retires the older."""
-    registry.register(candidate(), b"a")
-    registry.register(candidate(), b"b")
-    registry.register(candidate(), b"c")
+    registry.register(registration(), b"a")
+    registry.register(registration(), b"b")
+    registry.register(registration(), b"c")
     crowned(registry, "1")
     folder = registry.root / "fraud"
     saved = (folder / "1" / METADATA_FILE).read_bytes()
@@ -404,11 +404,11 @@ BAD_NAMES = ["..", "../x", "a/b", "/etc", ".hidden", "", "a\\b", "x" * 129, "a\x
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_unsafe_names_are_refused_naming_the_rule(registry: FileSystemRegistry, name: str) -> None:
-    registry.register(candidate(), b"a")
+    registry.register(registration(), b"a")
     with pytest.raises(InvalidNameError, match="is not a safe name"):
-        registry.register(candidate(model=name), b"a")
+        registry.register(registration(model=name), b"a")
     with pytest.raises(InvalidNameError, match="is not a safe name"):
-        registry.register(candidate(parent=name), b"a")
+        registry.register(registration(parent=name), b"a")
     with pytest.raises(InvalidNameError, match="is not a safe name"):
         registry.artifact("fraud", name)
     with pytest.raises(InvalidNameError, match="is not a safe name"):
@@ -419,7 +419,7 @@ def test_a_version_folder_linked_outside_the_root_is_refused(
     registry: FileSystemRegistry, tmp_path: Path
 ) -> None:
     """A symlink that leads out of the root is refused even when the files behind it match."""
-    registry.register(candidate(), b"a")
+    registry.register(registration(), b"a")
     outside = tmp_path / "elsewhere"
     shutil.copytree(registry.root / "fraud" / "1", outside)
     shutil.rmtree(registry.root / "fraud" / "1")
@@ -431,7 +431,7 @@ def test_a_version_folder_linked_outside_the_root_is_refused(
 def test_a_model_file_linked_outside_the_root_is_refused(
     registry: FileSystemRegistry, tmp_path: Path
 ) -> None:
-    registry.register(candidate(), b"a")
+    registry.register(registration(), b"a")
     outside = tmp_path / "evil.bin"
     outside.write_bytes(b"a")
     target = registry.root / "fraud" / "1" / MODEL_FILE
@@ -444,17 +444,17 @@ def test_a_model_file_linked_outside_the_root_is_refused(
 def test_a_model_folder_linked_outside_the_root_is_refused(
     registry: FileSystemRegistry, tmp_path: Path
 ) -> None:
-    registry.register(candidate(), b"a")
+    registry.register(registration(), b"a")
     shutil.move(registry.root / "fraud", tmp_path / "fraud-out")
     (registry.root / "fraud").symlink_to(tmp_path / "fraud-out", target_is_directory=True)
     with pytest.raises(UnsafePathError, match="outside the registry root"):
         registry.metadata("fraud", "1")
     with pytest.raises(UnsafePathError):
-        registry.register(candidate(), b"b")
+        registry.register(registration(), b"b")
 
 
 def test_a_tampered_artifact_is_refused_naming_the_file(registry: FileSystemRegistry) -> None:
-    registry.register(candidate(), b"the model")
+    registry.register(registration(), b"the model")
     path = registry.root / "fraud" / "1" / MODEL_FILE
     path.write_bytes(b"the modeL")
     with pytest.raises(ArtifactMismatchError, match=f"{path} does not match its metadata"):
@@ -465,7 +465,7 @@ def test_a_tampered_artifact_is_refused_naming_the_file(registry: FileSystemRegi
 
 
 def test_a_tampered_reference_is_refused(registry: FileSystemRegistry) -> None:
-    registry.register(candidate(), b"m", reference=profile())
+    registry.register(registration(), b"m", reference=profile())
     path = registry.root / "fraud" / "1" / REFERENCE_FILE
     path.write_text(path.read_text().replace('"n_rows": 200', '"n_rows": 201'))
     with pytest.raises(ArtifactMismatchError, match=str(path)):
@@ -473,8 +473,8 @@ def test_a_tampered_reference_is_refused(registry: FileSystemRegistry) -> None:
 
 
 def test_metadata_copied_from_another_version_is_refused(registry: FileSystemRegistry) -> None:
-    registry.register(candidate(), b"a")
-    registry.register(candidate(), b"b")
+    registry.register(registration(), b"a")
+    registry.register(registration(), b"b")
     folder = registry.root / "fraud"
     shutil.copy(folder / "1" / METADATA_FILE, folder / "2" / METADATA_FILE)
     with pytest.raises(
@@ -484,7 +484,7 @@ def test_metadata_copied_from_another_version_is_refused(registry: FileSystemReg
 
 
 def test_broken_metadata_is_reported_with_its_field(registry: FileSystemRegistry) -> None:
-    registry.register(candidate(), b"a")
+    registry.register(registration(), b"a")
     path = registry.root / "fraud" / "1" / METADATA_FILE
     path.write_text(path.read_text().replace('"status": "candidate"', '"status": "king"'))
     with pytest.raises(RegistryError, match=f"{path} is not valid metadata: status"):
@@ -499,7 +499,7 @@ def test_unknown_models_versions_and_roots_are_named(
 ) -> None:
     with pytest.raises(RegistryRootError, match="does not exist"):
         registry.models()
-    registry.register(candidate(), b"a")
+    registry.register(registration(), b"a")
     with pytest.raises(UnknownVersionError, match="holds no model 'churn'"):
         registry.versions("churn")
     with pytest.raises(UnknownVersionError, match="model 'fraud' has no version '9'"):
@@ -510,8 +510,8 @@ def test_unknown_models_versions_and_roots_are_named(
 
 
 def test_listing_skips_the_registrys_own_files(registry: FileSystemRegistry) -> None:
-    registry.register(candidate(), b"a")
-    registry.register(candidate("churn"), b"a")
+    registry.register(registration(), b"a")
+    registry.register(registration("churn"), b"a")
     crowned(registry, "1")
     assert registry.models() == ["churn", "fraud"]
     assert [m.version for m in registry.versions("fraud")] == ["1"]
