@@ -21,6 +21,7 @@ from pathlib import Path
 from driftline.errors import (
     ArtifactMismatchError,
     InvalidNameError,
+    RegistryError,
     RegistryRootError,
     UnknownVersionError,
     UnsafePathError,
@@ -68,14 +69,14 @@ def inside(root: Path, *parts: str) -> Path:
     return resolved
 
 
-def subfolders(folder: Path) -> list[str]:
-    """The sub-folders of ``folder`` whose names are safe names (so never the registry's own
-    ``_…`` files, nor temporary ``.…`` ones)."""
-    names = []
-    for entry in os.scandir(folder):
-        if entry.is_dir() and _is_safe(entry.name):
-            names.append(entry.name)
-    return names
+def subfolders(folder: Path, *, folders_only: bool = True) -> list[str]:
+    """The sub-folders of ``folder`` (or all its entries) whose names are safe names, so
+    never the registry's own ``_…`` files nor temporary ``.…`` ones."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        raise RegistryError(f"cannot list {folder}: {exc.strerror or exc}", path=folder) from None
+    return [e.name for e in entries if _is_safe(e.name) and (e.is_dir() or not folders_only)]
 
 
 def _is_safe(name: str) -> bool:
@@ -88,10 +89,12 @@ def _is_safe(name: str) -> bool:
 
 def read_checked(path: Path, sha256: str, size: int | None = None) -> bytes:
     """The bytes of ``path`` if their sha256 (and size) equal the recorded ones."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
-    with os.fdopen(fd, "rb") as file:
-        data = file.read()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as file:
+            data = file.read()
+    except OSError as exc:
+        raise RegistryError(f"cannot read {path}: {exc.strerror or exc}", path=path) from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256 or (size is not None and len(data) != size):
         raise ArtifactMismatchError(
@@ -111,6 +114,8 @@ def write_atomically(path: Path, data: bytes) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
+    except OSError as exc:
+        raise RegistryError(f"cannot write {path}: {exc.strerror or exc}", path=path) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
@@ -134,7 +139,10 @@ def locked(path: Path) -> Iterator[None]:
     ``flock`` locks belong to the open file, so two threads of one process exclude each other
     too, and the kernel releases the lock of a process that dies.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        raise RegistryError(f"cannot lock {path}: {exc.strerror or exc}", path=path) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

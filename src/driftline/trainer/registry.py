@@ -186,10 +186,12 @@ class FileSystemRegistry:
         draft = self._draft(registration, model, artifact, by, reason)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            root = guard.existing_root(self.root)
+            (root / model).mkdir(exist_ok=True)
         except OSError as exc:
-            raise RegistryError(f"cannot create registry root {self.root}: {exc}") from None
-        root = guard.existing_root(self.root)
-        (root / model).mkdir(exist_ok=True)
+            raise RegistryError(
+                f"cannot create {self.root / model}: {exc.strerror or exc}", path=self.root
+            ) from None
         folder = guard.inside(root, model)
         with guard.locked(folder / LOCK_FILE):
             version = self._new_folder(folder, registration.parent_version)
@@ -249,11 +251,16 @@ class FileSystemRegistry:
     def _new_folder(self, folder: Path, parent: str | None) -> str:
         """Create the next version's folder exclusively (``mkdir`` fails if it exists)."""
         for _ in range(1000):
-            version = next_version(set(guard.subfolders(folder)), parent)
+            taken = set(guard.subfolders(folder, folders_only=False))
+            version = next_version(taken, parent)
             try:
                 os.mkdir(folder / version)
             except FileExistsError:
                 continue
+            except OSError as exc:
+                raise RegistryError(
+                    f"cannot create {folder / version}: {exc.strerror or exc}", path=folder
+                ) from None
             guard.sync_folder(folder)
             return version
         raise RegistryError(f"cannot allocate a version folder in {folder}", path=folder)

@@ -522,3 +522,15 @@ def _no_stray_temporaries(tmp_path: Path) -> Iterator[None]:
     """No test leaves a half-written temporary file in the registry."""
     yield
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_file_system_failures_are_registry_errors(registry: FileSystemRegistry) -> None:
+    """A file where a folder should be is reported as a registry error naming the path, or
+    its name is skipped when it is only in the way of a new version's number."""
+    registry.root.mkdir()
+    (registry.root / "fraud").write_text("not a folder")
+    with pytest.raises(RegistryError, match=r"cannot create .*fraud"):
+        registry.register(registration(), b"m")
+    registry.register(registration("churn"), b"m")
+    (registry.root / "churn" / "2").write_text("not a folder")  # the next version's name
+    assert registry.register(registration("churn"), b"m").version == "3"
