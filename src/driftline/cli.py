@@ -298,14 +298,14 @@ def _crown(
     """Change the champion as a person, then publish the version's reference profile (if the
     registry holds one) so the monitor judges its traffic against it. Running it again after
     a failed publication publishes again and changes nothing else."""
-    from driftline.schemas.outputs import ModelVersionRegistered
     from driftline.streams.registry import publish_profile
+    from driftline.trainer.announce import version_record
 
     try:
         settings, registry = _registry(config)
         before = registry.champion(model)
         change = registry.rollback if rollback else registry.promote
-        crowned = change(model, version, by="person", reason=reason)
+        change(model, version, by="person", reason=reason)
     except DriftlineError as exc:
         raise _fail(exc) from None
     was = (
@@ -315,19 +315,10 @@ def _crown(
     )
     _say(f"{model} {version} is the champion{was}")
     try:
-        reference = registry.reference(model, version)
-        if reference is None:
+        record = version_record(registry, model, version, source="registry")
+        if record is None:
             _say("no reference profile stored with this version: nothing published")
             return
-        record = ModelVersionRegistered(
-            model=model,
-            model_version=version,
-            registered_at=crowned.created_at,
-            source="registry",
-            parent_version=crowned.parent_version,
-            artifact_uri=registry.location(model, version),
-            reference=reference,
-        )
         publish_profile(settings.kafka, settings.topics, record, timeout=timeout)
     except DriftlineError as exc:
         err.print(

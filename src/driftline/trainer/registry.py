@@ -461,11 +461,11 @@ class FileSystemRegistry:
             path = guard.inside(root, model, CHAMPION_FILE)
         except UnknownVersionError:
             return None
-        text = path.read_text(encoding="utf-8").strip()
         try:
+            text = path.read_text(encoding="utf-8").strip()
             return guard.safe_name(text, f"the version in {path}")
-        except RegistryError:  # damaged: the next change of the model rewrites it
-            return None
+        except (OSError, UnicodeDecodeError, RegistryError):
+            return None  # damaged: the next change of the model rewrites it
 
     def _model_root(self, model: str) -> Path:
         """The resolved root, after checking that ``model`` is a name it holds."""
