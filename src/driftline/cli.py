@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from driftline.telemetry.server import Health
     from driftline.telemetry.stage2 import Stage2Telemetry
     from driftline.telemetry.writer import WriterTelemetry
+    from driftline.trainer.registry import FileSystemRegistry
 
 app = typer.Typer(
     name="driftline",
@@ -44,8 +45,12 @@ topics_app = typer.Typer(help="Create driftline's Kafka topics.", no_args_is_hel
 schemas_app = typer.Typer(help="The JSON Schemas of the public events.", no_args_is_help=True)
 reference_app = typer.Typer(help="Build and publish reference profiles.", no_args_is_help=True)
 monitor_app = typer.Typer(help="Run the monitor service's parts.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="The model registry: list, show, promote and roll back versions.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(models_app, name="models")
 app.add_typer(reference_app, name="reference")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
@@ -200,6 +205,129 @@ def reference_publish(
         err.print(f"error: {exc}", highlight=False)
         raise typer.Exit(EXIT_FAILED) from None
     _say(f"registered {profile.model} {profile.model_version} on {settings.topics.models}")
+
+
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded in the audit trail.")]
+
+
+def _registry(config: Path | None) -> tuple[Settings, FileSystemRegistry]:
+    from driftline.trainer.registry import FileSystemRegistry
+
+    settings = load_settings(config)
+    return settings, FileSystemRegistry(settings.registry.root)
+
+
+@models_app.command("list")
+def models_list(
+    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    config: ConfigFile = None,
+) -> None:
+    """List every version in the registry: status, lineage, rows and holdout metrics."""
+    try:
+        settings, registry = _registry(config)
+        names = [model] if model is not None else registry.models()
+        rows = [m for name in names for m in registry.versions(name)]
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+    if not rows:
+        _say(f"the registry at {settings.registry.root} holds no versions")
+        return
+    table = Table("model", "version", "status", "created (UTC)", "parent", "rows", "holdout")
+    for m in rows:
+        metrics = "-"
+        if m.metrics is not None:
+            candidate, champion = (
+                "-" if value is None else f"{value:.4g}"
+                for value in (m.metrics.candidate, m.metrics.champion)
+            )
+            metrics = f"{m.metrics.metric} {candidate} vs {champion} (n={m.metrics.n})"
+        table.add_row(
+            escape(m.model),
+            escape(m.version),
+            m.status,
+            f"{m.created_at:%Y-%m-%d %H:%M}",
+            escape(m.parent_version or "-"),
+            str(m.training_data.rows),
+            metrics,
+        )
+    out.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version.")],
+    config: ConfigFile = None,
+) -> None:
+    """Print a version's metadata: lineage, training data, metrics, status and audit trail."""
+    try:
+        _, registry = _registry(config)
+        metadata = registry.metadata(model, version)
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+    out.print_json(metadata.model_dump_json())
+
+
+@models_app.command("promote")
+def models_promote(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="The candidate to make champion.")],
+    reason: ReasonOption,
+    config: ConfigFile = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 30.0,
+) -> None:
+    """Make a candidate the champion (the old champion retires) and publish its reference."""
+    _crown(model, version, reason, config, timeout, rollback=False)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="A retired or rejected version.")],
+    reason: ReasonOption,
+    config: ConfigFile = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 30.0,
+) -> None:
+    """Bring a retired or rejected version back as champion and publish its reference."""
+    _crown(model, version, reason, config, timeout, rollback=True)
+
+
+def _crown(
+    model: str, version: str, reason: str, config: Path | None, timeout: float, *, rollback: bool
+) -> None:
+    """Change the champion as a person, then publish the version's reference profile (if the
+    registry holds one) so the monitor judges its traffic against it. Running it again after
+    a failed publication publishes again and changes nothing else."""
+    from driftline.streams.registry import publish_profile
+    from driftline.trainer.announce import version_record
+
+    try:
+        settings, registry = _registry(config)
+        before = registry.champion(model)
+        change = registry.rollback if rollback else registry.promote
+        change(model, version, by="person", reason=reason)
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+    was = (
+        f" (version {before.version} retired)"
+        if before is not None and before.version != version
+        else ""
+    )
+    _say(f"{model} {version} is the champion{was}")
+    try:
+        record = version_record(registry, model, version, source="registry")
+        if record is None:
+            _say("no reference profile stored with this version: nothing published")
+            return
+        publish_profile(settings.kafka, settings.topics, record, timeout=timeout)
+    except DriftlineError as exc:
+        err.print(
+            "the registry changed, but its reference was not published: run the command "
+            "again to publish it",
+            highlight=False,
+        )
+        raise _fail(exc) from None
+    _say(f"published its reference profile on {settings.topics.models}")
 
 
 @monitor_app.command("ingest")

@@ -185,6 +185,43 @@ class TrainingTimeoutError(TrainingError):
     """A training ran longer than ``trainer.timeout`` and was stopped."""
 
 
+# --- model registry ------------------------------------------------------------------------
+
+
+class RegistryError(DriftlineError):
+    """The model registry cannot do what was asked; :attr:`path` names the file or folder
+    concerned, where there is one."""
+
+    def __init__(self, message: str, *, path: object | None = None) -> None:
+        self.path = None if path is None else str(path)
+        super().__init__(message)
+
+
+class RegistryRootError(RegistryError):
+    """The registry's root folder (``registry.root``) is missing or not a folder."""
+
+
+class InvalidNameError(RegistryError, ValueError):
+    """A model or version name that is not a safe path component (no separators, no ``..``)."""
+
+
+class UnknownVersionError(RegistryError, LookupError):
+    """The registry holds no such model, or no such version of it."""
+
+
+class UnsafePathError(RegistryError):
+    """A registry file resolves outside the registry's root (a symlink that escapes it)."""
+
+
+class ArtifactMismatchError(RegistryError):
+    """A stored file's bytes do not match the sha256 its metadata recorded: it was altered
+    after registration, and is refused."""
+
+
+class StatusChangeError(RegistryError):
+    """A status change the registry does not allow (promoting a rejected version, say)."""
+
+
 # --- sinks -------------------------------------------------------------------------------
 
 

@@ -556,6 +556,29 @@ class TrainerSettings(Section):
     """How long one training may run before it is stopped and reported failed."""
 
 
+class RegistrySettings(Section):
+    """Where the model registry keeps every trained version (``driftline models …``).
+
+    >>> RegistrySettings().root
+    PosixPath('var/registry')
+    """
+
+    root: Path = Path("var/registry")
+    """The registry's folder: ``<root>/<model>/<version>/`` holds a version's serialised model
+    and metadata. Relative paths are relative to the working directory. Only the trainer (and
+    people who promote or roll back) should be able to write here: a model is loaded only from
+    this folder, and only when its bytes match the sha256 recorded at registration."""
+
+    @field_validator("root")
+    @classmethod
+    def _not_empty(cls, value: Path) -> Path:
+        if not str(value).strip() or str(value) == ".":
+            raise ValueError("the registry root must name a folder, not the working directory")
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a folder")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything driftline is configured with. Frozen.
 
@@ -580,6 +603,7 @@ class Settings(BaseSettings):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     models_policy: ModelsPolicy = ModelsPolicy()
     trainer: TrainerSettings = TrainerSettings()
+    registry: RegistrySettings = RegistrySettings()
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
