@@ -26,6 +26,7 @@ from driftline.config.settings import ModelConfig, TrainerSettings
 from driftline.errors import TrainingError, TrainingTimeoutError
 from driftline.schemas.reference import ReferenceProfile
 from driftline.trainer.candidate import Candidate, train_candidate
+from driftline.trainer.evaluation import Evaluation
 from driftline.trainer.protocol import Examples
 from driftline.trainer.rebaseline import reference_profile
 from driftline.trainer.serialise import load
@@ -42,6 +43,11 @@ class Trained:
 
     candidate: Candidate
     reference: ReferenceProfile
+
+    @property
+    def evaluation(self) -> Evaluation:
+        """The candidate and the champion on the holdout, and whether to promote."""
+        return self.candidate.evaluation
 
 
 def _die_with_parent(parent: int) -> None:

@@ -65,6 +65,16 @@ class OutcomeLog:
                 if last is None or outcome.window_end > last:
                     self.last_started[outcome.model] = outcome.window_end
 
+    def merge(self, other: OutcomeLog) -> None:
+        """Fold in what another log saw (a read of the topic): the union of both."""
+        for request, status in other.ended.items():
+            self.ended.setdefault(request, status)
+        for request, attempt in other.attempts.items():
+            self.attempts[request] = max(self.attempts.get(request, 0), attempt)
+        for model, at in other.last_started.items():
+            if model not in self.last_started or at > self.last_started[model]:
+                self.last_started[model] = at
+
     def done(self, request_id: str) -> bool:
         """Whether the request has ended (it is never handled again)."""
         return request_id in self.ended
