@@ -107,6 +107,16 @@ def test_an_alert_of_a_version_whose_traffic_moved_to_another_resolves_once() ->
     assert after == [(STOPPED_AT // MINUTE, "resolved")]  # once; v2 (stationary) raises none
 
 
+def test_the_alert_resolves_at_the_stated_watermark_to_the_millisecond() -> None:
+    state = versions_state()
+    feed(state, [*panes("1", 0, 4, shift=2.0), *panes("2", 5, 10), *to(6)])
+    just_before = [watermark(0, STOPPED_AT - 1), watermark(1, STOPPED_AT - 1)]
+    assert [a.status for a in alerts(feed(state, just_before))] == []
+    at = [watermark(0, STOPPED_AT), watermark(1, STOPPED_AT)]
+    assert [a.status for a in alerts(feed(state, at))] == ["resolved"]
+    assert [a for a in alerts(feed(state, to(30))) if a.model_version == "1"] == []
+
+
 def test_a_restart_that_re_reads_the_summaries_gives_the_same_resolved_alert_id() -> None:
     """Re-judging the same summaries, in one jump or minute by minute, gives the same id."""
     first, again, jump = versions_state(), versions_state(), versions_state()
