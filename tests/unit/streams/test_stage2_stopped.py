@@ -3,6 +3,8 @@ stated rule, and its state goes once nothing can need it any more."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from driftline.config import ModelConfig, Settings, TopicSettings
 from driftline.schemas.outputs import DriftAlert
 from driftline.schemas.reference import ReferenceProfile
@@ -105,6 +107,7 @@ def test_an_alert_of_a_version_whose_traffic_moved_to_another_resolves_once() ->
     )
     after = [(m, a.status) for m, got in by_minute.items() if m > 6 for a in got]
     assert after == [(STOPPED_AT // MINUTE, "resolved")]  # once; v2 (stationary) raises none
+    assert state.take_activity().stopped == Counter({"m": 1})  # for the alerts counter
 
 
 def test_the_alert_resolves_at_the_stated_watermark_to_the_millisecond() -> None:

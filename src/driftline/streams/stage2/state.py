@@ -88,12 +88,14 @@ class ClosedWindow:
 class Activity:
     """What :class:`Stage2State` did since :meth:`Stage2State.take_activity` was last called:
     partials by ``(kind, outcome)`` (a :data:`PartialOutcome`), held partials dropped, windows
-    judged. It satisfies :class:`~driftline.telemetry.stage2.MergeActivity`."""
+    judged, alerts resolved per model because a version's traffic stopped. It satisfies
+    :class:`~driftline.telemetry.stage2.MergeActivity`."""
 
     # Keys typed as plain strings, as the telemetry reads them (a Mapping's keys are invariant).
     partials: Counter[tuple[str, str]] = field(default_factory=Counter)
     dropped: int = 0
     windows: list[ClosedWindow] = field(default_factory=list)
+    stopped: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,6 +468,7 @@ class Stage2State:
         key = model.encode()
         for alert in state.silences.resolve(model, state.monitors, watermark, _ms(timing.pane)):
             outputs.append(Output("alerts", key, alert.to_json()))
+            self._activity.stopped[model] += 1
         self._prune(state, timing, watermark)
         for version in state.silences.let_go(state.monitors, {v for v, _, _ in state.partials}):
             state.judged = {j for j in state.judged if j[0] != version}
