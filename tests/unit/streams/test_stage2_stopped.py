@@ -137,10 +137,13 @@ def test_a_restart_that_re_reads_the_summaries_gives_the_same_resolved_alert_id(
 def test_a_version_is_not_resolved_while_the_whole_model_is_idle() -> None:
     """Every version silent: the watermark stays, and so does the alert, however long."""
     state = versions_state()
-    fired = alerts(feed(state, [*panes("1", 0, 4, shift=2.0), *to(6)]))
-    assert [a.status for a in fired] == ["firing"]
+    fired = alerts(feed(state, [*panes("1", 0, 4, shift=2.0), *panes("2", 0, 4), *to(6)]))
+    assert [(a.model_version, a.status) for a in fired] == [("1", "firing")]
     later = [*feed(state, to(6), now_ms=10 * IDLE), *state.tick(1000 * IDLE)]
     assert alerts(later) == []
+    # Traffic of both resumes much later: v1 was only paused, its alert still fires.
+    back = alerts(feed(state, [*panes("1", 60, 64, shift=2.0), *panes("2", 60, 64), *to(66)]))
+    assert [(a.model_version, a.status) for a in back] == [("1", "firing")]
 
 
 def test_a_version_that_comes_back_after_being_resolved_is_judged_afresh() -> None:
