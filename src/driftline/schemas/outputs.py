@@ -19,8 +19,16 @@ from driftline.schemas.ids import stable_id
 from driftline.schemas.reference import ReferenceProfile
 
 ReasonKind = Literal[
-    "feature_drift", "prediction_drift", "performance", "concept_drift", "data_quality"
+    "feature_drift",
+    "prediction_drift",
+    "performance",
+    "concept_drift",
+    "data_quality",
+    "traffic_stopped",
 ]
+"""What a reason is evidence of. ``traffic_stopped`` is the one reason of a ``resolved`` alert
+of a version whose traffic stopped while its model's went on (its ``statistic`` is
+``silent_ms``)."""
 Severity = Literal["info", "warning", "critical"]
 
 

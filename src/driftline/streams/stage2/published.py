@@ -243,9 +243,15 @@ def without_repeats(activity: Activity, repeats: Iterable[Output]) -> Activity:
     (per model, as the telemetry counts them), so that counters say what was published."""
     alerts: Counter[str] = Counter()
     retrain: Counter[str] = Counter()
+    stopped = Counter(activity.stopped)
     for output in repeats:
         model = output.key.decode()
-        (alerts if output.role == "alerts" else retrain)[model] += 1
+        if output.role == "alerts" and stopped[model] and _traffic_stopped(output.value):
+            stopped[model] -= 1  # counted apart from windows' alerts (Activity.stopped)
+        else:
+            (alerts if output.role == "alerts" else retrain)[model] += 1
+    if stopped != activity.stopped:
+        activity = dataclasses.replace(activity, stopped=stopped)
     if not alerts and not retrain:
         return activity
     windows = []
@@ -260,3 +266,12 @@ def without_repeats(activity: Activity, repeats: Iterable[Output]) -> Activity:
             changes["retrain"] = False
         windows.append(dataclasses.replace(window, **changes) if changes else window)
     return dataclasses.replace(activity, windows=windows)
+
+
+def _traffic_stopped(value: bytes) -> bool:
+    """Whether an alert as published resolves a version whose traffic stopped."""
+    try:
+        reasons = orjson.loads(value).get("reasons") or []
+        return any(r.get("kind") == "traffic_stopped" for r in reasons)
+    except (orjson.JSONDecodeError, AttributeError):
+        return False
