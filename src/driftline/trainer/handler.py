@@ -223,7 +223,8 @@ class RequestHandler:
 
     def _registered(self, request: RetrainRequest, trained: Trained) -> ModelVersionMetadata:
         """The version this request registered: an earlier try's, else a new one."""
-        for version in self.registry.versions(request.model):
+        known = request.model in self.registry.models()
+        for version in self.registry.versions(request.model) if known else []:
             if version.request_id == request.request_id:
                 logger.info(
                     "retrain request %s registered version %s on an earlier try; reused",
