@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +21,7 @@ from rich.table import Table
 
 from driftline import __version__
 from driftline.config import Settings, load_settings, masked
-from driftline.errors import ConfigError, DriftlineError, TopicError
+from driftline.errors import ConfigError, DriftlineError, RegistryError, TopicError
 from driftline.logs import redact
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from driftline.telemetry.server import Health
     from driftline.telemetry.stage2 import Stage2Telemetry
     from driftline.telemetry.writer import WriterTelemetry
+    from driftline.trainer.registry import FileSystemRegistry
 
 app = typer.Typer(
     name="driftline",
@@ -44,8 +47,14 @@ topics_app = typer.Typer(help="Create driftline's Kafka topics.", no_args_is_hel
 schemas_app = typer.Typer(help="The JSON Schemas of the public events.", no_args_is_help=True)
 reference_app = typer.Typer(help="Build and publish reference profiles.", no_args_is_help=True)
 monitor_app = typer.Typer(help="Run the monitor service's parts.", no_args_is_help=True)
+trainer_app = typer.Typer(help="The retraining agent that closes the loop.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="The model registry: list, show, promote and roll back versions.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(models_app, name="models")
+app.add_typer(trainer_app, name="trainer")
 app.add_typer(reference_app, name="reference")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
@@ -202,6 +211,129 @@ def reference_publish(
     _say(f"registered {profile.model} {profile.model_version} on {settings.topics.models}")
 
 
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded in the audit trail.")]
+
+
+def _registry(config: Path | None) -> tuple[Settings, FileSystemRegistry]:
+    from driftline.trainer.registry import FileSystemRegistry
+
+    settings = load_settings(config)
+    return settings, FileSystemRegistry(settings.registry.root)
+
+
+@models_app.command("list")
+def models_list(
+    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    config: ConfigFile = None,
+) -> None:
+    """List every version in the registry: status, lineage, rows and holdout metrics."""
+    try:
+        settings, registry = _registry(config)
+        names = [model] if model is not None else registry.models()
+        rows = [m for name in names for m in registry.versions(name)]
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+    if not rows:
+        _say(f"the registry at {settings.registry.root} holds no versions")
+        return
+    table = Table("model", "version", "status", "created (UTC)", "parent", "rows", "holdout")
+    for m in rows:
+        metrics = "-"
+        if m.metrics is not None:
+            candidate, champion = (
+                "-" if value is None else f"{value:.4g}"
+                for value in (m.metrics.candidate, m.metrics.champion)
+            )
+            metrics = f"{m.metrics.metric} {candidate} vs {champion} (n={m.metrics.n})"
+        table.add_row(
+            escape(m.model),
+            escape(m.version),
+            m.status,
+            f"{m.created_at:%Y-%m-%d %H:%M}",
+            escape(m.parent_version or "-"),
+            str(m.training_data.rows),
+            metrics,
+        )
+    out.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version.")],
+    config: ConfigFile = None,
+) -> None:
+    """Print a version's metadata: lineage, training data, metrics, status and audit trail."""
+    try:
+        _, registry = _registry(config)
+        metadata = registry.metadata(model, version)
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+    out.print_json(metadata.model_dump_json())
+
+
+@models_app.command("promote")
+def models_promote(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="The candidate to make champion.")],
+    reason: ReasonOption,
+    config: ConfigFile = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 30.0,
+) -> None:
+    """Make a candidate the champion (the old champion retires) and publish its reference."""
+    _crown(model, version, reason, config, timeout, rollback=False)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="A retired or rejected version.")],
+    reason: ReasonOption,
+    config: ConfigFile = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 30.0,
+) -> None:
+    """Bring a retired or rejected version back as champion and publish its reference."""
+    _crown(model, version, reason, config, timeout, rollback=True)
+
+
+def _crown(
+    model: str, version: str, reason: str, config: Path | None, timeout: float, *, rollback: bool
+) -> None:
+    """Change the champion as a person, then publish the version's reference profile (if the
+    registry holds one) so the monitor judges its traffic against it. Running it again after
+    a failed publication publishes again and changes nothing else."""
+    from driftline.streams.registry import publish_profile
+    from driftline.trainer.announce import version_record
+
+    try:
+        settings, registry = _registry(config)
+        before = registry.champion(model)
+        change = registry.rollback if rollback else registry.promote
+        change(model, version, by="person", reason=reason)
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+    was = (
+        f" (version {before.version} retired)"
+        if before is not None and before.version != version
+        else ""
+    )
+    _say(f"{model} {version} is the champion{was}")
+    try:
+        record = version_record(registry, model, version, source="registry")
+        if record is None:
+            _say("no reference profile stored with this version: nothing published")
+            return
+        publish_profile(settings.kafka, settings.topics, record, timeout=timeout)
+    except DriftlineError as exc:
+        err.print(
+            "the registry changed, but its reference was not published: run the command "
+            "again to publish it",
+            highlight=False,
+        )
+        raise _fail(exc) from None
+    _say(f"published its reference profile on {settings.topics.models}")
+
+
 @monitor_app.command("ingest")
 def monitor_ingest(config: ConfigFile = None) -> None:
     """Run stage 1: consume predictions and ground truth, emit pane partials (until SIGTERM)."""
@@ -262,11 +394,15 @@ def monitor_merge(config: ConfigFile = None) -> None:
 def monitor_run(
     config: ConfigFile = None,
     writer: Annotated[bool, typer.Option(help="Also run the InfluxDB writer.")] = True,
+    with_trainer: Annotated[
+        bool, typer.Option(help="Also run the trainer agent (in a child process).")
+    ] = False,
 ) -> None:
     """Run stage 1, stage 2 and the InfluxDB writer in one process (until SIGTERM).
 
     Several processes share the work through their consumer groups: add processes (and
-    partitions) for throughput.
+    partitions) for throughput. ``--with-trainer`` starts ``driftline trainer run`` as a child
+    process with the same configuration, stopped with the monitor.
     """
     from prometheus_client import CollectorRegistry
 
@@ -281,6 +417,7 @@ def monitor_run(
     stop = threading.Event()
     threads = []
     died: list[str] = []
+    trainer: subprocess.Popen[bytes] | None = None
     try:
         _startup_checks(settings, stage2=True)
         registry = ProfileRegistry(settings.kafka, settings.topics).start()
@@ -297,17 +434,90 @@ def monitor_run(
         _serve_metrics(settings, metrics, combined_health(parts))
         for thread in threads:
             thread.start()
+        if with_trainer:
+            trainer = _trainer_child(config)
         run_app(create_app(settings, registry.get, telemetry=merge), override_logging=False)
     except DriftlineError as exc:
         raise _fail(exc) from None
     finally:
         # faust handled SIGTERM and returned: let the other parts flush and leave too.
+        if trainer is not None:
+            trainer.terminate()
+            try:
+                trainer.wait(60)
+            except subprocess.TimeoutExpired:
+                trainer.kill()
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
         if died:  # here, not after: faust's worker leaves by SystemExit(0)
             typer.echo(f"driftline monitor run: {', '.join(died)} stopped on an error", err=True)
             raise typer.Exit(1)
+
+
+def _trainer_child(config: Path | None) -> subprocess.Popen[bytes]:
+    """``driftline trainer run`` with this configuration, as a child sharing the output."""
+    command = [sys.executable, "-m", "driftline", "trainer", "run"]
+    if config is not None:
+        command += ["--config", str(config)]
+    return subprocess.Popen(command)
+
+
+@trainer_app.command("run")
+def trainer_run(config: ConfigFile = None) -> None:
+    """Run the trainer agent: retrain requests in; candidates trained on the joined
+    examples, judged against the champion, registered, promoted; outcomes on the training
+    topic (until SIGTERM)."""
+    from driftline.streams.stage2.agent import run_app
+    from driftline.topics import missing_topics
+    from driftline.trainer.agent import KafkaPublisher, create_app
+    from driftline.trainer.examples import ExampleStore
+    from driftline.trainer.feed import LabeledFeed
+    from driftline.trainer.handler import RequestHandler
+    from driftline.trainer.registry import FileSystemRegistry
+
+    settings = _service_settings(config)
+    store = feed = None
+    try:
+        _startup_checks(settings, stage2=True)
+        missing = missing_topics(
+            settings.kafka,
+            [
+                settings.topics.retrain,
+                settings.topics.training,
+                settings.topics.labeled,
+                settings.topics.models,
+                settings.topics.dlq,
+            ],
+        )
+        if missing:
+            raise TopicError(
+                f"topic(s) {', '.join(missing)} do not exist: run driftline topics create"
+            )
+        try:  # the trainer owns the registry: its root is made here, not by hand
+            settings.registry.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(
+                f"registry.root: cannot create it: {exc}", path=exc.filename
+            ) from None
+        store = ExampleStore.from_settings(settings.trainer, settings.monitor.limits.limits())
+        feed = LabeledFeed(settings, store).start()
+        publisher = KafkaPublisher(settings)
+        handler = RequestHandler(
+            settings,
+            registry=FileSystemRegistry(settings.registry.root),
+            store=store,
+            feed=feed,
+            publisher=publisher,
+        )
+        run_app(create_app(settings, handler, publisher), override_logging=False)
+    except DriftlineError as exc:
+        raise _fail(exc) from None
+    finally:
+        if feed is not None:
+            feed.close()
+        if store is not None:
+            store.close()
 
 
 def _startup_checks(settings: Settings, *, stage2: bool) -> None:

@@ -152,6 +152,76 @@ class StateStoreError(DriftlineError):
         super().__init__(message)
 
 
+# --- training ------------------------------------------------------------------------------
+
+
+class TrainingError(DriftlineError):
+    """Training a candidate model could not go ahead, or its result cannot be used."""
+
+
+class TrainerLoadError(TrainingError):
+    """A configured trainer's import path does not resolve to a trainer; ``field`` names the
+    setting (``models.<name>.training.trainer``)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class NotEnoughExamplesError(TrainingError):
+    """Too few examples to train on and hold out; ``needed`` and ``found`` say how many."""
+
+    def __init__(self, message: str, *, needed: int, found: int) -> None:
+        self.needed = needed
+        self.found = found
+        super().__init__(message)
+
+
+class ModelFormatError(TrainingError):
+    """Bytes given as a serialised model are not one: wrong header, format or hash."""
+
+
+class TrainingTimeoutError(TrainingError):
+    """A training ran longer than ``trainer.timeout`` and was stopped."""
+
+
+# --- model registry ------------------------------------------------------------------------
+
+
+class RegistryError(DriftlineError):
+    """The model registry cannot do what was asked; :attr:`path` names the file or folder
+    concerned, where there is one."""
+
+    def __init__(self, message: str, *, path: object | None = None) -> None:
+        self.path = None if path is None else str(path)
+        super().__init__(message)
+
+
+class RegistryRootError(RegistryError):
+    """The registry's root folder (``registry.root``) is missing or not a folder."""
+
+
+class InvalidNameError(RegistryError, ValueError):
+    """A model or version name that is not a safe path component (no separators, no ``..``)."""
+
+
+class UnknownVersionError(RegistryError, LookupError):
+    """The registry holds no such model, or no such version of it."""
+
+
+class UnsafePathError(RegistryError):
+    """A registry file resolves outside the registry's root (a symlink that escapes it)."""
+
+
+class ArtifactMismatchError(RegistryError):
+    """A stored file's bytes do not match the sha256 its metadata recorded: it was altered
+    after registration, and is refused."""
+
+
+class StatusChangeError(RegistryError):
+    """A status change the registry does not allow (promoting a rejected version, say)."""
+
+
 # --- sinks -------------------------------------------------------------------------------
 
 

@@ -186,6 +186,7 @@ def topic_specs(
         "metrics": (n_out, {}),
         "labeled": (n_out, {}),
         "summaries": (n_out, kept["summaries"]),
+        "training": (n_out, {}),
     }
     return [TopicSpec(role, name, *policies[role]) for role, name in topics.names().items()]
 
@@ -243,6 +244,19 @@ def check_retention(
     admin = admin_factory(confluent_config(kafka))
     existing = set(_existing_partitions(admin, timeout))
     return _shortfalls(admin, retention_needs(settings), existing, timeout)
+
+
+def missing_topics(
+    kafka: KafkaSettings,
+    names: Sequence[str],
+    *,
+    timeout: float = 10.0,
+    admin_factory: Callable[[dict[str, Any]], AdminClient] = AdminClient,
+) -> list[str]:
+    """The topics of ``names`` that do not exist, in the order given. Raises
+    :class:`TopicError` when the broker cannot be asked."""
+    existing = _existing_partitions(admin_factory(confluent_config(kafka)), timeout)
+    return [name for name in names if name not in existing]
 
 
 def create_topics(

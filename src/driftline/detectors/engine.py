@@ -182,9 +182,40 @@ class ModelMonitor:
     def reset(self) -> None:
         """Forget every pane, judged window and policy state."""
         self._state = _State()
+        self.reset_policies()
+
+    def reset_policies(self) -> None:
+        """Forget the decision policies' state (alerts, persistence, requests) but keep the
+        panes: the version is judged afresh from its next decided window."""
         self._policies = {
             s.label: DecisionPolicy(self.config, self.model, self.version) for s in self._series
         }
+
+    @property
+    def firing(self) -> bool:
+        """Whether an alert of this version fires (in any window series)."""
+        return any(policy.firing for policy in self._policies.values())
+
+    @property
+    def longest_ms(self) -> int:
+        """The longest configured window, in milliseconds."""
+        return self._longest_ms
+
+    def last_window_end(self, pane_start: int) -> int:
+        """The end of the latest window (of any series) that holds the pane at
+        ``pane_start``: once the watermark passes it plus the lateness, every window with
+        that pane in it is closed.
+
+        >>> import numpy as np
+        >>> from driftline.detectors.profile import build_profile
+        >>> profile = build_profile("m", "1", "regression", {"x": np.arange(100.0)},
+        ...                         prediction=np.arange(100.0))
+        >>> config = ModelConfig(task="regression", pane="1m",
+        ...                      windows=[{"size": "5m"}, {"size": "10m", "hop": "2m"}])
+        >>> ModelMonitor(profile, config).last_window_end(4 * 60_000) // 60_000
+        14
+        """
+        return max(w.end_ms for s in self._series for w in s.windows_of(pane_start))
 
     # --- panes in --------------------------------------------------------------------------
 

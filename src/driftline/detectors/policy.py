@@ -27,7 +27,8 @@ spends one false-alarm budget per model (DESIGN §4):
    the alert fire; every window decided while it fires emits a ``firing``
    :class:`~driftline.schemas.outputs.DriftAlert`. Once firing, it resolves only after
    ``resolve_after`` consecutive clean windows (default ``persistence_n``, so the whole
-   persistence horizon is clean), emitting one ``resolved`` alert.
+   persistence horizon is clean), emitting one ``resolved`` alert. A version whose traffic
+   stopped has no more windows: stage 2 resolves its alert (``driftline.streams.stage2.silence``).
 5. **Severity.** ``critical``: a performance breach, or the model is in drift and the latest
    drifted window had at least :data:`~driftline.detectors.evidence.CRITICAL_FEATURES` drifted
    columns or one column at least :data:`~driftline.detectors.evidence.CRITICAL_RATIO` times

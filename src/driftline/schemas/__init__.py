@@ -15,6 +15,7 @@ from driftline.schemas.events import (
     to_epoch_ms,
 )
 from driftline.schemas.ids import stable_id
+from driftline.schemas.model_version import ModelVersionMetadata, metadata_json_schemas
 from driftline.schemas.outputs import (
     DeadLetter,
     DriftAlert,
@@ -22,6 +23,7 @@ from driftline.schemas.outputs import (
     Reason,
     ReasonKind,
     RetrainRequest,
+    TrainingOutcome,
     output_json_schemas,
 )
 from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile
@@ -38,6 +40,7 @@ __all__ = [
     "DeadLetter",
     "DriftAlert",
     "GroundTruthEvent",
+    "ModelVersionMetadata",
     "ModelVersionRegistered",
     "NumericProfile",
     "PredictionEvent",
@@ -46,6 +49,7 @@ __all__ = [
     "ReferenceProfile",
     "RetrainRequest",
     "Task",
+    "TrainingOutcome",
     "WireGroundTruth",
     "WirePrediction",
     "decode_ground_truth",
@@ -61,7 +65,7 @@ __all__ = [
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """Every public JSON Schema, keyed by file stem (``prediction-event`` ...)."""
-    return {**event_json_schemas(), **output_json_schemas()}
+    return {**event_json_schemas(), **output_json_schemas(), **metadata_json_schemas()}
 
 
 def render_json_schemas() -> dict[str, str]:

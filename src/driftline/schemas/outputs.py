@@ -1,4 +1,5 @@
-"""Records driftline publishes: alerts, retrain requests, model versions, dead letters.
+"""Records driftline publishes: alerts, retrain requests, training outcomes, model versions,
+dead letters.
 
 Every record has a deterministic id computed from its identity, never from a clock or a random
 source, so a replayed input produces the same record and consumers drop repeats (DESIGN §2-§3).
@@ -18,8 +19,16 @@ from driftline.schemas.ids import stable_id
 from driftline.schemas.reference import ReferenceProfile
 
 ReasonKind = Literal[
-    "feature_drift", "prediction_drift", "performance", "concept_drift", "data_quality"
+    "feature_drift",
+    "prediction_drift",
+    "performance",
+    "concept_drift",
+    "data_quality",
+    "traffic_stopped",
 ]
+"""What a reason is evidence of. ``traffic_stopped`` is the one reason of a ``resolved`` alert
+of a version whose traffic stopped while its model's went on (its ``statistic`` is
+``silent_ms``)."""
 Severity = Literal["info", "warning", "critical"]
 
 
@@ -192,6 +201,68 @@ class ModelVersionRegistered(_Record):
         return self.make_key(self.model, self.model_version)
 
 
+TrainingStatus = Literal["started", "succeeded", "rejected", "failed", "skipped"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "rejected", "failed", "skipped"})
+"""The statuses that end a request: the trainer handles a request with one of them never
+again; a request with only ``started`` was interrupted and is tried again."""
+
+
+class TrainingOutcome(_Record):
+    """What the trainer did with one retrain request, on ``driftline.training`` (key = model).
+
+    ``started`` when a training begins (once per attempt), then exactly one of
+    ``succeeded`` (a candidate was registered; ``promoted`` says whether it became the
+    champion), ``rejected`` (it lost to the champion on the holdout, by the figures given),
+    ``failed`` (training raised, timed out or had too little data: ``reason`` says which) or
+    ``skipped`` (a request inside the model's cool-down, or one already handled elsewhere).
+    ``outcome_id`` = hash(request id, status, attempt), so a repeat is recognisable.
+    """
+
+    outcome_id: str
+    request_id: str
+    model: str = Field(min_length=1)
+    model_version: str = Field(min_length=1, description="The version the request was about.")
+    status: TrainingStatus
+    attempt: int = Field(1, ge=1, description="Which try of this request (1 on the first).")
+    at: Timestamp = Field(description="Wall-clock time the trainer recorded this.")
+    reason: str = ""
+    window_end: Timestamp | None = Field(
+        None, description="The request's window end: event time, for the cool-down."
+    )
+    candidate_version: str | None = None
+    promoted: bool = False
+    metric: str | None = None
+    candidate_value: float | None = None
+    champion_value: float | None = None
+    n_train: int | None = Field(None, ge=0)
+    n_holdout: int | None = Field(None, ge=0)
+
+    @staticmethod
+    def make_id(request_id: str, status: str, attempt: int) -> str:
+        """The id of this request's outcome ``status`` on try ``attempt``."""
+        return stable_id("training", request_id, status, attempt)
+
+    @classmethod
+    def create(cls, request: RetrainRequest, status: TrainingStatus, **fields: Any) -> Self:
+        """An outcome of ``request``, with its deterministic id; ``at`` defaults to now."""
+        attempt = int(fields.pop("attempt", 1))
+        fields.setdefault("at", utc_now())
+        return cls(
+            outcome_id=cls.make_id(request.request_id, status, attempt),
+            request_id=request.request_id,
+            model=request.model,
+            model_version=request.model_version,
+            status=status,
+            attempt=attempt,
+            window_end=request.window_end,
+            **fields,
+        )
+
+    def key(self) -> bytes:
+        """The record's key: its model, so one model's outcomes stay in order."""
+        return self.model.encode()
+
+
 # Header names on a dead-lettered message; the value and key are the original bytes.
 DLQ_HEADER_TOPIC = "driftline.source.topic"
 DLQ_HEADER_PARTITION = "driftline.source.partition"
@@ -314,6 +385,7 @@ def output_json_schemas() -> dict[str, dict[str, Any]]:
         "drift-alert": DriftAlert.model_json_schema(mode="serialization"),
         "retrain-request": RetrainRequest.model_json_schema(mode="serialization"),
         "model-version-registered": ModelVersionRegistered.model_json_schema(mode="serialization"),
+        "training-outcome": TrainingOutcome.model_json_schema(mode="serialization"),
     }
 
 

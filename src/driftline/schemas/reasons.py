@@ -27,6 +27,8 @@ EMPTY_MESSAGE = "empty_message"
 NOT_UTF8 = "not_utf8"
 MALFORMED_LINE_PROTOCOL = "malformed_line_protocol"
 REJECTED = "rejected"
+# --- retrain requests (trainer) -----------------------------------------------------------
+INVALID_REQUEST = "invalid_request"
 
 KINDS = MappingProxyType(
     {
@@ -45,6 +47,7 @@ KINDS = MappingProxyType(
         NOT_UTF8: "a metrics outbox message is not UTF-8",
         MALFORMED_LINE_PROTOCOL: "a metrics outbox message holds malformed line protocol",
         REJECTED: "InfluxDB refused a metrics outbox message's points (400, 413, 422)",
+        INVALID_REQUEST: "a message on the retrain topic is not a retrain request",
     }
 )
 """Every dead-letter kind, with when it happens in one line."""

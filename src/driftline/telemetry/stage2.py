@@ -44,7 +44,8 @@ class JudgedWindow(Protocol):
 
 class MergeActivity(Protocol):
     """What stage 2's core did: partials by ``(kind, outcome)``, held partials dropped,
-    windows judged."""
+    windows judged, and per model the alerts it resolved because a version's traffic
+    stopped (they belong to no window)."""
 
     @property
     def partials(self) -> Mapping[tuple[str, str], int]: ...
@@ -52,6 +53,8 @@ class MergeActivity(Protocol):
     def dropped(self) -> int: ...
     @property
     def windows(self) -> Sequence[JudgedWindow]: ...
+    @property
+    def stopped(self) -> Mapping[str, int]: ...
 
 
 class HeldModel(Protocol):
@@ -213,6 +216,9 @@ class Stage2Telemetry:
                 self.alerts.labels(model).inc(window.alerts)
             if window.retrain:
                 self.retrain_requests.labels(model).inc()
+        for name, n in activity.stopped.items():
+            if n:
+                self.alerts.labels(self._label(name)).inc(n)
 
     def hold(self, holdings: Mapping[str, HeldModel]) -> None:
         """Set the per-model gauges (summed over the models that share a label; no

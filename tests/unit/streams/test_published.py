@@ -4,6 +4,7 @@ not sent again, whoever published them and whenever the topics were read back.""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -17,6 +18,7 @@ from driftline.streams.stage2.published import (
     record_id,
     without_repeats,
 )
+from driftline.streams.stage2.silence import stopped_alert
 from driftline.streams.stage2.state import Activity, ClosedWindow
 from tests.unit.streams.stage2_helpers import WINDOW
 
@@ -128,3 +130,12 @@ def test_counters_lose_the_repeats_so_they_say_what_was_published() -> None:
         ("m", 0, False),
     ]
     assert without_repeats(activity, []) is activity
+
+
+def test_a_repeated_stopped_alert_comes_off_the_stopped_count_not_a_windows() -> None:
+    window = ClosedWindow("m", "2", Window(WINDOW, 0, "5m"), False, 0, 10, 1, False)
+    activity = Activity(windows=[window], stopped=Counter({"m": 1}))
+    repeat = Output("alerts", b"m", stopped_alert("m", "1", 0, 2 * WINDOW, WINDOW).to_json())
+    taken = without_repeats(activity, [repeat])
+    assert [w.alerts for w in taken.windows] == [1]
+    assert taken.stopped == Counter({"m": 0})

@@ -94,3 +94,11 @@ def test_stage2_is_unhealthy_before_its_first_tick_and_after_stall_after_without
 def test_stall_after_must_be_positive() -> None:
     with pytest.raises(ValueError, match="stall_after"):
         Stage2Telemetry(stall_after=0)
+
+
+def test_alerts_resolved_because_traffic_stopped_count_as_alerts_of_their_model() -> None:
+    telemetry = Stage2Telemetry()
+    telemetry.record(
+        Activity(windows=[closed(300_000, alerts=1)], stopped=Counter({"m": 2})), published_at=1
+    )
+    assert merge_value(telemetry, "alerts_total", model="m") == 3

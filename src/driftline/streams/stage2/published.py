@@ -20,10 +20,6 @@ either loses the record (mark first) or repeats it (record first), and it is one
 to create, size and retain. Reading the outputs has no such gap, and their retention bounds
 what is read.
 
-Tansu's end offsets are unreliable (DESIGN §6), so the reader is caught up once a fetch has
-answered for every partition and then either every partition's position has reached the high
-watermark its fetches reported, or no message has arrived for a short idle time.
-
 The set is bounded by ``monitor.published_ids_max`` (the oldest ids go first); windows older
 than the summaries topic's retention are never judged again, so ids beyond it are not needed.
 """
@@ -39,11 +35,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from driftline.config import KafkaSettings
-from driftline.errors import KafkaError
-from driftline.kafka_auth import confluent_config
+from driftline.streams.readback import read_to_end
 from driftline.streams.stage2.outputs import Output, OutputRole
 from driftline.streams.stage2.state import Activity
 
@@ -122,91 +116,28 @@ def read_published(
     timeout: float = 300.0,
 ) -> list[str]:
     """Every alert and request id on ``topics`` (role -> topic name), read from the beginning
-    of every partition by assignment, until caught up (module docstring); in topic order per
-    partition. :class:`~driftline.errors.KafkaError` when a topic cannot be listed, a fetch
-    fails for good, or ``timeout`` seconds pass before the end is reached."""
-    consumer = Consumer(
-        {
-            **confluent_config(kafka),
-            "group.id": "driftline-stage2-published",  # required; never joined or committed
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-            "fetch.queue.backoff.ms": 5,
-        }
-    )
-    try:
-        role_of: dict[str, OutputRole] = {}
-        assignment: list[TopicPartition] = []
-        for role, topic in topics.items():
-            try:
-                listed = consumer.list_topics(topic, timeout=10).topics[topic]
-            except (KafkaException, KeyError) as exc:
-                raise KafkaError(f"cannot read topic {topic!r}: {exc}") from None
-            if listed.error is not None:
-                raise KafkaError(f"cannot read topic {topic!r}: {listed.error}")
-            role_of[topic] = role
-            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in listed.partitions]
-        consumer.assign(assignment)
-        return _read_to_end(consumer, assignment, role_of, idle, time.monotonic() + timeout)
-    finally:
-        consumer.close()
-
-
-def _read_to_end(
-    consumer: Consumer,
-    assignment: list[TopicPartition],
-    role_of: dict[str, OutputRole],
-    idle: float,
-    deadline: float,
-) -> list[str]:
+    of every partition by assignment, until caught up (:func:`~driftline.streams.readback.
+    read_to_end`); in topic order per partition. :class:`~driftline.errors.KafkaError` when a
+    topic cannot be listed, a fetch fails for good, or ``timeout`` seconds pass before the end
+    is reached."""
+    role_of = {topic: role for role, topic in topics.items()}
     ids: list[str] = []
-    position: dict[tuple[str, int], int] = {}
-    quiet_since: float | None = None  # set once a fetch has answered for every partition
-    while True:
-        now = time.monotonic()
-        behind = _behind(consumer, assignment, position)
-        if behind is not None:
-            if not behind:
-                return ids
-            if quiet_since is None:
-                quiet_since = now
-            elif now - quiet_since >= idle:
-                return ids
-        if now > deadline:
-            raise KafkaError(
-                f"the alerts and retrain topics ({', '.join(sorted(role_of))}) were not read "
-                f"to their end in time; {len(ids)} ids read"
-            )
-        for message in consumer.consume(num_messages=1000, timeout=min(0.2, idle)):
-            error = message.error()
-            if error is not None:
-                if error.fatal() or not error.retriable():
-                    raise KafkaError(f"reading {message.topic()!r}: {error}")
-                continue
-            if quiet_since is not None:
-                quiet_since = time.monotonic()
-            topic = message.topic() or ""
-            position[topic, message.partition() or 0] = (message.offset() or 0) + 1
-            value = message.value()
-            found = None if value is None else record_id(role_of[topic], value)
-            if found is not None:
-                ids.append(found)
 
+    def take(topic: str, value: bytes) -> None:
+        found = record_id(role_of[topic], value)
+        if found is not None:
+            ids.append(found)
 
-def _behind(
-    consumer: Consumer, assignment: list[TopicPartition], position: dict[tuple[str, int], int]
-) -> int | None:
-    """How many partitions are not yet read up to the high watermark their last fetch
-    reported (``cached``: no ListOffsets request, whose answers Tansu gets wrong); None
-    while some partition has had no fetch response."""
-    behind = 0
-    for tp in assignment:
-        low, high = consumer.get_watermark_offsets(tp, cached=True)
-        if high < 0:
-            return None
-        if max(position.get((tp.topic, tp.partition), 0), low) < high:
-            behind += 1
-    return behind
+    read_to_end(
+        kafka,
+        list(role_of),
+        take,
+        group="driftline-stage2-published",
+        what=f"the alerts and retrain topics ({', '.join(sorted(role_of))})",
+        idle=idle,
+        timeout=timeout,
+    )
+    return ids
 
 
 Reader = Callable[[], list[str]]
@@ -312,9 +243,15 @@ def without_repeats(activity: Activity, repeats: Iterable[Output]) -> Activity:
     (per model, as the telemetry counts them), so that counters say what was published."""
     alerts: Counter[str] = Counter()
     retrain: Counter[str] = Counter()
+    stopped = Counter(activity.stopped)
     for output in repeats:
         model = output.key.decode()
-        (alerts if output.role == "alerts" else retrain)[model] += 1
+        if output.role == "alerts" and stopped[model] and _traffic_stopped(output.value):
+            stopped[model] -= 1  # counted apart from windows' alerts (Activity.stopped)
+        else:
+            (alerts if output.role == "alerts" else retrain)[model] += 1
+    if stopped != activity.stopped:
+        activity = dataclasses.replace(activity, stopped=stopped)
     if not alerts and not retrain:
         return activity
     windows = []
@@ -329,3 +266,12 @@ def without_repeats(activity: Activity, repeats: Iterable[Output]) -> Activity:
             changes["retrain"] = False
         windows.append(dataclasses.replace(window, **changes) if changes else window)
     return dataclasses.replace(activity, windows=windows)
+
+
+def _traffic_stopped(value: bytes) -> bool:
+    """Whether an alert as published resolves a version whose traffic stopped."""
+    try:
+        reasons = orjson.loads(value).get("reasons") or []
+        return any(r.get("kind") == "traffic_stopped" for r in reasons)
+    except (orjson.JSONDecodeError, AttributeError):
+        return False

@@ -9,7 +9,9 @@ lateness; a partition that has not advanced for ``idle_timeout`` (or never repor
 restated windows become :class:`~driftline.streams.stage2.outputs.Output` records: metric
 points for the InfluxDB outbox, alerts and retrain requests. A window that raises while judged
 is recorded as a :class:`JudgeFailure` (:meth:`Stage2State.take_failures`) and the other
-windows and models are judged all the same.
+windows and models are judged all the same. A version whose traffic stopped while its
+model's went on has its firing alert resolved once, and its state let go when nothing can
+need it (:mod:`driftline.streams.stage2.silence` states the rule).
 
 No Kafka, no clock (wall time comes in as ``now_ms``), no Prometheus: the core says what it
 did (:meth:`Stage2State.take_activity`, :meth:`Stage2State.holdings`) and the faust wiring
@@ -32,6 +34,7 @@ from driftline.sinks.points import report_points
 from driftline.streams.partials import Message, PanePartial, Watermark
 from driftline.streams.stage2.outputs import Output, report_outputs
 from driftline.streams.stage2.panes import Slot, decode_partial, set_pane
+from driftline.streams.stage2.silence import Silences
 
 __all__ = [
     "Activity",
@@ -85,12 +88,14 @@ class ClosedWindow:
 class Activity:
     """What :class:`Stage2State` did since :meth:`Stage2State.take_activity` was last called:
     partials by ``(kind, outcome)`` (a :data:`PartialOutcome`), held partials dropped, windows
-    judged. It satisfies :class:`~driftline.telemetry.stage2.MergeActivity`."""
+    judged, alerts resolved per model because a version's traffic stopped. It satisfies
+    :class:`~driftline.telemetry.stage2.MergeActivity`."""
 
     # Keys typed as plain strings, as the telemetry reads them (a Mapping's keys are invariant).
     partials: Counter[tuple[str, str]] = field(default_factory=Counter)
     dropped: int = 0
     windows: list[ClosedWindow] = field(default_factory=list)
+    stopped: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +161,8 @@ class _ModelState:
     """Whether a pane changed since windows were last looked at."""
     judged: set[tuple[str, Window]] = field(default_factory=set)
     """(version, window) judged at least once, so a second judgment counts as a restatement."""
+    silences: Silences = field(default_factory=Silences)
+    """Each version's newest pane, and whether its traffic stopped."""
 
 
 class Stage2State:
@@ -230,6 +237,11 @@ class Stage2State:
         if state is None:
             return []
         return sorted({v for v, _, _ in state.partials} - state.monitors.keys())
+
+    def versions(self, model: str) -> list[str]:
+        """Versions of ``model`` whose monitor is held (judged, or awaiting late data)."""
+        state = self._models.get(model)
+        return [] if state is None else sorted(state.monitors)
 
     def holdings(self) -> dict[str, Holding]:
         """What is held per model, for gauges."""
@@ -355,6 +367,8 @@ class Stage2State:
             set_pane(monitor, slot, replaced)  # raises before anything is stored
             state.changed = True
         state.partials[slot] = replaced
+        if state.silences.saw(partial.version, partial.pane_start_ms) and monitor is not None:
+            monitor.reset_policies()  # it came back after its traffic stopped: judged afresh
         taken: PartialOutcome = "added" if current is None else "replaced"
         self._activity.partials[partial.kind, taken] += 1
         # No watermark from a partial: stage 1 sends a drain's partials one by one and its
@@ -426,12 +440,16 @@ class Stage2State:
                 try:
                     report = monitor.evaluate(window)
                     points = report_points(report)
-                    outputs += report_outputs(
+                    made = report_outputs(
                         report, points, max_bytes=self._settings.monitor.max_output_bytes
                     )
                 except Exception as exc:  # a window that cannot be judged stops no other
                     self._failures.append(JudgeFailure(model, version, window, _reason(exc)))
                     continue
+                stopped = state.silences.stopped(version)
+                if stopped:  # its alert was resolved as stopped: restatements only measure
+                    made = [o for o in made if o.role == "metrics"]
+                outputs += made
                 judged = (version, window)
                 self._activity.windows.append(
                     ClosedWindow(
@@ -441,13 +459,19 @@ class Stage2State:
                         restated=judged in state.judged,
                         due_ms=now_ms,
                         points=len(points),
-                        alerts=len(report.decision.alerts),
-                        retrain=report.decision.retrain is not None,
+                        alerts=0 if stopped else len(report.decision.alerts),
+                        retrain=not stopped and report.decision.retrain is not None,
                     )
                 )
                 state.judged.add(judged)
             monitor.prune(watermark)
+        key = model.encode()
+        for alert in state.silences.resolve(model, state.monitors, watermark, _ms(timing.pane)):
+            outputs.append(Output("alerts", key, alert.to_json()))
+            self._activity.stopped[model] += 1
         self._prune(state, timing, watermark)
+        for version in state.silences.let_go(state.monitors, {v for v, _, _ in state.partials}):
+            state.judged = {j for j in state.judged if j[0] != version}
         return outputs
 
     def _prune(self, state: _ModelState, timing: ModelConfig, watermark_ms: int) -> None:
