@@ -474,11 +474,16 @@ def trainer_run(config: ConfigFile = None) -> None:
     from driftline.trainer.examples import ExampleStore
     from driftline.trainer.feed import LabeledFeed
     from driftline.trainer.handler import RequestHandler
+    from driftline.trainer.protocol import load_trainer
     from driftline.trainer.registry import FileSystemRegistry
 
     settings = _service_settings(config)
     store = feed = None
     try:
+        for name, model in settings.models.items():  # a trainer that cannot load: say so now
+            load_trainer(
+                model.training.trainer, model.task, field=f"models.{name}.training.trainer"
+            )
         _startup_checks(settings, stage2=True)
         missing = missing_topics(
             settings.kafka,
