@@ -139,6 +139,14 @@ def test_a_warm_up_baseline_too_large_to_publish_dead_letters_its_held_events(
     still_held = sum(w.held().get(("wide", "1"), 0) for w in ingest._workers.values())
     n_letters = int(t.dead_letters._value.get())
     ingest.close()
+    # A restart neither fails nor sends them again: the refused events left the store.
+    ingest = Ingest(settings, registry=registry, flush_interval=0.5).start()
+    run_until(ingest, threading.Event(), lambda: len(ingest.partitions) == 4, timeout=30)
+    for _ in range(10):
+        ingest.run_once()
+    assert sum(w.held().get(("wide", "1"), 0) for w in ingest._workers.values()) == still_held
+    assert ingest.telemetry.dead_letters._value.get() == 0
+    ingest.close()
     registry.close()
 
     assert t.predictions._value.get() == SEA

@@ -11,6 +11,7 @@ stopping, and building the same baseline again after every restart.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from confluent_kafka import KafkaError as LibrdkafkaError
@@ -21,6 +22,7 @@ from driftline.schemas.outputs import ModelVersionRegistered, utc_now
 from driftline.schemas.reference import ReferenceProfile
 from driftline.streams.stage2.outputs import record_size
 
+log = logging.getLogger(__name__)
 ACK_TIMEOUT = 60.0
 """Seconds to wait for the broker to acknowledge a baseline before stopping."""
 
@@ -78,4 +80,10 @@ def publish_baseline(
         if err.code() == LibrdkafkaError.MSG_SIZE_TOO_LARGE:
             return refusal(profile, size, f"refused by the broker ({err.str()})")
         raise KafkaError(f"a warm-up baseline was not delivered to {topic}: {err}")
+    log.info(
+        "published a warm-up baseline for model %s version %s (%d events)",
+        profile.model,
+        profile.model_version,
+        profile.n_rows,
+    )
     return None

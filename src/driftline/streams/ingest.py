@@ -426,28 +426,17 @@ class Ingest:
         self._delivery.settle()
 
     def _publish_baseline(self, profile: ReferenceProfile) -> None:
-        """Publish a version's warm-up baseline; one too large to publish is not, and every
-        prediction held for the version on this process's partitions goes to the DLQ instead
-        (kind ``output_too_large``): later ones are held again, for another warm-up."""
+        """Publish a version's warm-up baseline; one too large is not, and the predictions
+        held for the version on this process's partitions go to the DLQ instead (kind
+        ``output_too_large``): later ones are held again, for another warm-up."""
         assert self._delivery is not None
-        model, version = profile.model, profile.model_version
-        reason = publish_baseline(
-            self._delivery.producer,
-            self._topics.models,
-            profile,
-            self.settings.monitor.max_output_bytes,
-        )
+        key = (model, version) = profile.model, profile.model_version
+        limit = self.settings.monitor.max_output_bytes
+        reason = publish_baseline(self._delivery.producer, self._topics.models, profile, limit)
         if reason is None:
-            self._published.add((model, version))
-            log.info(
-                "published a warm-up baseline for model %s version %s (%d events)",
-                model,
-                version,
-                profile.n_rows,
-            )
+            self._published.add(key)
             return
-        now_ms = int(self._clock() * 1000)
-        letters = 0
+        now_ms, letters = int(self._clock() * 1000), 0
         for worker in self._workers.values():
             result = worker.refuse_held(model, version, OUTPUT_TOO_LARGE, reason, now_ms)
             letters += len(result.dead_letters)
@@ -455,10 +444,7 @@ class Ingest:
         log.warning(
             "not publishing a warm-up baseline to %s: %s; %d held events and labels sent to "
             "%s, later ones are held again for another warm-up",
-            self._topics.models,
-            reason,
-            letters,
-            self._topics.dlq,
+            *(self._topics.models, reason, letters, self._topics.dlq),
         )
 
     def _emit(self, *, force: bool = False) -> None:
