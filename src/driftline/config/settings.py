@@ -490,7 +490,9 @@ class MonitorSettings(Section):
     none of them again; past it the oldest are forgotten. Keep it above the alerts and
     requests the summaries topic's retention can hold windows for."""
     max_output_bytes: int = Field(1_000_000, ge=10_000, le=100_000_000)
-    """The largest record stage 2 produces (key, value and headers). A window's metric points
+    """The largest record stage 2 produces (key, value and headers), and the largest warm-up
+    baseline stage 1 publishes (one over it is not published: the events held for it go to
+    the DLQ, kind ``output_too_large``). A window's metric points
     are split over as many outbox messages as this needs; a single record still over it (an
     alert, a retrain request, a point whose line alone is longer) goes to the DLQ instead, cut
     to fit (kind ``output_too_large``). Keep it at or below the broker's ``message.max.bytes``

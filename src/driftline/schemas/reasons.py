@@ -42,7 +42,8 @@ KINDS = MappingProxyType(
         INVALID_SUMMARY: "a summaries message cannot be decoded or merged by stage 2",
         PROCESSING_ERROR: "an input event (stage 1) or a summaries message (stage 2) failed to "
         "apply on its own, e.g. a regression label that is not a number",
-        OUTPUT_TOO_LARGE: "a record stage 2 made is larger than monitor.max_output_bytes",
+        OUTPUT_TOO_LARGE: "a record stage 2 made, or a warm-up baseline stage 1 built, is "
+        "larger than monitor.max_output_bytes",
         EMPTY_MESSAGE: "a metrics outbox message has no value or no lines",
         NOT_UTF8: "a metrics outbox message is not UTF-8",
         MALFORMED_LINE_PROTOCOL: "a metrics outbox message holds malformed line protocol",

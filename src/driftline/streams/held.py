@@ -7,7 +7,9 @@ module owns that state: holding predictions and their labels, counting them per 
 reading them back when the profile arrives, the warm-up baseline built from the first ones
 when no profile comes, and their expiry: a held prediction past the join TTL leaves the
 version's index with its join entry, and so do the labels waiting for held predictions.
-Released for a regression, what its sums cannot take is dead-lettered (:func:`regression_fit`).
+Released for a regression, what its sums cannot take is dead-lettered (:func:`regression_fit`);
+a version whose warm-up baseline cannot be published has every held event dead-lettered
+(:meth:`HeldPredictions.refuse`).
 """
 
 from __future__ import annotations
@@ -157,6 +159,51 @@ class HeldPredictions:
             batch.release(model, version, pid)
         del self._counts[(model, version)]
         return held
+
+    def refuse(
+        self,
+        model: str,
+        version: str,
+        batch: StoreBatch,
+        topics: TopicSettings,
+        partition: int,
+        kind: str,
+        reason: str,
+        failed_at_ms: int,
+    ) -> list[DeadLetter]:
+        """Dead letters (``kind``, ``reason``), from their stored bytes and source offsets, of
+        every prediction held for a version and of the labels waiting with them; they and
+        their join entries are forgotten once ``batch`` is written (after the dead letters
+        are acknowledged), and later predictions of the version are held anew."""
+
+        def letter(topic: str, offset: int, key: bytes, value: bytes) -> DeadLetter:
+            return dead_letter(
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key=key,
+                value=value,
+                headers=None,
+                reason=reason,
+                kind=kind,
+                failed_at=failed_at_ms,
+            )
+
+        store, letters = self._store, []
+        for pid in list(store.held(model, version)):
+            entry = store.get_entry(pid)
+            if entry is not None and entry[:1] == PENDING:
+                offset, raw = split_entry(entry)
+                batch.delete_entry(pid)
+                letters.append(letter(topics.predictions, offset, pid, raw))
+                label = store.get_waiting_for_held(pid)
+                if label is not None:
+                    label_offset, label_raw = split_entry(label)
+                    batch.delete_waiting_for_held(pid)
+                    letters.append(letter(topics.ground_truth, label_offset, pid, label_raw))
+            batch.release(model, version, pid)
+        self._counts.pop((model, version), None)
+        return letters
 
     def baseline(
         self, model: str, version: str, warmup_events: int, settings: Settings

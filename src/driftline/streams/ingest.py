@@ -49,10 +49,12 @@ from driftline.config import Settings
 from driftline.deadletter import RawMessage
 from driftline.errors import KafkaError
 from driftline.kafka_auth import confluent_config
-from driftline.schemas.outputs import ModelVersionRegistered, utc_now
-from driftline.schemas.reasons import UNKNOWN_MODEL
+from driftline.schemas.outputs import ModelVersionRegistered
+from driftline.schemas.reasons import OUTPUT_TOO_LARGE, UNKNOWN_MODEL
+from driftline.schemas.reference import ReferenceProfile
 from driftline.streams import partials as wire
 from driftline.streams.admission import ModelAdmission
+from driftline.streams.baseline import publish_baseline
 from driftline.streams.containment import contain
 from driftline.streams.delivery import Delivery
 from driftline.streams.partition import PartitionWorker
@@ -423,24 +425,26 @@ class Ingest:
         assert self._delivery is not None
         self._delivery.settle()
 
-    def _publish_baseline(self, profile: Any) -> None:
+    def _publish_baseline(self, profile: ReferenceProfile) -> None:
+        """Publish a version's warm-up baseline; one too large is not, and the predictions
+        held for the version on this process's partitions go to the DLQ instead (kind
+        ``output_too_large``): later ones are held again, for another warm-up."""
         assert self._delivery is not None
-        producer = self._delivery.producer
-        record = ModelVersionRegistered(
-            model=profile.model,
-            model_version=profile.model_version,
-            registered_at=utc_now(),
-            source="warmup",
-            reference=profile,
-        )
-        producer.produce(self._topics.models, key=record.key(), value=record.to_json())
-        producer.flush(30)
-        self._published.add((profile.model, profile.model_version))
-        log.info(
-            "published a warm-up baseline for model %s version %s (%d events)",
-            profile.model,
-            profile.model_version,
-            profile.n_rows,
+        key = (model, version) = profile.model, profile.model_version
+        limit = self.settings.monitor.max_output_bytes
+        reason = publish_baseline(self._delivery.producer, self._topics.models, profile, limit)
+        if reason is None:
+            self._published.add(key)
+            return
+        now_ms, letters = int(self._clock() * 1000), 0
+        for worker in self._workers.values():
+            result = worker.refuse_held(model, version, OUTPUT_TOO_LARGE, reason, now_ms)
+            letters += len(result.dead_letters)
+            self._apply_now(worker, result)
+        log.warning(
+            "not publishing a warm-up baseline to %s: %s; %d held events and labels sent to "
+            "%s, later ones are held again for another warm-up",
+            *(self._topics.models, reason, letters, self._topics.dlq),
         )
 
     def _emit(self, *, force: bool = False) -> None:

@@ -431,6 +431,23 @@ class PartitionWorker:
         self._unpersisted += 1
         return result
 
+    def refuse_held(
+        self, model: str, version: str, kind: str, reason: str, failed_at_ms: int
+    ) -> ApplyResult:
+        """Dead-letter every prediction held for a version and the labels waiting with them
+        (e.g. its warm-up baseline cannot be published). Send the dead letters, then
+        :meth:`persist`: the held entries leave the store only with that write."""
+        result = ApplyResult()
+        if self._held.holds(model, version):
+            batch = self.store.batch()
+            result.dead_letters = self._held.refuse(
+                model, version, batch, self._topics, self.partition, kind, reason, failed_at_ms
+            )
+            batch.set_marks(self.marks)
+            result.batch = batch
+            self._unpersisted += 1
+        return result
+
     def held(self) -> dict[tuple[str, str], int]:
         """Predictions held per version while its profile is unknown."""
         return self._held.counts()

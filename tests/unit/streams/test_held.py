@@ -88,3 +88,38 @@ def test_labels_that_come_after_the_profile_but_before_its_release_lose_no_predi
         PaneSummary.from_bytes(p.summary, baseline).n for p in w.drain() if p.kind == "features"
     )
     assert folded == 70
+
+
+def test_a_refused_baseline_dead_letters_every_held_event_once_and_holds_later_ones_anew(
+    tmp_path: Path,
+) -> None:
+    """Issue 15: a warm-up baseline too large to publish. Its version's held predictions, and
+    the labels waiting with them, become dead letters from their stored bytes; they leave the
+    store only when the batch is written; later predictions are held for another warm-up."""
+    w = worker(tmp_path / "db")
+    w.apply(held(0, 60, ts=T0), T0)
+    w.apply([Msg(TRUTH, i, truth(i, 1), f"p{i}".encode()) for i in range(10)], T0)
+    assert w.baseline("m", "2", warmup_events=50) is not None
+    result = w.refuse_held("m", "2", "output_too_large", "too large", T0)
+    assert w.store.held_versions() == {("m", "2"): 60}  # nothing leaves before the write
+    w.persist(result)
+    assert w.store.held_versions() == {}
+    assert w.held() == {}
+    assert {d.kind for d in result.dead_letters} == {"output_too_large"}
+    assert {d.reason for d in result.dead_letters} == {"too large"}
+    by_source = {(d.source_topic, d.source_offset): d for d in result.dead_letters}
+    assert len(by_source) == len(result.dead_letters) == 70
+    for i in range(60):
+        letter = by_source[(PRED, i)]
+        assert (letter.key, letter.value) == (f"p{i}".encode(), held(i, 1, ts=T0)[0].value())
+    for i in range(10):
+        assert by_source[(TRUTH, i)].value == truth(i, 1)
+
+    w.apply(held(60, 60, ts=T0 + MINUTE), T0)  # the same version keeps coming: held anew
+    assert w.held() == {("m", "2"): 60}
+    assert w.baseline("m", "2", warmup_events=50) is not None
+    again = w.refuse_held("m", "2", "output_too_large", "too large", T0)
+    w.persist(again)
+    assert sorted(d.source_offset for d in again.dead_letters) == list(range(60, 120))
+    assert w.held() == {}
+    assert w.refuse_held("m", "2", "output_too_large", "too large", T0).dead_letters == []
