@@ -35,7 +35,7 @@ from confluent_kafka import Producer
 from driftline.config import Settings
 from driftline.kafka_auth import confluent_config
 from driftline.streams.registry import publish_profile
-from driftline.testing.servers import TansuBroker, VictoriaMetrics
+from driftline.testing.servers import Series, TansuBroker, VictoriaMetrics
 from driftline.testing.service import (
     SEA_MODEL,
     sea_reference,
@@ -66,6 +66,20 @@ PRODUCED = Counter(window_end(START_MS + i * STEP_MS) for i in range(N_EVENTS))
 """Predictions (and labels: every prediction gets one) per window end."""
 EXPECTED = {end: n for end, n in PRODUCED.items() if n == WINDOW_MS // STEP_MS}
 """The windows that close (the last one stays open: no event comes after it) and their counts."""
+
+
+def _largest(series: list[Series]) -> dict[int, list[int]]:
+    """Per window end, the largest ``n_predictions`` and ``n_labels`` written for it (a
+    restatement only adds, so the largest is the final count)."""
+    counts: dict[int, list[int]] = {}
+    for s in series:
+        index = {"n_predictions": 0, "n_labels": 1}.get(s.field)
+        if index is None:
+            continue
+        for ms, value in s.points:
+            c = counts.setdefault(ms, [0, 0])
+            c[index] = max(c[index], int(value))
+    return counts
 
 
 @dataclass
@@ -249,15 +263,8 @@ class Rig:
 
     def counts(self) -> dict[int, tuple[int, int]]:
         """Per window end: the largest prediction and label counts written for it."""
-        found: dict[int, list[int]] = {}
-        for series in self.victoria.series("label_coverage", model=MODEL, window="5m"):
-            index = {"n_predictions": 0, "n_labels": 1}.get(series.field)
-            if index is None:
-                continue
-            for ms, value in series.points:
-                counts = found.setdefault(ms, [0, 0])
-                counts[index] = max(counts[index], int(value))
-        return {ms: (c[0], c[1]) for ms, c in found.items()}
+        series = self.victoria.series("label_coverage", model=MODEL, window="5m")
+        return {ms: (c[0], c[1]) for ms, c in _largest(series).items()}
 
     def _poll(self) -> None:
         while not self._stop_polling.wait(0.5):
@@ -266,14 +273,7 @@ class Rig:
             except (urllib.error.URLError, OSError):
                 continue  # the server is down or paused (a fault being injected)
             writes = sum(len(s.points) for s in series if s.field == "n_predictions")
-            counts: dict[int, list[int]] = {}
-            for s in series:
-                index = {"n_predictions": 0, "n_labels": 1}.get(s.field)
-                if index is None:
-                    continue
-                for ms, value in s.points:
-                    c = counts.setdefault(ms, [0, 0])
-                    c[index] = max(c[index], int(value))
+            counts = _largest(series)
             complete = all(counts.get(end, [0, 0]) == [n, n] for end, n in EXPECTED.items())
             self.samples.append(Sample(time.monotonic(), writes, complete))
             if writes:

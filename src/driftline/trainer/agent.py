@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from driftline.config import Settings
 from driftline.deadletter import dead_letter, fit
 from driftline.errors import DeliveryError, DriftlineError, FailedDelivery, KafkaError
-from driftline.kafka_auth import confluent_config, faust_brokers, faust_credentials
+from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import (
     DeadLetter,
     ModelVersionRegistered,
@@ -40,6 +40,7 @@ from driftline.schemas.outputs import (
     TrainingOutcome,
 )
 from driftline.schemas.reasons import INVALID_REQUEST
+from driftline.streams.faust_app import new_app
 from driftline.trainer.handler import RequestHandler
 from driftline.trainer.outcomes import OutcomeLog
 
@@ -173,22 +174,12 @@ def create_app(
     must exist (:func:`driftline.topics.create_topics`); the app declares none. Run it with
     :func:`driftline.streams.stage2.agent.run_app`.
     """
-    app = faust.App(
+    app = new_app(
         app_id or f"{settings.monitor.group_id}-trainer",
-        broker=faust_brokers(settings.kafka),
-        broker_credentials=faust_credentials(settings.kafka),
-        broker_client_id=settings.kafka.client_id,
-        key_serializer="raw",
-        value_serializer="raw",
-        autodiscover=False,
-        store="memory://",
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=session_timeout.total_seconds(),
-        broker_heartbeat_interval=min(3.0, session_timeout.total_seconds() / 3),
-        web_enabled=False,
+        settings,
         datadir=Path(settings.trainer.store_dir) / "faust",
+        session_timeout=session_timeout,
+        web_enabled=False,
     )
     from driftline.trainer.outcomes import read_outcomes
 

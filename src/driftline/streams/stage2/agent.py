@@ -35,8 +35,8 @@ import faust
 from driftline.config.settings import Settings
 from driftline.deadletter import dead_letter, fit
 from driftline.errors import DecodeError, KafkaError
-from driftline.kafka_auth import faust_brokers, faust_credentials
 from driftline.schemas.outputs import DeadLetter
+from driftline.streams.faust_app import new_app
 from driftline.streams.partials import decode
 from driftline.streams.stage2.outputs import Output, record_size, too_large
 from driftline.streams.stage2.published import (
@@ -445,27 +445,17 @@ def create_app(
     }
     if web_port is not None:
         web["web_port"] = web_port
-    app = faust.App(
+    app = new_app(
         app_id or settings.monitor.group_id,
-        broker=faust_brokers(settings.kafka),
-        broker_credentials=faust_credentials(settings.kafka),
-        broker_client_id=settings.kafka.client_id,
-        key_serializer="raw",
-        value_serializer="raw",
-        autodiscover=False,
-        store="memory://",
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=session_timeout.total_seconds(),
-        broker_heartbeat_interval=min(3.0, session_timeout.total_seconds() / 3),
+        settings,
+        datadir=Path(settings.monitor.state_dir) / "stage2",
+        session_timeout=session_timeout,
         # Nothing is ever acked on the summaries topic; do not wait for acks on rebalance.
         stream_wait_empty=False,
         # Outputs are sent as they are made, never held back until a commit that never comes.
         stream_publish_on_commit=False,
         # Records are bounded by monitor.max_output_bytes (see the module doc), not by faust.
         producer_max_request_size=settings.monitor.max_output_bytes + _HEADROOM,
-        datadir=Path(settings.monitor.state_dir) / "stage2",
         **web,
     )
     wiring = _Wiring(
