@@ -10,7 +10,8 @@ Method (named :data:`METHOD`): for values ``X_i`` in ``[a, b]`` with mean ``mu``
 past), write ``R = b - a`` and ``Y_i = (X_i - mu) / R >= -1``. For ``0 <= lambda < 1``,
 ``exp(lambda * y - psi_E(lambda) * y**2) <= 1 + lambda * y`` for every ``y >= -1``, with
 ``psi_E(lambda) = -log(1 - lambda) - lambda`` (Fan, Grama & Liu 2015, "Exponential
-inequalities for martingales with applications", Electron. J. Probab. 20(1), Lemma 4.1), so
+inequalities for martingales with applications", Electron. J. Probab. 20, no. 1; the
+inequality is checked on a fine grid in the tests), so
 
     M_t(lambda) = exp(lambda * S_t - psi_E(lambda) * V_t),
     S_t = sum(Y_i),  V_t = sum(Y_i**2) = (m2 + n * (mean - mu)**2) / R**2
@@ -29,6 +30,11 @@ empirical-Bernstein-like width: ~``sqrt(2 var log(2K/alpha) / n)``), and the seq
 grid stops at ``lambda = 1/2``, where each term still grows with ``mean - mu`` over the whole
 range, so the rejected set is an interval and is found by bisection; the bound returned is on
 the kept side, moved out by ``1e-12`` of the range (so never narrower than the exact one).
+
+The guarantee needs every value's mean, given the values before it, to be the same ``mu``:
+traffic whose mix does not drift during the comparison (under drift the sequence is about no
+single mean). Only sums enter, so the order of the values within and across windows does not
+matter.
 
 For two independent samples (:func:`difference_bounds`), the two sequences at ``alpha / 2``
 each give a sequence for the difference of the means: conservative (a union bound).

@@ -20,7 +20,7 @@ def psi(lam: float) -> float:
 
 
 def test_fan_inequality_holds_for_every_bet_of_the_grid() -> None:
-    """exp(l*y - psi(l)*y^2) <= 1 + l*y for y >= -1 (Fan et al. 2015, Lemma 4.1), which makes
+    """exp(l*y - psi(l)*y^2) <= 1 + l*y for y >= -1 (Fan, Grama & Liu 2015), which makes
     the mixture a supermartingale, checked on a fine grid of y."""
     y = np.concatenate([np.linspace(-1.0, 1.0, 20001), np.linspace(1.0, 50.0, 5001)])
     for lam in LAMBDAS.tolist():
