@@ -72,7 +72,8 @@ class RolloutMetric:
             return
         if self.name == "log_loss" and self.cap is None:
             object.__setattr__(self, "cap", _LOG_LOSS_CAP)
-        if self.cap is None or not (math.isfinite(self.cap) and self.cap > 0):
+        cap = self.cap
+        if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap < math.inf:
             raise StatisticsError(
                 f"cap must be a positive number for {self.name} (the largest per-example loss "
                 f"counted), got {self.cap!r}"
@@ -112,10 +113,9 @@ class RolloutMetric:
                 )
             truth_probability = np.where(y == 1.0, p, 1.0 - p)
             loss = -np.log(np.maximum(truth_probability, math.exp(-cap)))
-        elif self.name == "absolute_error":
-            loss = np.abs(p - y)
         else:
-            loss = (p - y) ** 2
+            with np.errstate(over="ignore"):  # an error beyond float64 is beyond the cap
+                loss = np.abs(p - y) if self.name == "absolute_error" else (p - y) ** 2
         out: FloatArray = -np.minimum(loss, cap)
         return out
 
@@ -419,16 +419,28 @@ Evidence = PairedEvidence | UnpairedEvidence
 
 
 def evidence_from_snapshot(snapshot: Mapping[str, Any]) -> Evidence:
-    """Evidence restored from its :meth:`~PairedEvidence.snapshot`."""
-    metric = RolloutMetric(snapshot["metric"], cap=snapshot["cap"])
-    if snapshot.get("design") == "shadow":
-        paired = PairedEvidence(metric)
-        paired._sums = _Sums.from_state(snapshot)
-        return paired
-    if snapshot.get("design") == "canary":
-        unpaired = UnpairedEvidence(metric)
-        unpaired._sums = {
-            role: _Sums.from_state(snapshot[role]) for role in ("champion", "challenger")
-        }
-        return unpaired
+    """Evidence restored from its :meth:`~PairedEvidence.snapshot`; a snapshot that is not
+    one is a :class:`~driftline.errors.StatisticsError`.
+
+    >>> evidence_from_snapshot({"design": "shadow"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    driftline.errors.StatisticsError: not a snapshot of rollout evidence (missing 'metric')
+    """
+    try:
+        metric = RolloutMetric(snapshot["metric"], cap=snapshot["cap"])
+        if snapshot.get("design") == "shadow":
+            paired = PairedEvidence(metric)
+            paired._sums = _Sums.from_state(snapshot)
+            return paired
+        if snapshot.get("design") == "canary":
+            unpaired = UnpairedEvidence(metric)
+            unpaired._sums = {
+                role: _Sums.from_state(snapshot[role]) for role in ("champion", "challenger")
+            }
+            return unpaired
+    except KeyError as error:
+        raise StatisticsError(f"not a snapshot of rollout evidence (missing {error})") from error
+    except (TypeError, ValueError) as error:
+        raise StatisticsError(f"not a snapshot of rollout evidence ({error})") from error
     raise StatisticsError(f"design must be 'shadow' or 'canary', got {snapshot.get('design')!r}")

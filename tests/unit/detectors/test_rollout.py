@@ -339,3 +339,26 @@ def test_snapshot_round_trip_gives_identical_subsequent_behaviour() -> None:
         assert restored.update(window).result == original.update(window).result
     with pytest.raises(SummaryMismatchError):
         RolloutComparison(ACCURACY, "canary", policy).restore(json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "snapshot",
+    [
+        {"design": "shadow"},
+        {"design": "pilot", "metric": "accuracy", "cap": None},
+        {"design": "shadow", "metric": "accuracy", "cap": None, "n": 1, "sum": "zz"},
+        {"design": "canary", "metric": "mae", "cap": None},
+    ],
+)
+def test_a_snapshot_that_is_not_one_is_a_statistics_error(snapshot: dict[str, object]) -> None:
+    """Missing fields, an unknown design or metric, bad sums: one error type, saying so."""
+    with pytest.raises(StatisticsError, match=r"rollout evidence|design must be"):
+        evidence_from_snapshot(snapshot)
+
+
+def test_errors_beyond_float64_count_as_the_cap() -> None:
+    """A squared error that overflows is capped like any other large one, without a warning."""
+    scores = RolloutMetric("squared_error", cap=3.0).scores([-1e200, 0.0], [1e200, 1.0])
+    assert scores.tolist() == [-3.0, -1.0]
+    with pytest.raises(StatisticsError, match="cap must be a positive number"):
+        RolloutMetric("absolute_error", cap="5")  # type: ignore[arg-type]
