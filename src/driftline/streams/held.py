@@ -177,17 +177,7 @@ class HeldPredictions:
         are acknowledged), and later predictions of the version are held anew."""
 
         def letter(topic: str, offset: int, key: bytes, value: bytes) -> DeadLetter:
-            return dead_letter(
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                key=key,
-                value=value,
-                headers=None,
-                reason=reason,
-                kind=kind,
-                failed_at=failed_at_ms,
-            )
+            return _held_letter(topic, partition, offset, key, value, reason, kind, failed_at_ms)
 
         store, letters = self._store, []
         for pid in list(store.held(model, version)):
@@ -247,6 +237,30 @@ class HeldPredictions:
             batch.delete_expiry(key)
 
 
+def _held_letter(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes,
+    value: bytes,
+    reason: str,
+    kind: str,
+    failed_at_ms: int,
+) -> DeadLetter:
+    """The dead letter of a held event, from its stored bytes and its source offset."""
+    return dead_letter(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+        headers=None,
+        reason=reason,
+        kind=kind,
+        failed_at=failed_at_ms,
+    )
+
+
 def regression_fit(
     held: Arrivals,
     batch: StoreBatch,
@@ -272,16 +286,8 @@ def regression_fit(
         return held
 
     def letter(topic: str, offset: int, key: bytes, value: bytes, reason: str) -> DeadLetter:
-        return dead_letter(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            key=key,
-            value=value,
-            headers=None,
-            reason=reason,
-            kind="processing_error",
-            failed_at=failed_at_ms,
+        return _held_letter(
+            topic, partition, offset, key, value, reason, "processing_error", failed_at_ms
         )
 
     labels: list[bytes | None] = []
