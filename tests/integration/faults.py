@@ -289,7 +289,7 @@ class Rig:
             if self.samples and self.samples[-1].complete:
                 break
             time.sleep(0.5)  # the poller samples every half second
-        time.sleep(3.0)
+        time.sleep(3.0)  # a late double count (a repeated partial) would show within this
 
     def labeled_ids(self) -> Counter[bytes]:
         """Joined examples on ``driftline.labeled`` per prediction id."""

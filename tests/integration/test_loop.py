@@ -224,7 +224,7 @@ def test_a_concept_change_is_retrained_promoted_served_and_recovered(tmp_path: P
                     assert monitor.poll() is None, f"the monitor exited\n{context()}"
                     assert time.monotonic() < deadline, f"v2's last window not judged\n{context()}"
                     time.sleep(0.5)  # polling VictoriaMetrics, bounded by the deadline
-                time.sleep(2.0)
+                time.sleep(2.0)  # the alerts and outcomes of that last window reach their topics
                 read()
         finally:
             reader.close()
