@@ -152,7 +152,7 @@ def _accept(
         if None not in keys:
             return Columns(events, values, cast(list[bytes], keys), offsets)
         ids = [
-            key if key is not None else event.prediction_id.encode()
+            key if key is not None else event.key.encode()
             for key, event in zip(keys, events, strict=True)
         ]
         return Columns(events, values, ids, offsets)
@@ -165,7 +165,7 @@ def _accept(
             continue
         kept.events.append(event)
         kept.values.append(raw)
-        kept.ids.append(key if key is not None else event.prediction_id.encode())
+        kept.ids.append(key if key is not None else event.key.encode())
         kept.offsets.append(offset)
     return kept
 
