@@ -190,6 +190,27 @@ def _reject(
     )
 
 
+_ROLE = operator.attrgetter("role")
+
+
+def own_ids(predictions: Columns[WirePrediction]) -> Columns[WirePrediction]:
+    """The columns with each shadow prediction under its own ``prediction_id`` instead of its
+    message key (its champion's id): in the join it is a prediction of its own version, never
+    a duplicate of its champion's. A batch without shadows comes back as it is.
+
+    (Its label is its champion's, keyed by the champion's id: pairing the two is stage 1's
+    rollout fold, issue 16; until then a shadow waits for no label and expires.)
+    """
+    events = predictions.events
+    if "shadow" not in map(_ROLE, events):
+        return predictions
+    ids = [
+        event.prediction_id.encode() if event.role == "shadow" else pid
+        for event, pid in zip(events, predictions.ids, strict=True)
+    ]
+    return Columns(events, predictions.values, ids, predictions.offsets)
+
+
 def event_times(stamps: list[datetime | int]) -> NDArray[np.int64]:
     """Epoch milliseconds of either timestamp form, as an array.
 
