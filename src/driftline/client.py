@@ -181,8 +181,14 @@ class DriftlineProducer:
         prediction_id: str | None = None,
         event_id: str | None = None,
         timestamp: datetime | int | str | None = None,
+        role: str = "champion",
+        shadow_of: str | None = None,
     ) -> PredictionEvent:
-        """Validate and publish a prediction; returns the event sent (with its filled-in ids)."""
+        """Validate and publish a prediction; returns the event sent (with its filled-in ids).
+
+        ``role`` is the part its version plays in a rollout: ``champion`` (the default),
+        ``shadow`` (then ``shadow_of`` is the champion's ``prediction_id`` for the same request,
+        and the message is keyed by it) or ``canary``."""
         event = self.build_prediction(
             model=model,
             model_version=model_version,
@@ -193,6 +199,8 @@ class DriftlineProducer:
             prediction_id=prediction_id,
             event_id=event_id,
             timestamp=timestamp,
+            role=role,
+            shadow_of=shadow_of,
         )
         self.send(event)
         return event
@@ -209,6 +217,8 @@ class DriftlineProducer:
         prediction_id: str | None = None,
         event_id: str | None = None,
         timestamp: datetime | int | str | None = None,
+        role: str = "champion",
+        shadow_of: str | None = None,
     ) -> PredictionEvent:
         """The validated event :meth:`send_prediction` would publish, ids and time filled in."""
         fields = {
@@ -221,6 +231,8 @@ class DriftlineProducer:
             "prediction": prediction,
             "scores": None if scores is None else dict(scores),
             "segments": None if segments is None else dict(segments),
+            "role": role,
+            "shadow_of": shadow_of,
         }
         try:
             return PredictionEvent(**fields)
@@ -272,7 +284,8 @@ class DriftlineProducer:
     def send(
         self, event: Event, on_done: Callable[[FailedDelivery | None], None] | None = None
     ) -> None:
-        """Publish an already-built event to its topic, keyed by its ``prediction_id``.
+        """Publish an already-built event to its topic, keyed by its ``prediction_id`` (a
+        shadow prediction by its ``shadow_of``).
 
         ``on_done``, when given, is called with None once the broker acknowledged the message,
         or with the failure; that failure is then the caller's and is not raised by
@@ -287,7 +300,7 @@ class DriftlineProducer:
         callback = self._on_delivery
         if on_done is not None:
             callback = functools.partial(self._on_delivery, on_done=on_done)
-        self._produce(topic, event.prediction_id.encode(), event.to_json(), callback)
+        self._produce(topic, event.message_key.encode(), event.to_json(), callback)
 
     def _produce(
         self, topic: str, key: bytes, value: bytes, callback: Callable[[Any, Message], None]

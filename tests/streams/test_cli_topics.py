@@ -28,11 +28,11 @@ def test_topics_create_creates_then_reports_existing(
     )
     first = runner.invoke(app, ["topics", "create", "--config", str(path)])
     assert first.exit_code == 0, first.output
-    assert first.output.count("created") == len(topics.names()) == 10
+    assert first.output.count("created") == len(topics.names()) == 11
     assert topics.training in first.output  # the trainer's outcomes topic too
     second = runner.invoke(app, ["topics", "create", "--config", str(path)])
     assert second.exit_code == 0, second.output
-    assert second.output.count("exists") == 10
+    assert second.output.count("exists") == 11
     assert "cleanup.policy=compact" in second.output
 
 

@@ -184,6 +184,9 @@ class TopicSettings(Section):
     labeled: str = "driftline.labeled"
     summaries: str = "driftline.summaries"
     training: str = "driftline.training"
+    rollout: str = Field(
+        "driftline.rollout", description="Rollout decisions (issue 16), keyed by model."
+    )
     input_partitions: int = Field(
         6, ge=1, le=10_000, description="Partitions of predictions and ground-truth (equal)."
     )
@@ -222,6 +225,7 @@ class TopicSettings(Section):
                 "labeled",
                 "summaries",
                 "training",
+                "rollout",
             )
         }
 
@@ -354,6 +358,39 @@ class TrainingSettings(Section):
     ``performance.metric`` (in its good direction: up for accuracy, down for RMSE)."""
 
 
+class RolloutSettings(Section):
+    """How a challenger version is judged against the champion on live traffic
+    (``models.<name>.rollout``, issue 16); the decision is
+    :class:`~driftline.detectors.rollout.RolloutPolicy`'s."""
+
+    mode: Literal["none", "shadow", "canary"] = "none"
+    """``none``: a new version replaces the champion at once; ``shadow``: both versions predict
+    every request, the champion answers; ``canary``: the challenger answers ``canary_share``."""
+    canary_share: float = Field(0.1, gt=0.0, lt=1.0)
+    """The share of requests a canary answers (a hash of the request key picks them)."""
+    min_labels: int = Field(500, ge=1, le=1_000_000_000)
+    """Labels each version needs before any decision."""
+    max_labels: int = Field(100_000, ge=1, le=1_000_000_000)
+    """Labels of the challenger after which an undecided rollout ends with ``on_end``."""
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    """The chance of any wrong decision over every look (promoting a version no better by
+    ``margin``, or rolling back one no worse by it)."""
+    margin: float = Field(0.0, ge=0.0, le=1e9)
+    """How much better (or worse) the challenger must be to promote (or roll back), in the units
+    of the model's ``performance.metric``."""
+    on_end: Literal["promote", "rollback"] = "rollback"
+    """What an undecided rollout does at ``max_labels``: by default a challenger that has not
+    shown it is better is rolled back."""
+
+    @model_validator(mode="after")
+    def _labels_ordered(self) -> Self:
+        if self.max_labels < self.min_labels:
+            raise ValueError(
+                f"max_labels ({self.max_labels}) must be at least min_labels ({self.min_labels})"
+            )
+        return self
+
+
 class ModelConfig(Section):
     """How one model is watched."""
 
@@ -376,6 +413,7 @@ class ModelConfig(Section):
     performance: PerformanceSettings = PerformanceSettings()
     retrain: RetrainSettings = RetrainSettings()
     training: TrainingSettings = TrainingSettings()
+    rollout: RolloutSettings = RolloutSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

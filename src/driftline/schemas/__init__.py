@@ -23,6 +23,7 @@ from driftline.schemas.outputs import (
     Reason,
     ReasonKind,
     RetrainRequest,
+    RolloutDecision,
     TrainingOutcome,
     output_json_schemas,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "ReasonKind",
     "ReferenceProfile",
     "RetrainRequest",
+    "RolloutDecision",
     "Task",
     "TrainingOutcome",
     "WireGroundTruth",

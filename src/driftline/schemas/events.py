@@ -23,7 +23,9 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 
 from driftline.schemas.limits import DEFAULT_LIMITS
@@ -35,6 +37,9 @@ INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
 
 Task = Literal["binary", "multiclass", "regression"]
+Role = Literal["champion", "shadow", "canary"]
+"""The part a prediction's version plays in a rollout (issue 16): the champion answers, a
+shadow predicts the same request beside it without answering, a canary answers a share."""
 
 _AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
@@ -135,8 +140,9 @@ class _Event(BaseModel):
     )
 
     def to_json(self) -> bytes:
-        """The event as the contract's JSON bytes (UTC timestamps, optional fields omitted)."""
-        return self.model_dump_json(exclude_none=True).encode()
+        """The event as the contract's JSON bytes (UTC timestamps, optional fields omitted,
+        and so is a default ``role``: a champion's event is the same bytes as before roles)."""
+        return self.model_dump_json(exclude_none=True, exclude_defaults=True).encode()
 
 
 class PredictionEvent(_Event):
@@ -152,6 +158,19 @@ class PredictionEvent(_Event):
     >>> PredictionEvent.model_validate_json(ev.to_json()) == ev
     True
     """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,
+        protected_namespaces=(),
+        # The role rule, stated for schema readers too: a shadow names its champion, only it.
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": "shadow"}}, "required": ["role"]},
+            "then": {"required": ["shadow_of"], "properties": {"shadow_of": {"type": "string"}}},
+            "else": {"properties": {"shadow_of": {"type": "null"}}},
+        },
+    )
 
     event_id: Id = Field(description="Unique per event (a UUID); used to drop duplicates.")
     prediction_id: Id = Field(description="The join key with ground truth.")
@@ -169,6 +188,64 @@ class PredictionEvent(_Event):
     segments: Segments | None = Field(
         default=None, description='Cohort tags, e.g. {"region": "eu"}.'
     )
+    role: Role = Field(
+        default="champion",
+        description=(
+            "The part this version plays: champion (answers), shadow (predicts the same "
+            "request beside the champion, unanswered) or canary (answers a share of traffic)."
+        ),
+    )
+    shadow_of: Id | None = Field(
+        default=None,
+        validate_default=True,
+        description=(
+            "Required for a shadow, forbidden otherwise: the prediction_id of the champion's "
+            "prediction of the same request (the message key of a shadow prediction)."
+        ),
+    )
+
+    @field_validator("shadow_of")
+    @classmethod
+    def _shadow_of_matches_role(cls, value: str | None, info: ValidationInfo) -> str | None:
+        role = info.data.get("role")
+        if role is None:  # role itself was invalid: its own error says so
+            return value
+        problem = shadow_problem(role, value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @property
+    def message_key(self) -> str:
+        """The Kafka message key: ``shadow_of`` for a shadow (so it meets its champion's label
+        on the same partition), the ``prediction_id`` otherwise."""
+        return message_key(self.role, self.prediction_id, self.shadow_of)
+
+
+def shadow_problem(role: str, shadow_of: str | None) -> str | None:
+    """Why ``role`` and ``shadow_of`` disagree, or None: a shadow names its champion's
+    prediction and only a shadow does.
+
+    >>> shadow_problem("shadow", None)
+    'a shadow prediction needs shadow_of (its champion prediction_id)'
+    >>> shadow_problem("canary", "p-1")
+    'only a shadow prediction has shadow_of (role is canary)'
+    """
+    if role == "shadow" and shadow_of is None:
+        return "a shadow prediction needs shadow_of (its champion prediction_id)"
+    if role != "shadow" and shadow_of is not None:
+        return f"only a shadow prediction has shadow_of (role is {role})"
+    return None
+
+
+def message_key(role: str, prediction_id: str, shadow_of: str | None) -> str:
+    """The key rule: a shadow prediction is keyed by ``shadow_of``, every other event by its
+    ``prediction_id``.
+
+    >>> message_key("shadow", "p-1/shadow/4", "p-1"), message_key("canary", "p-2", None)
+    ('p-1', 'p-2')
+    """
+    return shadow_of if role == "shadow" and shadow_of is not None else prediction_id
 
 
 class GroundTruthEvent(_Event):
@@ -183,6 +260,11 @@ class GroundTruthEvent(_Event):
     timestamp: Timestamp = Field(description="When the outcome became known.")
     label: Outcome
     model: Name | None = None
+
+    @property
+    def message_key(self) -> str:
+        """The Kafka message key: the ``prediction_id``."""
+        return self.prediction_id
 
 
 def event_json_schemas() -> dict[str, dict[str, Any]]:

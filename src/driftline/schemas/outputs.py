@@ -1,5 +1,5 @@
 """Records driftline publishes: alerts, retrain requests, training outcomes, model versions,
-dead letters.
+rollout decisions, dead letters.
 
 Every record has a deterministic id computed from its identity, never from a clock or a random
 source, so a replayed input produces the same record and consumers drop repeats (DESIGN §2-§3).
@@ -379,6 +379,71 @@ class DeadLetter(_Record):
         return cls(key=key, value=value, original_headers=tuple(original), **fields)
 
 
+class RolloutDecision(_WindowRecord):
+    """A rollout's decision on a challenger against its champion (issue 16); published to
+    ``driftline.rollout``, keyed by model, once: on the first decisive look.
+
+    ``model_version`` is the challenger's. ``decision`` is what the evidence says (``end``: the
+    challenger reached the policy's maximum labels undecided); ``action`` is what to do
+    (for ``end``, the policy's ``on_end``). The evidence is the difference challenger minus
+    champion of ``metric`` (higher is better), its anytime-valid interval by ``method`` at
+    error rate ``alpha``, and the ``n`` labels behind it.
+
+    >>> from datetime import UTC, datetime
+    >>> end = datetime(2026, 11, 22, 10, tzinfo=UTC)
+    >>> d = RolloutDecision.create("fraud", "3", "4", end, end, design="shadow",
+    ...     decision="promote", action="promote", metric="accuracy", estimate=0.05,
+    ...     lower=0.01, upper=0.09, n=900, alpha=0.05, margin=0.0, method="cs")
+    >>> d.model_version, d.decision_id == RolloutDecision.make_id("fraud", "3", "4", "promote", end)
+    ('4', True)
+    """
+
+    decision_id: str
+    champion_version: str = Field(min_length=1)
+    challenger_version: str = Field(min_length=1)
+    design: Literal["shadow", "canary"]
+    decision: Literal["promote", "rollback", "end"]
+    action: Literal["promote", "rollback"]
+    metric: str = Field(min_length=1)
+    estimate: float
+    lower: float
+    upper: float
+    n: int = Field(ge=0)
+    alpha: float = Field(gt=0.0, lt=1.0)
+    margin: float = Field(ge=0.0)
+    method: str = Field(min_length=1)
+
+    @staticmethod
+    def make_id(
+        model: str, champion: str, challenger: str, decision: str, window_end: datetime
+    ) -> str:
+        """The id of this decision on this version pair at the end of this window."""
+        return stable_id("rollout", model, champion, challenger, decision, to_epoch_ms(window_end))
+
+    @classmethod
+    def create(
+        cls,
+        model: str,
+        champion: str,
+        challenger: str,
+        window_start: datetime,
+        window_end: datetime,
+        **evidence: Any,
+    ) -> Self:
+        """Build a decision with its deterministic id; ``evidence`` holds the other fields."""
+        decision = evidence["decision"]
+        return cls(
+            decision_id=cls.make_id(model, champion, challenger, decision, window_end),
+            model=model,
+            model_version=challenger,
+            window_start=window_start,
+            window_end=window_end,
+            champion_version=champion,
+            challenger_version=challenger,
+            **evidence,
+        )
+
+
 def output_json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of the public output records, keyed by file stem."""
     return {
@@ -386,6 +451,7 @@ def output_json_schemas() -> dict[str, dict[str, Any]]:
         "retrain-request": RetrainRequest.model_json_schema(mode="serialization"),
         "model-version-registered": ModelVersionRegistered.model_json_schema(mode="serialization"),
         "training-outcome": TrainingOutcome.model_json_schema(mode="serialization"),
+        "rollout-decision": RolloutDecision.model_json_schema(mode="serialization"),
     }
 
 

@@ -23,13 +23,13 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import GenericAlias
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 
 from driftline.errors import DecodeError
 from driftline.schemas import reasons
-from driftline.schemas.events import EPOCH, INT_MAX, INT_MIN, MAX_EPOCH_MS
+from driftline.schemas.events import EPOCH, INT_MAX, INT_MIN, MAX_EPOCH_MS, shadow_problem
 from driftline.schemas.limits import DEFAULT_LIMITS, Limits
 
 _FLOAT_MAX = 1.7976931348623157e308
@@ -62,6 +62,13 @@ class WirePrediction(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc
     prediction: Outcome
     scores: dict[str, Probability] | None = None
     segments: dict[str, str] | None = None
+    role: Literal["champion", "shadow", "canary"] = "champion"
+    shadow_of: NonEmpty | None = None
+
+    @property
+    def key(self) -> str:
+        """What the message key must be: ``shadow_of`` for a shadow, else ``prediction_id``."""
+        return self.shadow_of if self.shadow_of is not None else self.prediction_id
 
 
 class WireGroundTruth(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -72,6 +79,11 @@ class WireGroundTruth(msgspec.Struct, frozen=True, forbid_unknown_fields=True, g
     timestamp: AwareDatetime | EpochMs
     label: Outcome
     model: NonEmpty | None = None
+
+    @property
+    def key(self) -> str:
+        """What the message key must be: the ``prediction_id``."""
+        return self.prediction_id
 
 
 class StoredPrediction(msgspec.Struct, frozen=True, gc=False):
@@ -119,6 +131,8 @@ def bounded_types(limits: Limits) -> tuple[type[WirePrediction], type[WireGround
             ("prediction", outcome),
             ("scores", _mapping(text, Probability, limits.max_classes) | None, None),
             ("segments", _mapping(key, text, limits.max_segments) | None, None),
+            ("role", Literal["champion", "shadow", "canary"], "champion"),
+            ("shadow_of", ident | None, None),
         ],
         bases=(WirePrediction,),
         module=__name__,
@@ -148,6 +162,7 @@ _NAMED = {"$.features": "max_feature_name_length", "$.segments": "max_feature_na
 _STRINGS = {
     "$.event_id": "max_id_length",
     "$.prediction_id": "max_id_length",
+    "$.shadow_of": "max_id_length",
     "$.model": "max_name_length",
     "$.model_version": "max_name_length",
 }
@@ -223,6 +238,14 @@ def _beyond_utc(ts: datetime | int) -> DecodeError | None:
     )
 
 
+def _role_mismatch(event: WirePrediction) -> DecodeError | None:
+    """The error of a prediction whose ``role`` and ``shadow_of`` disagree, or None."""
+    problem = shadow_problem(event.role, event.shadow_of)
+    if problem is None:
+        return None
+    return DecodeError(problem, kind=reasons.INVALID_EVENT, path="$.shadow_of")
+
+
 def _missing_key() -> DecodeError:
     return DecodeError(
         "the message has no key; the contract keys every event by its prediction_id",
@@ -230,9 +253,16 @@ def _missing_key() -> DecodeError:
     )
 
 
-def _key_mismatch(key: bytes, prediction_id: str) -> DecodeError:
+def _key_mismatch(key: bytes, event: WirePrediction | WireGroundTruth) -> DecodeError:
+    if isinstance(event, WirePrediction) and event.shadow_of is not None:
+        return DecodeError(
+            f"message key {key[:64]!r} differs from shadow_of {event.shadow_of[:64]!r}; "
+            "a shadow prediction is keyed by its champion's prediction_id to join",
+            kind=reasons.KEY_MISMATCH,
+            path="$.shadow_of",
+        )
     return DecodeError(
-        f"message key {key[:64]!r} differs from prediction_id {prediction_id[:64]!r}; "
+        f"message key {key[:64]!r} differs from prediction_id {event.prediction_id[:64]!r}; "
         "predictions and ground truth must be keyed by prediction_id to join",
         kind=reasons.KEY_MISMATCH,
         path="$.prediction_id",
@@ -302,11 +332,15 @@ class EventDecoder:
         beyond = _beyond_utc(event.timestamp)
         if beyond is not None:
             raise beyond
+        if isinstance(event, WirePrediction):
+            mismatch = _role_mismatch(event)
+            if mismatch is not None:
+                raise mismatch
         if key is None:
             if self.require_key:
                 raise _missing_key()
-        elif key != event.prediction_id.encode():
-            raise _key_mismatch(key, event.prediction_id)
+        elif key != event.key.encode():
+            raise _key_mismatch(key, event)
         return event
 
     def _too_large(self, data: bytes) -> DecodeError:
@@ -327,6 +361,7 @@ class EventDecoder:
         decode = decoder.decode
         max_bytes = self._max_bytes
         require_key = self.require_key
+        predictions = decoder is self._prediction
         edge_years = _EDGE_YEARS
         results: list[Any] = []
         append = results.append
@@ -345,10 +380,15 @@ class EventDecoder:
                 if beyond is not None:
                     append(beyond)
                     continue
+            if predictions and (event.role != "champion" or event.shadow_of is not None):
+                mismatch = _role_mismatch(event)
+                if mismatch is not None:
+                    append(mismatch)
+                    continue
             if key is None:
                 append(_missing_key() if require_key else event)
-            elif key != event.prediction_id.encode():
-                append(_key_mismatch(key, event.prediction_id))
+            elif key != event.key.encode():
+                append(_key_mismatch(key, event))
             else:
                 append(event)
         return results

@@ -152,7 +152,7 @@ def _accept(
         if None not in keys:
             return Columns(events, values, cast(list[bytes], keys), offsets)
         ids = [
-            key if key is not None else event.prediction_id.encode()
+            key if key is not None else event.key.encode()
             for key, event in zip(keys, events, strict=True)
         ]
         return Columns(events, values, ids, offsets)
@@ -165,7 +165,7 @@ def _accept(
             continue
         kept.events.append(event)
         kept.values.append(raw)
-        kept.ids.append(key if key is not None else event.prediction_id.encode())
+        kept.ids.append(key if key is not None else event.key.encode())
         kept.offsets.append(offset)
     return kept
 
@@ -188,6 +188,27 @@ def _reject(
             message, reason=exc.reason, kind=exc.kind, path=exc.path, failed_at=failed_at_ms
         )
     )
+
+
+_ROLE = operator.attrgetter("role")
+
+
+def own_ids(predictions: Columns[WirePrediction]) -> Columns[WirePrediction]:
+    """The columns with each shadow prediction under its own ``prediction_id`` instead of its
+    message key (its champion's id): in the join it is a prediction of its own version, never
+    a duplicate of its champion's. A batch without shadows comes back as it is.
+
+    (Its label is its champion's, keyed by the champion's id: pairing the two is stage 1's
+    rollout fold, issue 16; until then a shadow waits for no label and expires.)
+    """
+    events = predictions.events
+    if "shadow" not in map(_ROLE, events):
+        return predictions
+    ids = [
+        event.prediction_id.encode() if event.role == "shadow" else pid
+        for event, pid in zip(events, predictions.ids, strict=True)
+    ]
+    return Columns(events, predictions.values, ids, predictions.offsets)
 
 
 def event_times(stamps: list[datetime | int]) -> NDArray[np.int64]:

@@ -44,7 +44,7 @@ from driftline.schemas.wire import EventDecoder, WireGroundTruth, WirePrediction
 from driftline.streams.admission import ModelAdmission, refuse_unknown
 from driftline.streams.concept_watch import ConceptWatch
 from driftline.streams.held import HeldPredictions, regression_fit
-from driftline.streams.intake import Columns, event_times, take
+from driftline.streams.intake import Columns, event_times, own_ids, take
 from driftline.streams.join import (
     Arrivals,
     JoinEntries,
@@ -183,8 +183,15 @@ class PartitionWorker:
             result,
             max_skew_ms=self._skew_ms,
         )
-        predictions = refuse_unknown(
-            predictions, from_predictions, self.admission, until.predictions, failed_at_ms, result
+        predictions = own_ids(
+            refuse_unknown(
+                predictions,
+                from_predictions,
+                self.admission,
+                until.predictions,
+                failed_at_ms,
+                result,
+            )
         )
         truth_columns, next_truth = take(
             from_truth,

@@ -39,4 +39,8 @@ def test_prediction_schema_forbids_unknown_fields_and_requires_the_contract() ->
         "features",
         "prediction",
     }
-    assert set(schema["properties"]) == set(orjson.loads(orjson.dumps(PREDICTION)))
+    # The rollout fields (issue 16) are optional: an event without them is a champion's.
+    assert set(schema["properties"]) == set(orjson.loads(orjson.dumps(PREDICTION))) | {
+        "role",
+        "shadow_of",
+    }

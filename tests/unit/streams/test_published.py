@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from driftline.detectors.engine import Window
-from driftline.schemas.outputs import DriftAlert, Reason, RetrainRequest
+from driftline.schemas.outputs import DriftAlert, Reason, RetrainRequest, RolloutDecision
 from driftline.streams.stage2.outputs import Output
 from driftline.streams.stage2.published import (
     PublishedIds,
@@ -139,3 +139,42 @@ def test_a_repeated_stopped_alert_comes_off_the_stopped_count_not_a_windows() ->
     taken = without_repeats(activity, [repeat])
     assert [w.alerts for w in taken.windows] == [1]
     assert taken.stopped == Counter({"m": 0})
+
+
+def _decision() -> Output:
+    record = RolloutDecision.create(
+        "m",
+        "1",
+        "2",
+        START,
+        END,
+        design="shadow",
+        decision="promote",
+        action="promote",
+        metric="accuracy",
+        estimate=0.1,
+        lower=0.05,
+        upper=0.15,
+        n=900,
+        alpha=0.05,
+        margin=0.0,
+        method="cs",
+    )
+    return Output("rollout", b"m", record.to_json())
+
+
+def test_a_rollout_decision_published_before_is_not_sent_again() -> None:
+    decision = _decision()
+    found = record_id("rollout", decision.value)
+    assert found is not None
+
+    async def scenario() -> tuple[list[Output], list[Output]]:
+        return await PublishedRecords(lambda: [found], limit=100).fresh([METRICS, decision])
+
+    assert asyncio.run(scenario()) == ([METRICS], [decision])
+
+
+def test_a_repeated_rollout_decision_is_not_counted_as_a_retrain_request() -> None:
+    window = ClosedWindow("m", "1", Window(WINDOW, 0, "5m"), False, 0, 10, 0, True)
+    activity = Activity(windows=[window])
+    assert without_repeats(activity, [_decision()]).windows == [window]

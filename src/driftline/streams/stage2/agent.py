@@ -102,7 +102,7 @@ class _Wiring:
         self.summaries = app.topic(topics.summaries, acks=False, **raw)
         self.outputs = {
             role: app.topic(getattr(topics, role), **raw)
-            for role in ("metrics", "alerts", "retrain")
+            for role in ("metrics", "alerts", "retrain", "rollout")
         }
         self.dlq = app.topic(topics.dlq, **raw)
         self.app = app

@@ -30,7 +30,7 @@ __all__ = [
     "too_large",
 ]
 
-OutputRole = Literal["metrics", "alerts", "retrain"]
+OutputRole = Literal["metrics", "alerts", "retrain", "rollout"]
 """The :class:`~driftline.config.settings.TopicSettings` field naming an output's topic."""
 
 RECORD_OVERHEAD = 128

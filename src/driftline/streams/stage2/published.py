@@ -53,8 +53,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ID_FIELDS: dict[OutputRole, str] = {"alerts": "alert_id", "retrain": "request_id"}
-"""The roles whose records must not repeat, and the field of each that holds its id."""
+ID_FIELDS: dict[OutputRole, str] = {
+    "alerts": "alert_id",
+    "retrain": "request_id",
+    "rollout": "decision_id",
+}
+"""The roles whose records must not repeat, and the field of each that holds its id (a
+rollout decision promotes or rolls back a version: it must not repeat either)."""
 
 
 def record_id(role: OutputRole, value: bytes) -> str | None:
@@ -248,7 +253,7 @@ def without_repeats(activity: Activity, repeats: Iterable[Output]) -> Activity:
         model = output.key.decode()
         if output.role == "alerts" and stopped[model] and _traffic_stopped(output.value):
             stopped[model] -= 1  # counted apart from windows' alerts (Activity.stopped)
-        else:
+        elif output.role in ("alerts", "retrain"):
             (alerts if output.role == "alerts" else retrain)[model] += 1
     if stopped != activity.stopped:
         activity = dataclasses.replace(activity, stopped=stopped)

@@ -1,0 +1,152 @@
+"""Stage 2's rollout judge: a challenger's windows in, ``rollout`` points and one decision out.
+
+Pure (no Kafka, no clock). One :class:`RolloutJudge` per (model, champion, challenger) holds the
+sequential :class:`~driftline.detectors.rollout.RolloutComparison`. Each closed window adds its
+merged evidence (shadow pairs, or the canary's and champion's scores) once: windows must not
+overlap (a hopping window would count its examples twice, which the error rate does not
+cover), so a window starting before the last one added ended is refused. Every look gives one
+``rollout`` metric point; the first decisive look gives the one
+:class:`~driftline.schemas.outputs.RolloutDecision`, whose id is deterministic, so a stage 2
+that judges the same windows again after a restart makes the same record and the
+published-ids filter drops it.
+
+Not wired into :mod:`~driftline.streams.stage2.state` yet (issue 16, see NOTES-i16-a.md).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from driftline.config.settings import RolloutSettings
+from driftline.detectors.rollout import RolloutComparison, RolloutPolicy, RolloutResult
+from driftline.detectors.rollout_evidence import Evidence, RolloutMetric
+from driftline.errors import StatisticsError
+from driftline.schemas.outputs import RolloutDecision
+from driftline.sinks.points import MetricPoint
+
+__all__ = ["DECISION_CODES", "MEASUREMENT", "RolloutJudge", "policy_of"]
+
+MEASUREMENT = "rollout"
+DECISION_CODES = {"continue": 0, "promote": 1, "rollback": -1, "end": 2}
+"""The ``decision`` field of a ``rollout`` point: continue 0, promote 1, roll back -1, end 2."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def policy_of(settings: RolloutSettings) -> RolloutPolicy:
+    """The decision policy of a model's rollout settings.
+
+    >>> policy_of(RolloutSettings(min_labels=10, max_labels=20)).max_labels
+    20
+    """
+    return RolloutPolicy(
+        alpha=settings.alpha,
+        margin=settings.margin,
+        min_labels=settings.min_labels,
+        max_labels=settings.max_labels,
+        on_end=settings.on_end,
+    )
+
+
+def _time(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+class RolloutJudge:
+    """The running judgement of one challenger version against its champion.
+
+    Examples
+    --------
+    >>> from driftline.detectors.rollout_evidence import PairedEvidence
+    >>> metric = RolloutMetric("accuracy")
+    >>> judge = RolloutJudge("m", "1", "2", metric, "shadow", RolloutPolicy(min_labels=100))
+    >>> points, decision = judge.window(0, 60_000, PairedEvidence(metric).update_scores(
+    ...     [0.0] * 150, [1.0] * 150))
+    >>> dict(points[0].fields)["decision"], decision.action
+    (1, 'promote')
+    """
+
+    def __init__(
+        self,
+        model: str,
+        champion: str,
+        challenger: str,
+        metric: RolloutMetric,
+        design: Literal["shadow", "canary"],
+        policy: RolloutPolicy,
+    ) -> None:
+        self.model, self.champion, self.challenger = model, champion, challenger
+        self.comparison = RolloutComparison(metric, design, policy)
+        self.last_end_ms: int | None = None
+        self.decision: RolloutDecision | None = None
+        """The decision record, once a look decided."""
+
+    def window(
+        self, start_ms: int, end_ms: int, evidence: Evidence
+    ) -> tuple[list[MetricPoint], RolloutDecision | None]:
+        """Add one closed window's evidence and look: its ``rollout`` point, and the decision
+        record when this look is the first decisive one (None otherwise)."""
+        if end_ms <= start_ms:
+            raise StatisticsError(f"window end {end_ms} is not after its start {start_ms}")
+        if self.last_end_ms is not None and start_ms < self.last_end_ms:
+            raise StatisticsError(
+                f"window from {start_ms} overlaps the last one added (ended {self.last_end_ms}):"
+                " a rollout adds each example once"
+            )
+        had_decided = self.comparison.decided is not None
+        result = self.comparison.update(evidence).result
+        self.last_end_ms = end_ms
+        points = [self._point(result, end_ms)]
+        if had_decided or self.comparison.decided is None:
+            return points, None
+        self.decision = self._record(result, start_ms, end_ms)
+        return points, self.decision
+
+    def _point(self, result: RolloutResult, end_ms: int) -> MetricPoint:
+        tags = {
+            "model": self.model,
+            "champion": self.champion,
+            "challenger": self.challenger,
+            "metric": result.metric,
+        }
+        fields: dict[str, float | int] = {
+            "lower": result.lower,
+            "upper": result.upper,
+            "n": result.n,
+            "decision": DECISION_CODES[result.decision],
+        }
+        if result.estimate is not None:
+            fields = {"estimate": result.estimate, **fields}
+        return MetricPoint(MEASUREMENT, tuple(sorted(tags.items())), tuple(fields.items()), end_ms)
+
+    def _record(self, result: RolloutResult, start_ms: int, end_ms: int) -> RolloutDecision:
+        assert result.action is not None  # a decided look always has one
+        return RolloutDecision.create(
+            self.model,
+            self.champion,
+            self.challenger,
+            _time(start_ms),
+            _time(end_ms),
+            design=result.design,
+            decision=result.decision,
+            action=result.action,
+            metric=result.metric,
+            estimate=0.0 if result.estimate is None else result.estimate,
+            lower=result.lower,
+            upper=result.upper,
+            n=result.n,
+            alpha=result.alpha,
+            margin=result.margin,
+            method=result.method,
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state as plain JSON data (the policy and identity are the caller's)."""
+        return {"comparison": self.comparison.snapshot(), "last_end_ms": self.last_end_ms}
+
+    def restore(self, snapshot: dict[str, Any]) -> RolloutJudge:
+        """Take over a :meth:`snapshot` of a judge of the same pair, metric and design."""
+        self.comparison.restore(snapshot["comparison"])
+        self.last_end_ms = snapshot["last_end_ms"]
+        return self
