@@ -38,6 +38,7 @@ from driftline.schemas.model_version import (
     FeatureKind,
     HoldoutMetrics,
     ModelVersionMetadata,
+    RolloutMetadata,
     Status,
     StatusChange,
     TrainingSummary,
@@ -119,8 +120,18 @@ class Registry(Protocol):
         """Mark a version ``rejected`` or ``retired``."""
         ...
 
+    def challenge(
+        self, model: str, version: str, rollout: RolloutMetadata, *, by: Actor, reason: str
+    ) -> ModelVersionMetadata:
+        """Make a candidate the ``challenger`` (in rollout beside the champion)."""
+        ...
+
+    def challenger(self, model: str) -> ModelVersionMetadata | None:
+        """The version in rollout now, or None."""
+        ...
+
     def promote(self, model: str, version: str, *, by: Actor, reason: str) -> ModelVersionMetadata:
-        """Make a candidate the champion; the old champion is retired."""
+        """Make a candidate or the challenger the champion; the old champion is retired."""
         ...
 
     def rollback(self, model: str, version: str, *, by: Actor, reason: str) -> ModelVersionMetadata:
@@ -297,19 +308,54 @@ class FileSystemRegistry:
             current = self._read(root, model, version)
             if current.status == "champion":
                 return current
-            if current.status != "candidate":
+            if current.status not in ("candidate", "challenger"):
                 raise StatusChangeError(
                     f"version {version!r} of {model!r} is {current.status}: only a candidate "
-                    "can be promoted; use rollback to bring it back as champion"
+                    "or the challenger can be promoted; use rollback to bring it back as champion"
                 )
             return self._crown(root, current, by, "promote", reason)
 
+    def challenge(
+        self, model: str, version: str, rollout: RolloutMetadata, *, by: Actor, reason: str
+    ) -> ModelVersionMetadata:
+        """Make a candidate the ``challenger``: in rollout beside the champion, with its mode
+        recorded in the metadata. A model has at most one challenger: an earlier one is
+        ``rejected`` (superseded). Challenging the challenger again changes nothing."""
+        with self._locked(model, by) as root:
+            current = self._read(root, model, version)
+            if current.status == "challenger":
+                return current
+            if current.status != "candidate":
+                raise StatusChangeError(
+                    f"version {version!r} of {model!r} is {current.status}: only a candidate "
+                    "can become the challenger"
+                )
+            self._verify(root, current)
+            for old in self._complete(root, model):
+                if old.status == "challenger":
+                    superseded = self._changed(
+                        old, "rejected", by, "set_status", f"superseded by challenger {version}"
+                    )
+                    self._write(guard.inside(root, model, old.version), superseded)
+            changed = self._changed(current, "challenger", by, "challenge", reason)
+            changed = changed.model_copy(update={"rollout": rollout})
+            self._write(guard.inside(root, model, version), changed)
+            return changed
+
     def rollback(self, model: str, version: str, *, by: Actor, reason: str) -> ModelVersionMetadata:
-        """Bring a ``retired`` or ``rejected`` version back as champion; the old one retires."""
+        """Bring a ``retired`` or ``rejected`` version back as champion; the old one retires.
+
+        Rolling back the ``challenger`` ends its rollout instead: it becomes ``rejected`` and
+        the champion stays.
+        """
         with self._locked(model, by) as root:
             current = self._read(root, model, version)
             if current.status == "champion":
                 return current
+            if current.status == "challenger":
+                changed = self._changed(current, "rejected", by, "rollback", reason)
+                self._write(guard.inside(root, model, version), changed)
+                return changed
             if current.status not in ("retired", "rejected"):
                 raise StatusChangeError(
                     f"version {version!r} of {model!r} is a {current.status}: only a retired or "
@@ -449,6 +495,16 @@ class FileSystemRegistry:
         except (RegistryRootError, UnknownVersionError):
             return None
         return self._champion(root, model)
+
+    def challenger(self, model: str) -> ModelVersionMetadata | None:
+        """The version in rollout (status ``challenger``), or None."""
+        guard.safe_name(model, "model")
+        try:
+            root = self._model_root(model)
+        except (RegistryRootError, UnknownVersionError):
+            return None
+        found = [m for m in self._complete(root, model) if m.status == "challenger"]
+        return found[-1] if found else None
 
     def _champion(self, root: Path, model: str) -> ModelVersionMetadata | None:
         champions = [m for m in self._complete(root, model) if m.status == "champion"]
