@@ -324,9 +324,7 @@ def _crown(
         raise _fail(exc) from None
     if changed.status == "rejected":  # a challenger rolled back: its rollout ends
         _say(f"{model} {version} was the challenger: rejected, its rollout ends")
-        if before is None:
-            return
-        version = before.version  # republish the champion so serving followers drop it
+        return  # the champion is unchanged: nothing to publish; followers poll the registry
     was = (
         f" (version {before.version} retired)"
         if before is not None and before.version != version
@@ -491,6 +489,7 @@ def trainer_run(config: ConfigFile = None) -> None:
     from driftline.trainer.handler import RequestHandler
     from driftline.trainer.protocol import load_trainer
     from driftline.trainer.registry import FileSystemRegistry
+    from driftline.trainer.rollout import RolloutHandler
 
     settings = _service_settings(config)
     store = feed = None
@@ -507,6 +506,7 @@ def trainer_run(config: ConfigFile = None) -> None:
                 settings.topics.training,
                 settings.topics.labeled,
                 settings.topics.models,
+                settings.topics.rollout,
                 settings.topics.dlq,
             ],
         )
@@ -530,7 +530,9 @@ def trainer_run(config: ConfigFile = None) -> None:
             feed=feed,
             publisher=publisher,
         )
-        run_app(create_app(settings, handler, publisher), override_logging=False)
+        rollout = RolloutHandler(registry=handler.registry, publisher=publisher)
+        app = create_app(settings, handler, publisher, rollout=rollout)
+        run_app(app, override_logging=False)
     except DriftlineError as exc:
         raise _fail(exc) from None
     finally:

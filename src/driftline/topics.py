@@ -187,6 +187,7 @@ def topic_specs(
         "labeled": (n_out, {}),
         "summaries": (n_out, kept["summaries"]),
         "training": (n_out, {}),
+        "rollout": (n_out, {}),
     }
     return [TopicSpec(role, name, *policies[role]) for role, name in topics.names().items()]
 

@@ -184,6 +184,8 @@ class TopicSettings(Section):
     labeled: str = "driftline.labeled"
     summaries: str = "driftline.summaries"
     training: str = "driftline.training"
+    rollout: str = "driftline.rollout"
+    """RolloutDecision records of stage 2 (issue 16), key = model."""
     input_partitions: int = Field(
         6, ge=1, le=10_000, description="Partitions of predictions and ground-truth (equal)."
     )
@@ -222,6 +224,7 @@ class TopicSettings(Section):
                 "labeled",
                 "summaries",
                 "training",
+                "rollout",
             )
         }
 
@@ -354,6 +357,27 @@ class TrainingSettings(Section):
     ``performance.metric`` (in its good direction: up for accuracy, down for RMSE)."""
 
 
+class RolloutSettings(Section):
+    """How a new version is rolled out (``models.<name>.rollout``, issue 16)."""
+
+    mode: Literal["none", "shadow", "canary"] = "none"
+    """``none``: a winning candidate replaces the champion at once; ``shadow``: it becomes the
+    challenger and predicts beside the champion on every request, only the champion answering;
+    ``canary``: it becomes the challenger and answers ``canary_share`` of the requests."""
+    canary_share: float = Field(0.1, gt=0.0, lt=1.0)
+    """Share of requests a canary answers (by a hash of the request key)."""
+    min_labels: int = Field(500, ge=1)
+    """Labelled predictions of the challenger needed before a decision."""
+    max_labels: int = Field(100_000, ge=1)
+    """Labelled predictions after which the rollout ends with ``on_end``."""
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    """Error rate of the sequential decision over all its looks."""
+    margin: float = Field(0.0, ge=0.0, le=1e9)
+    """How much better the challenger must be to be promoted, in the metric's units."""
+    on_end: Literal["promote", "rollback"] = "rollback"
+    """What an undecided rollout does at ``max_labels``."""
+
+
 class ModelConfig(Section):
     """How one model is watched."""
 
@@ -376,6 +400,7 @@ class ModelConfig(Section):
     performance: PerformanceSettings = PerformanceSettings()
     retrain: RetrainSettings = RetrainSettings()
     training: TrainingSettings = TrainingSettings()
+    rollout: RolloutSettings = RolloutSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -282,6 +282,37 @@ _OURS = ("driftline.source.", "driftline.error.", "driftline.original.")
 Headers = list[tuple[str, bytes]]
 
 
+class RolloutDecision(_WindowRecord):
+    """Stage 2's verdict on a challenger against the champion (topic ``rollout``, key = model).
+
+    ``model_version`` is the challenger's version. ``decision`` is what the evidence said;
+    ``action`` is what to do (for ``end``, the configured ``rollout.on_end``).
+    """
+
+    decision_id: str
+    champion_version: str = Field(min_length=1)
+    challenger_version: str = Field(min_length=1)
+    design: Literal["shadow", "canary"]
+    decision: Literal["promote", "rollback", "end"]
+    action: Literal["promote", "rollback"]
+    metric: str = Field(min_length=1)
+    estimate: float
+    lower: float
+    upper: float
+    n: int = Field(ge=0)
+    alpha: float
+    margin: float
+    method: str
+
+    @staticmethod
+    def make_id(
+        model: str, champion: str, challenger: str, decision: str, window_end: datetime
+    ) -> str:
+        """The id of this decision on this version pair at this window's end."""
+        end = to_epoch_ms(window_end)
+        return stable_id("rollout", model, champion, challenger, decision, end)
+
+
 class DeadLetter(_Record):
     """A message driftline could not accept, with why and where it came from.
 
