@@ -18,7 +18,7 @@ the worker with the error instead of skipping the request.
 A second agent (:data:`ROLLOUT_AGENT_NAME`, same group) consumes the ``rollout`` topic's
 :class:`~driftline.schemas.outputs.RolloutDecision` records and hands each to
 :class:`~driftline.trainer.rollout.RolloutHandler` in a thread (promote or reject the
-challenger); a record that is not a decision is dead-lettered like a bad request, and a
+challenger); a record that is not a decision is dead-lettered (kind ``invalid_decision``), and a
 decision the registry refuses (its version unknown, say) is logged and passed over.
 """
 
@@ -46,7 +46,7 @@ from driftline.schemas.outputs import (
     RolloutDecision,
     TrainingOutcome,
 )
-from driftline.schemas.reasons import INVALID_REQUEST
+from driftline.schemas.reasons import INVALID_DECISION, INVALID_REQUEST
 from driftline.streams.faust_app import new_app
 from driftline.trainer.handler import RequestHandler
 from driftline.trainer.outcomes import OutcomeLog
@@ -183,7 +183,7 @@ class _Wiring:
                 if isinstance(message.headers, dict)
                 else message.headers,
                 reason=f"not a rollout decision: {exc.errors()[0]['msg']}",
-                kind=INVALID_REQUEST,
+                kind=INVALID_DECISION,
                 failed_at=int(time.time() * 1000),
             )
             try:
