@@ -203,3 +203,17 @@ def test_rollback_of_the_challenger_by_a_person_rejects_it(
     champion = registry.champion("fraud")
     assert champion is not None
     assert champion.version == "1"
+
+
+def test_promote_of_the_challenger_by_a_person_ends_its_rollout(
+    registry: FileSystemRegistry, config: Path
+) -> None:
+    registry.challenge("fraud", "2", RolloutMetadata(mode="shadow"), by="trainer", reason="r")
+    code, output = invoke(
+        "models", "promote", "fraud", "2", "--reason", "ship it", "--config", str(config)
+    )
+    assert code == 0, output
+    assert "fraud 2 is the champion (version 1 retired)" in " ".join(output.split())
+    assert registry.challenger("fraud") is None
+    last = registry.metadata("fraud", "2").history[-1]
+    assert (last.by, last.action, last.previous) == ("person", "promote", "challenger")
