@@ -210,6 +210,16 @@ class RequestHandler:
             return self._publish(
                 request, "rejected", attempt=attempt, reason=evaluation.reason, **figures
             )
+        if version.status in ("rejected", "retired"):  # decided between tries (a person, say)
+            decided = version.history[-1]
+            return self._publish(
+                request,
+                "rejected",
+                attempt=attempt,
+                reason=f"version {version.version} became {version.status} before this try "
+                f"ended (by {decided.by}: {decided.reason})",
+                **figures,
+            )
         reason, promoted = evaluation.reason, True
         champion = self.registry.champion(request.model)
         rollout = config.rollout

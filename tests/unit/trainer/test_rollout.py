@@ -193,3 +193,30 @@ def test_a_winner_in_rollout_becomes_the_challenger_not_the_champion(
     assert champion is not None
     assert champion.version == "1"
     assert [v.model_version for v in publisher.versions] == ["2"]  # the monitor judges it
+
+
+def test_a_challenger_a_person_rejected_between_tries_is_not_challenged_again(
+    shadow_rig: tuple[RequestHandler, Collected],
+) -> None:
+    """A try registers the challenger and dies before its outcome; a person rolls the
+    challenger back; the next try (a new process) records the request rejected and leaves the
+    version rejected, instead of failing on the status change."""
+    handler, _ = shadow_rig
+    request = _request(5)
+    assert handler.handle(request) == "succeeded"
+    handler.registry.rollback("sea", "2", by="person", reason="not this one")
+    publisher = Collected()
+    retry = RequestHandler(
+        handler.settings,
+        registry=handler.registry,
+        store=handler.store,
+        feed=None,
+        publisher=publisher,
+        train=_train_here,
+    )
+    assert retry.handle(request) == "rejected"
+    assert "version 2 became rejected before this try ended (by person: not this one)" in (
+        publisher.outcomes[-1].reason
+    )
+    assert handler.registry.metadata("sea", "2").status == "rejected"
+    assert publisher.versions == []
