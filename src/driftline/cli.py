@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from prometheus_client import CollectorRegistry
 
+    from driftline.schemas.model_version import ModelVersionMetadata
     from driftline.sinks.influx import InfluxWriter
     from driftline.telemetry.server import Health
     from driftline.telemetry.stage2 import Stage2Telemetry
@@ -248,13 +249,22 @@ def models_list(
         table.add_row(
             escape(m.model),
             escape(m.version),
-            m.status,
+            _status_text(m),
             f"{m.created_at:%Y-%m-%d %H:%M}",
             escape(m.parent_version or "-"),
             str(m.training_data.rows),
             metrics,
         )
     out.print(table)
+
+
+def _status_text(m: ModelVersionMetadata) -> str:
+    """The status, with the rollout mode of a challenger (``challenger (canary 10%)``)."""
+    if m.status != "challenger" or m.rollout is None:
+        return m.status
+    if m.rollout.mode == "canary":
+        return f"challenger (canary {m.rollout.canary_share:.0%})"
+    return f"challenger ({m.rollout.mode})"
 
 
 @models_app.command("show")
@@ -309,9 +319,12 @@ def _crown(
         settings, registry = _registry(config)
         before = registry.champion(model)
         change = registry.rollback if rollback else registry.promote
-        change(model, version, by="person", reason=reason)
+        changed = change(model, version, by="person", reason=reason)
     except DriftlineError as exc:
         raise _fail(exc) from None
+    if changed.status == "rejected":  # a challenger rolled back: its rollout ends
+        _say(f"{model} {version} was the challenger: rejected, its rollout ends")
+        return  # the champion is unchanged: nothing to publish; followers poll the registry
     was = (
         f" (version {before.version} retired)"
         if before is not None and before.version != version
@@ -476,6 +489,7 @@ def trainer_run(config: ConfigFile = None) -> None:
     from driftline.trainer.handler import RequestHandler
     from driftline.trainer.protocol import load_trainer
     from driftline.trainer.registry import FileSystemRegistry
+    from driftline.trainer.rollout import RolloutHandler
 
     settings = _service_settings(config)
     store = feed = None
@@ -492,6 +506,7 @@ def trainer_run(config: ConfigFile = None) -> None:
                 settings.topics.training,
                 settings.topics.labeled,
                 settings.topics.models,
+                settings.topics.rollout,
                 settings.topics.dlq,
             ],
         )
@@ -515,7 +530,9 @@ def trainer_run(config: ConfigFile = None) -> None:
             feed=feed,
             publisher=publisher,
         )
-        run_app(create_app(settings, handler, publisher), override_logging=False)
+        rollout = RolloutHandler(registry=handler.registry, publisher=publisher)
+        app = create_app(settings, handler, publisher, rollout=rollout)
+        run_app(app, override_logging=False)
     except DriftlineError as exc:
         raise _fail(exc) from None
     finally:

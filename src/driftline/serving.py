@@ -12,16 +12,33 @@ version it came from, so the monitor judges each version against its own referen
 A person's ``driftline models promote`` or ``rollback`` publishes the same record, so the
 follower follows those too. Until the registry has a champion (a model trained outside
 driftline), :meth:`~ChampionFollower.current` is None and the service keeps its own model.
+
+Rollout (issue 16): when the registry holds a ``challenger`` (a version in rollout, its mode in
+its metadata) the follower loads it too, and :meth:`ChampionFollower.predict` serves both:
+
+- ``shadow``: both versions predict on every request; the champion's answer is the one used;
+  the challenger's prediction is published with role ``shadow``, its own prediction id
+  (``<champion id>/shadow/<version>``) and ``shadow_of`` the champion's prediction id, keyed
+  by ``shadow_of`` so it lands on the champion's partition and meets the same label;
+- ``canary``: a hash of the request key (:func:`routes_to_challenger`) sends ``canary_share`` of
+  the keys to the challenger, each key always to the same version; its predictions carry
+  role ``canary``.
+
+The follower re-reads the registry whenever a record of its model arrives and every
+``poll_interval`` seconds besides (a rolled-back challenger publishes nothing), so a promotion
+or a rollback, by the trainer or a person, switches what it serves.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple, Self
+from typing import Literal, NamedTuple, Self
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from pydantic import ValidationError
@@ -30,11 +47,11 @@ from driftline.config import KafkaSettings, TopicSettings
 from driftline.errors import DriftlineError, KafkaError
 from driftline.kafka_auth import confluent_config
 from driftline.schemas.outputs import ModelVersionRegistered
-from driftline.trainer.protocol import FittedModel
+from driftline.trainer.protocol import FeatureValue, FittedModel, Label
 from driftline.trainer.registry import FileSystemRegistry, Registry
 from driftline.trainer.serialise import load
 
-__all__ = ["Champion", "ChampionFollower"]
+__all__ = ["Challenger", "Champion", "ChampionFollower", "Served", "routes_to_challenger"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +61,54 @@ class Champion(NamedTuple):
 
     version: str
     model: FittedModel
+
+
+Role = Literal["champion", "shadow", "canary"]
+
+
+class Challenger(NamedTuple):
+    """The version in rollout beside the champion, and how it is rolled out."""
+
+    version: str
+    model: FittedModel
+    mode: Literal["shadow", "canary"]
+    canary_share: float
+
+
+class Served(NamedTuple):
+    """One prediction to publish (``PredictionEvent`` fields), from
+    :meth:`ChampionFollower.predict`."""
+
+    version: str
+    role: Role
+    prediction: Label
+    scores: dict[str, float] | None
+    prediction_id: str
+    shadow_of: str | None
+    answer: bool
+    """Whether this is the prediction the service answers the request with."""
+
+    @property
+    def key(self) -> str:
+        """The Kafka message key: ``shadow_of`` for a shadow prediction, else its own id."""
+        return self.shadow_of if self.shadow_of is not None else self.prediction_id
+
+
+def routes_to_challenger(request_key: str, share: float, salt: str = "") -> bool:
+    """Whether a canary rollout sends this request key to the challenger.
+
+    Deterministic: the key's BLAKE2b hash (with ``salt``, the model and challenger version in
+    the follower, so each rollout picks its own keys) read as a number in [0, 1) is compared
+    with ``share``, so one key always gets the same version and a share of the keys close to
+    ``share`` gets the challenger.
+
+    >>> routes_to_challenger("user-1", 0.5) == routes_to_challenger("user-1", 0.5)
+    True
+    >>> routes_to_challenger("user-1", 0.0), routes_to_challenger("user-1", 1.0)
+    (False, True)
+    """
+    digest = hashlib.blake2b(f"{salt}\x00{request_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < share
 
 
 class ChampionFollower:
@@ -58,6 +123,11 @@ class ChampionFollower:
         folder of a file-system one): models are loaded from it only.
     model
         The model this service serves.
+    poll_interval
+        Seconds between reads of the registry when no record arrives (rollbacks of a
+        challenger publish none).
+    fallback
+        The service's own model, used as the champion while the registry has none.
 
     Examples
     --------
@@ -70,6 +140,14 @@ class ChampionFollower:
             else:
                 version, label = champion.version, champion.model.predict([features])[0]
             producer.send_prediction(model="fraud", model_version=version, ...)
+
+    With rollout, :meth:`predict` says what to publish and which answer to give::
+
+        served = follower.predict(user_id, features, prediction_id=request_id)
+        for s in served:
+            producer.send_prediction(model="fraud", model_version=s.version, role=s.role,
+                                     prediction_id=s.prediction_id, shadow_of=s.shadow_of, ...)
+        answer = next(s.prediction for s in served if s.answer)
     """
 
     def __init__(
@@ -78,12 +156,18 @@ class ChampionFollower:
         topics: TopicSettings,
         registry: Registry | Path,
         model: str,
+        *,
+        poll_interval: float = 5.0,
+        fallback: Champion | None = None,
     ) -> None:
         self._kafka = kafka
         self._topic = topics.models
         self._registry = FileSystemRegistry(registry) if isinstance(registry, Path) else registry
         self.model = model
         self._current: Champion | None = None
+        self._challenger: Challenger | None = None
+        self._poll_interval = poll_interval
+        self._fallback = fallback
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,6 +204,47 @@ class ChampionFollower:
         """The champion to predict with now (None while the registry has none)."""
         return self._current
 
+    def challenger(self) -> Challenger | None:
+        """The version in rollout beside the champion now, or None."""
+        return self._challenger
+
+    def predict(
+        self,
+        request_key: str,
+        features: Mapping[str, FeatureValue],
+        *,
+        prediction_id: str | None = None,
+    ) -> list[Served]:
+        """The predictions to publish for one request, the answer first (module docstring).
+
+        ``request_key`` picks the version in a canary rollout (a user id, say: one user sticks
+        to one version); ``prediction_id`` (default ``request_key``) is the id of the answer's
+        prediction. Empty while there is neither a registry champion nor a ``fallback``.
+        """
+        champion, challenger = self._current or self._fallback, self._challenger
+        pid = prediction_id if prediction_id is not None else request_key
+        if champion is None:
+            return []
+        if challenger is None:
+            return [_served(champion.model, champion.version, "champion", features, pid)]
+        if challenger.mode == "canary":
+            salt = f"{self.model}/{challenger.version}"
+            if routes_to_challenger(request_key, challenger.canary_share, salt):
+                return [_served(challenger.model, challenger.version, "canary", features, pid)]
+            return [_served(champion.model, champion.version, "champion", features, pid)]
+        shadow_id = f"{pid}/shadow/{challenger.version}"
+        return [
+            _served(champion.model, champion.version, "champion", features, pid),
+            _served(
+                challenger.model,
+                challenger.version,
+                "shadow",
+                features,
+                shadow_id,
+                shadow_of=pid,
+            ),
+        ]
+
     def wait_for(self, version: str, timeout: float) -> bool:
         """Block until ``version`` is the champion being served (True) or ``timeout`` passed."""
         deadline = time.monotonic() + timeout
@@ -131,9 +256,24 @@ class ChampionFollower:
                 self._changed.wait(left)
         return True
 
+    def wait_for_challenger(self, version: str | None, timeout: float) -> bool:
+        """Block until ``version`` (None: no version) is the challenger served, or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while (None if self._challenger is None else self._challenger.version) != version:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
+
     def _run(self) -> None:
         assert self._consumer is not None
+        polled = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() - polled >= self._poll_interval:
+                polled = time.monotonic()
+                self._refresh()
             try:
                 messages = self._consumer.consume(num_messages=100, timeout=0.5)
             except KafkaException as exc:
@@ -153,6 +293,38 @@ class ChampionFollower:
                 self._refresh()
 
     def _refresh(self) -> None:
+        """Load the registry's champion and challenger where they changed."""
+        self._refresh_champion()
+        self._refresh_challenger()
+
+    def _refresh_challenger(self) -> None:
+        """Load the registry's challenger if it is not the one served, or drop it when the
+        registry has none (promoted or rolled back); a failure keeps what is served."""
+        try:
+            found = self._registry.challenger(self.model)
+            if found is None or found.rollout is None:
+                fresh = None
+            elif self._challenger is not None and self._challenger.version == found.version:
+                return
+            else:
+                fitted = load(self._registry.artifact(self.model, found.version))
+                rollout = found.rollout
+                fresh = Challenger(found.version, fitted, rollout.mode, rollout.canary_share)
+        except DriftlineError as exc:
+            logger.error("cannot load the challenger of %s: %s", self.model, exc)
+            self.error = exc
+            return
+        if fresh is None and self._challenger is None:
+            return
+        with self._changed:
+            self._challenger = fresh
+            self._changed.notify_all()
+        if fresh is None:
+            logger.info("%s has no challenger now: serving the champion only", self.model)
+        else:
+            logger.info("%s version %s in %s rollout", self.model, fresh.version, fresh.mode)
+
+    def _refresh_champion(self) -> None:
         """Load the registry's champion if it is not the one served (a failure keeps the
         one served and is kept in :attr:`error`)."""
         try:
@@ -187,3 +359,26 @@ class ChampionFollower:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _served(
+    model: FittedModel,
+    version: str,
+    role: Role,
+    features: Mapping[str, FeatureValue],
+    prediction_id: str,
+    *,
+    shadow_of: str | None = None,
+) -> Served:
+    rows = [features]
+    prediction = model.predict(rows)[0]
+    scores = model.predict_scores(rows)
+    return Served(
+        version,
+        role,
+        prediction,
+        None if scores is None else scores[0],
+        prediction_id,
+        shadow_of,
+        answer=role != "shadow",
+    )

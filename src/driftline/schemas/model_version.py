@@ -15,9 +15,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, mo
 from driftline.schemas.events import Timestamp
 from driftline.schemas.outputs import Reason
 
-Status = Literal["candidate", "champion", "rejected", "retired"]
+Status = Literal["candidate", "challenger", "champion", "rejected", "retired"]
 Actor = Literal["trainer", "person"]
-Action = Literal["register", "promote", "rollback", "set_status", "repair"]
+Action = Literal["register", "challenge", "promote", "rollback", "set_status", "repair"]
+RolloutMode = Literal["shadow", "canary"]
 FeatureKind = Literal["numeric", "categorical"]
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -110,6 +111,20 @@ class Environment(_Record):
     packages: dict[str, str] = Field(default_factory=dict)
 
 
+class RolloutMetadata(_Record):
+    """How a ``challenger`` is rolled out next to the champion (issue 16).
+
+    ``shadow``: both versions predict on every request, only the champion's answer is used;
+    ``canary``: the challenger answers ``canary_share`` of the requests (by a hash of a
+    request key, so one key sticks to one version).
+    """
+
+    mode: RolloutMode
+    canary_share: float = Field(
+        0.1, gt=0.0, lt=1.0, description="Share of requests the canary answers (canary only)."
+    )
+
+
 class StatusChange(_Record):
     """One entry of a version's audit trail: who changed its status, when, and why."""
 
@@ -158,6 +173,9 @@ class ModelVersionMetadata(_Record):
     artifact: Artifact
     reference_sha256: Sha256 | None = Field(
         None, description="sha256 of the stored reference profile, when one was stored."
+    )
+    rollout: RolloutMetadata | None = Field(
+        None, description="The rollout mode, set when the version became a challenger."
     )
     code_version: str = Field(min_length=1)
     environment: Environment

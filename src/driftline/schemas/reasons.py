@@ -29,6 +29,7 @@ MALFORMED_LINE_PROTOCOL = "malformed_line_protocol"
 REJECTED = "rejected"
 # --- retrain requests (trainer) -----------------------------------------------------------
 INVALID_REQUEST = "invalid_request"
+INVALID_DECISION = "invalid_decision"
 
 KINDS = MappingProxyType(
     {
@@ -49,6 +50,7 @@ KINDS = MappingProxyType(
         MALFORMED_LINE_PROTOCOL: "a metrics outbox message holds malformed line protocol",
         REJECTED: "InfluxDB refused a metrics outbox message's points (400, 413, 422)",
         INVALID_REQUEST: "a message on the retrain topic is not a retrain request",
+        INVALID_DECISION: "a message on the rollout topic is not a rollout decision",
     }
 )
 """Every dead-letter kind, with when it happens in one line."""

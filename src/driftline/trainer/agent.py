@@ -14,6 +14,12 @@ Whenever the process gains retrain partitions it reads ``driftline.training`` wh
 (:func:`~driftline.trainer.outcomes.read_outcomes`) before handling any request: another
 process may have handled some until the rebalance. A failure to publish (the broker) stops
 the worker with the error instead of skipping the request.
+
+A second agent (:data:`ROLLOUT_AGENT_NAME`, same group) consumes the ``rollout`` topic's
+:class:`~driftline.schemas.outputs.RolloutDecision` records and hands each to
+:class:`~driftline.trainer.rollout.RolloutHandler` in a thread (promote or reject the
+challenger); a record that is not a decision is dead-lettered (kind ``invalid_decision``), and a
+decision the registry refuses (its version unknown, say) is logged and passed over.
 """
 
 from __future__ import annotations
@@ -37,18 +43,21 @@ from driftline.schemas.outputs import (
     DeadLetter,
     ModelVersionRegistered,
     RetrainRequest,
+    RolloutDecision,
     TrainingOutcome,
 )
-from driftline.schemas.reasons import INVALID_REQUEST
+from driftline.schemas.reasons import INVALID_DECISION, INVALID_REQUEST
 from driftline.streams.faust_app import new_app
 from driftline.trainer.handler import RequestHandler
 from driftline.trainer.outcomes import OutcomeLog
+from driftline.trainer.rollout import RolloutHandler
 
-__all__ = ["AGENT_NAME", "KafkaPublisher", "create_app"]
+__all__ = ["AGENT_NAME", "ROLLOUT_AGENT_NAME", "KafkaPublisher", "create_app"]
 
 logger = logging.getLogger(__name__)
 
 AGENT_NAME = "driftline.trainer.handle-requests"
+ROLLOUT_AGENT_NAME = "driftline.trainer.handle-rollout-decisions"
 _DLQ_BYTES = 1_000_000
 
 
@@ -159,16 +168,48 @@ class _Wiring:
         except DriftlineError as exc:  # publishing failed for good: do not skip the request
             await self.stop_worker(exc)
 
+    async def on_decision(self, event: Any, rollout: RolloutHandler) -> None:
+        message = event.message
+        try:
+            decision = RolloutDecision.model_validate_json(event.value or b"")
+        except ValidationError as exc:
+            letter = dead_letter(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=event.key,
+                value=event.value,
+                headers=list((message.headers or {}).items())
+                if isinstance(message.headers, dict)
+                else message.headers,
+                reason=f"not a rollout decision: {exc.errors()[0]['msg']}",
+                kind=INVALID_DECISION,
+                failed_at=int(time.time() * 1000),
+            )
+            try:
+                await asyncio.to_thread(self.publisher.dead_letter, letter)
+            except DriftlineError as error:
+                await self.stop_worker(error)
+            return
+        try:
+            await asyncio.to_thread(rollout.handle, decision)
+        except KafkaError as exc:  # the publication failed: do not skip the decision
+            await self.stop_worker(exc)
+        except DriftlineError as exc:
+            logger.error("rollout decision %s not applied: %s", decision.decision_id, exc)
+
 
 def create_app(
     settings: Settings,
     handler: RequestHandler,
     publisher: KafkaPublisher,
     *,
+    rollout: RolloutHandler | None = None,
     app_id: str | None = None,
     session_timeout: timedelta = timedelta(seconds=10),
 ) -> faust.App:
-    """Build the trainer's faust app: one agent on the retrain topic (module docstring).
+    """Build the trainer's faust app: one agent on the retrain topic and, given ``rollout``,
+    one on the rollout topic (module docstring).
 
     ``app_id`` (the consumer group) defaults to ``<monitor.group_id>-trainer``. The topics
     must exist (:func:`driftline.topics.create_topics`); the app declares none. Run it with
@@ -195,6 +236,14 @@ def create_app(
     async def handle_requests(stream: Any) -> None:
         async for event in stream.events():
             await wiring.on_request(event)
+
+    if rollout is not None:
+        decisions = app.topic(settings.topics.rollout, key_serializer="raw", value_serializer="raw")
+
+        @app.agent(decisions, name=ROLLOUT_AGENT_NAME)
+        async def handle_decisions(stream: Any) -> None:
+            async for event in stream.events():
+                await wiring.on_decision(event, rollout)
 
     async def on_partitions_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         (assigned,) = args

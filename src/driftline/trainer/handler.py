@@ -17,7 +17,11 @@ time):
    registered; it is promoted when it beat the champion on the holdout (the registry records
    the figures either way), and then its reference profile is published on the models topic
    (the monitor re-baselines on it, serving processes follow it) and ``succeeded`` is recorded;
-   a losing candidate is recorded ``rejected``.
+   a losing candidate is recorded ``rejected``. When ``models.<name>.rollout.mode`` is not
+   ``none``, a winner becomes the ``challenger`` instead (registry
+   status, rollout mode in its metadata), its reference is published the same way so the
+   monitor judges it beside the champion, and ``succeeded`` says ``promoted=false`` and that
+   it is in rollout; :mod:`driftline.trainer.rollout` acts on the monitor's decision.
 
 Publishing goes through a :class:`Publisher` that returns once the broker acknowledged, so an
 outcome is on its topic before the next step; a crash between steps leaves a request with
@@ -40,6 +44,7 @@ from driftline.schemas.model_version import (
     FeatureKind,
     HoldoutMetrics,
     ModelVersionMetadata,
+    RolloutMetadata,
     TrainingSummary,
 )
 from driftline.schemas.outputs import (
@@ -205,9 +210,34 @@ class RequestHandler:
             return self._publish(
                 request, "rejected", attempt=attempt, reason=evaluation.reason, **figures
             )
-        self.registry.promote(
-            request.model, version.version, by="trainer", reason=evaluation.reason
-        )
+        if version.status in ("rejected", "retired"):  # decided between tries (a person, say)
+            decided = version.history[-1]
+            return self._publish(
+                request,
+                "rejected",
+                attempt=attempt,
+                reason=f"version {version.version} became {version.status} before this try "
+                f"ended (by {decided.by}: {decided.reason})",
+                **figures,
+            )
+        reason, promoted = evaluation.reason, True
+        champion = self.registry.champion(request.model)
+        rollout = config.rollout
+        if rollout.mode != "none" and version.status != "champion":
+            served = champion.version if champion is not None else request.model_version
+            mode = RolloutMetadata(mode=rollout.mode, canary_share=rollout.canary_share)
+            self.registry.challenge(
+                request.model, version.version, mode, by="trainer", reason=evaluation.reason
+            )
+            reason = (
+                f"{evaluation.reason}; in {rollout.mode} rollout beside champion "
+                f"{served} (models.{request.model}.rollout.mode): the monitor decides"
+            )
+            promoted = False
+        else:
+            self.registry.promote(
+                request.model, version.version, by="trainer", reason=evaluation.reason
+            )
         record = version_record(self.registry, request.model, version.version, source="trainer")
         if record is None:
             raise TrainingError(f"version {version.version} of {request.model!r} has no reference")
@@ -216,8 +246,8 @@ class RequestHandler:
             request,
             "succeeded",
             attempt=attempt,
-            reason=evaluation.reason,
-            promoted=True,
+            reason=reason,
+            promoted=promoted,
             **figures,
         )
 

@@ -27,9 +27,7 @@ from pydantic import JsonValue, ValidationError
 
 from driftline.errors import (
     RegistryError,
-    RegistryRootError,
     StatusChangeError,
-    UnknownVersionError,
 )
 from driftline.schemas.model_version import (
     Action,
@@ -38,6 +36,7 @@ from driftline.schemas.model_version import (
     FeatureKind,
     HoldoutMetrics,
     ModelVersionMetadata,
+    RolloutMetadata,
     Status,
     StatusChange,
     TrainingSummary,
@@ -46,12 +45,16 @@ from driftline.schemas.outputs import Reason, utc_now
 from driftline.schemas.reference import ReferenceProfile
 from driftline.trainer import guard
 from driftline.trainer.environment import code_version, current_environment
+from driftline.trainer.registry_read import (
+    CHAMPION_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    REFERENCE_FILE,
+    RegistryReader,
+    first_problem,
+)
 from driftline.trainer.versions import next_version, version_key
 
-MODEL_FILE = "model.bin"
-METADATA_FILE = "metadata.json"
-REFERENCE_FILE = "reference.json"
-CHAMPION_FILE = "_champion"
 LOCK_FILE = "_lock"
 
 
@@ -119,8 +122,18 @@ class Registry(Protocol):
         """Mark a version ``rejected`` or ``retired``."""
         ...
 
+    def challenge(
+        self, model: str, version: str, rollout: RolloutMetadata, *, by: Actor, reason: str
+    ) -> ModelVersionMetadata:
+        """Make a candidate the ``challenger`` (in rollout beside the champion)."""
+        ...
+
+    def challenger(self, model: str) -> ModelVersionMetadata | None:
+        """The version in rollout now, or None."""
+        ...
+
     def promote(self, model: str, version: str, *, by: Actor, reason: str) -> ModelVersionMetadata:
-        """Make a candidate the champion; the old champion is retired."""
+        """Make a candidate or the challenger the champion; the old champion is retired."""
         ...
 
     def rollback(self, model: str, version: str, *, by: Actor, reason: str) -> ModelVersionMetadata:
@@ -128,7 +141,7 @@ class Registry(Protocol):
         ...
 
 
-class FileSystemRegistry:
+class FileSystemRegistry(RegistryReader):
     """The default :class:`Registry`: a folder per model version under ``root``.
 
     Safe with several processes: registrations and status changes of one model hold a lock
@@ -245,7 +258,7 @@ class FileSystemRegistry:
             )
         except ValidationError as exc:
             raise RegistryError(
-                f"cannot register a version of {model!r}: {_first_problem(exc)}"
+                f"cannot register a version of {model!r}: {first_problem(exc)}"
             ) from None
 
     def _new_folder(self, folder: Path, parent: str | None) -> str:
@@ -297,19 +310,54 @@ class FileSystemRegistry:
             current = self._read(root, model, version)
             if current.status == "champion":
                 return current
-            if current.status != "candidate":
+            if current.status not in ("candidate", "challenger"):
                 raise StatusChangeError(
                     f"version {version!r} of {model!r} is {current.status}: only a candidate "
-                    "can be promoted; use rollback to bring it back as champion"
+                    "or the challenger can be promoted; use rollback to bring it back as champion"
                 )
             return self._crown(root, current, by, "promote", reason)
 
+    def challenge(
+        self, model: str, version: str, rollout: RolloutMetadata, *, by: Actor, reason: str
+    ) -> ModelVersionMetadata:
+        """Make a candidate the ``challenger``: in rollout beside the champion, with its mode
+        recorded in the metadata. A model has at most one challenger: an earlier one is
+        ``rejected`` (superseded). Challenging the challenger again changes nothing."""
+        with self._locked(model, by) as root:
+            current = self._read(root, model, version)
+            if current.status == "challenger":
+                return current
+            if current.status != "candidate":
+                raise StatusChangeError(
+                    f"version {version!r} of {model!r} is {current.status}: only a candidate "
+                    "can become the challenger"
+                )
+            self._verify(root, current)
+            for old in self._complete(root, model):
+                if old.status == "challenger":
+                    superseded = self._changed(
+                        old, "rejected", by, "set_status", f"superseded by challenger {version}"
+                    )
+                    self._write(guard.inside(root, model, old.version), superseded)
+            changed = self._changed(current, "challenger", by, "challenge", reason)
+            changed = changed.model_copy(update={"rollout": rollout})
+            self._write(guard.inside(root, model, version), changed)
+            return changed
+
     def rollback(self, model: str, version: str, *, by: Actor, reason: str) -> ModelVersionMetadata:
-        """Bring a ``retired`` or ``rejected`` version back as champion; the old one retires."""
+        """Bring a ``retired`` or ``rejected`` version back as champion; the old one retires.
+
+        Rolling back the ``challenger`` ends its rollout instead: it becomes ``rejected`` and
+        the champion stays.
+        """
         with self._locked(model, by) as root:
             current = self._read(root, model, version)
             if current.status == "champion":
                 return current
+            if current.status == "challenger":
+                changed = self._changed(current, "rejected", by, "rollback", reason)
+                self._write(guard.inside(root, model, version), changed)
+                return changed
             if current.status not in ("retired", "rejected"):
                 raise StatusChangeError(
                     f"version {version!r} of {model!r} is a {current.status}: only a retired or "
@@ -393,132 +441,3 @@ class FileSystemRegistry:
                 pointer.unlink()
         else:
             guard.write_atomically(pointer, version.encode() + b"\n")
-
-    # --- reading ---------------------------------------------------------------------------
-
-    def metadata(self, model: str, version: str) -> ModelVersionMetadata:
-        """A version's metadata; :class:`UnknownVersionError` naming what is missing."""
-        return self._read(self._model_root(model), model, version)
-
-    def artifact(self, model: str, version: str) -> bytes:
-        """A version's serialised model; :class:`ArtifactMismatchError` if it was altered."""
-        root = self._model_root(model)
-        metadata = self._read(root, model, version)
-        path = guard.inside(root, model, version, MODEL_FILE)
-        return guard.read_checked(path, metadata.artifact.sha256, metadata.artifact.size)
-
-    def reference(self, model: str, version: str) -> ReferenceProfile | None:
-        """A version's reference profile (checked like the model), or None."""
-        root = self._model_root(model)
-        metadata = self._read(root, model, version)
-        if metadata.reference_sha256 is None:
-            return None
-        path = guard.inside(root, model, version, REFERENCE_FILE)
-        body = guard.read_checked(path, metadata.reference_sha256)
-        try:
-            return ReferenceProfile.model_validate_json(body)
-        except ValidationError as exc:
-            raise RegistryError(
-                f"{path} is not a reference profile: {_first_problem(exc)}", path=path
-            ) from None
-
-    def location(self, model: str, version: str) -> str:
-        """The file URI of a version's serialised model."""
-        root = self._model_root(model)
-        self._read(root, model, version)
-        return guard.inside(root, model, version, MODEL_FILE).as_uri()
-
-    def models(self) -> list[str]:
-        """Every model with a folder under the root, sorted."""
-        root = guard.existing_root(self.root)
-        return sorted(name for name in guard.subfolders(root))
-
-    def versions(self, model: str) -> list[ModelVersionMetadata]:
-        """A model's complete versions (metadata written), by version number."""
-        return self._complete(self._model_root(model), model)
-
-    def champion(self, model: str) -> ModelVersionMetadata | None:
-        """The champion, or None (also when the registry holds nothing of ``model`` yet).
-
-        Read from the versions' metadata, not the ``_champion`` pointer, so a promotion
-        interrupted between its writes still answers the version most recently crowned.
-        """
-        guard.safe_name(model, "model")
-        try:
-            root = self._model_root(model)
-        except (RegistryRootError, UnknownVersionError):
-            return None
-        return self._champion(root, model)
-
-    def _champion(self, root: Path, model: str) -> ModelVersionMetadata | None:
-        champions = [m for m in self._complete(root, model) if m.status == "champion"]
-        if not champions:
-            return None
-        return max(champions, key=lambda m: (m.history[-1].at, version_key(m.version)))
-
-    def _pointer(self, root: Path, model: str) -> str | None:
-        try:
-            path = guard.inside(root, model, CHAMPION_FILE)
-        except UnknownVersionError:
-            return None
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-            return guard.safe_name(text, f"the version in {path}")
-        except (OSError, UnicodeDecodeError, RegistryError):
-            return None  # damaged: the next change of the model rewrites it
-
-    def _model_root(self, model: str) -> Path:
-        """The resolved root, after checking that ``model`` is a name it holds."""
-        guard.safe_name(model, "model")
-        root = guard.existing_root(self.root)
-        try:
-            guard.inside(root, model)
-        except UnknownVersionError:
-            raise UnknownVersionError(
-                f"the registry at {self.root} holds no model {model!r}", path=root / model
-            ) from None
-        return root
-
-    def _read(self, root: Path, model: str, version: str) -> ModelVersionMetadata:
-        guard.safe_name(version, "version")
-        try:
-            guard.inside(root, model, version)
-        except UnknownVersionError:
-            raise UnknownVersionError(
-                f"model {model!r} has no version {version!r} in the registry at {self.root}",
-                path=root / model / version,
-            ) from None
-        try:
-            path = guard.inside(root, model, version, METADATA_FILE)
-        except UnknownVersionError:
-            raise UnknownVersionError(
-                f"version {version!r} of {model!r} is incomplete (no {METADATA_FILE}): its "
-                "registration did not finish",
-                path=root / model / version,
-            ) from None
-        try:
-            metadata = ModelVersionMetadata.model_validate_json(path.read_bytes())
-        except ValidationError as exc:
-            raise RegistryError(
-                f"{path} is not valid metadata: {_first_problem(exc)}", path=path
-            ) from None
-        if (metadata.model, metadata.version) != (model, version):
-            raise RegistryError(
-                f"{path} describes {metadata.model!r} version {metadata.version!r}, "
-                f"not {model!r} version {version!r}: refused",
-                path=path,
-            )
-        return metadata
-
-    def _complete(self, root: Path, model: str) -> list[ModelVersionMetadata]:
-        found = []
-        for name in guard.subfolders(guard.inside(root, model)):
-            with contextlib.suppress(UnknownVersionError):
-                found.append(self._read(root, model, name))
-        return sorted(found, key=lambda m: version_key(m.version))
-
-
-def _first_problem(exc: ValidationError) -> str:
-    """The first thing pydantic found wrong, on one line: ``field.path: message``."""
-    first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc']) or '(top)'}: {first['msg']}"

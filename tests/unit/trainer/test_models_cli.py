@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.config import Settings
-from driftline.schemas.model_version import HoldoutMetrics
+from driftline.schemas.model_version import HoldoutMetrics, RolloutMetadata
 from driftline.trainer.registry import MODEL_FILE, FileSystemRegistry
 from tests.unit.trainer.test_registry import registration
 
@@ -176,3 +176,44 @@ def test_list_shows_an_undefined_metric_as_a_dash(
     code, output = invoke("models", "list", "fraud", "--config", str(config))
     assert code == 0, output
     assert "log_loss - vs - (n=0)" in output
+
+
+def test_list_shows_the_challenger_with_its_rollout_mode(
+    registry: FileSystemRegistry, config: Path
+) -> None:
+    registry.challenge(
+        "fraud", "2", RolloutMetadata(mode="canary", canary_share=0.25), by="trainer", reason="r"
+    )
+    code, output = invoke("models", "list", "--config", str(config))
+    assert code == 0, output
+    rows = [line.split("│") for line in output.splitlines() if "fraud" in line]
+    assert [cell.strip() for cell in rows[1][1:4]] == ["fraud", "2", "challenger (canary 25%)"]
+
+
+def test_rollback_of_the_challenger_by_a_person_rejects_it(
+    registry: FileSystemRegistry, config: Path
+) -> None:
+    registry.challenge("fraud", "2", RolloutMetadata(mode="shadow"), by="trainer", reason="r")
+    code, output = invoke(
+        "models", "rollback", "fraud", "2", "--reason", "bad canary", "--config", str(config)
+    )
+    assert code == 0, output
+    assert "rejected, its rollout ends" in output
+    assert registry.metadata("fraud", "2").status == "rejected"
+    champion = registry.champion("fraud")
+    assert champion is not None
+    assert champion.version == "1"
+
+
+def test_promote_of_the_challenger_by_a_person_ends_its_rollout(
+    registry: FileSystemRegistry, config: Path
+) -> None:
+    registry.challenge("fraud", "2", RolloutMetadata(mode="shadow"), by="trainer", reason="r")
+    code, output = invoke(
+        "models", "promote", "fraud", "2", "--reason", "ship it", "--config", str(config)
+    )
+    assert code == 0, output
+    assert "fraud 2 is the champion (version 1 retired)" in " ".join(output.split())
+    assert registry.challenger("fraud") is None
+    last = registry.metadata("fraud", "2").history[-1]
+    assert (last.by, last.action, last.previous) == ("person", "promote", "challenger")

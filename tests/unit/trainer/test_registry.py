@@ -25,7 +25,12 @@ from driftline.errors import (
     UnsafePathError,
 )
 from driftline.schemas import render_json_schemas
-from driftline.schemas.model_version import HoldoutMetrics, ModelVersionMetadata, TrainingSummary
+from driftline.schemas.model_version import (
+    HoldoutMetrics,
+    ModelVersionMetadata,
+    RolloutMetadata,
+    TrainingSummary,
+)
 from driftline.schemas.outputs import Reason
 from driftline.schemas.reference import ReferenceProfile
 from driftline.trainer import guard
@@ -335,7 +340,9 @@ def test_only_candidates_are_promoted_and_only_retired_or_rejected_rolled_back(
     registry.register(registration(), b"a")
     registry.register(registration(), b"b")
     registry.set_status("fraud", "2", "rejected", by="trainer", reason="lost by 0.03")
-    with pytest.raises(StatusChangeError, match="only a candidate can be promoted"):
+    with pytest.raises(
+        StatusChangeError, match="only a candidate or the challenger can be promoted"
+    ):
         registry.promote("fraud", "2", by="person", reason="x")
     with pytest.raises(StatusChangeError, match="only a retired or rejected version"):
         registry.rollback("fraud", "1", by="person", reason="x")
@@ -534,3 +541,92 @@ def test_file_system_failures_are_registry_errors(registry: FileSystemRegistry) 
     registry.register(registration("churn"), b"m")
     (registry.root / "churn" / "2").write_text("not a folder")  # the next version's name
     assert registry.register(registration("churn"), b"m").version == "3"
+
+
+# --- rollout: the challenger (issue 16) ------------------------------------------------------
+
+
+def test_a_candidate_becomes_the_challenger_with_its_rollout_mode(
+    registry: FileSystemRegistry,
+) -> None:
+    """challenge() keeps the champion serving, records the mode and the change in the history,
+    and a second challenge of the same version changes nothing."""
+    registry.register(registration(), b"one")
+    crowned(registry, "1")
+    registry.register(registration(parent="1"), b"two", reference=profile())
+    mode = RolloutMetadata(mode="canary", canary_share=0.2)
+    changed = registry.challenge("fraud", "2", mode, by="trainer", reason="won the holdout")
+    assert (changed.status, changed.rollout) == ("challenger", mode)
+    assert registry.metadata("fraud", "2") == changed
+    assert registry.challenger("fraud") == changed
+    champion = registry.champion("fraud")
+    assert champion is not None
+    assert champion.version == "1"
+    last = changed.history[-1]
+    assert (last.action, last.status, last.previous) == ("challenge", "challenger", "candidate")
+    assert registry.challenge("fraud", "2", mode, by="trainer", reason="again") == changed
+
+
+def test_promoting_the_challenger_retires_the_champion(registry: FileSystemRegistry) -> None:
+    registry.register(registration(), b"one")
+    crowned(registry, "1")
+    registry.register(registration(parent="1"), b"two")
+    registry.challenge("fraud", "2", RolloutMetadata(mode="shadow"), by="trainer", reason="r")
+    promoted = registry.promote("fraud", "2", by="trainer", reason="rollout decision d-1")
+    assert promoted.status == "champion"
+    assert [(h.action, h.status) for h in promoted.history][-2:] == [
+        ("challenge", "challenger"),
+        ("promote", "champion"),
+    ]
+    assert registry.metadata("fraud", "1").status == "retired"
+    assert registry.challenger("fraud") is None
+
+
+def test_rolling_back_the_challenger_rejects_it_and_keeps_the_champion(
+    registry: FileSystemRegistry,
+) -> None:
+    registry.register(registration(), b"one")
+    crowned(registry, "1")
+    registry.register(registration(parent="1"), b"two")
+    registry.challenge("fraud", "2", RolloutMetadata(mode="shadow"), by="trainer", reason="r")
+    rejected = registry.rollback("fraud", "2", by="person", reason="looks wrong")
+    assert rejected.status == "rejected"
+    last = rejected.history[-1]
+    assert (last.by, last.action, last.previous, last.reason) == (
+        "person",
+        "rollback",
+        "challenger",
+        "looks wrong",
+    )
+    champion = registry.champion("fraud")
+    assert champion is not None
+    assert champion.version == "1"
+    assert registry.challenger("fraud") is None
+
+
+def test_a_new_challenger_supersedes_the_old_one(registry: FileSystemRegistry) -> None:
+    registry.register(registration(), b"one")
+    registry.register(registration(), b"two")
+    shadow = RolloutMetadata(mode="shadow")
+    registry.challenge("fraud", "1", shadow, by="trainer", reason="first")
+    registry.challenge("fraud", "2", shadow, by="trainer", reason="second")
+    old = registry.metadata("fraud", "1")
+    assert old.status == "rejected"
+    assert "superseded by challenger 2" in old.history[-1].reason
+    challenger = registry.challenger("fraud")
+    assert challenger is not None
+    assert challenger.version == "2"
+
+
+def test_only_a_candidate_can_become_the_challenger(registry: FileSystemRegistry) -> None:
+    registry.register(registration(), b"one")
+    crowned(registry, "1")
+    with pytest.raises(StatusChangeError, match="only a candidate"):
+        registry.challenge("fraud", "1", RolloutMetadata(mode="shadow"), by="trainer", reason="r")
+    with pytest.raises(StatusChangeError):
+        registry.set_status("fraud", "1", "challenger", by="person", reason="r")
+
+
+def test_the_canary_share_is_a_proper_fraction() -> None:
+    with pytest.raises(ValueError, match="canary_share"):
+        RolloutMetadata(mode="canary", canary_share=1.0)
