@@ -12,6 +12,11 @@ Joined labels follow the same rule with ``kind="performance"``: a (prediction, l
 attributed to the prediction's pane and to the partition both events share (they are
 co-partitioned by ``prediction_id``), whatever order they arrived in.
 
+Shadow rollouts (issue 16) add ``kind="rollout"``: the paired evidence
+(:class:`~driftline.detectors.rollout_evidence.PairedEvidence`) of a challenger version
+(``version``) against its ``champion``, from the labels that scored both versions' predictions
+of the same requests, attributed to the champion's prediction's pane; the same rule applies.
+
 Messages are keyed by model, so every partial and watermark of a model reaches the same
 stage-2 partition, in the order one stage-1 owner emitted them.
 """
@@ -24,7 +29,7 @@ import msgspec
 
 from driftline.errors import DecodeError
 
-PartialKind = Literal["features", "performance"]
+PartialKind = Literal["features", "performance", "rollout"]
 
 
 class PanePartial(msgspec.Struct, frozen=True, tag="partial"):
@@ -42,7 +47,8 @@ class PanePartial(msgspec.Struct, frozen=True, tag="partial"):
     watermark_ms: int
     """The largest prediction event time the source partition had seen."""
     summary: bytes
-    """``PaneSummary.to_bytes()`` or ``PerformanceSummary.to_bytes()``."""
+    """``PaneSummary.to_bytes()``, ``PerformanceSummary.to_bytes()``, or for ``rollout``
+    ``rollout_sources.evidence_bytes(PairedEvidence)``."""
     concept_drift: bool = False
     """For performance partials: the partition's concept-drift detector fired on the error
     stream of predictions in this pane."""

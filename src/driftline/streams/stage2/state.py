@@ -114,7 +114,7 @@ class DroppedPartial:
     """A partial held while its version had no profile, dropped when the profile came
     because the partial did not fit it."""
 
-    identity: tuple[str, str, int, int, str]
+    identity: tuple[str, str, int, int, str, str]
     reason: str
 
 
