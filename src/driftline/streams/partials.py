@@ -52,11 +52,21 @@ class PanePartial(msgspec.Struct, frozen=True, tag="partial"):
     concept_drift: bool = False
     """For performance partials: the partition's concept-drift detector fired on the error
     stream of predictions in this pane."""
+    champion: str = ""
+    """For rollout partials: the champion version the challenger (``version``) is paired
+    with; empty for the other kinds (and in messages written before rollouts existed)."""
 
     @property
-    def identity(self) -> tuple[str, str, int, int, str]:
+    def identity(self) -> tuple[str, str, int, int, str, str]:
         """What stage 2 replaces by."""
-        return (self.model, self.version, self.pane_start_ms, self.source_partition, self.kind)
+        return (
+            self.model,
+            self.version,
+            self.pane_start_ms,
+            self.source_partition,
+            self.kind,
+            self.champion,
+        )
 
 
 class Watermark(msgspec.Struct, frozen=True, tag="watermark"):

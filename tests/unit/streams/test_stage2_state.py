@@ -297,7 +297,7 @@ def test_held_partials_that_do_not_merge_are_dropped_when_the_profile_comes() ->
     feed(state, [partial(pane_summary(0, 300), 0, 0, 1), partial(capped, 0, 1, 1)])
     known[("m", "1")] = PROFILE
     state.tick(0)
-    assert [d.identity[-2:] for d in state.dropped] == [(0, "features"), (1, "features")]
+    assert [d.identity[3:5] for d in state.dropped] == [(0, "features"), (1, "features")]
     assert all("do not merge" in d.reason for d in state.dropped)
     assert state.take_activity().dropped == 2
 
