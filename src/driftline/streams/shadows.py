@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from driftline.config import ModelConfig, Settings
+from driftline.detectors.regression import check_numbers
 from driftline.detectors.rollout_evidence import PairedEvidence, RolloutMetric
 from driftline.detectors.rollout_sources import fold_shadow_pairs, rollout_metric
 from driftline.errors import StatisticsError
@@ -169,6 +170,8 @@ class ShadowPairing:
         self._fold_evidence(profile.model, config, champions, shadows, result, panes)
         by_version: dict[str, list[Pair]] = {}
         for shadow_pair in shadows:
+            if config.task == "regression" and not _numbers(shadow_pair):
+                continue  # not for its performance: the label, which scored the champion, stays
             by_version.setdefault(shadow_pair[0].model_version, []).append(shadow_pair)
         return [(challengers[version], own) for version, own in by_version.items()]
 
@@ -212,6 +215,15 @@ class ShadowPairing:
 
 
 Prediction = WirePrediction | StoredPrediction
+
+
+def _numbers(pair: Pair) -> bool:
+    """Whether a regression's performance can count the pair (see ``check_numbers``)."""
+    try:
+        check_numbers([pair[1].label], [pair[0].prediction])
+    except StatisticsError:
+        return False
+    return True
 
 
 def _values(

@@ -392,3 +392,31 @@ def test_a_refused_held_shadow_is_dead_lettered_under_its_message_key(tmp_path: 
     w.apply([feed.s(0, version="3")], T0)
     result = w.refuse_held("m", "3", "output_too_large", "no baseline", T0)
     assert [letter.key for letter in result.dead_letters] == [b"p0"]
+
+
+def test_a_regression_shadow_that_is_no_number_costs_its_champion_nothing(
+    tmp_path: Path,
+) -> None:
+    """A regression has no rollout metric yet: its pairs are counted unscored; a shadow
+    prediction that is no number is left out of the challenger's performance instead of
+    failing the label, which also scores the champion."""
+    x = np.random.default_rng(0).normal(size=500)
+    profiles = {
+        ("m", v): build_profile("m", v, "regression", {"x": x}, prediction=x, labels=x)
+        for v in ("1", "2")
+    }
+    settings = Settings(
+        monitor={"max_clock_skew": "36500d"},
+        models={"m": {"task": "regression", "pane": "1m", "rollout": {"mode": "shadow"}}},
+    )
+    w, feed = _worker(tmp_path / "db", settings, profiles), Feed()
+    numbers = [feed.c(0, 1), feed.s(0, 2), feed.t(0, 3)]
+    text = orjson.loads(shadow(1))
+    text["prediction"] = "abc"
+    words = [feed.c(1, 1), feed(orjson.dumps(text), "p1"), feed.t(1, 3)]
+    result = w.apply(numbers + words, T0)
+    assert result.dead_letters == []
+    assert (result.shadow_pairs, result.shadow_pairs_unscored) == (1, 2)
+    partials = w.drain()
+    assert _rollouts(partials) == {}
+    assert _performance_n(partials) == {"1": 2, "2": 1}
