@@ -375,16 +375,24 @@ def test_batches_without_shadows_write_the_same_bytes_and_read_no_shadow_key_unl
     assert b"p0\xffs" in shadow_reads[1]
 
 
-def test_shadow_entries_expire_with_the_join_ttl(tmp_path: Path) -> None:
+def test_shadow_entries_and_rollout_partials_expire_with_the_join_ttl(tmp_path: Path) -> None:
     w, feed = _worker(tmp_path / "db"), Feed()
     w.apply([feed.c(0), feed.s(0), feed.t(0, 1), feed.s(1)], T0)
     assert w.store.get_entry(b"p0\xffs") == b"J"
+    assert [p[0] for p in w.store.partials()].count("rollout") == 1
     assert w.store.get_entry(b"p1\xffs") is not None
+    w.apply([feed.c(4, ts=T0 + 30 * MINUTE)], T0)  # past every window, not past the TTL
+    w.drain()  # a pane is evicted once emitted
+    assert w.expire() == 0
+    kinds = [p[0] for p in w.store.partials()]
+    assert (kinds.count("features"), kinds.count("rollout")) == (1, 1)
     week = 7 * 24 * 60 * MINUTE
     w.apply([feed.c(5, ts=T0 + week + 2 * MINUTE)], T0)
+    w.drain()
     assert w.expire() == 1  # the shadow p1 never met a label
     assert w.store.get_entry(b"p0\xffs") is None
     assert w.store.get_entry(b"p1\xffs") is None
+    assert [p[0] for p in w.store.partials()].count("rollout") == 0  # kept as long as the TTL
 
 
 def test_a_refused_held_shadow_is_dead_lettered_under_its_message_key(tmp_path: Path) -> None:
