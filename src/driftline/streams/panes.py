@@ -4,10 +4,9 @@ A write-back cache over the store's pane partials, the cumulative feature and pe
 summaries per (model, version, pane), and the rollout evidence of a shadow version against
 its champion per (model, challenger, pane, champion) (see :mod:`driftline.streams.partials`).
 A batch folds its predictions and joined pairs into the cached summaries and writes the ones
-changed since
-the last emission into its store batch; :meth:`PaneSummaries.drain` hands those out as
-:class:`~driftline.streams.partials.PanePartial`; :meth:`PaneSummaries.evict` drops the panes
-no window can need any more, from the cache and from the store.
+changed since the last emission into its store batch; :meth:`PaneSummaries.drain` hands those
+out as :class:`~driftline.streams.partials.PanePartial`; :meth:`PaneSummaries.evict` drops
+the panes no window can need any more, from the cache and from the store.
 """
 
 from __future__ import annotations
@@ -81,7 +80,7 @@ class PaneSummaries:
         """A pane's feature or performance summary: cached, else as stored, else new."""
         key: PaneKey = (kind, profile.model, profile.model_version, pane_start, "")
         summary = self._cache.get(key)
-        if summary is None or isinstance(summary, PairedEvidence):
+        if not isinstance(summary, PaneSummary | PerformanceSummary):
             raw = self._store.get_partial(kind, profile.model, profile.model_version, pane_start)
             if kind == "features":
                 summary = (

@@ -119,7 +119,7 @@ class PartitionWorker:
         self._panes = PaneSummaries(store, profiles, settings)
         self._join = JoinEntries(store)
         self._held = HeldPredictions(store)
-        self._shadows = ShadowPairing(settings)
+        self._shadows = ShadowPairing(settings, self._profile, lambda: self._panes)
         self._unpersisted = 0
         self.restore_until = Marks()
         """Offsets the consumer group had committed when this worker started: below them
@@ -435,10 +435,9 @@ class PartitionWorker:
                 labeled_record(prediction.prediction_id, raw, truth, at, labelled)
             )
         entries = {} if work is None else work.entries
-        for challenger, own in self._shadows.pair(
-            *(profile, config, pairs, entries, self._join.lookup, self._profile, batch, result),
-            self._panes,
-        ):
+        lookup = self._join.lookup
+        shadows = self._shadows.pair(profile, config, pairs, entries, lookup, batch, result)
+        for challenger, own in shadows:
             own_config = self.config(challenger.model, challenger)
             self._fold_pairs(challenger, own_config, own, result, batch, None, shadow=True)
 

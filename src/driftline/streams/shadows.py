@@ -73,12 +73,23 @@ class ShadowPairing:
     ----------
     settings
         The models' configuration.
+    profile_of
+        A version's profile as the worker sees it: None while its predictions are held.
+    panes
+        The worker's pane summaries (they are replaced when the worker resets).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        profile_of: Callable[[str, str], ReferenceProfile | None],
+        panes: Callable[[], PaneSummaries],
+    ) -> None:
         self.models = frozenset(
             name for name, config in settings.models.items() if config.rollout.mode == "shadow"
         )
+        self._profile_of = profile_of
+        self._panes = panes
 
     def label_keys(self, truths: Columns[WireGroundTruth]) -> list[bytes]:
         """The shadow keys the batch's labels may find, read in the batch's one multi-get:
@@ -123,15 +134,13 @@ class ShadowPairing:
         pairs: list[Pair],
         entries: Entries,
         lookup: Lookup,
-        profile_of: Callable[[str, str], ReferenceProfile | None],
         batch: StoreBatch,
         result: ApplyResult,
-        panes: PaneSummaries,
     ) -> list[tuple[ReferenceProfile, list[Pair]]]:
         """Pair the shadows waiting for the champion predictions of ``pairs`` (just joined
-        with their labels, all of ``profile``'s version): fold their rollout evidence, mark
-        them joined, and return each challenger's shadow pairs (shadow, label, its bytes,
-        offsets) to fold as its own. ``profile_of`` is None for a held version."""
+        with their labels, all of ``profile``'s version; ``entries`` the batch's, read with
+        ``lookup``): fold their rollout evidence, mark them joined, and return each
+        challenger's shadow pairs (shadow, label, its bytes, offsets) to fold as its own."""
         if profile.model not in self.models or not pairs:
             return []
         keys = [shadow_entry_key(pair[0].prediction_id.encode()) for pair in pairs]
@@ -152,7 +161,7 @@ class ShadowPairing:
             rows, decode_stored_predictions(raws), raws, offsets, strict=True
         ):
             challenger = (
-                profile_of(shadow.model, shadow.model_version)
+                self._profile_of(shadow.model, shadow.model_version)
                 if shadow.model == profile.model
                 else None
             )
@@ -167,7 +176,7 @@ class ShadowPairing:
             shadows.append((shadow, champion[1], raw, offset, champion[4]))
         if not shadows:
             return []
-        self._fold_evidence(profile.model, config, champions, shadows, result, panes)
+        self._fold_evidence(profile.model, config, champions, shadows, result, self._panes())
         by_version: dict[str, list[Pair]] = {}
         for shadow_pair in shadows:
             if config.task == "regression" and not _numbers(shadow_pair):
