@@ -34,6 +34,7 @@ from driftline.sinks.points import report_points
 from driftline.streams.partials import Message, PanePartial, Watermark
 from driftline.streams.stage2.outputs import Output, report_outputs
 from driftline.streams.stage2.panes import Slot, decode_partial, set_pane
+from driftline.streams.stage2.rollouts import ModelRollouts, ParentLookup
 from driftline.streams.stage2.silence import Silences
 
 __all__ = [
@@ -150,6 +151,8 @@ class _ModelState:
     n_partitions: int
     """Source partitions to wait for: what the latest watermarks said, else the configured
     input partitions, and at least one more than the largest partition seen."""
+    rollouts: ModelRollouts
+    """Rollout partials and each (champion, challenger) pair's judge (issue 16)."""
     reported_partitions: int | None = None
     watermarks: dict[int, int] = field(default_factory=dict)
     advanced_at_ms: dict[int, int] = field(default_factory=dict)
@@ -205,8 +208,11 @@ class Stage2State:
     ({('features', 'added'): 1}, [(60000, False)])
     """
 
-    def __init__(self, profiles: ProfileLookup, settings: Settings) -> None:
+    def __init__(
+        self, profiles: ProfileLookup, settings: Settings, parents: ParentLookup | None = None
+    ) -> None:
         self._profiles = profiles
+        self._parents: ParentLookup = parents or (lambda model, version: None)
         self._settings = settings
         self._horizon = settings.monitor.join_ttl
         self.reset()
@@ -326,6 +332,7 @@ class Stage2State:
                 timing=self.config(model),
                 first_seen_ms=now_ms,
                 n_partitions=self._settings.topics.input_partitions,
+                rollouts=ModelRollouts(model),
             )
             self._models[model] = state
         if message.source_partition >= state.n_partitions:
@@ -340,6 +347,15 @@ class Stage2State:
             state.advanced_at_ms[partition] = now_ms
 
     def _apply_partial(self, state: _ModelState, partial: PanePartial, now_ms: int) -> None:
+        if partial.kind == "rollout":  # never a monitor's: its own holder, its own judges
+            try:
+                outcome = state.rollouts.take(partial, self.config(partial.model))
+            except DecodeError as exc:
+                self.dropped.append(DroppedPartial(partial.identity, exc.reason))
+                self._activity.dropped += 1
+                return
+            self._activity.partials["rollout", outcome] += 1
+            return
         pane_ms = _ms(state.timing.pane)
         if partial.pane_ms != pane_ms or partial.pane_start_ms % pane_ms:
             raise DecodeError(
@@ -465,6 +481,7 @@ class Stage2State:
                 )
                 state.judged.add(judged)
             monitor.prune(watermark)
+        outputs += self._judge_rollouts(model, state, watermark)
         key = model.encode()
         for alert in state.silences.resolve(model, state.monitors, watermark, _ms(timing.pane)):
             outputs.append(Output("alerts", key, alert.to_json()))
@@ -473,6 +490,18 @@ class Stage2State:
         for version in state.silences.let_go(state.monitors, {v for v, _, _ in state.partials}):
             state.judged = {j for j in state.judged if j[0] != version}
         return outputs
+
+    def _judge_rollouts(self, model: str, state: _ModelState, watermark: int) -> list[Output]:
+        look = state.rollouts.close(
+            state.timing,
+            watermark - _ms(state.timing.allowed_lateness),
+            state.partials,
+            self._parents,
+            lambda version: self._profiles(model, version),
+        )
+        for (_, challenger), reason in look.failures:
+            self._failures.append(JudgeFailure(model, challenger, None, reason))
+        return look.outputs(model, self._settings.monitor.max_output_bytes)
 
     def _prune(self, state: _ModelState, timing: ModelConfig, watermark_ms: int) -> None:
         # The same horizon as ModelMonitor.prune: a partial older than it can change no window
