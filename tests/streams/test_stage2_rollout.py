@@ -24,8 +24,13 @@ from driftline.topics import create_topics
 from tests.streams.kafka_helpers import consume_all
 from tests.streams.test_influx_writer import influx_settings, run_until
 from tests.streams.test_stage2 import produce
-from tests.unit.streams.stage2_helpers import PROFILE, feed, make_profile, metrics, model_config
-from tests.unit.streams.test_stage2_rollouts import decisions, rollout_points, shadow_messages
+from tests.unit.streams.stage2_helpers import PROFILE, feed, metrics, model_config
+from tests.unit.streams.test_stage2_rollouts import (
+    canary_messages,
+    decisions,
+    rollout_points,
+    shadow_messages,
+)
 
 # The worker as `driftline monitor merge` starts it: profiles (and parent versions) from the
 # models topic through a ProfileRegistry, whose `get` is the app's profile lookup.
@@ -46,7 +51,7 @@ app = create_app(settings, registry.get, session_timeout=timedelta(seconds=6))
 run_app(app)
 """
 REPO = Path(__file__).resolve().parents[2]
-CHALLENGER = make_profile("2", seed=1)
+CHALLENGER = PROFILE.model_copy(update={"model_version": "2"})  # the partials fit it too
 
 
 class Worker:
@@ -86,6 +91,21 @@ def workers() -> Iterator[list[Worker]]:
         worker.stop()
 
 
+def stage2_settings(
+    kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path, **rollout: Any
+) -> Settings:
+    create_topics(kafka, topics)
+    return Settings(
+        kafka=kafka,
+        topics=topics,
+        models={"m": ModelConfig(**model_config(rollout=rollout))},
+        monitor={
+            "group_id": f"stage2-{uuid.uuid4().hex[:8]}",
+            "state_dir": str(tmp_path / "state"),
+        },
+    )
+
+
 def register(kafka: KafkaSettings, topics: TopicSettings) -> None:
     for profile, parent in ((PROFILE, None), (CHALLENGER, "1")):
         record = ModelVersionRegistered(
@@ -106,16 +126,7 @@ def test_a_shadow_rollout_is_decided_once_on_the_broker_and_not_again_after_a_re
     workers: list[Worker],
     metrics_server: Any,
 ) -> None:
-    create_topics(kafka, topics)
-    settings = Settings(
-        kafka=kafka,
-        topics=topics,
-        models={"m": ModelConfig(**model_config(rollout={"mode": "shadow", "min_labels": 1500}))},
-        monitor={
-            "group_id": f"stage2-{uuid.uuid4().hex[:8]}",
-            "state_dir": str(tmp_path / "state"),
-        },
-    )
+    settings = stage2_settings(kafka, topics, tmp_path, mode="shadow", min_labels=1500)
     register(kafka, topics)
     registry = ProfileRegistry(kafka, topics).start()
     try:  # the canary pairing reads this, as the worker's registry does
@@ -174,3 +185,35 @@ def test_a_shadow_rollout_is_decided_once_on_the_broker_and_not_again_after_a_re
     (codes,) = [s for s in series if s.field == "decision"]
     assert sorted(set(codes.points)) == [(int(t), int(f["decision"][:-1])) for _, t, f in looks]
     assert max(codes.points)[1] == 1  # the last look promotes
+
+
+def test_a_worse_canary_is_rolled_back_with_its_champion_from_the_models_topic(
+    kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """The worker is given ``registry.get`` alone, as ``driftline monitor merge`` does; the
+    canary's champion is its ModelVersionRegistered record's parent_version."""
+    settings = stage2_settings(kafka, topics, tmp_path, mode="canary", min_labels=200)
+    register(kafka, topics)
+    profiles = {"1": PROFILE, "2": CHALLENGER}  # version 3 has none: its partials wait
+    messages = canary_messages(10, profiles)
+    parents = {("m", "2"): "1"}
+    core = Stage2State(lambda m, v: profiles.get(v), settings, lambda m, v: parents.get((m, v)))
+    expected = feed(core, messages)
+    (decision,) = decisions(expected)
+    assert (decision.decision, decision.champion_version) == ("rollback", "1")
+
+    worker = Worker(tmp_path, settings, "worker")
+    workers.append(worker)
+    produce(kafka, topics.summaries, [encode(m) for m in messages])
+    published = consume_all(kafka, topics.rollout, 2, 20.0)
+    assert len(published) == 1, worker.log_tail()
+    assert RolloutDecision.model_validate_json(published[0].value()) == decision
+    outbox = consume_all(kafka, topics.metrics, len(metrics(expected)), 60.0)
+    got = [line for r in outbox for line in r.value().decode().splitlines()]
+    looks = [line for o in metrics(expected) for line in o.value.decode().splitlines()]
+    rollout_lines = [line for line in looks if line.startswith("rollout,")]
+    assert rollout_lines
+    assert [line for line in got if line.startswith("rollout,")] == rollout_lines
+    assert all("prediction_js=" in line for line in rollout_lines)
+    assert worker.stop() == 0, worker.log_tail()
+    assert "Traceback" not in worker.log_path.read_text()

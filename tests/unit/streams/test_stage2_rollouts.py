@@ -10,11 +10,13 @@ import numpy as np
 import orjson
 import pytest
 
+from driftline.detectors.distance import jensen_shannon
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.rollout import RolloutComparison
 from driftline.detectors.rollout_evidence import PairedEvidence, RolloutMetric
 from driftline.detectors.rollout_sources import evidence_bytes
 from driftline.schemas.outputs import RolloutDecision
+from driftline.schemas.reference import ReferenceProfile
 from driftline.streams.partials import PanePartial, Watermark
 from driftline.streams.stage2.outputs import Output
 from driftline.streams.stage2.rollout import policy_of
@@ -214,29 +216,44 @@ def performance(pane: int, partition: int, accuracy: float, n: int = 80) -> Perf
     return PerformanceSummary.from_profile(PROFILE).fold(labels, predictions)
 
 
-def test_a_worse_canary_is_rolled_back_against_its_parent_version() -> None:
-    settings = make_settings(rollout={"mode": "canary", "min_labels": 200})
-    parents = {("m", "2"): "1"}
-    state = Stage2State(lambda model, version: PROFILE, settings, lambda m, v: parents.get((m, v)))
+SHIFT = {"1": 0.0, "2": 1.0, "3": 0.0}  # the canary predicts class 1 more often
+
+
+def canary_messages(
+    windows: int, profiles: dict[str, ReferenceProfile] | None = None
+) -> list[PanePartial | Watermark]:
+    """Performance and features partials of versions 1 (the champion), 2 (its worse canary)
+    and 3 (no parent version: no canary), from two source partitions; the features folded on
+    ``profiles[version]`` (PROFILE by default)."""
     messages: list[PanePartial | Watermark] = []
-    found: list[RolloutDecision] = []
-    for w in range(10):
+    for w in range(windows):
         for pane in range(w * PANES, (w + 1) * PANES):
             for partition in (0, 1):
-                # version 3 has no parent version: it is no canary, and is not judged
                 for version, accuracy in (("1", 0.85), ("2", 0.55), ("3", 0.3)):
                     summary = performance(pane, partition, accuracy)
                     messages.append(
                         partial(summary, pane * MINUTE, partition, pane + 1, version=version)
                     )
-                    features = pane_summary(pane * MINUTE, 50, seed=pane + partition)
+                    features = pane_summary(
+                        pane * MINUTE,
+                        50,
+                        seed=pane + partition,
+                        shift=SHIFT[version],
+                        profile=(profiles or {}).get(version, PROFILE),
+                    )
                     messages.append(
                         partial(features, pane * MINUTE, partition, pane + 1, version=version)
                     )
         messages += close(w)
-    outputs = feed(state, messages)
-    found = decisions(outputs)
-    (decision,) = found
+    return messages
+
+
+def test_a_worse_canary_is_rolled_back_against_its_parent_version() -> None:
+    settings = make_settings(rollout={"mode": "canary", "min_labels": 200})
+    parents = {("m", "2"): "1"}
+    state = Stage2State(lambda model, version: PROFILE, settings, lambda m, v: parents.get((m, v)))
+    outputs = feed(state, canary_messages(10))
+    (decision,) = decisions(outputs)
     assert (decision.champion_version, decision.challenger_version) == ("1", "2")
     assert (decision.design, decision.decision, decision.metric) == (
         "canary",
@@ -247,9 +264,21 @@ def test_a_worse_canary_is_rolled_back_against_its_parent_version() -> None:
     looks = rollout_points(outputs)
     assert looks
     assert all("challenger=2,champion=1," in head for head, _, _ in looks)
-    assert all("prediction_js" in f for _, _, f in looks)
-    # Same traffic, same predictions: the two versions' prediction distributions are alike.
-    assert float(looks[0][2]["prediction_js"]) < 0.2
+    # The first window's prediction drift: both versions' class counts, compared directly.
+    counts = []
+    for version in ("1", "2"):
+        merged = pane_summary(0, 50, seed=0, shift=SHIFT[version])
+        for pane in range(PANES):
+            for partition in (0, 1):
+                if (pane, partition) != (0, 0):
+                    other = pane_summary(
+                        pane * MINUTE, 50, seed=pane + partition, shift=SHIFT[version]
+                    )
+                    merged = merged.merge(other)
+        counts.append(merged.prediction.counts)
+    expected = jensen_shannon(counts[0], counts[1])
+    assert expected > 0.1
+    assert float(looks[0][2]["prediction_js"]) == pytest.approx(expected, rel=1e-12)
 
 
 def test_a_regression_model_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
