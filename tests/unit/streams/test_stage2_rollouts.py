@@ -293,6 +293,8 @@ def test_a_regression_model_is_skipped(caplog: pytest.LogCaptureFixture) -> None
     assert rollout_points(outputs) == []
     skipped = [r for r in caplog.records if "regression" in r.getMessage()]
     assert len(skipped) == 1
+    (dropped,) = state.dropped  # not held: it would never be judged nor let go
+    assert "regression model's rollouts are not judged" in dropped.reason
 
 
 def test_decision_json_is_the_published_value() -> None:

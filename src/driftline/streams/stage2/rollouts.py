@@ -182,13 +182,19 @@ class ModelRollouts:
                 kind="invalid_summary",
             )
         metric = self.metric(config)
+        if metric is None:  # held, it would never be judged nor let go
+            raise DecodeError(
+                f"rollout partial of model {self.model!r}: a {config.task} model's rollouts "
+                "are not judged yet",
+                kind="invalid_summary",
+            )
         try:
             evidence = evidence_of_bytes(partial.summary)
         except DriftlineError as exc:
             raise DecodeError(str(exc), kind="invalid_summary") from None
         if not isinstance(evidence, PairedEvidence):
             raise DecodeError("rollout partial holds no paired evidence", kind="invalid_summary")
-        if metric is not None and evidence.metric != metric:
+        if evidence.metric != metric:
             raise DecodeError(
                 f"rollout partial holds evidence of {evidence.metric.name}, the model's rollout "
                 f"metric is {metric.name}",
