@@ -23,6 +23,7 @@ ConfigFile = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="YAML configuration file (default: $DRIFTLINE_CONFIG)."),
 ]
+BrokerTimeout = Annotated[float, typer.Option(help="Seconds to wait for the broker.")]
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
 

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from driftline.cli._common import ConfigFile, err, fail, out, say
+from driftline.cli._common import BrokerTimeout, ConfigFile, err, fail, out, say
 from driftline.config import Settings, load_settings
 from driftline.errors import DriftlineError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
     help="The model registry: list, show, promote and roll back versions.", no_args_is_help=True
 )
 
+ModelName = Annotated[str, typer.Argument(help="Model name.")]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded in the audit trail.")]
 
 
@@ -79,7 +80,7 @@ def _status_text(m: ModelVersionMetadata) -> str:
 
 @app.command("show")
 def models_show(
-    model: Annotated[str, typer.Argument(help="Model name.")],
+    model: ModelName,
     version: Annotated[str, typer.Argument(help="Version.")],
     config: ConfigFile = None,
 ) -> None:
@@ -94,11 +95,11 @@ def models_show(
 
 @app.command("promote")
 def models_promote(
-    model: Annotated[str, typer.Argument(help="Model name.")],
+    model: ModelName,
     version: Annotated[str, typer.Argument(help="The candidate to make champion.")],
     reason: ReasonOption,
     config: ConfigFile = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 30.0,
+    timeout: BrokerTimeout = 30.0,
 ) -> None:
     """Make a candidate the champion (the old champion retires) and publish its reference."""
     _crown(model, version, reason, config, timeout, rollback=False)
@@ -106,11 +107,11 @@ def models_promote(
 
 @app.command("rollback")
 def models_rollback(
-    model: Annotated[str, typer.Argument(help="Model name.")],
+    model: ModelName,
     version: Annotated[str, typer.Argument(help="A retired or rejected version.")],
     reason: ReasonOption,
     config: ConfigFile = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 30.0,
+    timeout: BrokerTimeout = 30.0,
 ) -> None:
     """Bring a retired or rejected version back as champion and publish its reference."""
     _crown(model, version, reason, config, timeout, rollback=True)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 from rich.table import Table
 
-from driftline.cli._common import ConfigFile, fail, out
+from driftline.cli._common import BrokerTimeout, ConfigFile, fail, out
 from driftline.config import load_settings
 from driftline.errors import DriftlineError
 
@@ -17,7 +15,7 @@ app = typer.Typer(help="Create driftline's Kafka topics.", no_args_is_help=True)
 @app.command("create")
 def topics_create(
     config: ConfigFile = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 30.0,
+    timeout: BrokerTimeout = 30.0,
 ) -> None:
     """Create every topic with its partitions and policy; safe to run again.
 
