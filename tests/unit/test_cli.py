@@ -91,7 +91,7 @@ def test_config_check_names_non_positive_monitor_durations(tmp_path: Path) -> No
 
 def test_the_monitor_parts_take_their_tuning_and_health_limits_from_the_settings() -> None:
     """monitor.batch_size, label_idle and health reach ingest, stage 2 and the writer."""
-    from driftline.cli import _merge_telemetry, _writer
+    from driftline.cli.monitor import _merge_telemetry, _writer
     from driftline.config import Settings
     from driftline.streams.ingest import Ingest
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -212,7 +212,46 @@ def _checked(metric: RolloutMetric, scores: ArrayLike, what: str) -> FloatArray:
     return values
 
 
-class PairedEvidence:
+class _Evidence:
+    """What both designs share: the metric, the snapshot's head and equality by snapshot."""
+
+    design: ClassVar[str]
+
+    def __init__(self, metric: RolloutMetric) -> None:
+        self.metric = metric
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything folded so far (all state is created here)."""
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _check_mergeable(self, other: object) -> None:
+        if not isinstance(other, type(self)) or other.metric != self.metric:
+            raise SummaryMismatchError(
+                f"cannot merge {self.design} evidence of {self.metric} with {other!r}"
+            )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state as plain JSON data."""
+        return {
+            "design": self.design,
+            "metric": self.metric.name,
+            "cap": self.metric.cap,
+            **self._state(),
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        return self.snapshot() == other.snapshot()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class PairedEvidence(_Evidence):
     """Shadow evidence: per-example score differences, challenger minus champion, summed.
 
     Examples
@@ -223,11 +262,7 @@ class PairedEvidence:
     (4, 0.25, -1.0, 1.0)
     """
 
-    design = "shadow"
-
-    def __init__(self, metric: RolloutMetric) -> None:
-        self.metric = metric
-        self.reset()
+    design: ClassVar[str] = "shadow"
 
     def reset(self) -> None:
         """Forget everything folded so far (all state is created here)."""
@@ -254,10 +289,7 @@ class PairedEvidence:
 
     def merge(self, other: PairedEvidence) -> PairedEvidence:
         """New evidence holding both; exact."""
-        if not isinstance(other, PairedEvidence) or other.metric != self.metric:
-            raise SummaryMismatchError(
-                f"cannot merge shadow evidence of {self.metric} with {other!r}"
-            )
+        self._check_mergeable(other)
         merged = PairedEvidence(self.metric)
         merged._sums = self._sums.merged(other._sums)
         return merged
@@ -298,24 +330,11 @@ class PairedEvidence:
         lo, hi = mean_bounds(*self._sums.triple(), -span, span, alpha)
         return float(lo), float(hi)
 
-    def snapshot(self) -> dict[str, Any]:
-        """The state as plain JSON data."""
-        return {
-            "design": self.design,
-            "metric": self.metric.name,
-            "cap": self.metric.cap,
-            **self._sums.state(),
-        }
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PairedEvidence):
-            return NotImplemented
-        return self.snapshot() == other.snapshot()
-
-    __hash__ = None  # type: ignore[assignment]
+    def _state(self) -> dict[str, Any]:
+        return self._sums.state()
 
 
-class UnpairedEvidence:
+class UnpairedEvidence(_Evidence):
     """Canary evidence: each version's scores on its own requests, summed per version.
 
     Examples
@@ -326,11 +345,7 @@ class UnpairedEvidence:
     (2, 2, 0.5)
     """
 
-    design = "canary"
-
-    def __init__(self, metric: RolloutMetric) -> None:
-        self.metric = metric
-        self.reset()
+    design: ClassVar[str] = "canary"
 
     def reset(self) -> None:
         """Forget everything folded so far (all state is created here)."""
@@ -354,10 +369,7 @@ class UnpairedEvidence:
 
     def merge(self, other: UnpairedEvidence) -> UnpairedEvidence:
         """New evidence holding both; exact."""
-        if not isinstance(other, UnpairedEvidence) or other.metric != self.metric:
-            raise SummaryMismatchError(
-                f"cannot merge canary evidence of {self.metric} with {other!r}"
-            )
+        self._check_mergeable(other)
         merged = UnpairedEvidence(self.metric)
         merged._sums = {role: s.merged(other._sums[role]) for role, s in self._sums.items()}
         return merged
@@ -398,21 +410,8 @@ class UnpairedEvidence:
         )
         return float(lo), float(hi)
 
-    def snapshot(self) -> dict[str, Any]:
-        """The state as plain JSON data."""
-        return {
-            "design": self.design,
-            "metric": self.metric.name,
-            "cap": self.metric.cap,
-            **{role: s.state() for role, s in self._sums.items()},
-        }
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UnpairedEvidence):
-            return NotImplemented
-        return self.snapshot() == other.snapshot()
-
-    __hash__ = None  # type: ignore[assignment]
+    def _state(self) -> dict[str, Any]:
+        return {role: s.state() for role, s in self._sums.items()}
 
 
 Evidence = PairedEvidence | UnpairedEvidence

@@ -29,7 +29,9 @@ from typing import Literal
 
 import numpy as np
 
+from driftline.detectors.classification import ClassificationCounts
 from driftline.detectors.performance import PerformanceSummary
+from driftline.detectors.regression import RegressionSums
 from driftline.detectors.values import category_key
 from driftline.errors import NotEnoughExamplesError
 from driftline.schemas.events import Task
@@ -47,22 +49,12 @@ __all__ = [
 LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse"})
 """The metrics whose smaller values are better."""
 _SCORE_BINS = 1000
-_METRICS = frozenset(
-    {
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "precision_macro",
-        "recall_macro",
-        "f1_macro",
-        "log_loss",
-        "roc_auc",
-        "mae",
-        "rmse",
-        "r2",
-    }
-)
+# The metrics the monitor's own summaries report, but for two that no candidate can beat a
+# champion on: an error bound of the AUC, and a bias whose good direction is zero, not up.
+_METRICS = frozenset(ClassificationCounts.METRICS + RegressionSums.METRICS) - {
+    "roc_auc_bound",
+    "mean_error",
+}
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from driftline import cli, logs
+from driftline import logs
 from driftline.cli import app
+from driftline.cli._common import fail
 from driftline.config import Settings, is_secret_key, load_settings, masked
 from driftline.errors import ConfigError, TopicError
 from driftline.kafka_auth import confluent_config
@@ -118,7 +119,7 @@ def test_the_command_line_redacts_secrets_from_the_errors_it_prints(
 ) -> None:
     """A library error that quotes a configured secret is printed redacted."""
     load_settings(None, environ={}, influxdb={"token": SECRET})
-    stopped = cli._fail(TopicError(f"broker said: bad password {SECRET}"))
+    stopped = fail(TopicError(f"broker said: bad password {SECRET}"))
     assert stopped.exit_code == 1
     printed = capsys.readouterr().err
     assert "broker said: bad password **********" in printed

@@ -219,3 +219,17 @@ def test_durations_parse(text: str | float, seconds: float) -> None:
 def test_bad_durations_are_rejected(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+def test_settings_module_still_names_every_section_class() -> None:
+    """The sections live in modules of their own; ``driftline.config.settings`` re-exports
+    every public name of each, the same objects, so existing imports keep working."""
+    import importlib
+
+    import driftline.config.settings as settings_module
+
+    for name in ("base", "influx", "kafka", "models", "monitor", "topics", "trainer"):
+        section = importlib.import_module(f"driftline.config.{name}")
+        for public in section.__all__:
+            assert getattr(settings_module, public) is getattr(section, public), public
+            assert public in settings_module.__all__, public

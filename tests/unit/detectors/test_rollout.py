@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from driftline.detectors.rollout_evidence import (
     UnpairedEvidence,
     evidence_from_snapshot,
 )
+from driftline.detectors.rollout_sources import evidence_bytes
 from driftline.errors import DecisionInputError, StatisticsError, SummaryMismatchError
 
 ACCURACY = RolloutMetric("accuracy")
@@ -152,6 +154,43 @@ def test_evidence_snapshot_round_trips_through_json() -> None:
     for evidence in (shadow, canary, PairedEvidence(ACCURACY)):
         text = json.dumps(evidence.snapshot(), allow_nan=False)
         assert evidence_from_snapshot(json.loads(text)) == evidence
+
+
+def test_evidence_snapshots_keep_their_exact_bytes() -> None:
+    """Stage-1 stores and Kafka messages carry snapshots: their keys, order and values are
+    pinned (the empty ones in full, the others by their digest)."""
+    empty_shadow = PairedEvidence(ACCURACY).snapshot()
+    assert json.dumps(empty_shadow) == (
+        '{"design": "shadow", "metric": "accuracy", "cap": null, "n": 0, "sum": "0x0", '
+        '"squares": "0x0", "min": null, "max": null}'
+    )
+    sums = '{"n": 0, "sum": "0x0", "squares": "0x0", "min": null, "max": null}'
+    assert json.dumps(UnpairedEvidence(ACCURACY).snapshot()) == (
+        '{"design": "canary", "metric": "accuracy", "cap": null, '
+        f'"champion": {sums}, "challenger": {sums}}}'
+    )
+    shadow = PairedEvidence(RolloutMetric("absolute_error", cap=5.0)).update(
+        [1.0, 2.0, 3.0], [1.5, 9.0, 3.0], [1.0, 2.5, 2.0]
+    )
+    canary = UnpairedEvidence(RolloutMetric("log_loss"))
+    canary.update("champion", [1, 0], [0.9, 0.2]).update("challenger", [1], [0.7])
+    digests = [
+        (
+            hashlib.sha256(json.dumps(e.snapshot()).encode()).hexdigest(),
+            hashlib.sha256(evidence_bytes(e)).hexdigest(),
+        )
+        for e in (shadow, canary)
+    ]
+    assert digests == [
+        (
+            "6f179dd9c1e9b6085940877839e1020add51ce2ed901ee450013ebccc6268c71",
+            "1458439185ce1b4dd38495ab441cde57b63a57228531186a25ea31e50ade93a2",
+        ),
+        (
+            "e9b16abf21924e986bf65895dc8cdd0f6140e170663b39316e923200c5f89c71",
+            "d8b50de9f233cc52286007720740988f96771787de6d321d46922f74e1870098",
+        ),
+    ]
 
 
 # --- the interval --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ decision at the margin."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -291,3 +292,17 @@ def test_the_holdout_is_always_newer_than_the_training_range_and_large_enough(
     assert len(data.holdout) >= min_holdout
     assert data.train.times[-1] < data.holdout.times[0]
     assert data.holdout.times[-1] == n - 1
+
+
+def test_the_judged_metrics_are_the_detectors_own_but_the_bound_and_the_bias() -> None:
+    """``evaluate`` takes every metric the monitor's summaries report except roc_auc_bound and
+    mean_error, and names them all when it refuses one."""
+    holdout = Examples.of(Example(str(i), i, {"i": i}, 1, "1", prediction=1) for i in range(4))
+    allowed = (
+        "['accuracy', 'f1', 'f1_macro', 'log_loss', 'mae', 'precision', 'precision_macro', "
+        "'r2', 'recall', 'recall_macro', 'rmse', 'roc_auc']"
+    )
+    for refused in ("roc_auc_bound", "mean_error", "auc"):
+        with pytest.raises(ValueError, match=re.escape(f"allowed: {allowed}")):
+            evaluate(Fixed([1] * 4), holdout, task="binary", metric=refused)
+    assert evaluate(Fixed([1] * 4), holdout, task="binary", metric="f1_macro").candidate == 1.0

@@ -1,0 +1,69 @@
+"""What every long-running part checks and sets up before it starts: settings, logging, signals."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from driftline.cli._common import fail
+from driftline.config import Settings, load_settings
+from driftline.errors import ConfigError, TopicError
+
+
+def startup_checks(settings: Settings, *, stage2: bool) -> None:
+    """What a monitor part checks before it starts, raising to stop it with a message.
+
+    Stage 2's Kafka security must be honoured whole
+    (:func:`~driftline.kafka_auth.faust_credentials`), and the input and summaries topics must
+    keep their records as long as the settings need
+    (:func:`~driftline.topics.check_retention`): with less, a restart would judge windows on
+    incomplete panes and a fresh machine could not rebuild its state, silently, so the part
+    stops rather than warns. A broker that cannot be asked is only a warning: the parts wait
+    for the broker anyway, and a supervisor restart would not make it answer sooner.
+    """
+    from driftline.topics import check_retention
+
+    if stage2:
+        from driftline.kafka_auth import faust_credentials
+
+        faust_credentials(settings.kafka)
+    log = logging.getLogger("driftline.cli")
+    try:
+        short = check_retention(settings.kafka, settings)
+    except TopicError as exc:
+        log.warning("cannot check the topics' retention, starting anyway: %s", exc)
+        return
+    if short:
+        raise TopicError(
+            "the topics keep their records for less than the settings need; a restart "
+            "would judge windows on incomplete panes: " + "; ".join(str(s) for s in short)
+        )
+
+
+def service_settings(config: Path | None) -> Settings:
+    """Settings for a long-running part, with its logging configured; exits 2 when invalid."""
+    from driftline.logs import configure
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise fail(exc) from None
+    configure(settings.log_level, settings.log_format)
+    from driftline.streams.runtime import tune_gc
+
+    tune_gc()
+    return settings
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, so loops finish their batch and flush."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop

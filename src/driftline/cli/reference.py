@@ -1,0 +1,84 @@
+"""``driftline reference``: build a model version's reference profile, and publish it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from driftline.cli._common import EXIT_CONFIG, EXIT_FAILED, ConfigFile, err, fail, say
+from driftline.config import load_settings
+from driftline.errors import DriftlineError
+
+app = typer.Typer(help="Build and publish reference profiles.", no_args_is_help=True)
+
+
+@app.command("build")
+def reference_build(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, JSONL or Parquet: features + prediction [+ score_<class>] [+ label]."
+        ),
+    ],
+    model: Annotated[str, typer.Option(help="Model name.")],
+    version: Annotated[str, typer.Option(help="Model version.")],
+    task: Annotated[str, typer.Option(help="binary | multiclass | regression")],
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the profile JSON.")
+    ] = None,
+    bins: Annotated[int, typer.Option(help="Fine quantile bins per numeric feature.")] = 100,
+    top_k: Annotated[int, typer.Option(help="Categories kept per categorical feature.")] = 50,
+    prediction: Annotated[str, typer.Option(help="The prediction column.")] = "prediction",
+    label: Annotated[str, typer.Option(help="The label column, if any.")] = "label",
+) -> None:
+    """Build a model version's reference profile from a dataset and write it as JSON."""
+    from driftline.datasets import load_dataset
+
+    if task not in ("binary", "multiclass", "regression"):
+        err.print(f"error: --task must be binary, multiclass or regression, got {task!r}")
+        raise typer.Exit(EXIT_CONFIG)
+    try:
+        dataset = load_dataset(data, prediction=prediction, label=label)
+        profile = dataset.profile(model, version, task, bins=bins, top_k=top_k)  # type: ignore[arg-type]
+    except DriftlineError as exc:
+        raise fail(exc) from None
+    except ValueError as exc:
+        err.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    target = output or Path(f"{model}-{version}.reference.json")
+    target.write_text(profile.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    say(
+        f"wrote {target}: {profile.n_rows} rows, {len(profile.features)} features, "
+        f"hash {profile.content_hash[:12]}"
+    )
+
+
+@app.command("publish")
+def reference_publish(
+    profile_file: Annotated[Path, typer.Argument(help="Profile JSON from `reference build`.")],
+    config: ConfigFile = None,
+) -> None:
+    """Register a model version's profile on the compacted models topic."""
+    from driftline.schemas.outputs import ModelVersionRegistered, utc_now
+    from driftline.schemas.reference import ReferenceProfile
+    from driftline.streams.registry import publish_profile
+
+    try:
+        settings = load_settings(config)
+        profile = ReferenceProfile.model_validate_json(profile_file.read_bytes())
+        record = ModelVersionRegistered(
+            model=profile.model,
+            model_version=profile.model_version,
+            registered_at=utc_now(),
+            source="cli",
+            reference=profile,
+        )
+        publish_profile(settings.kafka, settings.topics, record)
+    except DriftlineError as exc:
+        raise fail(exc) from None
+    except (OSError, ValueError) as exc:
+        err.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    say(f"registered {profile.model} {profile.model_version} on {settings.topics.models}")

@@ -1,0 +1,251 @@
+"""The ``models.<name>`` sections: how one model is watched, judged, retrained and rolled out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from driftline.config.base import Duration, Section, format_duration
+from driftline.schemas.events import Task
+
+__all__ = [
+    "CategoricalTest",
+    "ClassificationMetric",
+    "DriftSettings",
+    "ModelConfig",
+    "NumericTest",
+    "PerformanceSettings",
+    "QualitySettings",
+    "RegressionMetric",
+    "RetrainSettings",
+    "RolloutSettings",
+    "TrainingSettings",
+    "WindowSpec",
+]
+
+
+NumericTest = Literal["psi", "ks", "jensen_shannon", "wasserstein"]
+CategoricalTest = Literal["chi2", "psi", "jensen_shannon"]
+ClassificationMetric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"]
+RegressionMetric = Literal["mae", "rmse", "r2"]
+_LOWER_IS_BETTER = {"log_loss", "mae", "rmse"}
+
+
+class WindowSpec(Section):
+    """A window: tumbling when ``hop`` is absent, hopping (sliding by ``hop``) otherwise."""
+
+    size: Duration
+    hop: Duration | None = None
+
+    @model_validator(mode="after")
+    def _hop_fits(self) -> Self:
+        if self.size <= timedelta(0):
+            raise ValueError("size must be positive")
+        if self.hop is not None and not timedelta(0) < self.hop <= self.size:
+            raise ValueError("hop must be positive and at most the window size")
+        return self
+
+
+class DriftSettings(Section):
+    """Which tests decide drift, their effect-size floors and the false-alarm budget."""
+
+    numeric_test: NumericTest = "psi"
+    categorical_test: CategoricalTest = "chi2"
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {
+            "psi": 0.2,
+            "ks": 0.1,
+            "jensen_shannon": 0.1,
+            "wasserstein": 0.1,
+            "chi2": 0.1,
+        },
+        description="Effect-size floor per test (chi2: Cramér's V).",
+    )
+    correction: Literal["bh", "bonferroni"] = "bh"
+    fdr: float = Field(0.05, gt=0.0, lt=1.0, description="False-discovery (or family) rate.")
+    min_samples: int = Field(500, ge=1, description="Smallest window that may be judged.")
+    persistence_k: int = Field(2, ge=1, description="Drift in k of the last n windows...")
+    persistence_n: int = Field(3, ge=1, description="...raises the alert.")
+    bins: int = Field(100, ge=10, le=1000, description="Fine quantile bins per feature.")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_tests(cls, value: dict[str, float]) -> dict[str, float]:
+        known = {"psi", "ks", "jensen_shannon", "wasserstein", "chi2"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown test(s) {unknown}; allowed: {sorted(known)}")
+        if any(v <= 0 for v in value.values()):
+            raise ValueError("thresholds must be positive")
+        return value
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> Self:
+        if self.persistence_k > self.persistence_n:
+            raise ValueError("persistence_k must be at most persistence_n")
+        return self
+
+
+class QualitySettings(Section):
+    """Data-quality checks per feature: how far a rate may move before it is flagged."""
+
+    missing_rate: float = Field(
+        0.05, gt=0.0, le=1.0, description="Largest tolerated change of the missing-value rate."
+    )
+    out_of_range: float = Field(
+        0.02, gt=0.0, le=1.0, description="Largest tolerated share outside the reference range."
+    )
+    unseen_categories: float = Field(
+        0.05, gt=0.0, le=1.0, description="Largest tolerated excess of unseen categories."
+    )
+
+
+class PerformanceSettings(Section):
+    """The metric that judges a model's realised performance, and when it is too low."""
+
+    metric: ClassificationMetric | RegressionMetric | None = Field(
+        None, description="Default: accuracy for classifiers, rmse for regression."
+    )
+    threshold: float | None = Field(
+        None, description="Absolute limit: a floor, or a ceiling for log_loss, mae and rmse."
+    )
+    max_drop: float | None = Field(
+        0.05, ge=0.0, description="Largest tolerated change from the reference baseline."
+    )
+    min_labels: int = Field(200, ge=1, description="Labels needed before a window is judged.")
+    concept_detector: Literal[
+        "adwin", "ddm", "eddm", "hddm_a", "hddm_w", "page_hinkley", "kswin"
+    ] = "adwin"
+
+
+class RetrainSettings(Section):
+    """When evidence becomes a retraining request."""
+
+    policy: Literal["never", "on_drift", "on_performance", "on_either", "on_both"] = (
+        "on_performance"
+    )
+    cooldown: Duration = timedelta(hours=6)
+
+
+_IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+
+
+class TrainingSettings(Section):
+    """How the trainer retrains one model (``models.<name>.training``); how often is
+    ``retrain.cooldown``."""
+
+    trainer: str | None = Field(None, pattern=_IMPORT_PATH)
+    """Import path (``"package.module:Name"``) of the model's trainer: a class or factory
+    called with ``task=…``, or an object with ``fit(examples)``. None: river's default for
+    the task (``driftline.trainer.builtin:RiverTrainer``)."""
+    range: Literal["onset", "recent"] = "onset"
+    """What a request trains on: ``onset``, the examples since the request's window start
+    (the drift's onset); ``recent``, the newest ``recent_rows``. Both fall back to the newest
+    ``trainer.min_train`` plus the holdout when too few."""
+    recent_rows: int = Field(5000, ge=1, le=100_000_000)
+    """Examples ``range: recent`` trains on (the holdout included)."""
+    promote: Literal["if_better", "always"] = "if_better"
+    """``if_better``: the candidate replaces the champion only when it beats it by more than
+    ``margin`` on the holdout; ``always``: every candidate that trains is promoted."""
+    margin: float = Field(0.0, ge=0.0, le=1e9)
+    """How much the candidate must beat the champion by, in the units of the model's
+    ``performance.metric`` (in its good direction: up for accuracy, down for RMSE)."""
+
+
+class RolloutSettings(Section):
+    """How a challenger version is judged against the champion on live traffic
+    (``models.<name>.rollout``, issue 16); the decision is
+    :class:`~driftline.detectors.rollout.RolloutPolicy`'s."""
+
+    mode: Literal["none", "shadow", "canary"] = "none"
+    """``none``: a new version replaces the champion at once; ``shadow``: both versions predict
+    every request, the champion answers; ``canary``: the challenger answers ``canary_share``."""
+    canary_share: float = Field(0.1, gt=0.0, lt=1.0)
+    """The share of requests a canary answers (a hash of the request key picks them)."""
+    min_labels: int = Field(500, ge=1, le=1_000_000_000)
+    """Labels each version needs before any decision."""
+    max_labels: int = Field(100_000, ge=1, le=1_000_000_000)
+    """Labels of the challenger after which an undecided rollout ends with ``on_end``."""
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    """The chance of any wrong decision over every look (promoting a version no better by
+    ``margin``, or rolling back one no worse by it)."""
+    margin: float = Field(0.0, ge=0.0, le=1e9)
+    """How much better (or worse) the challenger must be to promote (or roll back), in the units
+    of the model's ``performance.metric``."""
+    on_end: Literal["promote", "rollback"] = "rollback"
+    """What an undecided rollout does at ``max_labels``: by default a challenger that has not
+    shown it is better is rolled back."""
+
+    @model_validator(mode="after")
+    def _labels_ordered(self) -> Self:
+        if self.max_labels < self.min_labels:
+            raise ValueError(
+                f"max_labels ({self.max_labels}) must be at least min_labels ({self.min_labels})"
+            )
+        return self
+
+
+class ModelConfig(Section):
+    """How one model is watched."""
+
+    task: Task
+    features: dict[str, Literal["numeric", "categorical"]] = Field(
+        default_factory=dict, description="Feature types; empty means inferred from reference."
+    )
+    positive_class: str | None = Field(None, description="For binary tasks with string labels.")
+    pane: Duration = timedelta(minutes=1)
+    windows: list[WindowSpec] = Field(
+        default_factory=lambda: [WindowSpec(size=timedelta(hours=1))], min_length=1
+    )
+    allowed_lateness: Duration = timedelta(minutes=5)
+    idle_timeout: Duration = timedelta(seconds=30)
+    warmup_events: int = Field(
+        10_000, ge=0, description="Events to baseline a version with no reference; 0: never."
+    )
+    drift: DriftSettings = DriftSettings()
+    quality: QualitySettings = QualitySettings()
+    performance: PerformanceSettings = PerformanceSettings()
+    retrain: RetrainSettings = RetrainSettings()
+    training: TrainingSettings = TrainingSettings()
+    rollout: RolloutSettings = RolloutSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.pane <= timedelta(0):
+            raise ValueError("pane must be positive")
+        for i, window in enumerate(self.windows):
+            for name in ("size", "hop"):
+                length = getattr(window, name)
+                if length is not None and length % self.pane:
+                    raise ValueError(
+                        f"windows.{i}.{name} ({format_duration(length)}) must be a multiple "
+                        f"of the pane ({format_duration(self.pane)})"
+                    )
+        metric = self.performance.metric
+        if metric is not None:
+            regression_metric = metric in ("mae", "rmse", "r2")
+            if regression_metric != (self.task == "regression"):
+                allowed = (
+                    "mae, rmse, r2"
+                    if self.task == "regression"
+                    else "accuracy, precision, recall, f1, roc_auc, log_loss"
+                )
+                raise ValueError(
+                    f"performance.metric {metric!r} does not fit task {self.task!r}; "
+                    f"allowed: {allowed}"
+                )
+        return self
+
+    @property
+    def metric(self) -> str:
+        """The performance metric in force (the configured one, or the task's default)."""
+        if self.performance.metric is not None:
+            return self.performance.metric
+        return "rmse" if self.task == "regression" else "accuracy"
+
+    @property
+    def lower_is_better(self) -> bool:
+        """Whether a smaller value of :attr:`metric` is better (log loss, MAE, RMSE)."""
+        return self.metric in _LOWER_IS_BETTER
