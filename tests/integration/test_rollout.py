@@ -130,7 +130,9 @@ def test_b_a_worse_canary_is_rolled_back_having_served_at_most_its_share(
         routed = {i for i in range(len(served)) if routes_to_challenger(f"user-{i}", share, salt)}
         assert {i for i, s in enumerate(served) if s[0][1] == "canary"} <= routed
         # The canary's requests are those whose key hashes below the share: with distinct
-        # keys, a binomial count. Three standard deviations above the mean, one-sided.
+        # keys, a binomial count. Three standard deviations above the mean, one-sided. These
+        # keys are fixed: over every prefix of 500 to 60,000 requests the routed count is at
+        # most 2.23 sd above the mean, so when the rollback lands cannot make this flaky.
         bound = share * during + 3 * math.sqrt(during * share * (1 - share))
         on_topic = consume_all(
             rig.settings.kafka, rig.settings.topics.predictions, rig.traffic.predictions
