@@ -40,6 +40,7 @@ from driftline.streams.store import (
     PENDING,
     PartitionStore,
     StoreBatch,
+    message_key,
     split_entry,
     waiting_entry,
 )
@@ -247,12 +248,13 @@ def _held_letter(
     kind: str,
     failed_at_ms: int,
 ) -> DeadLetter:
-    """The dead letter of a held event, from its stored bytes and its source offset."""
+    """The dead letter of a held event, from its stored bytes and its source offset (``key``
+    its join id: a shadow's letter has its message key, the champion's id)."""
     return dead_letter(
         topic=topic,
         partition=partition,
         offset=offset,
-        key=key,
+        key=message_key(key),
         value=value,
         headers=None,
         reason=reason,

@@ -26,6 +26,7 @@ from driftline.schemas import reasons
 from driftline.schemas.events import EPOCH
 from driftline.schemas.wire import WireGroundTruth, WirePrediction, event_time_ms
 from driftline.streams.result import ApplyResult
+from driftline.streams.store import shadow_entry_key
 
 E = TypeVar("E", WirePrediction, WireGroundTruth)
 _INTS = {int}
@@ -193,22 +194,28 @@ def _reject(
 _ROLE = operator.attrgetter("role")
 
 
-def own_ids(predictions: Columns[WirePrediction]) -> Columns[WirePrediction]:
-    """The columns with each shadow prediction under its own ``prediction_id`` instead of its
-    message key (its champion's id): in the join it is a prediction of its own version, never
-    a duplicate of its champion's. A batch without shadows comes back as it is.
-
-    (Its label is its champion's, keyed by the champion's id: pairing the two is stage 1's
-    rollout fold, issue 16; until then a shadow waits for no label and expires.)
+def split_shadows(
+    predictions: Columns[WirePrediction],
+) -> tuple[Columns[WirePrediction], Columns[WirePrediction]]:
+    """The batch's predictions as (the others, the shadows), in order, each shadow under its
+    join key: its message key (its champion's id, checked against ``shadow_of`` when it was
+    decoded) and :data:`~driftline.streams.store.SHADOW`. In the join a shadow is then a
+    prediction of its own version, never a duplicate of its champion, and the champion's
+    label finds it by its champion's id (:mod:`driftline.streams.shadows`). A batch without
+    shadows comes back as it is, with empty shadows.
     """
     events = predictions.events
     if "shadow" not in map(_ROLE, events):
-        return predictions
-    ids = [
-        event.prediction_id.encode() if event.role == "shadow" else pid
-        for event, pid in zip(events, predictions.ids, strict=True)
-    ]
-    return Columns(events, predictions.values, ids, predictions.offsets)
+        return predictions, Columns([], [], [], [])
+    others: Columns[WirePrediction] = Columns([], [], [], [])
+    shadows: Columns[WirePrediction] = Columns([], [], [], [])
+    for event, raw, pid, offset in zip(*predictions, strict=True):
+        kept, key = (shadows, shadow_entry_key(pid)) if event.role == "shadow" else (others, pid)
+        kept.events.append(event)
+        kept.values.append(raw)
+        kept.ids.append(key)
+        kept.offsets.append(offset)
+    return others, shadows
 
 
 def event_times(stamps: list[datetime | int]) -> NDArray[np.int64]:

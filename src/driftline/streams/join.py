@@ -123,6 +123,14 @@ class JoinEntries:
             entries = dict(zip(ids, self._store.get_entries(ids), strict=True))
         return JoinWork(entries, remember=remember)
 
+    def lookup(self, entries: dict[bytes, bytes | None], ids: list[bytes]) -> list[bytes | None]:
+        """The entries of ``ids`` as a batch sees them: those already in ``entries`` (the
+        batch's), the others read (one multi-get) and added to ``entries``."""
+        unknown = [pid for pid in ids if pid not in entries]
+        if unknown:
+            entries.update(self.read(unknown, remember=False).entries)
+        return list(map(entries.get, ids))
+
     def applied(self, work: JoinWork) -> None:
         """Keep a batch's entries until it is written."""
         self._overlay.update(work.entries)

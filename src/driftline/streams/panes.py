@@ -1,11 +1,12 @@
 """The pane summaries of one partition: what stage 1 folded, and what it has yet to emit.
 
 A write-back cache over the store's pane partials, the cumulative feature and performance
-summaries per (model, version, pane) (see :mod:`driftline.streams.partials`). A batch folds
-its predictions and joined pairs into the cached summaries and writes the ones changed since
-the last emission into its store batch; :meth:`PaneSummaries.drain` hands those out as
-:class:`~driftline.streams.partials.PanePartial`; :meth:`PaneSummaries.evict` drops the panes
-no window can need any more, from the cache and from the store.
+summaries per (model, version, pane), and the rollout evidence of a shadow version against
+its champion per (model, challenger, pane, champion) (see :mod:`driftline.streams.partials`).
+A batch folds its predictions and joined pairs into the cached summaries and writes the ones
+changed since the last emission into its store batch; :meth:`PaneSummaries.drain` hands those
+out as :class:`~driftline.streams.partials.PanePartial`; :meth:`PaneSummaries.evict` drops
+the panes no window can need any more, from the cache and from the store.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from numpy.typing import NDArray
 
 from driftline.config import ModelConfig, Settings
 from driftline.detectors.performance import PerformanceSummary
+from driftline.detectors.rollout_evidence import PairedEvidence, RolloutMetric
+from driftline.detectors.rollout_sources import evidence_bytes, evidence_of_bytes
 from driftline.detectors.summary import PaneSummary
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import StoredPrediction, WirePrediction
@@ -28,8 +31,9 @@ from driftline.streams.store import Kind, PartitionStore, StoreBatch
 
 _MS = timedelta(milliseconds=1)
 _NO_SCORES: dict[str, float] = {}
-PaneKey = tuple[Kind, str, str, int]
-"""(kind, model, version, pane start)."""
+PaneKey = tuple[Kind, str, str, int, str]
+"""(kind, model, version, pane start, champion): the champion is empty but for rollouts."""
+Summary = PaneSummary | PerformanceSummary | PairedEvidence
 
 
 def horizon_ms(config: ModelConfig) -> int:
@@ -61,7 +65,7 @@ class PaneSummaries:
         self._store = store
         self._profiles = profiles
         self._settings = settings
-        self._cache: dict[PaneKey, PaneSummary | PerformanceSummary] = {}
+        self._cache: dict[PaneKey, Summary] = {}
         self._dirty: set[PaneKey] = set()
 
     def __len__(self) -> int:
@@ -73,10 +77,10 @@ class PaneSummaries:
     def summary(
         self, kind: Kind, profile: ReferenceProfile, config: ModelConfig, pane_start: int
     ) -> PaneSummary | PerformanceSummary:
-        """A pane's summary: cached, else as stored, else new."""
-        key = (kind, profile.model, profile.model_version, pane_start)
+        """A pane's feature or performance summary: cached, else as stored, else new."""
+        key: PaneKey = (kind, profile.model, profile.model_version, pane_start, "")
         summary = self._cache.get(key)
-        if summary is None:
+        if not isinstance(summary, PaneSummary | PerformanceSummary):
             raw = self._store.get_partial(kind, profile.model, profile.model_version, pane_start)
             if kind == "features":
                 summary = (
@@ -91,14 +95,32 @@ class PaneSummaries:
             self._cache[key] = summary
         return summary
 
+    def evidence(
+        self, model: str, challenger: str, champion: str, pane_start: int, metric: RolloutMetric
+    ) -> PairedEvidence:
+        """The rollout evidence of ``challenger`` against ``champion`` in a pane of the
+        champion's predictions: cached, else as stored, else new (of ``metric``). Stored
+        evidence keeps the metric it was folded with."""
+        key: PaneKey = ("rollout", model, challenger, pane_start, champion)
+        cached = self._cache.get(key)
+        if isinstance(cached, PairedEvidence):
+            return cached
+        raw = self._store.get_partial("rollout", model, challenger, pane_start, champion)
+        stored = None if raw is None else evidence_of_bytes(raw)
+        evidence = stored if isinstance(stored, PairedEvidence) else PairedEvidence(metric)
+        self._cache[key] = evidence
+        return evidence
+
     @property
     def dirty(self) -> set[PaneKey]:
         """The panes changed since the last drain (the live set, not a copy)."""
         return self._dirty
 
-    def changed(self, kind: Kind, model: str, version: str, pane_start: int) -> None:
+    def changed(
+        self, kind: Kind, model: str, version: str, pane_start: int, champion: str = ""
+    ) -> None:
         """Emit this pane's partial at the next drain."""
-        self._dirty.add((kind, model, version, pane_start))
+        self._dirty.add((kind, model, version, pane_start, champion))
 
     def fold_features(
         self,
@@ -113,7 +135,7 @@ class PaneSummaries:
             summary = self.summary("features", profile, config, pane_start)
             assert isinstance(summary, PaneSummary)
             summary.fold_events(events if rows is None else [events[i] for i in rows])
-            self._dirty.add(("features", profile.model, profile.model_version, pane_start))
+            self._dirty.add(("features", profile.model, profile.model_version, pane_start, ""))
 
     def fold_pairs(
         self,
@@ -151,14 +173,14 @@ class PaneSummaries:
                     None if scores is None else {c: v[rows] for c, v in scores.items()},
                     delays[rows],
                 )
-            self._dirty.add(("performance", profile.model, profile.model_version, pane_start))
+            self._dirty.add(("performance", profile.model, profile.model_version, pane_start, ""))
 
     def write(self, batch: StoreBatch) -> None:
         """Put every summary changed since the last drain into ``batch``."""
-        for kind, model, version, pane_start in self._dirty:
-            summary = self._cache.get((kind, model, version, pane_start))
+        for key in self._dirty:
+            summary = self._cache.get(key)
             if summary is not None:
-                batch.put_partial(kind, model, version, pane_start, summary.to_bytes())
+                batch.put_partial(*key[:4], _bytes(summary), key[4])
 
     def drain(
         self,
@@ -170,12 +192,19 @@ class PaneSummaries:
         """The partials changed since the last drain, of versions whose profile is known;
         ``flagged`` says whether the concept-drift detector fired in a performance pane."""
         partials = []
-        for kind, model, version, pane_start in sorted(self._dirty):
+        for kind, model, version, pane_start, champion in sorted(self._dirty):
             profile = self._profiles(model, version)
             if profile is None:
                 continue
             config = self._config(model, profile)
-            summary = self.summary(kind, profile, config, pane_start)
+            if kind == "rollout":
+                cached = self._cache.get((kind, model, version, pane_start, champion))
+                raw = self._store.get_partial(kind, model, version, pane_start, champion)
+                summary = raw if cached is None else _bytes(cached)
+                if summary is None:
+                    continue
+            else:
+                summary = self.summary(kind, profile, config, pane_start).to_bytes()
             partials.append(
                 PanePartial(
                     model=model,
@@ -186,8 +215,9 @@ class PaneSummaries:
                     kind=kind,
                     covered=covered,
                     watermark_ms=watermark_ms,
-                    summary=summary.to_bytes(),
+                    summary=summary,
                     concept_drift=kind == "performance" and flagged(model, version, pane_start),
+                    champion=champion,
                 )
             )
         self._dirty.clear()
@@ -197,31 +227,38 @@ class PaneSummaries:
         """Emit every stored partial again at the next drain; returns the newest pane start
         among them (-1 when there is none)."""
         newest = -1
-        for kind, model, version, pane_start, _ in self._store.partials():
-            self._dirty.add((kind, model, version, pane_start))
+        for kind, model, version, pane_start, champion, _ in self._store.partials():
+            self._dirty.add((kind, model, version, pane_start, champion))
             newest = max(newest, pane_start)
         return newest
 
     def evict(self, batch: StoreBatch, watermark_ms: int, ttl_ms: int) -> None:
         """Drop summaries no window can need any more, from the cache and the store: feature
-        panes past the horizon, performance panes past the join TTL (a label may still join
-        a prediction of theirs until then)."""
-        for kind, model, version, pane_start, _ in list(self._store.partials()):
-            key = (kind, model, version, pane_start)
+        panes past the horizon, performance and rollout panes past the join TTL (a label may
+        still join a prediction of theirs until then)."""
+        for kind, model, version, pane_start, champion, _ in list(self._store.partials()):
+            key = (kind, model, version, pane_start, champion)
             profile = self._profiles(model, version)
             if profile is None:
                 continue
             config = self._config(model, profile)
-            keep_ms = ttl_ms if kind == "performance" else horizon_ms(config)
+            keep_ms = horizon_ms(config) if kind == "features" else ttl_ms
             if pane_start < watermark_ms - keep_ms - config.pane // _MS and key not in (
                 self._dirty
             ):
                 self._cache.pop(key, None)
-                batch.delete_partial(kind, model, version, pane_start)
+                batch.delete_partial(kind, model, version, pane_start, champion)
 
     def models(self) -> set[str]:
         """Models with cached summaries."""
-        return {model for _, model, _, _ in self._cache}
+        return {key[1] for key in self._cache}
+
+
+def _bytes(summary: Summary) -> bytes:
+    """A cached summary as its partial's bytes."""
+    if isinstance(summary, PairedEvidence):
+        return evidence_bytes(summary)
+    return summary.to_bytes()
 
 
 def _by_pane(panes: NDArray[np.int64]) -> list[tuple[int, NDArray[np.intp] | None]]:

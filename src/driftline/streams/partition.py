@@ -16,7 +16,8 @@ topic and
    each joined pair into the performance summary of the *prediction's* pane
    (:mod:`~driftline.streams.panes`), the pairs' errors into the version's concept-drift
    detector (:mod:`~driftline.streams.concept_watch`), and makes a joined example of each
-   pair (:mod:`~driftline.streams.labeled`),
+   pair (:mod:`~driftline.streams.labeled`); a shadow prediction is paired with its
+   champion's through their label, into rollout evidence (:mod:`~driftline.streams.shadows`),
 4. writes summaries, join entries and the new marks in one RocksDB write batch.
 
 This module holds the order of those steps, the watermarks, and what a batch may emit while
@@ -44,7 +45,7 @@ from driftline.schemas.wire import EventDecoder, WireGroundTruth, WirePrediction
 from driftline.streams.admission import ModelAdmission, refuse_unknown
 from driftline.streams.concept_watch import ConceptWatch
 from driftline.streams.held import HeldPredictions, regression_fit
-from driftline.streams.intake import Columns, event_times, own_ids, take
+from driftline.streams.intake import Columns, event_times, split_shadows, take
 from driftline.streams.join import (
     Arrivals,
     JoinEntries,
@@ -61,6 +62,7 @@ from driftline.streams.labeled import labeled_record
 from driftline.streams.panes import PaneSummaries, horizon_ms
 from driftline.streams.partials import PanePartial
 from driftline.streams.result import ApplyResult
+from driftline.streams.shadows import ShadowPairing, champion_keys
 from driftline.streams.store import Marks, PartitionStore, StoreBatch
 
 _MS = timedelta(milliseconds=1)
@@ -117,6 +119,7 @@ class PartitionWorker:
         self._panes = PaneSummaries(store, profiles, settings)
         self._join = JoinEntries(store)
         self._held = HeldPredictions(store)
+        self._shadows = ShadowPairing(settings, self._profile, lambda: self._panes)
         self._unpersisted = 0
         self.restore_until = Marks()
         """Offsets the consumer group had committed when this worker started: below them
@@ -183,7 +186,7 @@ class PartitionWorker:
             result,
             max_skew_ms=self._skew_ms,
         )
-        predictions = own_ids(
+        predictions, shadows = split_shadows(
             refuse_unknown(
                 predictions,
                 from_predictions,
@@ -206,9 +209,13 @@ class PartitionWorker:
             newest = int(event_times([truth.timestamp for truth in truth_columns.events]).max())
             self.label_watermark_ms = max(self.label_watermark_ms, newest)
         batch = self.store.batch()
-        work = self._join.read(
-            predictions.ids + truth_columns.ids, remember=bool(truth_columns.ids)
-        )
+        ids = predictions.ids + truth_columns.ids + self._shadows.label_keys(truth_columns)
+        if shadows.ids:
+            ids += shadows.ids + champion_keys(shadows.ids)
+        work = self._join.read(ids, remember=bool(truth_columns.ids))
+        if shadows.ids:
+            # First: a champion of this batch that joins a waiting label then finds its shadow.
+            self._apply_predictions(shadows, batch, result, work, shadows=True)
         self._apply_predictions(predictions, batch, result, work)
         self._apply_truths(truth_columns, batch, result, work)
         self.marks = Marks(next_pred, next_truth)
@@ -314,6 +321,8 @@ class PartitionWorker:
         batch: StoreBatch,
         result: ApplyResult,
         work: JoinWork,
+        *,
+        shadows: bool = False,
     ) -> None:
         for (model, version), arrivals in admit(predictions, work, result):
             profile = self._profile(model, version)
@@ -322,6 +331,9 @@ class PartitionWorker:
                 self.watermark_ms = max(self.watermark_ms, newest)
             else:
                 self._fold_predictions(profile, arrivals, batch, result, work)
+            if shadows:
+                held = profile is None
+                self._shadows.arrived(arrivals.ids, work.entries, batch, result, held=held)
 
     def _fold_predictions(
         self,
@@ -346,7 +358,7 @@ class PartitionWorker:
             return
         result.predictions += len(events)
         self._panes.fold_features(profile, config, events, times)
-        self._fold_pairs(profile, config, pairs, result, batch)
+        self._fold_pairs(profile, config, pairs, result, batch, work)
 
     def _apply_truths(
         self,
@@ -375,7 +387,7 @@ class PartitionWorker:
             if profile is None:
                 continue
             pairs = join_labels(matched, rows, batch, result)
-            self._fold_pairs(profile, self.config(version[0], profile), pairs, result, batch)
+            self._fold_pairs(profile, self.config(version[0], profile), pairs, result, batch, work)
 
     def _fold_pairs(
         self,
@@ -384,7 +396,13 @@ class PartitionWorker:
         pairs: list[Pair],
         result: ApplyResult,
         batch: StoreBatch,
+        work: JoinWork | None,
+        *,
+        shadow: bool = False,
     ) -> None:
+        """Fold joined pairs of one version; then pair the shadows waiting for them (a
+        ``shadow`` pair, folded for its challenger, makes no joined example: its champion's
+        carries the same input and label)."""
         if not pairs:
             return
         predictions = [pair[0] for pair in pairs]
@@ -402,6 +420,10 @@ class PartitionWorker:
         self._panes.fold_pairs(
             profile, config, predictions, labels, guesses, predicted_at, labelled_at
         )
+        result.joined += len(pairs)
+        if shadow:
+            result.shadow_pairs += len(pairs)
+            return
         until = self.restore_until
         for (prediction, truth, raw, at_offset, label_offset), at, labelled in zip(
             pairs, predicted_at.tolist(), labelled_at.tolist(), strict=True
@@ -412,7 +434,12 @@ class PartitionWorker:
             result.labeled.append(
                 labeled_record(prediction.prediction_id, raw, truth, at, labelled)
             )
-        result.joined += len(pairs)
+        entries = {} if work is None else work.entries
+        lookup = self._join.lookup
+        shadows = self._shadows.pair(profile, config, pairs, entries, lookup, batch, result)
+        for challenger, own in shadows:
+            own_config = self.config(challenger.model, challenger)
+            self._fold_pairs(challenger, own_config, own, result, batch, None, shadow=True)
 
     # --- profiles arriving ----------------------------------------------------------------
 

@@ -105,6 +105,13 @@ class ProfileRegistry:
             record = self._profiles.get((model, version))
         return None if record is None else record.reference
 
+    def parent_version(self, model: str, version: str) -> str | None:
+        """The version ``version`` was retrained from (its record's ``parent_version``), if
+        registered with one: a canary's champion (issue 16)."""
+        with self._lock:
+            record = self._profiles.get((model, version))
+        return None if record is None else record.parent_version
+
     def wait_for(self, model: str, version: str, timeout: float = 30.0) -> ReferenceProfile:
         """Block until a version's profile is known; :class:`KafkaError` after ``timeout``."""
         deadline = time.monotonic() + timeout

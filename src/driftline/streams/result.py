@@ -31,6 +31,15 @@ class ApplyResult:
     """Messages of the predictions topic in the batch (valid or not, replayed or not)."""
     truth_messages: int = 0
     """Messages of the ground-truth topic in the batch (valid or not, replayed or not)."""
+    shadow_pairs: int = 0
+    """Shadow predictions paired with their champion through the label they share (each
+    also counts in ``joined``)."""
+    shadows_unpaired: int = 0
+    """Shadow predictions that can never be paired: they came after their champion had
+    joined its label, or their version was held for its profile when the label came."""
+    shadow_pairs_unscored: int = 0
+    """Shadow pairs joined but left out of the rollout evidence: the model's rollout metric
+    cannot score them (e.g. no probability of class 1 for log loss, or a regression)."""
     restored: int = 0
     """Outputs not sent again while rebuilding (their inputs were applied before)."""
     batch: StoreBatch | None = None

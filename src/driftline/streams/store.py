@@ -5,13 +5,16 @@ One database per partition number holds everything stage 1 knows about that part
 * the **applied marks**: the next offset to apply on the predictions and on the ground-truth
   partition;
 * the **pane partials**: the cumulative feature and performance summaries per (model,
-  version, pane) (see :mod:`driftline.streams.partials`);
+  version, pane), and the rollout evidence of a shadow version per (model, challenger,
+  pane, champion) (see :mod:`driftline.streams.partials`);
 * the **join**, in a column family of its own: one entry per prediction id, in one of three
   states: a prediction waiting for its label (with its input offset and original bytes), a
   label waiting for its prediction (the same of the label), or joined (one byte, kept until
   the TTL so that repeats are recognised). The offsets tell, while a store is rebuilt from
   the inputs, which joined examples the partition's previous owner already sent. One point
   read per event tells whether it is new, a repeat or the partner of a waiter.
+  A shadow prediction's entry is keyed by its champion's id and :data:`SHADOW`
+  (:func:`shadow_entry_key`), so the champion's label finds it with one more point read.
   The family is only ever read and written by key, never scanned, so its memtable is a hash
   table (RocksDB's hash-linked-list memtable) rather than the default skiplist: a put, a
   miss and a hit of a recent entry each cost a hash and a short bucket walk instead of a
@@ -50,12 +53,22 @@ from rocksdict import (
 
 from driftline.errors import StateStoreError
 
-Kind = Literal["features", "performance"]
-_KIND_PREFIX: dict[str, bytes] = {"features": b"f\x00", "performance": b"q\x00"}
+Kind = Literal["features", "performance", "rollout"]
+_KIND_PREFIX: dict[str, bytes] = {
+    "features": b"f\x00",
+    "performance": b"q\x00",
+    "rollout": b"r\x00",
+}
 _PREFIX_KIND = {v: k for k, v in _KIND_PREFIX.items()}
 _MARKS = b"m"
 _FORMAT = b"v"
+# Not bumped for the rollout partials (issue 16): a store of format 3 written before them
+# simply has none, and one written after them holds nothing an older reader misreads (it
+# scans only its own prefixes; the shadow entries expire through the usual index).
 _FORMAT_VERSION = b"3"
+SHADOW = b"\xffs"
+"""What a shadow prediction's join key adds to its champion's id: 0xFF never occurs in UTF-8,
+so no prediction id (a JSON string) can be a shadow key."""
 _JOIN_FAMILY = "join"
 # Buckets of the join family's hash memtable: about as many as a full memtable holds entries
 # of a typical prediction, so that each bucket's list stays short.
@@ -137,7 +150,27 @@ class Marks:
     ground_truth: int = -1
 
 
-def _pane_key(kind: Kind, model: str, version: str, pane_start: int) -> bytes:
+def shadow_entry_key(champion_id: bytes) -> bytes:
+    """The join key of the shadow prediction of the champion prediction ``champion_id``.
+
+    >>> shadow_entry_key(b"p1")
+    b'p1\\xffs'
+    """
+    return champion_id + SHADOW
+
+
+def message_key(join_id: bytes) -> bytes:
+    """The input message key of the event under a join id: a shadow's is its champion's id.
+
+    >>> message_key(shadow_entry_key(b"p1")), message_key(b"p2")
+    (b'p1', b'p2')
+    """
+    return join_id[: -len(SHADOW)] if join_id.endswith(SHADOW) else join_id
+
+
+def _pane_key(kind: Kind, model: str, version: str, pane_start: int, champion: str) -> bytes:
+    if kind == "rollout":  # (challenger, pane, champion): one entry per champion
+        return _KIND_PREFIX[kind] + msgspec.msgpack.encode((model, version, pane_start, champion))
     return _KIND_PREFIX[kind] + msgspec.msgpack.encode((model, version, pane_start))
 
 
@@ -157,15 +190,23 @@ class StoreBatch:
         self.size = 0
 
     def put_partial(
-        self, kind: Kind, model: str, version: str, pane_start: int, summary: bytes
+        self,
+        kind: Kind,
+        model: str,
+        version: str,
+        pane_start: int,
+        summary: bytes,
+        champion: str = "",
     ) -> None:
-        """Store a pane's cumulative summary."""
-        self._batch.put(_pane_key(kind, model, version, pane_start), summary)
+        """Store a pane's cumulative summary (``champion``: of a rollout partial)."""
+        self._batch.put(_pane_key(kind, model, version, pane_start, champion), summary)
         self.size += 1
 
-    def delete_partial(self, kind: Kind, model: str, version: str, pane_start: int) -> None:
+    def delete_partial(
+        self, kind: Kind, model: str, version: str, pane_start: int, champion: str = ""
+    ) -> None:
         """Forget a pane's summary (pruning)."""
-        self._batch.delete(_pane_key(kind, model, version, pane_start))
+        self._batch.delete(_pane_key(kind, model, version, pane_start, champion))
         self.size += 1
 
     def put_entry(self, prediction_id: bytes, value: bytes) -> None:
@@ -336,17 +377,27 @@ class PartitionStore:
         predictions, ground_truth = msgspec.msgpack.decode(raw)
         return Marks(int(predictions), int(ground_truth))
 
-    def get_partial(self, kind: Kind, model: str, version: str, pane_start: int) -> bytes | None:
-        """A pane's stored summary."""
-        value = self._db.get(_pane_key(kind, model, version, pane_start))
+    def get_partial(
+        self, kind: Kind, model: str, version: str, pane_start: int, champion: str = ""
+    ) -> bytes | None:
+        """A pane's stored summary (``champion``: of a rollout partial)."""
+        value = self._db.get(_pane_key(kind, model, version, pane_start, champion))
         return None if value is None else bytes(value)
 
-    def partials(self) -> Iterator[tuple[Kind, str, str, int, bytes]]:
-        """Every stored pane summary: (kind, model, version, pane start, bytes)."""
+    def partials(self) -> Iterator[tuple[Kind, str, str, int, str, bytes]]:
+        """Every stored pane summary: (kind, model, version, pane start, champion, bytes);
+        the champion is empty but for rollout partials."""
         for prefix, kind in _PREFIX_KIND.items():
             for key, value in self._scan(prefix):
-                model, version, pane_start = msgspec.msgpack.decode(key[len(prefix) :])
-                yield kind, model, version, int(pane_start), value  # type: ignore[misc]
+                model, version, pane_start, *champion = msgspec.msgpack.decode(key[len(prefix) :])
+                yield (  # type: ignore[misc]
+                    kind,
+                    model,
+                    version,
+                    int(pane_start),
+                    champion[0] if champion else "",
+                    value,
+                )
 
     def get_entries(self, prediction_ids: Sequence[bytes]) -> list[bytes | None]:
         """The join entries of these ids, in order (None where there is none)."""

@@ -23,6 +23,22 @@ class IngestTelemetry:
         )
         self.duplicates = Counter(f"{p}_duplicates", "Duplicate events dropped", registry=r)
         self.too_late = Counter(f"{p}_too_late", "Events older than every open window", registry=r)
+        self.shadow_pairs = Counter(
+            f"{p}_shadow_pairs",
+            "Shadow predictions paired with their champion through the label they share",
+            registry=r,
+        )
+        self.shadows_unpaired = Counter(
+            f"{p}_shadows_unpaired",
+            "Shadow predictions that came after their champion joined its label (or were held "
+            "for their version's profile when it came): never paired",
+            registry=r,
+        )
+        self.shadow_pairs_unscored = Counter(
+            f"{p}_shadow_pairs_unscored",
+            "Shadow pairs left out of the rollout evidence: the rollout metric cannot score them",
+            registry=r,
+        )
         self.unlabelled = Counter(
             f"{p}_never_labelled",
             "Predictions whose label did not arrive within the TTL",

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from driftline.detectors.engine import Window
@@ -141,13 +142,13 @@ def test_a_repeated_stopped_alert_comes_off_the_stopped_count_not_a_windows() ->
     assert taken.stopped == Counter({"m": 0})
 
 
-def _decision() -> Output:
+def _decision(end: datetime | None = None) -> Output:
     record = RolloutDecision.create(
         "m",
         "1",
         "2",
         START,
-        END,
+        END if end is None else end,
         design="shadow",
         decision="promote",
         action="promote",
@@ -178,3 +179,17 @@ def test_a_repeated_rollout_decision_is_not_counted_as_a_retrain_request() -> No
     window = ClosedWindow("m", "1", Window(WINDOW, 0, "5m"), False, 0, 10, 0, True)
     activity = Activity(windows=[window])
     assert without_repeats(activity, [_decision()]).windows == [window]
+
+
+def test_a_pair_decided_before_is_not_decided_again_at_another_window() -> None:
+    # A restarted stage 2 may close a window later than the first run did (an idle timeout),
+    # and decide the same pair at another window: another decision_id, the same pair.
+    first, later = _decision(), _decision(END + timedelta(minutes=5))
+    assert orjson.loads(first.value)["decision_id"] != orjson.loads(later.value)["decision_id"]
+    found = record_id("rollout", first.value)
+    assert found is not None
+
+    async def scenario() -> tuple[list[Output], list[Output]]:
+        return await PublishedRecords(lambda: [found], limit=100).fresh([later])
+
+    assert asyncio.run(scenario()) == ([], [later])

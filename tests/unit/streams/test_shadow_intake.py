@@ -66,7 +66,9 @@ def test_a_shadow_and_its_champion_are_both_kept_in_either_order(tmp_path: Path)
     assert result.joined == 1
     features, performance = _counts(w)
     assert features == {"1": 2, "2": 2}
-    assert performance == {"1": 1}  # the label scores the champion; the shadow's pairing is next
+    # Model m's rollout mode is none: the label scores the champion only (pairing the shadow
+    # in shadow mode: test_shadow_pairing.py).
+    assert performance == {"1": 1}
 
 
 def test_a_repeated_shadow_is_a_duplicate(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ from driftline.streams.stage2.published import (
     read_published,
     without_repeats,
 )
+from driftline.streams.stage2.rollouts import ParentLookup
 from driftline.streams.stage2.state import ProfileLookup, Stage2State
 from driftline.telemetry.stage2 import Stage2Telemetry
 
@@ -404,6 +405,7 @@ def create_app(
     session_timeout: timedelta = timedelta(seconds=10),
     clock: Callable[[], float] = time.time,
     telemetry: Stage2Telemetry | None = None,
+    parents: ParentLookup | None = None,
 ) -> faust.App:
     """Build the stage-2 faust app: one agent on the summaries topic, one idle-window timer.
 
@@ -432,6 +434,10 @@ def create_app(
     telemetry
         Where the worker's metrics and health go (serve its registry with
         :func:`~driftline.telemetry.server.serve`); a private one by default.
+    parents
+        ``(model, version) -> parent_version``, the champion of a canary version. None: the
+        ``parent_version`` method of the object ``profiles`` is bound to, if it has one (a
+        :class:`~driftline.streams.registry.ProfileRegistry`'s ``get``), else no canaries.
 
     faust's data directory is ``<monitor.state_dir>/stage2`` (faust's default is relative
     to the working directory); stage 2 keeps its state in memory, so faust only creates it.
@@ -458,8 +464,14 @@ def create_app(
         producer_max_request_size=settings.monitor.max_output_bytes + _HEADROOM,
         **web,
     )
+    if parents is None:
+        parents = getattr(getattr(profiles, "__self__", None), "parent_version", None)
     wiring = _Wiring(
-        app, settings, Stage2State(profiles, settings), clock, telemetry or Stage2Telemetry()
+        app,
+        settings,
+        Stage2State(profiles, settings, parents),
+        clock,
+        telemetry or Stage2Telemetry(),
     )
 
     @app.agent(wiring.summaries, name=AGENT_NAME)

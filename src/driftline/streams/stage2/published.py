@@ -59,21 +59,39 @@ ID_FIELDS: dict[OutputRole, str] = {
     "rollout": "decision_id",
 }
 """The roles whose records must not repeat, and the field of each that holds its id (a
-rollout decision promotes or rolls back a version: it must not repeat either)."""
+rollout decision promotes or rolls back a version: it must not repeat either).
+
+A rollout decision is recognised by its pair rather than its ``decision_id``
+(:func:`record_id`): a (model, champion, challenger) pair is decided once. A restarted stage 2
+re-judges the pair's windows from the summaries topic, but a window closed by an idle
+timeout the first time may close later (with more evidence) in the re-read, and its decision
+then comes at another window, with another id; the pair's first decision stands."""
 
 
 def record_id(role: OutputRole, value: bytes) -> str | None:
     """The id of an alert or retrain request as published; None for another role, or a value
     that is not such a record (another producer's record on the topic).
 
+    A rollout decision's id is its pair's: ``rollout`` and the model, champion and challenger
+    versions, NUL-separated (see :data:`ID_FIELDS`).
+
     >>> record_id("alerts", b'{"alert_id": "a1", "model": "m"}'), record_id("metrics", b"x")
     ('a1', None)
+    >>> record_id("rollout", b'{"model": "m", "champion_version": "1",'
+    ...           b' "challenger_version": "2", "decision_id": "d"}').split("\\x00")
+    ['rollout', 'm', '1', '2']
     """
     field = ID_FIELDS.get(role)
     if field is None:
         return None
     try:
-        found = orjson.loads(value).get(field)
+        record = orjson.loads(value)
+        found = record.get(field)
+        if role == "rollout":
+            pair = [record.get(k) for k in ("model", "champion_version", "challenger_version")]
+            if not all(isinstance(part, str) for part in pair):
+                return None
+            found = "\x00".join(["rollout", *pair])
     except (orjson.JSONDecodeError, AttributeError):
         return None
     return found if isinstance(found, str) else None

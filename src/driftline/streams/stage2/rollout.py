@@ -10,7 +10,7 @@ cover), so a window starting before the last one added ended is refused. Every l
 that judges the same windows again after a restart makes the same record and the
 published-ids filter drops it.
 
-Not wired into :mod:`~driftline.streams.stage2.state` yet (issue 16, see NOTES-i16-a.md).
+:mod:`~driftline.streams.stage2.rollouts` feeds the judges of a model's pairs.
 """
 
 from __future__ import annotations
@@ -83,10 +83,17 @@ class RolloutJudge:
         """The decision record, once a look decided."""
 
     def window(
-        self, start_ms: int, end_ms: int, evidence: Evidence
+        self,
+        start_ms: int,
+        end_ms: int,
+        evidence: Evidence,
+        prediction_js: float | None = None,
     ) -> tuple[list[MetricPoint], RolloutDecision | None]:
         """Add one closed window's evidence and look: its ``rollout`` point, and the decision
-        record when this look is the first decisive one (None otherwise)."""
+        record when this look is the first decisive one (None otherwise).
+
+        ``prediction_js`` (the Jensen-Shannon distance between the two versions' prediction
+        distributions in this window) becomes the point's field of that name when given."""
         if end_ms <= start_ms:
             raise StatisticsError(f"window end {end_ms} is not after its start {start_ms}")
         if self.last_end_ms is not None and start_ms < self.last_end_ms:
@@ -97,13 +104,15 @@ class RolloutJudge:
         had_decided = self.comparison.decided is not None
         result = self.comparison.update(evidence).result
         self.last_end_ms = end_ms
-        points = [self._point(result, end_ms)]
+        points = [self._point(result, end_ms, prediction_js)]
         if had_decided or self.comparison.decided is None:
             return points, None
         self.decision = self._record(result, start_ms, end_ms)
         return points, self.decision
 
-    def _point(self, result: RolloutResult, end_ms: int) -> MetricPoint:
+    def _point(
+        self, result: RolloutResult, end_ms: int, prediction_js: float | None
+    ) -> MetricPoint:
         tags = {
             "model": self.model,
             "champion": self.champion,
@@ -118,6 +127,8 @@ class RolloutJudge:
         }
         if result.estimate is not None:
             fields = {"estimate": result.estimate, **fields}
+        if prediction_js is not None:
+            fields["prediction_js"] = prediction_js
         return MetricPoint(MEASUREMENT, tuple(sorted(tags.items())), tuple(fields.items()), end_ms)
 
     def _record(self, result: RolloutResult, start_ms: int, end_ms: int) -> RolloutDecision:

@@ -20,11 +20,9 @@ hands that to the telemetry.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
 
 from driftline.config.settings import ModelConfig, Settings
 from driftline.detectors.engine import ModelMonitor, Window
@@ -32,8 +30,17 @@ from driftline.errors import DecodeError
 from driftline.schemas.reference import ReferenceProfile
 from driftline.sinks.points import report_points
 from driftline.streams.partials import Message, PanePartial, Watermark
+from driftline.streams.stage2.activity import (
+    Activity,
+    ClosedWindow,
+    DroppedPartial,
+    Holding,
+    JudgeFailure,
+    PartialOutcome,
+)
 from driftline.streams.stage2.outputs import Output, report_outputs
 from driftline.streams.stage2.panes import Slot, decode_partial, set_pane
+from driftline.streams.stage2.rollouts import ModelRollouts, ParentLookup
 from driftline.streams.stage2.silence import Silences
 
 __all__ = [
@@ -52,92 +59,11 @@ ProfileLookup = Callable[[str, str], ReferenceProfile | None]
 
 _MS = timedelta(milliseconds=1)
 _MAX_PARTITIONS = 10_000  # TopicSettings.input_partitions allows no more
+_DROPPED_KEPT = 1_000  # the latest dropped rollout partials kept for the caller to read
 
 
 def _ms(value: timedelta) -> int:
     return value // _MS
-
-
-PartialOutcome = Literal["added", "replaced", "stale", "expired"]
-"""What became of a partial: the first of its identity, a replacement of one that covered
-less, ignored because the one held covers as much or more, or ignored because no window
-needs its pane any more."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedWindow:
-    """A window judged by :meth:`Stage2State.apply` or :meth:`Stage2State.tick`.
-
-    ``due_ms`` is the ``now_ms`` of the call that judged it: the wall time at which the
-    window became due (its watermark passed end plus lateness, an idle partition stopped
-    being waited for, or its version's profile came). ``restated`` says it was judged before.
-    It satisfies :class:`~driftline.telemetry.stage2.JudgedWindow`.
-    """
-
-    model: str
-    version: str
-    window: Window
-    restated: bool
-    due_ms: int
-    points: int
-    alerts: int
-    retrain: bool
-
-
-@dataclass
-class Activity:
-    """What :class:`Stage2State` did since :meth:`Stage2State.take_activity` was last called:
-    partials by ``(kind, outcome)`` (a :data:`PartialOutcome`), held partials dropped, windows
-    judged, alerts resolved per model because a version's traffic stopped. It satisfies
-    :class:`~driftline.telemetry.stage2.MergeActivity`."""
-
-    # Keys typed as plain strings, as the telemetry reads them (a Mapping's keys are invariant).
-    partials: Counter[tuple[str, str]] = field(default_factory=Counter)
-    dropped: int = 0
-    windows: list[ClosedWindow] = field(default_factory=list)
-    stopped: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(frozen=True, slots=True)
-class Holding:
-    """What :class:`Stage2State` holds of one model: panes (version, pane start) with
-    partials, the partials themselves (one per source partition), the closing watermark.
-    It satisfies :class:`~driftline.telemetry.stage2.HeldModel`."""
-
-    panes: int
-    partials: int
-    watermark_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class DroppedPartial:
-    """A partial held while its version had no profile, dropped when the profile came
-    because the partial did not fit it."""
-
-    identity: tuple[str, str, int, int, str, str]
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class JudgeFailure:
-    """A window (or a model's whole tick) that raised while being judged; the others went on.
-
-    ``version`` and ``window`` are None when the failure was not in one window's judgment.
-    """
-
-    model: str
-    version: str | None
-    window: Window | None
-    reason: str
-
-    def describe(self) -> str:
-        """One line for a log or a dead letter's reason."""
-        where = f"model {self.model!r}"
-        if self.version is not None:
-            where += f" version {self.version!r}"
-        if self.window is not None:
-            where += f" window ending {self.window.end_ms}"
-        return f"{where} not judged: {self.reason}"
 
 
 @dataclass
@@ -150,6 +76,8 @@ class _ModelState:
     n_partitions: int
     """Source partitions to wait for: what the latest watermarks said, else the configured
     input partitions, and at least one more than the largest partition seen."""
+    rollouts: ModelRollouts
+    """Rollout partials and each (champion, challenger) pair's judge (issue 16)."""
     reported_partitions: int | None = None
     watermarks: dict[int, int] = field(default_factory=dict)
     advanced_at_ms: dict[int, int] = field(default_factory=dict)
@@ -205,8 +133,11 @@ class Stage2State:
     ({('features', 'added'): 1}, [(60000, False)])
     """
 
-    def __init__(self, profiles: ProfileLookup, settings: Settings) -> None:
+    def __init__(
+        self, profiles: ProfileLookup, settings: Settings, parents: ParentLookup | None = None
+    ) -> None:
         self._profiles = profiles
+        self._parents: ParentLookup = parents or (lambda model, version: None)
         self._settings = settings
         self._horizon = settings.monitor.join_ttl
         self.reset()
@@ -326,6 +257,7 @@ class Stage2State:
                 timing=self.config(model),
                 first_seen_ms=now_ms,
                 n_partitions=self._settings.topics.input_partitions,
+                rollouts=ModelRollouts(model),
             )
             self._models[model] = state
         if message.source_partition >= state.n_partitions:
@@ -340,6 +272,16 @@ class Stage2State:
             state.advanced_at_ms[partition] = now_ms
 
     def _apply_partial(self, state: _ModelState, partial: PanePartial, now_ms: int) -> None:
+        if partial.kind == "rollout":  # never a monitor's: its own holder, its own judges
+            try:
+                outcome = state.rollouts.take(partial, self.config(partial.model))
+            except DecodeError as exc:
+                self.dropped.append(DroppedPartial(partial.identity, exc.reason))
+                del self.dropped[:-_DROPPED_KEPT]  # a stream of them must not grow memory
+                self._activity.dropped += 1
+                return
+            self._activity.partials["rollout", outcome] += 1
+            return
         pane_ms = _ms(state.timing.pane)
         if partial.pane_ms != pane_ms or partial.pane_start_ms % pane_ms:
             raise DecodeError(
@@ -465,6 +407,7 @@ class Stage2State:
                 )
                 state.judged.add(judged)
             monitor.prune(watermark)
+        outputs += self._judge_rollouts(model, state, watermark)
         key = model.encode()
         for alert in state.silences.resolve(model, state.monitors, watermark, _ms(timing.pane)):
             outputs.append(Output("alerts", key, alert.to_json()))
@@ -473,6 +416,18 @@ class Stage2State:
         for version in state.silences.let_go(state.monitors, {v for v, _, _ in state.partials}):
             state.judged = {j for j in state.judged if j[0] != version}
         return outputs
+
+    def _judge_rollouts(self, model: str, state: _ModelState, watermark: int) -> list[Output]:
+        look = state.rollouts.close(
+            state.timing,
+            watermark - _ms(state.timing.allowed_lateness),
+            state.partials,
+            self._parents,
+            lambda version: self._profiles(model, version),
+        )
+        for (_, challenger), reason in look.failures:
+            self._failures.append(JudgeFailure(model, challenger, None, reason))
+        return look.outputs(model, self._settings.monitor.max_output_bytes)
 
     def _prune(self, state: _ModelState, timing: ModelConfig, watermark_ms: int) -> None:
         # The same horizon as ModelMonitor.prune: a partial older than it can change no window

@@ -1,0 +1,304 @@
+"""Stage 2's rollouts in the pure core: shadow partials and canary performance partials judged
+per closed window, each example once, one decision per pair, replays changing nothing, bad
+rollout partials dropped with a reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from driftline.detectors.distance import jensen_shannon
+from driftline.detectors.performance import PerformanceSummary
+from driftline.detectors.rollout import RolloutComparison
+from driftline.detectors.rollout_evidence import PairedEvidence, RolloutMetric
+from driftline.detectors.rollout_sources import evidence_bytes
+from driftline.schemas.outputs import RolloutDecision
+from driftline.schemas.reference import ReferenceProfile
+from driftline.streams.partials import PanePartial, Watermark
+from driftline.streams.stage2.outputs import Output
+from driftline.streams.stage2.rollout import policy_of
+from driftline.streams.stage2.state import Stage2State
+from tests.unit.streams.stage2_helpers import (
+    LATENESS,
+    MINUTE,
+    PROFILE,
+    WINDOW,
+    feed,
+    make_settings,
+    metrics,
+    pane_summary,
+    partial,
+    points,
+    watermark,
+)
+
+METRIC = RolloutMetric("accuracy")
+PANES = 5  # per window of 5 minutes
+
+
+def shadow_evidence(pane: int, partition: int, n: int = 60, better: float = 0.2) -> PairedEvidence:
+    rng = np.random.default_rng(1000 * pane + partition)
+    champion = (rng.random(n) < 0.6).astype(float)
+    challenger = (rng.random(n) < 0.6 + better).astype(float)
+    return PairedEvidence(METRIC).update_scores(champion, challenger)
+
+
+def rollout_partial(
+    evidence: PairedEvidence, pane: int, partition: int, covered: int, **changes: Any
+) -> PanePartial:
+    fields: dict[str, Any] = {
+        "model": "m",
+        "version": "2",
+        "pane_start_ms": pane * MINUTE,
+        "pane_ms": MINUTE,
+        "source_partition": partition,
+        "kind": "rollout",
+        "covered": covered,
+        "watermark_ms": pane * MINUTE + MINUTE - 1,
+        "summary": evidence_bytes(evidence),
+        "champion": "1",
+        **changes,
+    }
+    return PanePartial(**fields)
+
+
+def close(window: int) -> list[Watermark]:
+    """Both partitions past the end of window ``window`` (0-based) plus the lateness."""
+    return [watermark(p, (window + 1) * WINDOW + LATENESS) for p in range(2)]
+
+
+def shadow_state(**rollout: Any) -> Stage2State:
+    settings = make_settings(rollout={"mode": "shadow", **rollout})
+    return Stage2State(lambda model, version: PROFILE, settings)
+
+
+def decisions(outputs: list[Output]) -> list[RolloutDecision]:
+    return [RolloutDecision.model_validate_json(o.value) for o in outputs if o.role == "rollout"]
+
+
+def rollout_points(outputs: list[Output]) -> list[tuple[str, str, dict[str, str]]]:
+    found = []
+    for output in metrics(outputs):
+        for (head, time), fields in points(output).items():
+            if head.startswith("rollout,"):
+                found.append((head, time, fields))
+    return found
+
+
+def shadow_messages(windows: int, better: float = 0.2) -> list[PanePartial | Watermark]:
+    messages: list[PanePartial | Watermark] = []
+    for w in range(windows):
+        for pane in range(w * PANES, (w + 1) * PANES):
+            for partition in (0, 1):
+                # a first, smaller emission, then the cumulative one that replaces it
+                small = shadow_evidence(pane, partition, n=10, better=better)
+                messages.append(rollout_partial(small, pane, partition, covered=pane * 10 + 1))
+                whole = shadow_evidence(pane, partition, better=better)
+                messages.append(rollout_partial(whole, pane, partition, covered=pane * 10 + 5))
+        messages += close(w)
+    return messages
+
+
+def test_shadow_partials_of_two_partitions_promote_once_with_a_direct_comparisons_figures() -> None:
+    state = shadow_state(min_labels=300, alpha=0.05)
+    outputs = feed(state, shadow_messages(8))
+    (decision,) = decisions(outputs)
+    assert (decision.model, decision.champion_version, decision.challenger_version) == (
+        "m",
+        "1",
+        "2",
+    )
+    assert (decision.design, decision.decision, decision.action) == ("shadow", "promote", "promote")
+
+    policy = policy_of(
+        make_settings(rollout={"mode": "shadow", "min_labels": 300}).models["m"].rollout
+    )
+    direct = RolloutComparison(METRIC, "shadow", policy)
+    decided_at = None
+    for w in range(8):
+        window = PairedEvidence(METRIC)
+        for pane in range(w * PANES, (w + 1) * PANES):
+            for partition in (0, 1):
+                window = window.merge(shadow_evidence(pane, partition))
+        direct.update(window)
+        if direct.decided is not None:
+            decided_at = w
+            break
+    assert decided_at is not None
+    result = direct.result
+    assert (decision.n, decision.estimate) == (result.n, result.estimate)
+    assert (decision.lower, decision.upper) == (result.lower, result.upper)
+    assert decision.window_end == decision.window_start + (WINDOW / 1000) * _SECOND
+    assert int(decision.window_end.timestamp() * 1000) == (decided_at + 1) * WINDOW
+
+    looks = rollout_points(outputs)
+    assert len(looks) == decided_at + 1  # a point per window until the decision, then none
+    head, _time, fields = looks[-1]
+    assert head == "rollout,challenger=2,champion=1,metric=accuracy,model=m"
+    assert fields["decision"] == "1i"
+    assert set(fields) == {"estimate", "lower", "upper", "n", "decision"}
+
+
+_SECOND = __import__("datetime").timedelta(seconds=1)
+
+
+def test_after_a_restart_the_same_messages_give_the_same_decision_and_points() -> None:
+    messages = shadow_messages(8)
+    first = feed(shadow_state(min_labels=300), messages)
+    again = feed(shadow_state(min_labels=300), messages)  # stage 2 rebuilt by re-reading
+    assert decisions(first)
+    assert decisions(first) == decisions(again)
+    assert rollout_points(first) == rollout_points(again)
+
+
+def test_a_replayed_partial_changes_nothing() -> None:
+    messages = shadow_messages(8)
+    replayed: list[PanePartial | Watermark] = []
+    for message in messages:
+        replayed.append(message)
+        if isinstance(message, PanePartial):
+            replayed.append(message)  # re-emitted after a stage-1 restart
+    state = shadow_state(min_labels=300)
+    outputs = feed(state, replayed)
+    assert decisions(outputs) == decisions(feed(shadow_state(min_labels=300), messages))
+    assert rollout_points(outputs) == rollout_points(feed(shadow_state(min_labels=300), messages))
+    ignored = state.take_activity().partials
+    replays = len(replayed) - len(messages)
+    assert ignored["rollout", "stale"] + ignored["rollout", "expired"] >= replays
+
+
+def test_hopping_windows_add_each_example_once() -> None:
+    # 5-minute windows every minute: each pane is in five of them; the rollout is judged on
+    # tumbling 5-minute windows, so its n is the number of pairs, not five times that.
+    state = Stage2State(
+        lambda model, version: PROFILE,
+        make_settings(
+            windows=[{"size": "5m", "hop": "1m"}],
+            rollout={"mode": "shadow", "min_labels": 10**6, "max_labels": 10**6},
+        ),
+    )
+    outputs = feed(state, shadow_messages(3, better=0.0))
+    looks = rollout_points(outputs)
+    assert [int(t) for _, t, _ in looks] == [WINDOW, 2 * WINDOW, 3 * WINDOW]
+    assert [f["n"] for _, _, f in looks] == ["600i", "1200i", "1800i"]  # 2 x 5 x 60 per window
+    assert decisions(outputs) == []
+
+
+def test_a_malformed_rollout_partial_is_dropped_with_a_reason() -> None:
+    state = shadow_state(min_labels=300)
+    bad = rollout_partial(shadow_evidence(0, 0), 0, 0, 1, summary=b"not evidence")
+    no_champion = rollout_partial(shadow_evidence(0, 1), 0, 1, 1, champion="")
+    assert feed(state, [bad, no_champion]) == []
+    assert [d.identity for d in state.dropped] == [bad.identity, no_champion.identity]
+    assert "not rollout evidence" in state.dropped[0].reason
+    assert "champion" in state.dropped[1].reason
+    assert state.take_activity().dropped == 2
+
+
+def test_rollout_partials_of_a_model_not_in_shadow_mode_are_dropped_with_a_reason() -> None:
+    state = Stage2State(lambda model, version: PROFILE, make_settings())
+    feed(state, [rollout_partial(shadow_evidence(0, 0), 0, 0, 1), *close(0)])
+    (dropped,) = state.dropped
+    assert "rollout mode is 'none'" in dropped.reason
+
+
+# --- canary ---------------------------------------------------------------------------------
+
+
+def performance(pane: int, partition: int, accuracy: float, n: int = 80) -> PerformanceSummary:
+    rng = np.random.default_rng(7 * pane + partition)
+    labels = rng.integers(0, 2, n)
+    right = rng.random(n) < accuracy
+    predictions = np.where(right, labels, 1 - labels)
+    return PerformanceSummary.from_profile(PROFILE).fold(labels, predictions)
+
+
+SHIFT = {"1": 0.0, "2": 1.0, "3": 0.0}  # the canary predicts class 1 more often
+
+
+def canary_messages(
+    windows: int, profiles: dict[str, ReferenceProfile] | None = None
+) -> list[PanePartial | Watermark]:
+    """Performance and features partials of versions 1 (the champion), 2 (its worse canary)
+    and 3 (no parent version: no canary), from two source partitions; the features folded on
+    ``profiles[version]`` (PROFILE by default)."""
+    messages: list[PanePartial | Watermark] = []
+    for w in range(windows):
+        for pane in range(w * PANES, (w + 1) * PANES):
+            for partition in (0, 1):
+                for version, accuracy in (("1", 0.85), ("2", 0.55), ("3", 0.3)):
+                    summary = performance(pane, partition, accuracy)
+                    messages.append(
+                        partial(summary, pane * MINUTE, partition, pane + 1, version=version)
+                    )
+                    features = pane_summary(
+                        pane * MINUTE,
+                        50,
+                        seed=pane + partition,
+                        shift=SHIFT[version],
+                        profile=(profiles or {}).get(version, PROFILE),
+                    )
+                    messages.append(
+                        partial(features, pane * MINUTE, partition, pane + 1, version=version)
+                    )
+        messages += close(w)
+    return messages
+
+
+def test_a_worse_canary_is_rolled_back_against_its_parent_version() -> None:
+    settings = make_settings(rollout={"mode": "canary", "min_labels": 200})
+    parents = {("m", "2"): "1"}
+    state = Stage2State(lambda model, version: PROFILE, settings, lambda m, v: parents.get((m, v)))
+    outputs = feed(state, canary_messages(10))
+    (decision,) = decisions(outputs)
+    assert (decision.champion_version, decision.challenger_version) == ("1", "2")
+    assert (decision.design, decision.decision, decision.metric) == (
+        "canary",
+        "rollback",
+        "accuracy",
+    )
+    assert decision.upper < 0
+    looks = rollout_points(outputs)
+    assert looks
+    assert all("challenger=2,champion=1," in head for head, _, _ in looks)
+    # The first window's prediction drift: both versions' class counts, compared directly.
+    counts = []
+    for version in ("1", "2"):
+        merged = pane_summary(0, 50, seed=0, shift=SHIFT[version])
+        for pane in range(PANES):
+            for partition in (0, 1):
+                if (pane, partition) != (0, 0):
+                    other = pane_summary(
+                        pane * MINUTE, 50, seed=pane + partition, shift=SHIFT[version]
+                    )
+                    merged = merged.merge(other)
+        counts.append(merged.prediction.counts)
+    expected = jensen_shannon(counts[0], counts[1])
+    assert expected > 0.1
+    assert float(looks[0][2]["prediction_js"]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_regression_model_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    settings = make_settings(
+        task="regression", performance={"min_labels": 100}, rollout={"mode": "shadow"}
+    )
+    state = Stage2State(lambda model, version: None, settings)
+    evidence = PairedEvidence(METRIC).update_scores([1.0], [1.0])
+    with caplog.at_level("INFO"):
+        outputs = feed(state, [rollout_partial(evidence, 0, 0, 1), *close(0), *close(1)])
+    assert decisions(outputs) == []
+    assert rollout_points(outputs) == []
+    skipped = [r for r in caplog.records if "regression" in r.getMessage()]
+    assert len(skipped) == 1
+    (dropped,) = state.dropped  # not held: it would never be judged nor let go
+    assert "regression model's rollouts are not judged" in dropped.reason
+
+
+def test_decision_json_is_the_published_value() -> None:
+    outputs = feed(shadow_state(min_labels=300), shadow_messages(8))
+    (record,) = [o for o in outputs if o.role == "rollout"]
+    assert record.key == b"m"
+    assert orjson.loads(record.value)["decision_id"] == decisions(outputs)[0].decision_id
