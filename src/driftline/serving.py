@@ -27,6 +27,9 @@ its metadata) the follower loads it too, and :meth:`ChampionFollower.predict` se
 The follower re-reads the registry whenever a record of its model arrives and every
 ``poll_interval`` seconds besides (a rolled-back challenger publishes nothing), so a promotion
 or a rollback, by the trainer or a person, switches what it serves.
+
+:func:`publish_served` sends one request's :class:`Served` predictions through the producer
+SDK (:class:`~driftline.client.DriftlineProducer`) with their role, ``shadow_of`` and key.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, NamedTuple, Self
@@ -43,15 +47,24 @@ from typing import Literal, NamedTuple, Self
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from pydantic import ValidationError
 
+from driftline.client import DriftlineProducer
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.errors import DriftlineError, KafkaError
 from driftline.kafka_auth import confluent_config
+from driftline.schemas.events import PredictionEvent
 from driftline.schemas.outputs import ModelVersionRegistered
 from driftline.trainer.protocol import FeatureValue, FittedModel, Label
 from driftline.trainer.registry import FileSystemRegistry, Registry
 from driftline.trainer.serialise import load
 
-__all__ = ["Challenger", "Champion", "ChampionFollower", "Served", "routes_to_challenger"]
+__all__ = [
+    "Challenger",
+    "Champion",
+    "ChampionFollower",
+    "Served",
+    "publish_served",
+    "routes_to_challenger",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -144,9 +157,7 @@ class ChampionFollower:
     With rollout, :meth:`predict` says what to publish and which answer to give::
 
         served = follower.predict(user_id, features, prediction_id=request_id)
-        for s in served:
-            producer.send_prediction(model="fraud", model_version=s.version, role=s.role,
-                                     prediction_id=s.prediction_id, shadow_of=s.shadow_of, ...)
+        publish_served(producer, "fraud", served, features)
         answer = next(s.prediction for s in served if s.answer)
     """
 
@@ -382,3 +393,66 @@ def _served(
         shadow_of,
         answer=role != "shadow",
     )
+
+
+def publish_served(
+    producer: DriftlineProducer,
+    model: str,
+    served: Sequence[Served],
+    features: Mapping[str, FeatureValue],
+    *,
+    timestamp: datetime | int | str | None = None,
+    segments: Mapping[str, str] | None = None,
+) -> list[PredictionEvent]:
+    """Publish one request's predictions from :meth:`ChampionFollower.predict`; returns the
+    events sent.
+
+    Each :class:`Served` becomes what ``producer.send_prediction(model=model,
+    model_version=s.version, role=s.role, prediction_id=s.prediction_id,
+    shadow_of=s.shadow_of, ...)`` sends: the champion's and the shadow's in shadow mode, the
+    chosen version's in canary. Its message key is :attr:`Served.key` (a shadow lands on its
+    champion's partition and meets the same label). Every event carries the same
+    ``timestamp`` (default: the producer's clock, read once), so a shadow falls in its
+    champion's pane; all are validated before the first is sent, so an invalid request
+    sends nothing (:class:`~driftline.errors.InvalidEventError`).
+
+    >>> served = [Served("1", "champion", 1, None, "p-1", None, answer=True),
+    ...           Served("2", "shadow", 0, None, "p-1/shadow/2", "p-1", answer=False)]
+    >>> producer = DriftlineProducer("localhost:9092")
+    >>> events = _events(producer, "fraud", served, {"x": 1.0}, 0, None)
+    >>> [(e.model_version, e.role, e.prediction_id, e.shadow_of, e.message_key) for e in events]
+    [('1', 'champion', 'p-1', None, 'p-1'), ('2', 'shadow', 'p-1/shadow/2', 'p-1', 'p-1')]
+    """
+    events = _events(producer, model, served, features, timestamp, segments)
+    for event in events:
+        producer.send(event)
+    return events
+
+
+def _events(
+    producer: DriftlineProducer,
+    model: str,
+    served: Sequence[Served],
+    features: Mapping[str, FeatureValue],
+    timestamp: datetime | int | str | None,
+    segments: Mapping[str, str] | None,
+) -> list[PredictionEvent]:
+    """The validated events :func:`publish_served` sends, one timestamp for all."""
+    events: list[PredictionEvent] = []
+    for s in served:
+        event = producer.build_prediction(
+            model=model,
+            model_version=s.version,
+            features=features,
+            prediction=s.prediction,
+            scores=s.scores,
+            segments=segments,
+            prediction_id=s.prediction_id,
+            timestamp=timestamp if not events else events[0].timestamp,
+            role=s.role,
+            shadow_of=s.shadow_of,
+        )
+        if event.message_key != s.key:  # the contract's key rule and Served's must agree
+            raise ValueError(f"{s.prediction_id}: key {event.message_key!r} is not {s.key!r}")
+        events.append(event)
+    return events

@@ -4,14 +4,18 @@ registry promotes or rolls back, without a broker (the follower's registry reads
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from driftline.client import DriftlineProducer
 from driftline.config import KafkaSettings, TopicSettings
+from driftline.errors import FailedDelivery, InvalidEventError
+from driftline.schemas.events import GroundTruthEvent, PredictionEvent
 from driftline.schemas.model_version import RolloutMetadata
-from driftline.serving import Champion, ChampionFollower, routes_to_challenger
+from driftline.serving import Champion, ChampionFollower, publish_served, routes_to_challenger
 from driftline.trainer.protocol import FeatureValue, Label
 from driftline.trainer.registry import FileSystemRegistry
 from driftline.trainer.serialise import dumps
@@ -154,3 +158,72 @@ def test_the_fallback_is_the_champion_while_the_registry_has_none(tmp_path: Path
     )
     f._refresh()
     assert [(s.version, s.prediction) for s in f.predict("k", {})] == [("0", "own")]
+
+
+class Recording(DriftlineProducer):
+    """The producer SDK with ``send`` recording what it would publish (no broker)."""
+
+    def __init__(self) -> None:
+        super().__init__("localhost:9092", clock=lambda: datetime(2026, 12, 1, tzinfo=UTC))
+        self.sent: list[PredictionEvent] = []
+
+    def send(
+        self,
+        event: PredictionEvent | GroundTruthEvent,
+        on_done: Callable[[FailedDelivery | None], None] | None = None,
+    ) -> None:
+        assert isinstance(event, PredictionEvent)
+        self.sent.append(event)
+
+
+def test_publish_served_sends_the_champion_and_the_shadow_keyed_by_the_champion_id(
+    registry: FileSystemRegistry,
+) -> None:
+    registry.challenge("fraud", "2", RolloutMetadata(mode="shadow"), by="trainer", reason="won")
+    f = follower(registry)
+    f._refresh()
+    producer = Recording()
+    served = f.predict("user-1", {"x1": 1.0}, prediction_id="p-1")
+    events = publish_served(producer, "fraud", served, {"x1": 1.0}, segments={"country": "FR"})
+    assert producer.sent == events
+    assert [
+        (e.model, e.model_version, e.role, e.prediction, e.prediction_id, e.shadow_of)
+        for e in events
+    ] == [
+        ("fraud", "1", "champion", "a", "p-1", None),
+        ("fraud", "2", "shadow", "b", "p-1/shadow/2", "p-1"),
+    ]
+    assert [e.message_key for e in events] == [s.key for s in served] == ["p-1", "p-1"]
+    assert [e.scores for e in events] == [{"a": 1.0}, {"b": 1.0}]
+    assert {e.timestamp for e in events} == {datetime(2026, 12, 1, tzinfo=UTC)}
+    assert all(e.features == {"x1": 1.0} and e.segments == {"country": "FR"} for e in events)
+    assert len({e.event_id for e in events}) == 2
+
+
+def test_publish_served_sends_the_chosen_version_alone_in_a_canary(
+    registry: FileSystemRegistry,
+) -> None:
+    mode = RolloutMetadata(mode="canary", canary_share=0.5)
+    registry.challenge("fraud", "2", mode, by="trainer", reason="won")
+    f = follower(registry)
+    f._refresh()
+    producer = Recording()
+    for key in KEYS[:200]:
+        publish_served(producer, "fraud", f.predict(key, {"x1": 1.0}), {"x1": 1.0}, timestamp=0)
+    assert len(producer.sent) == 200
+    roles = {(e.model_version, e.role, e.message_key == e.prediction_id) for e in producer.sent}
+    assert roles == {("1", "champion", True), ("2", "canary", True)}
+
+
+def test_publish_served_sends_nothing_when_one_prediction_is_invalid(
+    registry: FileSystemRegistry,
+) -> None:
+    registry.challenge("fraud", "2", RolloutMetadata(mode="shadow"), by="trainer", reason="won")
+    f = follower(registry)
+    f._refresh()
+    producer = Recording()
+    served = f.predict("user-1", {"x1": 1.0}, prediction_id="p-1")
+    broken = [served[0], served[1]._replace(shadow_of=None)]  # a shadow must name its champion
+    with pytest.raises(InvalidEventError):
+        publish_served(producer, "fraud", broken, {"x1": 1.0})
+    assert producer.sent == []
