@@ -281,6 +281,24 @@ def test_a_worse_canary_is_rolled_back_against_its_parent_version() -> None:
     assert float(looks[0][2]["prediction_js"]) == pytest.approx(expected, rel=1e-12)
 
 
+def test_a_version_whose_parent_has_no_traffic_is_not_judged_as_a_canary() -> None:
+    # Version 1 was retrained from version 0, which serves no more: version 1 is the
+    # champion, not a canary of 0; judged against nothing it would end at max_labels and
+    # be rolled back.
+    settings = make_settings(rollout={"mode": "canary", "min_labels": 100, "max_labels": 200})
+    state = Stage2State(lambda m, v: PROFILE, settings, lambda m, v: "0" if v == "1" else None)
+    messages: list[PanePartial | Watermark] = []
+    for w in range(3):
+        for pane in range(w * PANES, (w + 1) * PANES):
+            for p in (0, 1):
+                summary = performance(pane, p, 0.8)
+                messages.append(partial(summary, pane * MINUTE, p, pane + 1, version="1"))
+        messages += close(w)
+    outputs = feed(state, messages)
+    assert rollout_points(outputs) == []
+    assert decisions(outputs) == []
+
+
 def test_a_regression_model_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
     settings = make_settings(
         task="regression", performance={"min_labels": 100}, rollout={"mode": "shadow"}
