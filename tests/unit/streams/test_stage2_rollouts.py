@@ -191,11 +191,22 @@ def test_a_malformed_rollout_partial_is_dropped_with_a_reason() -> None:
     state = shadow_state(min_labels=300)
     bad = rollout_partial(shadow_evidence(0, 0), 0, 0, 1, summary=b"not evidence")
     no_champion = rollout_partial(shadow_evidence(0, 1), 0, 1, 1, champion="")
-    assert feed(state, [bad, no_champion]) == []
-    assert [d.identity for d in state.dropped] == [bad.identity, no_champion.identity]
+    log_loss = PairedEvidence(RolloutMetric("log_loss")).update_scores([-0.5], [-0.4])
+    other_metric = rollout_partial(log_loss, 1, 0, 2)
+    assert feed(state, [bad, no_champion, other_metric]) == []
+    dropped = [bad.identity, no_champion.identity, other_metric.identity]
+    assert [d.identity for d in state.dropped] == dropped
     assert "not rollout evidence" in state.dropped[0].reason
     assert "champion" in state.dropped[1].reason
-    assert state.take_activity().dropped == 2
+    assert "evidence of log_loss" in state.dropped[2].reason
+    assert state.take_activity().dropped == 3
+    assert state.holdings()["m"].partials == 0
+
+
+def test_held_rollout_partials_count_in_the_holdings() -> None:
+    state = shadow_state(min_labels=300)
+    feed(state, [rollout_partial(shadow_evidence(p, 0), p, 0, 1) for p in range(3)])
+    assert (state.holdings()["m"].panes, state.holdings()["m"].partials) == (3, 3)
 
 
 def test_rollout_partials_of_a_model_not_in_shadow_mode_are_dropped_with_a_reason() -> None:
