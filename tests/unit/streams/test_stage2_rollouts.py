@@ -191,11 +191,22 @@ def test_a_malformed_rollout_partial_is_dropped_with_a_reason() -> None:
     state = shadow_state(min_labels=300)
     bad = rollout_partial(shadow_evidence(0, 0), 0, 0, 1, summary=b"not evidence")
     no_champion = rollout_partial(shadow_evidence(0, 1), 0, 1, 1, champion="")
-    assert feed(state, [bad, no_champion]) == []
-    assert [d.identity for d in state.dropped] == [bad.identity, no_champion.identity]
+    log_loss = PairedEvidence(RolloutMetric("log_loss")).update_scores([-0.5], [-0.4])
+    other_metric = rollout_partial(log_loss, 1, 0, 2)
+    assert feed(state, [bad, no_champion, other_metric]) == []
+    dropped = [bad.identity, no_champion.identity, other_metric.identity]
+    assert [d.identity for d in state.dropped] == dropped
     assert "not rollout evidence" in state.dropped[0].reason
     assert "champion" in state.dropped[1].reason
-    assert state.take_activity().dropped == 2
+    assert "evidence of log_loss" in state.dropped[2].reason
+    assert state.take_activity().dropped == 3
+    assert state.holdings()["m"].partials == 0
+
+
+def test_held_rollout_partials_count_in_the_holdings() -> None:
+    state = shadow_state(min_labels=300)
+    feed(state, [rollout_partial(shadow_evidence(p, 0), p, 0, 1) for p in range(3)])
+    assert (state.holdings()["m"].panes, state.holdings()["m"].partials) == (3, 3)
 
 
 def test_rollout_partials_of_a_model_not_in_shadow_mode_are_dropped_with_a_reason() -> None:
@@ -279,6 +290,24 @@ def test_a_worse_canary_is_rolled_back_against_its_parent_version() -> None:
     expected = jensen_shannon(counts[0], counts[1])
     assert expected > 0.1
     assert float(looks[0][2]["prediction_js"]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_version_whose_parent_has_no_traffic_is_not_judged_as_a_canary() -> None:
+    # Version 1 was retrained from version 0, which serves no more: version 1 is the
+    # champion, not a canary of 0; judged against nothing it would end at max_labels and
+    # be rolled back.
+    settings = make_settings(rollout={"mode": "canary", "min_labels": 100, "max_labels": 200})
+    state = Stage2State(lambda m, v: PROFILE, settings, lambda m, v: "0" if v == "1" else None)
+    messages: list[PanePartial | Watermark] = []
+    for w in range(3):
+        for pane in range(w * PANES, (w + 1) * PANES):
+            for p in (0, 1):
+                summary = performance(pane, p, 0.8)
+                messages.append(partial(summary, pane * MINUTE, p, pane + 1, version="1"))
+        messages += close(w)
+    outputs = feed(state, messages)
+    assert rollout_points(outputs) == []
+    assert decisions(outputs) == []
 
 
 def test_a_regression_model_is_skipped(caplog: pytest.LogCaptureFixture) -> None:

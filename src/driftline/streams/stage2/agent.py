@@ -435,9 +435,8 @@ def create_app(
         Where the worker's metrics and health go (serve its registry with
         :func:`~driftline.telemetry.server.serve`); a private one by default.
     parents
-        ``(model, version) -> parent_version``, the champion of a canary version. None: the
-        ``parent_version`` method of the object ``profiles`` is bound to, if it has one (a
-        :class:`~driftline.streams.registry.ProfileRegistry`'s ``get``), else no canaries.
+        ``(model, version) -> parent_version`` (a canary's champion); None: the
+        ``parent_version`` of the object ``profiles`` is bound to, if any, else no canaries.
 
     faust's data directory is ``<monitor.state_dir>/stage2`` (faust's default is relative
     to the working directory); stage 2 keeps its state in memory, so faust only creates it.
@@ -464,15 +463,10 @@ def create_app(
         producer_max_request_size=settings.monitor.max_output_bytes + _HEADROOM,
         **web,
     )
-    if parents is None:
-        parents = getattr(getattr(profiles, "__self__", None), "parent_version", None)
-    wiring = _Wiring(
-        app,
-        settings,
-        Stage2State(profiles, settings, parents),
-        clock,
-        telemetry or Stage2Telemetry(),
-    )
+    # `driftline monitor merge` passes a ProfileRegistry's `get`: its parent_version pairs canaries.
+    parents = parents or getattr(getattr(profiles, "__self__", None), "parent_version", None)
+    state = Stage2State(profiles, settings, parents)
+    wiring = _Wiring(app, settings, state, clock, telemetry or Stage2Telemetry())
 
     @app.agent(wiring.summaries, name=AGENT_NAME)
     async def merge_summaries(stream: Any) -> None:

@@ -15,8 +15,9 @@ each window once:
   window's panes, summed over panes and source partitions.
 - **canary** (``mode == "canary"``): :func:`~driftline.detectors.rollout_sources.
   canary_evidence` of the two versions' performance partials of the window, the champion
-  being the canary version's ``parent_version`` (:data:`ParentLookup`); on accuracy whatever
-  the model's metric (the performance summaries hold no other per-example sums).
+  being the canary version's ``parent_version`` (:data:`ParentLookup`) when that version has
+  labelled traffic too; on accuracy whatever the model's metric (the performance summaries
+  hold no other per-example sums).
 
 Each look gives a ``rollout`` point (with ``prediction_js``, the Jensen-Shannon distance
 between the two versions' prediction distributions in the window, when both are known), and
@@ -248,13 +249,13 @@ class ModelRollouts:
         def partials_of(version: str, pane: int, kind: str) -> Mapping[int, PanePartial]:
             return held.get((version, pane, kind), {})
 
+        mode = config.rollout.mode
+        if mode == "none":
+            return look
         performance_panes: dict[str, list[int]] = {}
         for version, pane, kind in held:
             if kind == "performance":
                 performance_panes.setdefault(version, []).append(pane)
-        mode = config.rollout.mode
-        if mode == "none":
-            return look
         size = series_size_ms(config)
         if mode == "shadow":
             metric = self.metric(config)
@@ -265,7 +266,10 @@ class ModelRollouts:
             for version in sorted(performance_panes):
                 parent = parents(self.model, version)
                 panes = performance_panes[version]
-                if parent is not None and parent != version and panes:
+                # A parent without labelled traffic is no champion serving beside a canary
+                # (the champion's own retired parent, say): judging against nothing would
+                # end at max_labels and roll the version back.
+                if parent is not None and parent != version and parent in performance_panes:
                     first = min(panes)
                     self._pair(config, metric, "canary", parent, version, first - first % size)
         pane_ms = config.pane // _MS

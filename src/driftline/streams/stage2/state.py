@@ -175,15 +175,19 @@ class Stage2State:
         return [] if state is None else sorted(state.monitors)
 
     def holdings(self) -> dict[str, Holding]:
-        """What is held per model, for gauges."""
-        return {
-            model: Holding(
-                panes=len({(version, pane) for version, pane, _ in state.partials}),
-                partials=sum(len(held) for held in state.partials.values()),
+        """What is held per model, for gauges (rollout partials included)."""
+        holdings = {}
+        for model, state in self._models.items():
+            rollout = state.rollouts.partials
+            panes = {(version, pane) for version, pane, _ in state.partials}
+            panes |= {(challenger, pane) for _, challenger, pane in rollout}
+            held = [*state.partials.values(), *rollout.values()]
+            holdings[model] = Holding(
+                panes=len(panes),
+                partials=sum(len(by_partition) for by_partition in held),
                 watermark_ms=state.watermark_ms,
             )
-            for model, state in self._models.items()
-        }
+        return holdings
 
     def take_activity(self) -> Activity:
         """What was done since the last call (partials applied or ignored, windows judged),
