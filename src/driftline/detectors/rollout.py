@@ -178,6 +178,41 @@ class RolloutComparison:
         self._look()
         return self
 
+    def look_at(self, total: Evidence) -> Self:
+        """Look at ``total``, all the evidence known now (of this design and metric), which
+        replaces the evidence held; returns the comparison.
+
+        For evidence that is restated as late labels arrive: each look sees every example
+        known so far, once. ``total`` must hold at least what the last look saw (the
+        examples seen are a growing set, a prefix of their arrival order, which is what the
+        confidence sequence's guarantee is about); less raises
+        :class:`~driftline.errors.StatisticsError`.
+
+        >>> from driftline.detectors.rollout_evidence import PairedEvidence, RolloutMetric
+        >>> metric = RolloutMetric("accuracy")
+        >>> comparison = RolloutComparison(metric, "shadow", RolloutPolicy(min_labels=100))
+        >>> def total(n: int) -> PairedEvidence:
+        ...     return PairedEvidence(metric).update_scores([0.0] * n, [1.0] * n)
+        >>> comparison.look_at(total(50)).result.n, comparison.decided
+        (50, None)
+        >>> comparison.look_at(total(200)).decided.n
+        200
+        """
+        if total.design != self.design or total.metric != self.metric:
+            raise SummaryMismatchError(
+                f"evidence of {total.design} on {total.metric} for a {self.design} comparison "
+                f"on {self.metric}"
+            )
+        held = self._evidence
+        if total.n_champion < held.n_champion or total.n_challenger < held.n_challenger:
+            raise StatisticsError(
+                f"the evidence shrank: {total.n_champion}/{total.n_challenger} labels "
+                f"(champion/challenger) after {held.n_champion}/{held.n_challenger}"
+            )
+        self._evidence = total
+        self._look()
+        return self
+
     def _look(self) -> None:
         result = decide(self._evidence, self.policy)
         if self._decided is None and result.decision != "continue":

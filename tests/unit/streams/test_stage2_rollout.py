@@ -1,5 +1,6 @@
-"""Stage 2's rollout judge: points per window, one decision record with a stable id, no
-overlapping windows, and a restored judge that goes on where it was."""
+"""Stage 2's rollout judge: a point per look at all the evidence so far, one decision record
+with a stable id, looks that only go forward on evidence that only grows, and a restored judge
+that goes on where it was."""
 
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ def _judge(**settings: object) -> RolloutJudge:
 def test_a_better_challenger_is_promoted_once_with_a_stable_id() -> None:
     judge, again = _judge(min_labels=300), _judge(min_labels=300)
     decisions = []
+    total = PairedEvidence(METRIC)
     for i in range(20):
-        window = _window(200, 0.7, 0.85, seed=i)
-        points, decision = judge.window(i * MINUTE, (i + 1) * MINUTE, window)
-        _, repeat = again.window(i * MINUTE, (i + 1) * MINUTE, window)
+        total = total.merge(_window(200, 0.7, 0.85, seed=i))
+        points, decision = judge.look(i * MINUTE, (i + 1) * MINUTE, total)
+        _, repeat = again.look(i * MINUTE, (i + 1) * MINUTE, total)
         assert [p.measurement for p in points] == ["rollout"]
         assert dict(points[0].tags) == {
             "model": "fraud",
@@ -58,27 +60,45 @@ def test_a_better_challenger_is_promoted_once_with_a_stable_id() -> None:
 
 def test_an_equal_challenger_ends_with_on_end_at_max_labels() -> None:
     judge = _judge(min_labels=100, max_labels=1000, on_end="rollback")
-    decided = [
-        d
-        for i in range(10)
-        if (d := judge.window(i * MINUTE, (i + 1) * MINUTE, _window(200, 0.8, 0.8, i))[1])
-    ]
+    total = PairedEvidence(METRIC)
+    decided = []
+    for i in range(10):
+        total = total.merge(_window(200, 0.8, 0.8, i))
+        if (d := judge.look(i * MINUTE, (i + 1) * MINUTE, total)[1]) is not None:
+            decided.append(d)
     assert [(d.decision, d.action) for d in decided] == [("end", "rollback")]
 
 
-def test_overlapping_windows_are_refused() -> None:
+def test_looks_go_forward_on_evidence_that_grows() -> None:
+    """A look at or before the last one, or at less evidence than it saw, is refused: either
+    would let an example count twice or a look be taken back."""
     judge = _judge()
-    judge.window(0, 10 * MINUTE, _window(10, 0.5, 0.5, 0))
-    with pytest.raises(StatisticsError, match="overlaps"):
-        judge.window(5 * MINUTE, 15 * MINUTE, _window(10, 0.5, 0.5, 1))
+    first = _window(10, 0.5, 0.5, 0)
+    judge.look(0, 10 * MINUTE, first)
+    with pytest.raises(StatisticsError, match="looks go forward"):
+        judge.look(0, 10 * MINUTE, first.merge(_window(10, 0.5, 0.5, 1)))
+    with pytest.raises(StatisticsError, match="shrank"):
+        judge.look(10 * MINUTE, 20 * MINUTE, _window(5, 0.5, 0.5, 2))
+
+
+def test_late_labels_of_a_window_looked_at_count_at_the_next_look() -> None:
+    """The second look sees the first window's late labels too: its n is everything known."""
+    judge = _judge(min_labels=10_000)
+    on_time, late, next_window = (_window(100, 0.8, 0.8, s) for s in range(3))
+    (point,), _ = judge.look(0, MINUTE, on_time)
+    assert dict(point.fields)["n"] == 100
+    (point,), _ = judge.look(MINUTE, 2 * MINUTE, on_time.merge(late).merge(next_window))
+    assert dict(point.fields)["n"] == 300
 
 
 def test_a_restored_judge_goes_on_where_it_was() -> None:
     judge = _judge(min_labels=300)
-    judge.window(0, MINUTE, _window(200, 0.7, 0.85, 0))
+    first = _window(200, 0.7, 0.85, 0)
+    judge.look(0, MINUTE, first)
     restored = _judge(min_labels=300).restore(judge.snapshot())
     assert restored.last_end_ms == MINUTE
-    a = judge.window(MINUTE, 2 * MINUTE, _window(200, 0.7, 0.85, 1))
-    b = restored.window(MINUTE, 2 * MINUTE, _window(200, 0.7, 0.85, 1))
+    both = first.merge(_window(200, 0.7, 0.85, 1))
+    a = judge.look(MINUTE, 2 * MINUTE, both)
+    b = restored.look(MINUTE, 2 * MINUTE, both)
     assert a[0] == b[0]
     assert a[1] == b[1]

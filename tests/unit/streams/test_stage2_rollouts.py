@@ -331,3 +331,75 @@ def test_decision_json_is_the_published_value() -> None:
     (record,) = [o for o in outputs if o.role == "rollout"]
     assert record.key == b"m"
     assert orjson.loads(record.value)["decision_id"] == decisions(outputs)[0].decision_id
+
+
+def test_late_shadow_evidence_of_a_window_looked_at_counts_at_the_next_look() -> None:
+    """Labels later than the allowed lateness restate a window's rollout partials after its
+    look: the next look counts them (before, they were expired and lost to the rollout)."""
+    state = shadow_state(min_labels=10**6, max_labels=10**6)
+    messages: list[PanePartial | Watermark] = []
+    for pane in range(PANES):  # window 0, on time: 10 pairs per pane
+        messages.append(rollout_partial(shadow_evidence(pane, 0, n=10), pane, 0, 1))
+    messages += close(0)
+    for pane in range(PANES):  # window 0 restated by late labels: 60 pairs each
+        messages.append(rollout_partial(shadow_evidence(pane, 0), pane, 0, 2))
+    for pane in range(PANES, 2 * PANES):  # window 1
+        messages.append(rollout_partial(shadow_evidence(pane, 0), pane, 0, 1))
+    messages += close(1)
+    looks = rollout_points(feed(state, messages))
+    assert [f["n"] for _, _, f in looks] == ["50i", "600i"]  # 5 x 10 on time; 5 x 60 + 5 x 60
+    assert state.take_activity().partials["rollout", "expired"] == 0
+
+
+def _settings_with_ttl(ttl: str, **rollout: Any) -> Stage2State:
+    settings = make_settings(rollout={"mode": "shadow", **rollout})
+    settings = settings.model_copy(
+        update={"monitor": settings.monitor.model_copy(update={"join_ttl": ttl})}
+    )
+    return Stage2State(lambda model, version: PROFILE, settings)
+
+
+def test_a_long_rollout_settles_old_panes_keeps_counting_them_and_holds_few() -> None:
+    """Panes past stage 2's label horizon are folded into the pair's settled evidence and let
+    go: every look still counts every pair since the start, and what is held stays bounded."""
+    from datetime import timedelta
+
+    state = _settings_with_ttl(timedelta(minutes=10), min_labels=10**6, max_labels=10**6)
+    windows = 12
+    held = []
+    outputs: list[Output] = []
+    for w in range(windows):
+        batch: list[PanePartial | Watermark] = [
+            rollout_partial(shadow_evidence(pane, partition, n=20), pane, partition, 1)
+            for pane in range(w * PANES, (w + 1) * PANES)
+            for partition in (0, 1)
+        ]
+        outputs += feed(state, [*batch, *close(w)])
+        held.append(state.holdings()["m"].partials)
+    looks = rollout_points(outputs)
+    assert [f["n"] for _, _, f in looks] == [f"{(w + 1) * PANES * 2 * 20}i" for w in range(windows)]
+    assert max(held[4:]) == held[-1] <= 2 * 6 * PANES  # bounded: the horizon's panes, not all
+    assert held[-1] < windows * PANES * 2
+    late = rollout_partial(shadow_evidence(0, 0, n=50), 0, 0, 9)  # for a settled pane
+    feed(state, [late])
+    assert state.take_activity().partials["rollout", "expired"] == 1
+
+
+def test_late_canary_labels_of_a_window_looked_at_count_at_the_next_look() -> None:
+    """A canary's and its champion's performance partials restated after the window's look
+    count at the next look: n is every label of both versions known then."""
+    settings = make_settings(rollout={"mode": "canary", "min_labels": 10**6, "max_labels": 10**6})
+    state = Stage2State(lambda m, v: PROFILE, settings, lambda m, v: "1" if v == "2" else None)
+    messages: list[PanePartial | Watermark] = []
+    for version in ("1", "2"):  # window 0 on time: 20 labels per pane and version
+        for pane in range(PANES):
+            summary = performance(pane, 0, 0.8, n=20)
+            messages.append(partial(summary, pane * MINUTE, 0, 1, version=version))
+    messages += close(0)
+    for version in ("1", "2"):  # window 0 restated (80 labels per pane), then window 1
+        for pane in range(2 * PANES):
+            summary = performance(pane, 0, 0.8)
+            messages.append(partial(summary, pane * MINUTE, 0, 2, version=version))
+    messages += close(1)
+    looks = rollout_points(feed(state, messages))
+    assert [f["n"] for _, _, f in looks] == [f"{2 * PANES * 20}i", f"{2 * 2 * PANES * 80}i"]

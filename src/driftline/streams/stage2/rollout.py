@@ -1,11 +1,13 @@
-"""Stage 2's rollout judge: a challenger's windows in, ``rollout`` points and one decision out.
+"""Stage 2's rollout judge: looks at a challenger's evidence in, ``rollout`` points and one
+decision out.
 
 Pure (no Kafka, no clock). One :class:`RolloutJudge` per (model, champion, challenger) holds the
-sequential :class:`~driftline.detectors.rollout.RolloutComparison`. Each closed window adds its
-merged evidence (shadow pairs, or the canary's and champion's scores) once: windows must not
-overlap (a hopping window would count its examples twice, which the error rate does not
-cover), so a window starting before the last one added ended is refused. Every look gives one
-``rollout`` metric point; the first decisive look gives the one
+sequential :class:`~driftline.detectors.rollout.RolloutComparison`. Each look, at the end of a
+window of the pair's series, is at *all* the evidence known then for predictions before that
+end (shadow pairs, or the canary's and champion's scores), late labels included, each example
+once: looks never go back in time (a look ending before the last one is refused), and the
+evidence never shrinks (the comparison refuses it). Every look gives one ``rollout`` metric
+point; the first decisive look gives the one
 :class:`~driftline.schemas.outputs.RolloutDecision`, whose id is deterministic, so a stage 2
 that judges the same windows again after a restart makes the same record and the
 published-ids filter drops it.
@@ -61,7 +63,7 @@ class RolloutJudge:
     >>> from driftline.detectors.rollout_evidence import PairedEvidence
     >>> metric = RolloutMetric("accuracy")
     >>> judge = RolloutJudge("m", "1", "2", metric, "shadow", RolloutPolicy(min_labels=100))
-    >>> points, decision = judge.window(0, 60_000, PairedEvidence(metric).update_scores(
+    >>> points, decision = judge.look(0, 60_000, PairedEvidence(metric).update_scores(
     ...     [0.0] * 150, [1.0] * 150))
     >>> dict(points[0].fields)["decision"], decision.action
     (1, 'promote')
@@ -82,27 +84,27 @@ class RolloutJudge:
         self.decision: RolloutDecision | None = None
         """The decision record, once a look decided."""
 
-    def window(
+    def look(
         self,
         start_ms: int,
         end_ms: int,
-        evidence: Evidence,
+        total: Evidence,
         prediction_js: float | None = None,
     ) -> tuple[list[MetricPoint], RolloutDecision | None]:
-        """Add one closed window's evidence and look: its ``rollout`` point, and the decision
+        """Look at ``total``, all the evidence known now for predictions before ``end_ms``, at
+        the close of the window ``[start_ms, end_ms)``: its ``rollout`` point, and the decision
         record when this look is the first decisive one (None otherwise).
 
         ``prediction_js`` (the Jensen-Shannon distance between the two versions' prediction
         distributions in this window) becomes the point's field of that name when given."""
         if end_ms <= start_ms:
             raise StatisticsError(f"window end {end_ms} is not after its start {start_ms}")
-        if self.last_end_ms is not None and start_ms < self.last_end_ms:
+        if self.last_end_ms is not None and end_ms <= self.last_end_ms:
             raise StatisticsError(
-                f"window from {start_ms} overlaps the last one added (ended {self.last_end_ms}):"
-                " a rollout adds each example once"
+                f"a look at {end_ms} after the look at {self.last_end_ms}: looks go forward"
             )
         had_decided = self.comparison.decided is not None
-        result = self.comparison.update(evidence).result
+        result = self.comparison.look_at(total).result
         self.last_end_ms = end_ms
         points = [self._point(result, end_ms, prediction_js)]
         if had_decided or self.comparison.decided is None:

@@ -9,8 +9,12 @@ each window once:
 
 - **window series**: the model's first configured window when it does not hop, else tumbling
   windows of its size (both aligned to the epoch); a pair's series starts at the window of
-  the first pane it has evidence for. Evidence that arrives for a window already judged is
-  not counted (the window closed at its end plus ``allowed_lateness``).
+  the first pane it has evidence for. At the close of each window of the series the pair's
+  judge looks at *all* its evidence for predictions before that window's end, late labels
+  included (labels of a window already looked at count at the next look), each example once.
+  Panes older than stage 2's label horizon (the one its partials are pruned at) are folded
+  into the pair's *settled* evidence and let go, so memory stays bounded however long a
+  rollout lasts; a partial that arrives for a settled pane is ``expired``.
 - **shadow** (``models.<m>.rollout.mode == "shadow"``): the pair's rollout partials of the
   window's panes, summed over panes and source partitions.
 - **canary** (``mode == "canary"``): :func:`~driftline.detectors.rollout_sources.
@@ -32,6 +36,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
 import numpy as np
 
@@ -141,8 +146,16 @@ class RolloutLook:
 @dataclass
 class _Pair:
     judge: RolloutJudge
+    start_ms: int
+    """The start of the pair's series (its first evidence's window)."""
     next_start_ms: int
-    """The start of the next window of the pair's series to judge."""
+    """The start of the next window of the pair's series to look at."""
+    settled_before_ms: int
+    """Panes before this are folded into ``settled`` and let go."""
+    settled: PairedEvidence | None = None
+    """Shadow: the evidence of the settled panes."""
+    settled_performance: dict[str, PerformanceSummary] = field(default_factory=dict)
+    """Canary: each version's performance in the settled panes."""
 
 
 class ModelRollouts:
@@ -204,7 +217,7 @@ class ModelRollouts:
         key = (partial.champion, partial.version)
         pair = self.pairs.get(key)
         if pair is not None and (
-            pair.judge.decision is not None or partial.pane_start_ms < pair.next_start_ms
+            pair.judge.decision is not None or partial.pane_start_ms < pair.settled_before_ms
         ):
             return "expired"
         held = self.partials.setdefault((*key, partial.pane_start_ms), {})
@@ -236,9 +249,12 @@ class ModelRollouts:
         held: Mapping[Slot, Mapping[int, PanePartial]],
         parents: ParentLookup,
         profiles: Callable[[str], ReferenceProfile | None],
+        settle_before_ms: int | None = None,
     ) -> RolloutLook:
-        """Judge every pair's windows that end at or before ``closed_before_ms`` (the closing
-        watermark minus the allowed lateness), in order.
+        """Look, for every pair, at the close of each window of its series that ends at or
+        before ``closed_before_ms`` (the closing watermark minus the allowed lateness), in
+        order; then settle the panes that end at or before ``settle_before_ms`` (stage 2's
+        pruning horizon: ``held`` forgets them next).
 
         ``held`` are the model's features and performance partials (canary pairs are found
         among the versions with performance partials); ``profiles`` gives a version's
@@ -279,19 +295,52 @@ class ModelRollouts:
                 start, end = pair.next_start_ms, pair.next_start_ms + size
                 pair.next_start_ms = end
                 try:
-                    evidence = self._evidence(key, pair, start, end, pane_ms, partials_of)
+                    total = self._total(key, pair, end, held)
                     distance = _distance(key, start, end, pane_ms, partials_of, profiles)
-                    points, decision = pair.judge.window(start, end, evidence, distance)
-                except DriftlineError as exc:  # this window of this pair; the others go on
+                    points, decision = pair.judge.look(start, end, total, distance)
+                except DriftlineError as exc:  # this look of this pair; the others go on
                     look.failures.append((key, f"{type(exc).__name__}: {exc}"))
                     continue
                 look.points.extend(points)
                 if decision is not None:
                     look.decisions.append(decision)
-            for slot in [s for s in self.partials if s[:2] == key]:
-                if pair.judge.decision is not None or slot[2] < pair.next_start_ms:
-                    del self.partials[slot]  # judged: no window needs it any more
+            if pair.judge.decision is not None:
+                for slot in [s for s in self.partials if s[:2] == key]:
+                    del self.partials[slot]  # decided: no look needs it any more
+            elif settle_before_ms is not None:
+                self._settle(key, pair, min(settle_before_ms, pair.next_start_ms), pane_ms, held)
         return look
+
+    def _settle(
+        self,
+        key: tuple[str, str],
+        pair: _Pair,
+        before_ms: int,
+        pane_ms: int,
+        held: Mapping[Slot, Mapping[int, PanePartial]],
+    ) -> None:
+        """Fold the pair's panes that end at or before ``before_ms`` into its settled
+        evidence (they can change no more: stage 2 forgets their partials)."""
+        bound = before_ms - before_ms % pane_ms
+        if bound <= pair.settled_before_ms:
+            return
+        low = pair.settled_before_ms
+        if pair.judge.comparison.design == "shadow":
+            panes = [s for s in self.partials if s[:2] == key and s[2] < bound]
+            evidence = pair.settled or PairedEvidence(pair.judge.comparison.metric)
+            for slot in sorted(panes):
+                evidence = _merge_paired(evidence, self.partials.pop(slot))
+            pair.settled = evidence
+        else:
+            for version in key:
+                merged = _performance(held, version, low, bound)
+                if merged is None:
+                    continue
+                settled = pair.settled_performance.get(version)
+                pair.settled_performance[version] = (
+                    merged if settled is None else settled.merge(merged)
+                )
+        pair.settled_before_ms = bound
 
     def _pair(
         self,
@@ -312,30 +361,32 @@ class ModelRollouts:
             "shadow" if design == "shadow" else "canary",
             policy_of(config.rollout),
         )
-        self.pairs[champion, challenger] = _Pair(judge, start_ms)
+        self.pairs[champion, challenger] = _Pair(judge, start_ms, start_ms, start_ms)
 
-    def _evidence(
+    def _total(
         self,
         key: tuple[str, str],
         pair: _Pair,
-        start: int,
         end: int,
-        pane_ms: int,
-        partials_of: PartialsOf,
+        held: Mapping[Slot, Mapping[int, PanePartial]],
     ) -> Evidence:
-        champion, challenger = key
-        metric = pair.judge.comparison.metric
+        """All the pair's evidence known now for predictions before ``end``: the settled
+        panes' and the held ones'."""
+        low = pair.settled_before_ms
         if pair.judge.comparison.design == "shadow":
-            evidence = PairedEvidence(metric)
-            for pane in range(start, end, pane_ms):
-                held = self.partials.get((champion, challenger, pane), {})
-                for partition in sorted(held):
-                    window = evidence_of_bytes(held[partition].summary)
-                    assert isinstance(window, PairedEvidence)  # checked by take()
-                    evidence = evidence.merge(window)
+            evidence = pair.settled or PairedEvidence(pair.judge.comparison.metric)
+            panes = sorted(s for s in self.partials if s[:2] == key and low <= s[2] < end)
+            for slot in panes:
+                evidence = _merge_paired(evidence, self.partials[slot])
             return evidence
-        champion_perf = _performance(partials_of, champion, start, end, pane_ms)
-        canary_perf = _performance(partials_of, challenger, start, end, pane_ms)
+        summaries: list[PerformanceSummary | None] = []
+        for version in key:
+            live = _performance(held, version, max(low, pair.start_ms), end)
+            settled = pair.settled_performance.get(version)
+            summaries.append(
+                settled if live is None else live if settled is None else settled.merge(live)
+            )
+        champion_perf, canary_perf = summaries
         base = champion_perf if champion_perf is not None else canary_perf
         empty = PerformanceSummary(
             "binary" if base is None else base.task, () if base is None else base.classes
@@ -346,14 +397,23 @@ class ModelRollouts:
         )
 
 
+def _merge_paired(evidence: PairedEvidence, held: Mapping[int, PanePartial]) -> PairedEvidence:
+    for partition in sorted(held):
+        part = evidence_of_bytes(held[partition].summary)
+        evidence = evidence.merge(cast(PairedEvidence, part))  # take() checked its kind
+    return evidence
+
+
 def _performance(
-    partials_of: PartialsOf, version: str, start: int, end: int, pane_ms: int
+    held: Mapping[Slot, Mapping[int, PanePartial]], version: str, start: int, end: int
 ) -> PerformanceSummary | None:
+    """A version's performance partials of the panes in ``[start, end)``, merged."""
     merged: PerformanceSummary | None = None
-    for pane in range(start, end, pane_ms):
-        held = partials_of(version, pane, "performance")
-        for partition in sorted(held):
-            summary = PerformanceSummary.from_bytes(held[partition].summary)
+    for slot in sorted(s for s in held if s[0] == version and s[2] == "performance"):
+        if not start <= slot[1] < end:
+            continue
+        for partition in sorted(held[slot]):
+            summary = PerformanceSummary.from_bytes(held[slot][partition].summary)
             merged = summary if merged is None else merged.merge(summary)
     return merged
 

@@ -428,16 +428,22 @@ class Stage2State:
             state.partials,
             self._parents,
             lambda version: self._profiles(model, version),
+            settle_before_ms=self._oldest(state.timing, watermark),
         )
         for (_, challenger), reason in look.failures:
             self._failures.append(JudgeFailure(model, challenger, None, reason))
         return look.outputs(model, self._settings.monitor.max_output_bytes)
 
-    def _prune(self, state: _ModelState, timing: ModelConfig, watermark_ms: int) -> None:
-        # The same horizon as ModelMonitor.prune: a partial older than it can change no window
-        # any more, and applying it alone (its siblings dropped) would restate one wrongly.
+    def _oldest(self, timing: ModelConfig, watermark_ms: int) -> int:
+        """The pruning horizon: the same as ModelMonitor.prune's; a partial of a pane ending
+        at or before it can change no window any more."""
         longest = max(_ms(w.size) for w in timing.windows)
-        oldest = watermark_ms - _ms(timing.allowed_lateness) - longest - _ms(self._horizon)
+        return watermark_ms - _ms(timing.allowed_lateness) - longest - _ms(self._horizon)
+
+    def _prune(self, state: _ModelState, timing: ModelConfig, watermark_ms: int) -> None:
+        # Applying a partial older than the horizon alone (its siblings dropped) would
+        # restate a window wrongly.
+        oldest = self._oldest(timing, watermark_ms)
         pane_ms = _ms(timing.pane)
         for slot in [s for s in state.partials if s[1] + pane_ms <= oldest]:
             del state.partials[slot]
