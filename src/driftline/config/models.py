@@ -177,6 +177,11 @@ class RolloutSettings(Section):
     on_end: Literal["promote", "rollback"] = "rollback"
     """What an undecided rollout does at ``max_labels``: by default a challenger that has not
     shown it is better is rolled back."""
+    cap: float | None = Field(None, gt=0.0, le=1e300)
+    """The largest loss one prediction counts in the comparison, in the metric's units:
+    required for a regression model in rollout (the absolute error for ``mae``, the squared
+    error for ``rmse`` and ``r2``, in the target's units: the confidence sequence needs bounded
+    scores), optional for ``log_loss`` (default 10); not used by accuracy."""
 
     @model_validator(mode="after")
     def _labels_ordered(self) -> Self:
@@ -223,6 +228,17 @@ class ModelConfig(Section):
                         f"windows.{i}.{name} ({format_duration(length)}) must be a multiple "
                         f"of the pane ({format_duration(self.pane)})"
                     )
+        if self.task == "regression" and self.rollout.mode == "canary":
+            raise ValueError(
+                "rollout.mode 'canary' is not judged for regression models yet (the "
+                "performance summaries keep no capped per-example errors); use 'shadow'"
+            )
+        if self.task == "regression" and self.rollout.mode != "none" and self.rollout.cap is None:
+            raise ValueError(
+                "rollout.cap is required for a regression model in rollout: the largest "
+                "absolute error (mae) or squared error (rmse, r2) one prediction counts, in the "
+                "target's units"
+            )
         metric = self.performance.metric
         if metric is not None:
             regression_metric = metric in ("mae", "rmse", "r2")

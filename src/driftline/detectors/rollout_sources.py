@@ -33,19 +33,26 @@ __all__ = [
 ]
 
 
-def rollout_metric(task: str, metric: str | None) -> RolloutMetric | None:
-    """The per-example score a rollout of this model compares, or None when its metric has no
-    per-example score yet (regression needs a loss cap no setting names so far).
+def rollout_metric(task: str, metric: str | None, cap: float | None = None) -> RolloutMetric | None:
+    """The per-example score a rollout of this model compares: accuracy for classifiers, log
+    loss for a binary model judged on it (each loss capped at ``cap``, default 10), and for
+    regression the absolute error (``mae``) or squared error (``rmse``, ``r2``, and the
+    default) capped at ``cap``; None for regression without a cap (its scores would be
+    unbounded).
 
     >>> rollout_metric("binary", None).name, rollout_metric("binary", "log_loss").name
     ('accuracy', 'log_loss')
     >>> rollout_metric("regression", "mae") is None
     True
+    >>> rollout_metric("regression", "mae", cap=5.0), rollout_metric("regression", None, 9.0).name
+    (RolloutMetric(name='absolute_error', cap=5.0), 'squared_error')
     """
     if task == "regression":
-        return None
+        if cap is None:
+            return None
+        return RolloutMetric("absolute_error" if metric == "mae" else "squared_error", cap=cap)
     if metric == "log_loss" and task == "binary":
-        return RolloutMetric("log_loss")
+        return RolloutMetric("log_loss", cap=cap)
     return RolloutMetric("accuracy")
 
 

@@ -195,7 +195,7 @@ class ShadowPairing:
     ) -> None:
         """Fold the (label, champion, shadow) triples into the rollout evidence of their
         (challenger, champion, pane of the champion's prediction)."""
-        metric = rollout_metric(config.task, config.performance.metric)
+        metric = rollout_metric(config.task, config.performance.metric, config.rollout.cap)
         if metric is None:  # no per-example score for this task yet (regression)
             result.shadow_pairs_unscored += len(shadows)
             return

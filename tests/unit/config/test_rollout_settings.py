@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from driftline.config import load_settings
-from driftline.config.settings import RolloutSettings
+from driftline.config.settings import RolloutSettings, Settings
 from driftline.errors import ConfigError
 from driftline.topics import topic_specs
 
@@ -60,3 +61,25 @@ def test_the_rollout_topic_is_created_with_the_others() -> None:
     spec = next(s for s in topic_specs(TopicSettings()) if s.role == "rollout")
     assert spec.name == "driftline.rollout"
     assert spec.partitions == TopicSettings().output_partitions
+
+
+@pytest.mark.parametrize(
+    ("rollout", "message"),
+    [
+        ({"mode": "shadow"}, "rollout.cap is required for a regression model"),
+        ({"mode": "canary", "cap": 1.0}, "'canary' is not judged for regression models"),
+        ({"mode": "shadow", "cap": 0}, "greater than 0"),
+    ],
+)
+def test_a_regression_rollout_needs_a_cap_and_shadow(
+    rollout: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(models={"m": {"task": "regression", "rollout": rollout}})
+
+
+def test_a_regression_rollout_with_a_cap_is_accepted() -> None:
+    settings = Settings(
+        models={"m": {"task": "regression", "rollout": {"mode": "shadow", "cap": 2.5}}}
+    )
+    assert settings.models["m"].rollout.cap == 2.5

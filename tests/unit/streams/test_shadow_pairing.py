@@ -405,9 +405,9 @@ def test_a_refused_held_shadow_is_dead_lettered_under_its_message_key(tmp_path: 
 def test_a_regression_shadow_that_is_no_number_costs_its_champion_nothing(
     tmp_path: Path,
 ) -> None:
-    """A regression has no rollout metric yet: its pairs are counted unscored; a shadow
-    prediction that is no number is left out of the challenger's performance instead of
-    failing the label, which also scores the champion."""
+    """A regression is judged on its capped absolute error (``rollout.cap``); a shadow
+    prediction that is no number is counted unscored and left out of the challenger's
+    performance instead of failing the label, which also scores the champion."""
     x = np.random.default_rng(0).normal(size=500)
     profiles = {
         ("m", v): build_profile("m", v, "regression", {"x": x}, prediction=x, labels=x)
@@ -415,7 +415,14 @@ def test_a_regression_shadow_that_is_no_number_costs_its_champion_nothing(
     }
     settings = Settings(
         monitor={"max_clock_skew": "36500d"},
-        models={"m": {"task": "regression", "pane": "1m", "rollout": {"mode": "shadow"}}},
+        models={
+            "m": {
+                "task": "regression",
+                "pane": "1m",
+                "performance": {"metric": "mae"},
+                "rollout": {"mode": "shadow", "cap": 4.0},
+            }
+        },
     )
     w, feed = _worker(tmp_path / "db", settings, profiles), Feed()
     numbers = [feed.c(0, 1), feed.s(0, 2), feed.t(0, 3)]
@@ -424,7 +431,10 @@ def test_a_regression_shadow_that_is_no_number_costs_its_champion_nothing(
     words = [feed.c(1, 1), feed(orjson.dumps(text), "p1"), feed.t(1, 3)]
     result = w.apply(numbers + words, T0)
     assert result.dead_letters == []
-    assert (result.shadow_pairs, result.shadow_pairs_unscored) == (1, 2)
+    assert (result.shadow_pairs, result.shadow_pairs_unscored) == (1, 1)
     partials = w.drain()
-    assert _rollouts(partials) == {}
+    ((key, evidence),) = _rollouts(partials).items()
+    assert key[:2] == ("2", "1")
+    # label 3: the champion's 1 is 2 off, the shadow's 2 is 1 off: the shadow scores 1 better
+    assert (evidence.metric.name, evidence.n, evidence.estimate) == ("absolute_error", 1, 1.0)
     assert _performance_n(partials) == {"1": 2, "2": 1}

@@ -310,20 +310,23 @@ def test_a_version_whose_parent_has_no_traffic_is_not_judged_as_a_canary() -> No
     assert decisions(outputs) == []
 
 
-def test_a_regression_model_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_regression_model_is_judged_on_its_capped_error() -> None:
     settings = make_settings(
-        task="regression", performance={"min_labels": 100}, rollout={"mode": "shadow"}
+        task="regression",
+        performance={"min_labels": 100},
+        rollout={"mode": "shadow", "cap": 4.0, "min_labels": 50},
     )
     state = Stage2State(lambda model, version: None, settings)
-    evidence = PairedEvidence(METRIC).update_scores([1.0], [1.0])
-    with caplog.at_level("INFO"):
-        outputs = feed(state, [rollout_partial(evidence, 0, 0, 1), *close(0), *close(1)])
-    assert decisions(outputs) == []
-    assert rollout_points(outputs) == []
-    skipped = [r for r in caplog.records if "regression" in r.getMessage()]
-    assert len(skipped) == 1
-    (dropped,) = state.dropped  # not held: it would never be judged nor let go
-    assert "regression model's rollouts are not judged" in dropped.reason
+    metric = RolloutMetric("squared_error", cap=4.0)  # rmse, the regression default
+    evidence = PairedEvidence(metric).update_scores([-1.0] * 200, [-0.2] * 200)
+    outputs = feed(state, [rollout_partial(evidence, 0, 0, 1), *close(0)])
+    (decision,) = decisions(outputs)
+    assert (decision.metric, decision.decision, decision.n) == ("squared_error", "promote", 200)
+    assert decision.estimate == pytest.approx(0.8)
+    accuracy = rollout_partial(PairedEvidence(METRIC).update_scores([1.0], [1.0]), 1, 0, 2)
+    feed(state, [accuracy])
+    (dropped,) = state.dropped  # evidence of another metric than the model's
+    assert "evidence of accuracy" in dropped.reason
 
 
 def test_decision_json_is_the_published_value() -> None:

@@ -228,13 +228,14 @@ class ModelRollouts:
         return "added" if current is None else "replaced"
 
     def metric(self, config: ModelConfig) -> RolloutMetric | None:
-        """The metric the model's rollouts are judged on (None: regression, skipped)."""
-        metric = rollout_metric(config.task, config.performance.metric)
+        """The metric the model's rollouts are judged on (None: regression without
+        ``rollout.cap``, which the settings refuse; skipped)."""
+        metric = rollout_metric(config.task, config.performance.metric, config.rollout.cap)
         if metric is None and not self._skipped:
             self._skipped = True
             logger.info(
-                "model %.200r: rollouts of a regression model are not judged "
-                "(no per-example rollout metric for %s yet)",
+                "model %.200r: rollouts of a regression model are not judged without "
+                "rollout.cap (the largest %s loss one prediction counts)",
                 self.model,
                 config.metric,
             )
