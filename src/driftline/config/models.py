@@ -168,6 +168,10 @@ class RolloutSettings(Section):
     """Labels each version needs before any decision."""
     max_labels: int = Field(100_000, ge=1, le=1_000_000_000)
     """Labels of the challenger after which an undecided rollout ends with ``on_end``."""
+    max_duration: Duration | None = None
+    """Event time after which an undecided rollout ends with ``on_end`` (from the start of the
+    first window with evidence to the end of the window looked at), e.g. ``7d``; none: only
+    ``max_labels`` ends it. For a model whose labels are too few to reach ``max_labels``."""
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
     """The chance of any wrong decision over every look (promoting a version no better by
     ``margin``, or rolling back one no worse by it)."""
@@ -185,6 +189,8 @@ class RolloutSettings(Section):
 
     @model_validator(mode="after")
     def _labels_ordered(self) -> Self:
+        if self.max_duration is not None and self.max_duration <= timedelta(0):
+            raise ValueError("max_duration must be positive")
         if self.max_labels < self.min_labels:
             raise ValueError(
                 f"max_labels ({self.max_labels}) must be at least min_labels ({self.min_labels})"

@@ -94,8 +94,11 @@ class RolloutResult:
     margin: float
 
 
-def decide(evidence: Evidence, policy: RolloutPolicy) -> RolloutResult:
-    """The decision on the evidence so far.
+def decide(
+    evidence: Evidence, policy: RolloutPolicy, *, out_of_time: bool = False
+) -> RolloutResult:
+    """The decision on the evidence so far; ``out_of_time``: the rollout has run its maximum
+    duration, so a look that would continue ends instead (like reaching ``max_labels``).
 
     >>> from driftline.detectors.rollout_evidence import PairedEvidence, RolloutMetric
     >>> evidence = PairedEvidence(RolloutMetric("accuracy")).update_scores([0] * 800, [1] * 800)
@@ -110,7 +113,7 @@ def decide(evidence: Evidence, policy: RolloutPolicy) -> RolloutResult:
             decision = "promote"
         elif upper < -policy.margin:
             decision = "rollback"
-    if decision == "continue" and evidence.n_challenger >= policy.max_labels:
+    if decision == "continue" and (out_of_time or evidence.n_challenger >= policy.max_labels):
         decision = "end"
     action = {"promote": "promote", "rollback": "rollback", "end": policy.on_end}.get(decision)
     return RolloutResult(
@@ -178,9 +181,10 @@ class RolloutComparison:
         self._look()
         return self
 
-    def look_at(self, total: Evidence) -> Self:
+    def look_at(self, total: Evidence, *, out_of_time: bool = False) -> Self:
         """Look at ``total``, all the evidence known now (of this design and metric), which
-        replaces the evidence held; returns the comparison.
+        replaces the evidence held; returns the comparison. ``out_of_time``: see
+        :func:`decide`.
 
         For evidence that is restated as late labels arrive: each look sees every example
         known so far, once. ``total`` must hold at least what the last look saw (the
@@ -210,11 +214,11 @@ class RolloutComparison:
                 f"(champion/challenger) after {held.n_champion}/{held.n_challenger}"
             )
         self._evidence = total
-        self._look()
+        self._look(out_of_time=out_of_time)
         return self
 
-    def _look(self) -> None:
-        result = decide(self._evidence, self.policy)
+    def _look(self, *, out_of_time: bool = False) -> None:
+        result = decide(self._evidence, self.policy, out_of_time=out_of_time)
         if self._decided is None and result.decision != "continue":
             self._decided = result
         if self._decided is not None:

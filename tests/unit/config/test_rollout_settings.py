@@ -83,3 +83,9 @@ def test_a_regression_rollout_with_a_cap_is_accepted() -> None:
         models={"m": {"task": "regression", "rollout": {"mode": "shadow", "cap": 2.5}}}
     )
     assert settings.models["m"].rollout.cap == 2.5
+
+
+def test_max_duration_must_be_positive() -> None:
+    with pytest.raises(ValidationError, match="max_duration must be positive"):
+        RolloutSettings(max_duration="0s")
+    assert RolloutSettings(max_duration="7d").max_duration is not None

@@ -401,3 +401,13 @@ def test_errors_beyond_float64_count_as_the_cap() -> None:
     assert scores.tolist() == [-3.0, -1.0]
     with pytest.raises(StatisticsError, match="cap must be a positive number"):
         RolloutMetric("absolute_error", cap="5")  # type: ignore[arg-type]
+
+
+def test_out_of_time_ends_a_look_that_would_continue_but_not_one_that_decides() -> None:
+    policy = RolloutPolicy(min_labels=300, on_end="rollback")
+    undecided = PairedEvidence(ACCURACY).update_scores([1.0, 0.0] * 200, [0.0, 1.0] * 200)
+    assert decide(undecided, policy).decision == "continue"
+    ended = decide(undecided, policy, out_of_time=True)
+    assert (ended.decision, ended.action) == ("end", "rollback")
+    better = PairedEvidence(ACCURACY).update_scores([0.0] * 400, [1.0] * 400)
+    assert decide(better, policy, out_of_time=True).decision == "promote"

@@ -406,3 +406,16 @@ def test_late_canary_labels_of_a_window_looked_at_count_at_the_next_look() -> No
     messages += close(1)
     looks = rollout_points(feed(state, messages))
     assert [f["n"] for _, _, f in looks] == [f"{2 * PANES * 20}i", f"{2 * 2 * PANES * 80}i"]
+
+
+def test_an_undecided_rollout_ends_at_its_maximum_duration_with_on_end() -> None:
+    """``max_duration`` 10m on 5-minute windows: the second look, undecided, ends the rollout
+    with ``on_end``; without it the same evidence goes on."""
+    messages = shadow_messages(4, better=0.0)
+    timed = shadow_state(min_labels=300, max_duration="10m", on_end="promote")
+    outputs = feed(timed, messages)
+    (decision,) = decisions(outputs)
+    assert (decision.decision, decision.action) == ("end", "promote")
+    assert int(decision.window_end.timestamp() * 1000) == 2 * WINDOW
+    assert [f["decision"] for _, _, f in rollout_points(outputs)] == ["0i", "2i"]
+    assert decisions(feed(shadow_state(min_labels=300), messages)) == []

@@ -90,13 +90,17 @@ class RolloutJudge:
         end_ms: int,
         total: Evidence,
         prediction_js: float | None = None,
+        *,
+        out_of_time: bool = False,
     ) -> tuple[list[MetricPoint], RolloutDecision | None]:
         """Look at ``total``, all the evidence known now for predictions before ``end_ms``, at
         the close of the window ``[start_ms, end_ms)``: its ``rollout`` point, and the decision
         record when this look is the first decisive one (None otherwise).
 
         ``prediction_js`` (the Jensen-Shannon distance between the two versions' prediction
-        distributions in this window) becomes the point's field of that name when given."""
+        distributions in this window) becomes the point's field of that name when given.
+        ``out_of_time``: the rollout has run its maximum duration: a look that would continue
+        ends (decision ``end``, the policy's ``on_end``)."""
         if end_ms <= start_ms:
             raise StatisticsError(f"window end {end_ms} is not after its start {start_ms}")
         if self.last_end_ms is not None and end_ms <= self.last_end_ms:
@@ -104,7 +108,7 @@ class RolloutJudge:
                 f"a look at {end_ms} after the look at {self.last_end_ms}: looks go forward"
             )
         had_decided = self.comparison.decided is not None
-        result = self.comparison.look_at(total).result
+        result = self.comparison.look_at(total, out_of_time=out_of_time).result
         self.last_end_ms = end_ms
         points = [self._point(result, end_ms, prediction_js)]
         if had_decided or self.comparison.decided is None:

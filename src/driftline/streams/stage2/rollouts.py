@@ -290,6 +290,8 @@ class ModelRollouts:
                     first = min(panes)
                     self._pair(config, metric, "canary", parent, version, first - first % size)
         pane_ms = config.pane // _MS
+        duration = config.rollout.max_duration
+        limit = None if duration is None else duration // _MS
         for key in sorted(self.pairs):
             pair = self.pairs[key]
             while pair.judge.decision is None and pair.next_start_ms + size <= closed_before_ms:
@@ -298,7 +300,10 @@ class ModelRollouts:
                 try:
                     total = self._total(key, pair, end, held)
                     distance = _distance(key, start, end, pane_ms, partials_of, profiles)
-                    points, decision = pair.judge.look(start, end, total, distance)
+                    out_of_time = limit is not None and end - pair.start_ms >= limit
+                    points, decision = pair.judge.look(
+                        start, end, total, distance, out_of_time=out_of_time
+                    )
                 except DriftlineError as exc:  # this look of this pair; the others go on
                     look.failures.append((key, f"{type(exc).__name__}: {exc}"))
                     continue
