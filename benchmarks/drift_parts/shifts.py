@@ -173,6 +173,7 @@ DELAYS = Table(
     Column("drift found", 15, align="<"),
     Column("alert firing", 15, align="<"),
     Column("retrain", 15, align="<"),
+    Column("quality flag", 15, align="<"),
     Column("firing after", 12, ".2f"),
     Column("false before", 12),
     indent="   ",
@@ -184,7 +185,9 @@ def print_scenarios(results: Sequence[tuple[Scenario, Detection]], lead: int, ho
     print(
         f"\n2. Injected shifts: {lead} stationary windows, then {horizon} shifted ones; delays in "
         "windows from the first shifted one (0 = noticed in it),\n"
-        "   as median (min-max) and runs that noticed within the horizon"
+        "   as median (min-max) and runs that noticed within the horizon; quality flag: the first "
+        "data-quality result\n   flagged (e.g. unseen categories; reported, not judged by the "
+        "policy)"
     )
     print(DELAYS.header())
     for scenario, r in results:
@@ -194,6 +197,7 @@ def print_scenarios(results: Sequence[tuple[Scenario, Detection]], lead: int, ho
                 first(r.drift_found),
                 first(r.alert),
                 first(r.retrain),
+                first(r.quality),
                 r.firing_after / max(r.windows_after, 1),
                 r.false_before,
             )
