@@ -14,9 +14,10 @@ The profile freezes the bins that every live summary counts over (DESIGN §4):
   profile (shared out among its categorical columns, :func:`share_tail_bytes`), so a live
   category the reference never held is told apart from one of its rare ones however many
   categories it had. The reference's ``unseen_rate`` is what a live window should show under
-  no drift: ``1 - (1 - m0)(1 - d)``, ``d`` the share of values whose category is beyond the
-  bound and ``m0 = n1 / n`` the Good-Turing estimate of the mass of categories the sample
-  missed (``n1`` categories seen once, ``n`` values).
+  no drift, from Good-Turing (``n`` values, ``N_r`` categories seen ``r`` times): ``N_1 / n``
+  for the categories the sample missed, plus for each category beyond the bound its adjusted
+  mass ``r* / n``, ``r* = (r + 1) N_(r+1) / N_r`` (``r`` where no category was seen ``r + 1``
+  times; the raw ``r / n`` overstates the rare categories the bound drops).
 
 A column with no value at all has ``count == 0`` and, because probabilities must sum to one,
 puts its whole (empty) mass in its single bin (numeric) or in ``other`` (categorical):
@@ -194,10 +195,14 @@ def _categorical(
         if room < 0:
             break
         tail.append(name)
-    listed = kept + sum(count for _, count in ranked[top_k : top_k + len(tail)])
-    singletons = sum(1 for _, count in ranked if count == 1)
-    # Good-Turing: categories seen once estimate the mass of those never seen.
-    unseen_rate = 1.0 - (1.0 - singletons / n) * (listed / n)
+    seen = Counter(count for _, count in ranked)  # N_r: categories seen r times
+    # Good-Turing: categories seen once estimate the mass of those never seen, and a category
+    # seen r times has the mass r* / n.
+    dropped = sum(
+        (r + 1) * seen[r + 1] / seen[r] if seen[r + 1] else r
+        for _, r in ranked[top_k + len(tail) :]
+    )
+    unseen_rate = (seen[1] + dropped) / n
     return CategoricalProfile(
         categories={name: count / n for name, count in top},
         other=(n - kept) / n,

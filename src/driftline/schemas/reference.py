@@ -70,8 +70,8 @@ class CategoricalProfile(_Frozen):
     ``categories`` (the top-K) are the histogram's bins, ``other`` its last one. ``tail`` names
     the reference's other categories (most frequent first, up to the bound the profile was
     built with), so a live value is *unseen* only when it is in neither list; ``unseen_rate``
-    is how often that happens under no drift (the mass of categories beyond the bound, plus
-    the Good-Turing estimate of categories the sample missed). A profile without
+    is how often that happens under no drift (Good-Turing estimates of the mass of the
+    categories beyond the bound and of those the sample missed). A profile without
     ``unseen_rate`` (built before these fields existed) compares unseen values against
     ``other`` instead: :attr:`expected_unseen_rate`.
     """

@@ -189,8 +189,9 @@ def test_categories_beyond_max_categories_are_dropped_and_their_mass_expected_un
     keys = to_categorical(["a"] * 6 + ["b"] * 4 + ["c"] * 3 + ["d"] * 2 + ["e"] * 2)
     p = categorical_profile(keys, top_k=1, max_categories=3)
     assert (list(p.categories), p.tail, p.tail_dropped) == (["a"], ["b", "c"], 2)
-    # no singletons; d and e (4 of 17 values) are beyond the bound
-    assert p.unseen_rate == pytest.approx(4 / 17)
+    # No singletons; d and e, seen twice each, are beyond the bound: Good-Turing gives each
+    # r* = 3 N_3 / N_2 = 3 * 1 / 2 of the 17 values.
+    assert p.unseen_rate == pytest.approx(3 / 17)
     column = CategoricalColumnSummary(p).fold(to_categorical(["b", "d", "z"]))
     assert (column.counts.tolist(), column.unseen_total) == ([0, 3], 2)
 
@@ -203,6 +204,26 @@ def test_the_tail_bytes_bound_the_json_of_the_tail() -> None:
     assert len(p.tail) + p.tail_dropped == 500
     assert p.tail == names[: len(p.tail)]
     assert p.unseen_rate == pytest.approx(3 * p.tail_dropped / 2_500)
+
+
+def test_the_unseen_rate_of_a_truncated_long_tail_is_what_stationary_windows_show() -> None:
+    """Zipf over 100,000 categories, a reference of 50,000 rows: its 10,000 names keep most of
+    the mass but drop thousands of categories seen once, and live windows keep meeting
+    categories the sample never held. The reference's Good-Turing rate matches what stationary
+    windows show (the raw frequencies of the dropped categories would overstate it by 0.04)."""
+    rng = np.random.default_rng(1)
+    k = 100_000
+    p = _zipf(k, 1.0)
+
+    def draw(n: int) -> np.ndarray:
+        return to_categorical([f"c{i}" for i in rng.choice(k, n, p=p)])
+
+    column = categorical_profile(draw(50_000))
+    assert len(column.categories) + len(column.tail) == 10_000
+    assert column.tail_dropped > 1_000
+    for _ in range(3):
+        window = CategoricalColumnSummary(column).fold(draw(10_000))
+        assert abs(window.unseen_total / window.n - column.expected_unseen_rate) < 0.015
 
 
 def test_share_tail_bytes_meets_small_needs_and_splits_the_rest() -> None:
