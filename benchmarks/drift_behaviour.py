@@ -1,18 +1,18 @@
 """driftline's statistical behaviour: false alarms on a stationary stream, delays on shifts.
 
-One population: 20 numeric features (normal, lognormal, uniform, gamma, exponential, a
-bimodal mixture, Student t, and two integer-valued ones with ties: Poisson counts and ages), 3
-categorical features with Zipf-skewed frequencies over 5, 20 and 200 categories (the profile
-keeps the top 50, the rest is ``other``), a binary classifier's prediction with its scores, and
-labels drawn from the scores (the model is calibrated). The reference is a sample of 50,000
-rows; every window is 10,000 fresh events of one hour, one pane per window, with every label
-joined before the window is judged. Everything runs through driftline's own code with its
-default settings, except ``retrain.policy = on_drift``: reference profile (100 fine bins),
-pane summaries (``ColumnBatch`` + ``PaneSummary.fold``, handed to the monitor with
-``ModelMonitor.set_pane`` as stage 2 does; a check at start shows ``fold_columns`` gives the
-same reports), ``fold_labels``, ADWIN on the error stream flagging panes as ``replay`` does,
-``ModelMonitor.evaluate`` (PSI on numeric, chi-square on categorical columns, BH at q = 0.05,
-effect floors, 2-of-3 persistence) and ``DecisionPolicy``.
+One population: 20 numeric features (normal, lognormal, uniform, gamma, exponential, a bimodal
+mixture, Student t, and two integer-valued ones with ties: Poisson counts and ages), 3 categorical
+features with Zipf-skewed frequencies over 5, 20 and 200 categories (the profile keeps the top 50 as
+bins, the rest is ``other``, named in its tail), a binary classifier's prediction with its scores,
+and labels drawn from the scores (the model is calibrated). The reference is a sample of 50,000
+rows; every window is 10,000 fresh events of one hour, one pane per window, with every label joined
+before the window is judged. Everything runs through driftline's own code with its default settings,
+except ``retrain.policy = on_drift``: reference profile (100 fine bins), pane summaries
+(``ColumnBatch`` + ``PaneSummary.fold``, handed to the monitor with ``ModelMonitor.set_pane`` as
+stage 2 does; a check at start shows ``fold_columns`` gives the same reports), ``fold_labels``,
+ADWIN on the error stream flagging panes as ``replay`` does, ``ModelMonitor.evaluate`` (PSI on
+numeric, chi-square on categorical columns, BH at q = 0.05, effect floors, 2-of-3 persistence) and
+``DecisionPolicy``.
 
 1. Stationary stream (1,000 windows, 10 million events): false retrain requests (goal 0),
    windows with drift found / in drift / alerting, the feature-level alert rate beside the
@@ -24,16 +24,17 @@ effect floors, 2-of-3 persistence) and ``DecisionPolicy``.
    shares beside driftline's on the same windows. The same pane summaries also go through
    shadow monitors configured with the other selectable tests (KS, Jensen-Shannon, Wasserstein
    on numeric, PSI and Jensen-Shannon on categorical columns) and the same policy.
-2. Injected shifts after ``--lead`` stationary windows, each repeated ``--repeats`` times with
-   fresh seeds: a mean shift of 0.25 and 0.5 standard deviations on one feature the model does
-   not use, a new category at 5 % in a fully listed categorical (20 categories) and in a long
-   one (200 categories, 150 of them in ``other``), and a concept change that leaves the
-   features and predictions alone (labels flip on a region of 20 % or 5 % of the traffic,
-   defined by a feature the model does not use). Delays are in windows from the first
+2. Injected shifts after ``--lead`` stationary windows, each repeated ``--repeats`` times with fresh
+   seeds: a mean shift of 0.25 and 0.5 standard deviations on one feature the model does not use, a
+   new category at 5 % in a fully listed categorical (20 categories) and in a long one (200
+   categories, 150 of them in ``other``: the tail tells them from the new one), and a concept change
+   that leaves the features and predictions alone (labels flip on a region of 20 % or 5 % of the
+   traffic, defined by a feature the model does not use). Delays are in windows from the first
    shifted window (0: that window itself) to the first window with drift found, with the alert
-   firing, and with a retrain request, with the columns or evidence named; plus data-quality
-   flags (reported, not judged by the policy), Evidently's verdict on the first shifted window,
-   and the delay of shadow monitors configured with each selectable test.
+   firing, and with a retrain request, with the columns or evidence named; plus data-quality flags
+   (reported, not judged by the policy: the unseen-category rate is the one that catches a new
+   category in the long feature), Evidently's verdict on the first shifted window, and the delay of
+   shadow monitors configured with each selectable test.
 
 Timings of every phase and the total runtime are printed at the end. Run:
 ``python benchmarks/drift_behaviour.py``, or
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         profile = reference_profile(reference)
     print(
         f"reference: {args.reference:,} rows, {len(profile.features)} features "
-        f"(20 numeric, 3 categorical), 100 fine bins, top 50 categories; "
+        f"(20 numeric, 3 categorical), 100 fine bins, top 50 categories and their tails; "
         f"baseline accuracy {profile.performance['accuracy']:.4f}"
     )
     with clock.phase("fold-path check"):

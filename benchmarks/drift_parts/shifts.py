@@ -64,6 +64,8 @@ class Detection:
     accuracy_after: list[float] = field(default_factory=list)
     effect: list[float] = field(default_factory=list)  # the shifted column's statistic, after
     effect_test: str = ""
+    unseen: list[float] = field(default_factory=list)  # the shifted column's unseen rate excess
+    unseen_floor: float = math.nan
     effect_floor: float = math.nan
     evidently: EvidentlyVerdict | None = None
     # "setting = test" -> per run, the delay until that shadow fired naming the shifted column
@@ -145,6 +147,10 @@ def run_scenario(
             if d.retrain is not None and marks["retrain"] is None:
                 marks["retrain"] = delay
                 out.named_retrain.update(reason_names(d.retrain.reasons))
+            for q in report.quality:
+                if q.column == scenario.shift.column and q.test == "unseen_category_rate":
+                    out.unseen.append(q.statistic)
+                    out.unseen_floor = q.threshold
             flagged = [q.column for q in report.quality if q.drifted]
             if flagged and marks["quality"] is None:
                 marks["quality"] = delay
@@ -173,6 +179,7 @@ DELAYS = Table(
     Column("drift found", 15, align="<"),
     Column("alert firing", 15, align="<"),
     Column("retrain", 15, align="<"),
+    Column("quality flag", 15, align="<"),
     Column("firing after", 12, ".2f"),
     Column("false before", 12),
     indent="   ",
@@ -184,7 +191,9 @@ def print_scenarios(results: Sequence[tuple[Scenario, Detection]], lead: int, ho
     print(
         f"\n2. Injected shifts: {lead} stationary windows, then {horizon} shifted ones; delays in "
         "windows from the first shifted one (0 = noticed in it),\n"
-        "   as median (min-max) and runs that noticed within the horizon"
+        "   as median (min-max) and runs that noticed within the horizon; quality flag: the first "
+        "data-quality result\n   flagged (e.g. unseen categories; reported, not judged by the "
+        "policy)"
     )
     print(DELAYS.header())
     for scenario, r in results:
@@ -194,6 +203,7 @@ def print_scenarios(results: Sequence[tuple[Scenario, Detection]], lead: int, ho
                 first(r.drift_found),
                 first(r.alert),
                 first(r.retrain),
+                first(r.quality),
                 r.firing_after / max(r.windows_after, 1),
                 r.false_before,
             )
@@ -243,7 +253,15 @@ def _print_named(results: Sequence[tuple[Scenario, Detection]]) -> None:
             f"      {r.effect_test} on {scenario.shift.column} after the change: mean "
             f"{np.mean(r.effect):.4f}, range {min(r.effect):.4f}-{max(r.effect):.4f} "
             f"(floor {r.effect_floor:g})\n"
-            f"      alert: {names(r.named_alert)}; retrain: {names(r.named_retrain)}\n"
+            + (
+                f"      unseen_category_rate on {scenario.shift.column} after the change: mean "
+                f"{np.mean(r.unseen):.4f}, range {min(r.unseen):.4f}-{max(r.unseen):.4f} "
+                f"(floor {r.unseen_floor:g}, reached in "
+                f"{sum(u >= r.unseen_floor for u in r.unseen)}/{len(r.unseen)} windows)\n"
+                if r.unseen
+                else ""
+            )
+            + f"      alert: {names(r.named_alert)}; retrain: {names(r.named_retrain)}\n"
             f"      quality: {first(r.quality)} {names(r.named_quality)}; accuracy "
             f"{np.nanmean(r.accuracy_before):.4f} before, "
             f"{np.nanmean(r.accuracy_after):.4f} after\n"

@@ -2,8 +2,9 @@
 
 A :class:`NumericColumnSummary` counts a numeric column over the reference's quantile bins (plus
 nulls, type errors and out-of-range values); a :class:`CategoricalColumnSummary` counts a
-categorical column over the profile's categories plus one other/unseen slot, naming a bounded,
-deterministic sample of the unseen values. Both fold whole columns at once (one
+categorical column over the profile's categories plus one other slot, counting apart the values
+that the reference never held (unseen: in neither its top-K nor its tail) and naming a bounded,
+deterministic sample of them. Both fold whole columns at once (one
 ``np.searchsorted`` or one C-level dict look-up per value, then one ``np.bincount``), merge
 exactly by addition, and turn into a plain :data:`ColumnState` for an encoding.
 """
@@ -57,6 +58,8 @@ class CategoricalColumnState(msgspec.Struct, array_like=True, frozen=True, tag="
     counts: list[int]
     nulls: int
     unseen: dict[str, int]
+    # None (a state encoded before the profile kept its tail): every value of the other slot.
+    unseen_total: int | None = None
 
 
 ColumnState: TypeAlias = NumericColumnState | CategoricalColumnState
@@ -231,10 +234,13 @@ class CategoricalColumnSummary:
 
     ``counts`` has ``len(categories) + 1`` entries: the profile's categories in their order,
     then one slot for everything else (the profile's ``other``: values outside its top-K,
-    including categories never seen in the reference). ``unseen`` names the values of that
-    last slot with their counts; when more than ``unseen_cap`` distinct names turn up it keeps
-    the ``unseen_cap`` names with the smallest CRC-32, a deterministic sample that merges
-    exactly (every kept name's count is exact), while ``unseen_total`` always counts all.
+    whether in its ``tail`` or never seen in the reference); these are the drift tests' bins.
+    ``unseen_total`` counts the values of that last slot that are in neither list (all of them
+    for a profile without a tail), so a category the reference never held is unseen whatever
+    its cardinality. ``unseen`` names them with their counts; when more than ``unseen_cap``
+    distinct names turn up it keeps the ``unseen_cap`` names with the smallest CRC-32, a
+    deterministic sample that merges exactly (every kept name's count is exact), while
+    ``unseen_total`` always counts all.
 
     Examples
     --------
@@ -245,15 +251,29 @@ class CategoricalColumnSummary:
     [1, 1, 2]
     >>> col.unseen, col.nulls
     ({'IT': 2}, 1)
+    >>> col = CategoricalColumnSummary(CategoricalProfile(categories={"FR": 0.75}, other=0.25,
+    ...                                                   tail=["DE"], unseen_rate=0.0, count=4))
+    >>> col.fold(np.array(["DE", "FR", "IT", None, "IT"], dtype=object)).counts.tolist()
+    [1, 3]
+    >>> col.unseen, col.unseen_total
+    ({'IT': 2}, 2)
     """
 
-    __slots__ = ("_cap", "_categories", "_counts", "_index", "_nulls", "_unseen")
+    __slots__ = (
+        "_cap",
+        "_categories",
+        "_counts",
+        "_index",
+        "_nulls",
+        "_unseen",
+        "_unseen_total",
+    )
 
     kind: Literal["categorical"] = "categorical"
 
     def __init__(self, profile: CategoricalProfile, unseen_cap: int = 100) -> None:
         self._categories = tuple(profile.categories)
-        self._index = category_index(self._categories)
+        self._index = category_index(self._categories, profile.tail)
         self._cap = unseen_cap
         self.reset()
 
@@ -262,16 +282,21 @@ class CategoricalColumnSummary:
         self._counts = np.zeros(len(self._categories) + 1, dtype=np.int64)
         self._nulls = 0
         self._unseen: dict[str, int] = {}
+        self._unseen_total = 0
 
     def fold(self, values: ObjectArray) -> CategoricalColumnSummary:
         """Count an object column of category keys (None = missing)."""
         k = len(self._categories)
-        codes = category_codes(self._index, values)
-        counts = np.bincount(codes, minlength=k + 2)
-        self._counts += counts[: k + 1]
+        # Slots: the categories, k for the tail, k + 1 missing, k + 2 in neither list.
+        codes = category_codes(self._index, values, default=k + 2)
+        counts = np.bincount(codes, minlength=k + 3)
+        unseen = int(counts[k + 2])
+        self._counts[:k] += counts[:k]
+        self._counts[k] += int(counts[k]) + unseen
         self._nulls += int(counts[k + 1])
-        if counts[k]:
-            self._add_unseen(Counter(values[codes == k].tolist()).items())
+        if unseen:
+            self._unseen_total += unseen
+            self._add_unseen(Counter(values[codes == k + 2].tolist()).items())
         return self
 
     def _add_unseen(self, items: Iterable[tuple[str, int]]) -> None:
@@ -287,6 +312,7 @@ class CategoricalColumnSummary:
         merged = self.copy()
         merged._counts += other._counts
         merged._nulls += other._nulls
+        merged._unseen_total += other._unseen_total
         merged._add_unseen(other._unseen.items())
         return merged
 
@@ -298,6 +324,7 @@ class CategoricalColumnSummary:
         new._counts = self._counts.copy()
         new._nulls = self._nulls
         new._unseen = dict(self._unseen)
+        new._unseen_total = self._unseen_total
         return new
 
     @property
@@ -327,19 +354,23 @@ class CategoricalColumnSummary:
 
     @property
     def unseen(self) -> dict[str, int]:
-        """Values outside the profile's categories, by name (at most ``unseen_cap`` names)."""
+        """Values in neither the profile's categories nor its tail, by name (at most
+        ``unseen_cap`` names)."""
         return dict(self._unseen)
 
     @property
     def unseen_total(self) -> int:
-        """All values outside the profile's categories."""
-        return int(self._counts[-1])
+        """All values in neither the profile's categories nor its tail."""
+        return self._unseen_total
 
     def state(self) -> CategoricalColumnState:
         """Everything folded, as plain data (see :meth:`restore`)."""
         # Sorted, so equal summaries encode to equal bytes whatever order names arrived in.
         return CategoricalColumnState(
-            self._counts.tolist(), self._nulls, dict(sorted(self._unseen.items()))
+            self._counts.tolist(),
+            self._nulls,
+            dict(sorted(self._unseen.items())),
+            self._unseen_total,
         )
 
     def restore(self, state: ColumnState) -> None:
@@ -354,6 +385,13 @@ class CategoricalColumnSummary:
         self._counts = np.array(state.counts, dtype=np.int64)
         self._nulls = state.nulls
         self._unseen = dict(state.unseen)
+        total = state.unseen_total
+        self._unseen_total = int(self._counts[-1]) if total is None else total
+        if not 0 <= self._unseen_total <= self._counts[-1]:
+            raise StatisticsError(
+                f"{self._unseen_total} unseen values encoded, more than the other slot's "
+                f"{int(self._counts[-1])}"
+            )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CategoricalColumnSummary):
@@ -362,6 +400,7 @@ class CategoricalColumnSummary:
             self._categories == other._categories
             and np.array_equal(self._counts, other._counts)
             and self._nulls == other._nulls
+            and self._unseen_total == other._unseen_total
             and self._unseen == other._unseen
         )
 

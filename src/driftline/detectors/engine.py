@@ -433,7 +433,7 @@ class ModelMonitor:
                     unseen_category_test(
                         column.unseen_total,
                         column.n,
-                        column_profile.other,
+                        column_profile.expected_unseen_rate,
                         column_profile.count,
                         threshold=limits.unseen_categories,
                         column=name,

@@ -8,8 +8,16 @@ The profile freezes the bins that every live summary counts over (DESIGN §4):
   duplicates collapse (a constant column has one edge), the outer bins are open, and missing
   values are counted in ``missing_rate``, never in the bins. Because every edge is a data
   value, each bin ``[e_i, e_i+1)`` holds at least the value ``e_i`` itself;
-- categorical columns keep their ``top_k`` most frequent categories (ties by name), the rest
-  is ``other``.
+- categorical columns keep their ``top_k`` most frequent categories (ties by name) as the
+  histogram's bins, the rest is ``other``; the names of the rest go in the ``tail`` (most
+  frequent first), up to ``max_categories`` names per column and ``tail_bytes`` of JSON per
+  profile (shared out among its categorical columns, :func:`share_tail_bytes`), so a live
+  category the reference never held is told apart from one of its rare ones however many
+  categories it had. The reference's ``unseen_rate`` is what a live window should show under
+  no drift, from Good-Turing (``n`` values, ``N_r`` categories seen ``r`` times): ``N_1 / n``
+  for the categories the sample missed, plus for each category beyond the bound its adjusted
+  mass ``r* / n``, ``r* = (r + 1) N_(r+1) / N_r`` (``r`` where no category was seen ``r + 1``
+  times; the raw ``r / n`` overstates the rare categories the bound drops).
 
 A column with no value at all has ``count == 0`` and, because probabilities must sum to one,
 puts its whole (empty) mass in its single bin (numeric) or in ``other`` (categorical):
@@ -45,17 +53,25 @@ from driftline.schemas.reference import CategoricalProfile, NumericProfile, Refe
 from driftline.schemas.wire import WireGroundTruth, WirePrediction
 
 __all__ = [
+    "MAX_CATEGORIES",
+    "TAIL_BYTES",
     "FeatureType",
     "build_profile",
     "categorical_profile",
     "numeric_profile",
     "quantile_levels",
+    "share_tail_bytes",
 ]
 
 FeatureType = Literal["numeric", "categorical"]
 Column = ArrayLike | Iterable[object]
 
 _MAX_BINS = 100_000
+MAX_CATEGORIES = 10_000
+"""Default bound on the names a categorical column keeps (its top-K and its tail)."""
+TAIL_BYTES = 131_072
+"""Default bound on the JSON bytes of all tails of one profile (the models topic takes records
+of ``monitor.max_output_bytes``, 1 MB by default, and a profile has more than its tails)."""
 _HASH_DOMAIN = b"driftline-reference-v1"
 
 
@@ -110,27 +126,114 @@ def numeric_profile(values: FloatArray, *, bins: int = 100) -> NumericProfile:
     )
 
 
-def categorical_profile(keys: ObjectArray, *, top_k: int = 50) -> CategoricalProfile:
-    """The ``top_k`` most frequent categories of a column of category keys (None = missing).
+def _name_bytes(name: str) -> int:
+    return len(orjson.dumps(name)) + 1  # the name in a JSON list, with its comma
+
+
+def _ranked(keys: ObjectArray) -> tuple[list[tuple[str, int]], int]:
+    """The categories of a column by count (descending, ties by name), and the missing ones."""
+    counter = Counter(keys.tolist())
+    missing = counter.pop(None, 0)
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0])), missing
+
+
+def _tail_need(ranked: list[tuple[str, int]], top_k: int, max_categories: int) -> int:
+    return sum(_name_bytes(name) for name, _ in ranked[top_k:max_categories])
+
+
+def share_tail_bytes(needs: Sequence[int], budget: int) -> list[int]:
+    """Shares of ``budget`` for tails needing ``needs`` bytes: the smaller needs are met in
+    full, the rest split what is left equally (water-filling; deterministic).
+
+    >>> share_tail_bytes([100, 5_000, 20], 3_000)
+    [100, 2880, 20]
+    >>> share_tail_bytes([10, 10], 100)
+    [10, 10]
+    """
+    shares = [0] * len(needs)
+    left, open_ = budget, len(needs)
+    for i in sorted(range(len(needs)), key=lambda j: (needs[j], j)):
+        shares[i] = min(needs[i], left // open_)
+        left -= shares[i]
+        open_ -= 1
+    return shares
+
+
+def categorical_profile(
+    keys: ObjectArray,
+    *,
+    top_k: int = 50,
+    max_categories: int = MAX_CATEGORIES,
+    tail_bytes: int = TAIL_BYTES,
+) -> CategoricalProfile:
+    """The ``top_k`` most frequent categories of a column of category keys (None = missing),
+    and the names of the rest (the tail), up to ``max_categories`` names in all and
+    ``tail_bytes`` bytes of JSON for the tail.
 
     >>> categorical_profile(np.array(["a", "b", "a", None, "c"], dtype=object), top_k=2)
     CategoricalProfile(kind='categorical', categories={'a': 0.5, 'b': 0.25}, other=0.25, \
-missing_rate=0.2, count=4)
+missing_rate=0.2, count=4, tail=['c'], tail_dropped=0, unseen_rate=0.5)
     """
-    total = keys.shape[0]
-    counter = Counter(k for k in keys.tolist() if k is not None)
-    n = sum(counter.values())
-    missing_rate = (total - n) / total if total else 0.0
+    ranked, missing = _ranked(keys)
+    return _categorical(ranked, missing, top_k, max_categories, tail_bytes)
+
+
+def _categorical(
+    ranked: list[tuple[str, int]], missing: int, top_k: int, max_categories: int, tail_bytes: int
+) -> CategoricalProfile:
+    n = sum(count for _, count in ranked)
+    total = n + missing
+    missing_rate = missing / total if total else 0.0
     if n == 0:
         return CategoricalProfile(categories={}, other=1.0, missing_rate=missing_rate, count=0)
-    top = sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:top_k]
+    top = ranked[:top_k]
     kept = sum(count for _, count in top)
+    tail: list[str] = []
+    room = tail_bytes
+    for name, _ in ranked[top_k:max_categories]:
+        room -= _name_bytes(name)
+        if room < 0:
+            break
+        tail.append(name)
+    seen = Counter(count for _, count in ranked)  # N_r: categories seen r times
+    # Good-Turing: categories seen once estimate the mass of those never seen, and a category
+    # seen r times has the mass r* / n.
+    dropped = sum(
+        (r + 1) * seen[r + 1] / seen[r] if seen[r + 1] else r
+        for _, r in ranked[top_k + len(tail) :]
+    )
+    unseen_rate = (seen[1] + dropped) / n
     return CategoricalProfile(
         categories={name: count / n for name, count in top},
         other=(n - kept) / n,
         missing_rate=missing_rate,
         count=n,
+        tail=tail,
+        tail_dropped=len(ranked) - len(top) - len(tail),
+        unseen_rate=min(1.0, max(0.0, unseen_rate)),
     )
+
+
+class _Tails:
+    """The categorical columns of one profile, built once they have shared the tail bytes."""
+
+    def __init__(self, top_k: int, max_categories: int, tail_bytes: int) -> None:
+        self.top_k, self.max_categories, self.tail_bytes = top_k, max_categories, tail_bytes
+        self.columns: dict[tuple[str, str], tuple[list[tuple[str, int]], int]] = {}
+
+    def add(self, role: str, name: str, keys: ObjectArray) -> None:
+        self.columns[role, name] = _ranked(keys)
+
+    def build(self) -> dict[tuple[str, str], CategoricalProfile]:
+        needs = [
+            _tail_need(ranked, self.top_k, self.max_categories)
+            for ranked, _ in self.columns.values()
+        ]
+        shares = share_tail_bytes(needs, self.tail_bytes)
+        return {
+            key: _categorical(ranked, missing, self.top_k, self.max_categories, share)
+            for (key, (ranked, missing)), share in zip(self.columns.items(), shares, strict=True)
+        }
 
 
 class _Hasher:
@@ -203,6 +306,8 @@ def build_profile(
     feature_types: Mapping[str, FeatureType] | None = None,
     bins: int = 100,
     top_k: int = 50,
+    max_categories: int = MAX_CATEGORIES,
+    tail_bytes: int = TAIL_BYTES,
     positive_class: str | None = None,
 ) -> ReferenceProfile:
     """Profile a reference sample of one model version.
@@ -231,7 +336,14 @@ def build_profile(
         Fine quantile bins per numeric column (more where deciles add edges, fewer where the
         data has fewer distinct values).
     top_k
-        Categories kept per categorical column; the rest is ``other``.
+        Categories kept per categorical column as the histogram's bins; the rest is ``other``.
+    max_categories
+        Names kept per categorical column, its top-K and its tail: the reference's categories
+        a live value is looked up in before it counts as unseen.
+    tail_bytes
+        JSON bytes that all the tails of the profile may take together, shared out among the
+        categorical columns (:func:`share_tail_bytes`): it bounds the profile's growth on the
+        models topic, whose records must fit ``monitor.max_output_bytes``.
     positive_class
         The positive class of a binary task (default: ``"1"`` or ``"true"`` when present,
         else the last class in sorted order).
@@ -252,6 +364,8 @@ def build_profile(
     check_task(task)
     check_int("bins", bins, 1, _MAX_BINS)
     check_int("top_k", top_k, 1, 1_000_000)
+    check_int("max_categories", max_categories, 0, 10_000_000)
+    check_int("tail_bytes", tail_bytes, 0, 1 << 40)
     types = dict(feature_types or {})
     unknown = sorted(set(types) - set(features))
     if unknown:
@@ -265,24 +379,21 @@ def build_profile(
 
     cols = _Columns()
     cols.hasher.put("task", task)
-    feature_profiles: dict[str, NumericProfile | CategoricalProfile] = {}
+    tails = _Tails(top_k, max_categories, tail_bytes)
+    numeric_features: dict[str, NumericProfile] = {}
     for name in sorted(features):
         raw = features[name]
         kind: ColumnKind = types.get(name) or infer_kind(raw)
         if kind == "numeric":
-            feature_profiles[name] = numeric_profile(cols.numeric("feature", name, raw), bins=bins)
+            numeric_features[name] = numeric_profile(cols.numeric("feature", name, raw), bins=bins)
         else:
-            feature_profiles[name] = categorical_profile(
-                cols.categorical("feature", name, raw), top_k=top_k
-            )
-    # Keep the caller's feature order (dicts keep it through JSON); hashing used sorted names.
-    feature_profiles = {name: feature_profiles[name] for name in features}
+            tails.add("feature", name, cols.categorical("feature", name, raw))
 
     pred_values: FloatArray | ObjectArray
-    pred_profile: NumericProfile | CategoricalProfile
+    pred_profile: NumericProfile | CategoricalProfile | None = None
     if classifier:
         pred_values = cols.categorical("prediction", "", prediction)
-        pred_profile = categorical_profile(pred_values, top_k=top_k)
+        tails.add("prediction", "", pred_values)
     else:
         pred_values = cols.numeric("prediction", "", prediction)
         pred_profile = numeric_profile(pred_values, bins=bins)
@@ -301,10 +412,21 @@ def build_profile(
     if labels is not None:
         if classifier:
             label_values = cols.categorical("labels", "", labels)
-            label_profile = categorical_profile(label_values, top_k=top_k)
+            tails.add("labels", "", label_values)
         else:
             label_values = cols.numeric("labels", "", labels)
             label_profile = numeric_profile(label_values, bins=bins)
+
+    categorical = tails.build()
+    # Keep the caller's feature order (dicts keep it through JSON); hashing used sorted names.
+    feature_profiles: dict[str, NumericProfile | CategoricalProfile] = {
+        name: numeric_features[name] if name in numeric_features else categorical["feature", name]
+        for name in features
+    }
+    if pred_profile is None:
+        pred_profile = categorical["prediction", ""]
+    if label_profile is None:
+        label_profile = categorical.get(("labels", ""))
 
     n_rows = cols.n or 0
     if n_rows == 0:
@@ -340,11 +462,15 @@ def profile_from_events(
     task: Task,
     config: ModelConfig,
     labels: Mapping[str, WireGroundTruth] | None = None,
+    *,
+    max_categories: int = MAX_CATEGORIES,
+    tail_bytes: int = TAIL_BYTES,
 ) -> ReferenceProfile:
     """A reference profile built from traffic (the warm-up baseline).
 
     When every warm-up event has its label, the profile carries the label distribution and
-    the baseline performance too, so later windows are judged against it.
+    the baseline performance too, so later windows are judged against it. ``max_categories``
+    and ``tail_bytes`` bound the categorical columns' tails as in :func:`build_profile`.
     """
     first = events[0]
     names = sorted({name for e in events for name in e.features})
@@ -369,5 +495,7 @@ def profile_from_events(
         labels=outcome,
         feature_types=config.features or None,
         bins=config.drift.bins,
+        max_categories=max_categories,
+        tail_bytes=tail_bytes,
         positive_class=config.positive_class,
     )

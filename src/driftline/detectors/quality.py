@@ -202,12 +202,14 @@ def unseen_category_test(
     Parameters
     ----------
     n_unseen
-        Non-missing values of the window whose category is not one the profile lists (the last,
-        other/unseen bin of the window's category counts).
+        Non-missing values of the window whose category the reference never held: in neither
+        the profile's categories nor its tail (a column summary's ``unseen_total``; for a
+        profile without a tail, the whole other slot).
     n_values
         Non-missing values of the window.
     reference_other_rate
-        The profile's ``other`` share: how often the reference itself fell outside its list.
+        How often the reference itself falls outside its lists: the profile's
+        ``expected_unseen_rate`` (its ``unseen_rate``, or ``other`` for an old profile).
     n_reference
         Non-missing values of the reference (the profile's ``count``).
     threshold
@@ -218,7 +220,7 @@ def unseen_category_test(
     Returns
     -------
     TestResult
-        ``statistic`` is ``window rate - reference other share``; a decrease is no quality
+        ``statistic`` is ``window rate - reference rate``; a decrease is no quality
         problem, so it is negative and never flags. ``p_value`` is the one-sided pooled
         two-proportion z-test that the window's rate is higher. A window or reference without
         values gives a NaN statistic and ``drifted=False``.

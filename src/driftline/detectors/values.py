@@ -97,27 +97,37 @@ def missing_mask(keys: ObjectArray) -> NDArray[np.bool_]:
     return mask
 
 
-def category_index(categories: Sequence[str]) -> dict[str | None, int]:
-    """Category to its slot: ``0..k-1`` in order, ``k`` for None (missing).
+def category_index(categories: Sequence[str], tail: Sequence[str] = ()) -> dict[str | None, int]:
+    """Category to its slot: ``0..k-1`` in order, ``k`` for a ``tail`` name, ``k + 1`` for None
+    (missing).
 
     Look-ups of anything else default to ``k`` too in :func:`category_codes`, which adds one
-    for missing values, so ``k`` is the other/unseen slot and ``k + 1`` the missing one.
+    for missing values, so ``k`` is the other/unseen slot and ``k + 1`` the missing one; with
+    ``default=k + 2`` it tells the tail (``k``) from values in neither list (``k + 2``).
     """
-    index: dict[str | None, int] = {name: i for i, name in enumerate(categories)}
-    index[None] = len(categories) + 1
+    k = len(categories)
+    index: dict[str | None, int] = dict.fromkeys(tail, k)
+    index.update((name, i) for i, name in enumerate(categories))
+    index[None] = k + 1
     return index
 
 
-def category_codes(index: Mapping[str | None, int], values: ObjectArray) -> IntArray:
-    """Slot of each value: its category's, ``k`` if unlisted, ``k + 1`` if missing.
+def category_codes(
+    index: Mapping[str | None, int], values: ObjectArray, default: int | None = None
+) -> IntArray:
+    """Slot of each value: its category's, ``default`` if unlisted (``k`` unless given: the
+    index of :func:`category_index` without a tail has ``k + 1`` entries), ``k + 1`` if missing.
 
     One C-level dict look-up per value (``map`` over ``dict.get``), no Python bytecode per
     value and no conversion of strings to a NumPy string array for ``searchsorted``.
 
     >>> category_codes(category_index(["FR", "DE"]), np.array(["DE", "IT", None], dtype=object))
     array([1, 2, 3])
+    >>> index = category_index(["FR"], tail=["DE"])
+    >>> category_codes(index, np.array(["DE", "IT", None, "FR"], dtype=object), default=3)
+    array([1, 3, 2, 0])
     """
-    k = len(index) - 1
+    k = len(index) - 1 if default is None else default
     return np.fromiter(map(index.get, values, repeat(k)), dtype=np.int64, count=values.shape[0])
 
 

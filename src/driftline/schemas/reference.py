@@ -65,18 +65,50 @@ class NumericProfile(_Frozen):
 
 
 class CategoricalProfile(_Frozen):
-    """Frequencies of the top categories of a column; everything else is ``other``."""
+    """Frequencies of the top categories of a column; everything else is ``other``.
+
+    ``categories`` (the top-K) are the histogram's bins, ``other`` its last one. ``tail`` names
+    the reference's other categories (most frequent first, up to the bound the profile was
+    built with), so a live value is *unseen* only when it is in neither list; ``unseen_rate``
+    is how often that happens under no drift (Good-Turing estimates of the mass of the
+    categories beyond the bound and of those the sample missed). A profile without
+    ``unseen_rate`` (built before these fields existed) compares unseen values against
+    ``other`` instead: :attr:`expected_unseen_rate`.
+    """
 
     kind: Literal["categorical"] = "categorical"
     categories: dict[str, float]
     other: float = Field(0.0, ge=0.0, le=1.0)
     missing_rate: float = Field(0.0, ge=0.0, le=1.0)
     count: int = Field(ge=0, description="Non-missing values the profile was built from.")
+    tail: list[str] = Field(
+        default_factory=list,
+        description="The reference's categories beyond ``categories``, most frequent first.",
+    )
+    tail_dropped: int = Field(
+        0, ge=0, description="Reference categories beyond the bound, in neither list."
+    )
+    unseen_rate: float | None = Field(
+        None, ge=0.0, le=1.0, description="Expected share of values in neither list."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         _check_probabilities([*self.categories.values(), self.other], "category frequencies")
+        tail = set(self.tail)
+        if len(tail) != len(self.tail):
+            raise ValueError("tail must not repeat a category")
+        if not tail.isdisjoint(self.categories):
+            raise ValueError("tail must not repeat one of categories")
+        if self.unseen_rate is None and (self.tail or self.tail_dropped):
+            raise ValueError("a profile with a tail must give its unseen_rate")
         return self
+
+    @property
+    def expected_unseen_rate(self) -> float:
+        """How often a value in neither ``categories`` nor ``tail`` is expected under no drift
+        (``other`` for a profile built before ``unseen_rate`` existed)."""
+        return self.other if self.unseen_rate is None else self.unseen_rate
 
 
 ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
