@@ -5,6 +5,7 @@ harmless, and a file that holds no event of its kind refused."""
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,42 @@ def test_invalid_lines_are_all_counted_and_the_first_kept(tmp_path: Path) -> Non
     assert result.invalid == 250
     assert len(result.rejected) == 100
     assert result.rejected[0].line == 7_001
+
+
+def test_a_shorter_label_wait_judges_earlier_then_restates_or_lets_a_late_label_go(
+    tmp_path: Path, sea: tuple[Path, Path]
+) -> None:
+    """100 labels of the window from 00:10 come late. Waiting for labels (the default) gives
+    one report with them all; ``label_wait=0`` judges the window at the horizon, restates it
+    for labels 20 minutes late (its panes are still held) and lets labels 2 hours late go."""
+    truths = lines(sea[1])
+    window = 600_000 + START_MS
+
+    def delayed(delay_ms: int) -> Path:
+        late = [orjson.loads(row) for row in truths[7_000:7_100]]
+        for row in late:
+            row["timestamp"] += delay_ms
+        rows = [*truths[:7_000], *truths[7_100:]]
+        at = late[0]["timestamp"]  # where they belong in a file sorted by time
+        later = (i for i, row in enumerate(rows) if orjson.loads(row)["timestamp"] > at)
+        where = next(later, len(rows))
+        rows[where:where] = map(orjson.dumps, late)
+        return write(tmp_path / f"t{delay_ms}.jsonl", rows)
+
+    def labels_of(result: ReplayResult) -> list[int]:
+        return [r.n_labels for r in result.reports if r.window.start_ms == window]
+
+    soon, much_later = delayed(20 * 60_000), delayed(2 * 3_600_000)
+    for labels in (soon, much_later):
+        waited = replay(sea[0], labels, settings=SETTINGS, chunk=100)
+        assert labels_of(waited) == [6_000]
+        assert waited.labels_let_go == 0
+    hurried = replay(sea[0], soon, settings=SETTINGS, chunk=100, label_wait=timedelta(0))
+    restated = labels_of(hurried)  # as the late labels come, chunk after chunk
+    assert restated[0] == 5_900
+    assert restated[-1] == 6_000
+    assert restated == sorted(restated)
+    assert hurried.labels_let_go == 0
+    hurried = replay(sea[0], much_later, settings=SETTINGS, chunk=100, label_wait=timedelta(0))
+    assert labels_of(hurried) == [5_900]
+    assert hurried.labels_let_go == 100

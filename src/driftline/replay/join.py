@@ -121,8 +121,10 @@ class JoinStore:
     --------
     >>> with JoinStore(60_000) as store:
     ...     store.write([(b"p1", label_entry(5, 1))])
-    ...     [entry[:1] for entry in store.get([b"p1", b"p2"], watermark_ms=10)]
-    [b'L', None]
+    ...     found = store.get([b"p1", b"p2"], watermark_ms=10)
+    ...     expired = store.get([b"p1"], watermark_ms=60_006)
+    >>> [None if entry is None else entry[:1] for entry in found], expired
+    ([b'L', None], [None])
     """
 
     def __init__(self, ttl_ms: int, directory: Path | None = None) -> None:

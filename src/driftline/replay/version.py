@@ -238,9 +238,13 @@ class VersionReplay:
             return []
         final = watermark_ms - self.wait_ms
         self._feed(final)
-        reports = [monitor.evaluate(w) for w in monitor.due(final + monitor.lateness_ms)]
+        # A window that began before the panes let go is judged: it lost some of its panes,
+        # so it is never judged again (a late label in the panes it has left restates only
+        # the later windows that hold them).
+        due = monitor.due(final + monitor.lateness_ms)
+        reports = [monitor.evaluate(w) for w in due if w.start_ms >= self._kept_from]
         # Panes of windows judged that no later window holds, nor a label may still reach.
-        kept_from = final - monitor.longest_ms - monitor.pane_ms
+        kept_from = monitor.pane_of(final - monitor.longest_ms - monitor.pane_ms)
         if kept_from > self._kept_from:
             self._kept_from = kept_from
             monitor.prune(kept_from + monitor.lateness_ms + monitor.longest_ms + monitor.horizon_ms)
