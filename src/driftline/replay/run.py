@@ -260,7 +260,6 @@ class _Replay:
                 continue
             version.pairs(
                 [p[1] for p in pairs],
-                [p[2] for p in pairs],
                 [p[3] for p in pairs],
                 [p[0].prediction for p in pairs],
                 [p[0].scores for p in pairs],
@@ -313,7 +312,6 @@ class _Replay:
                 continue
             version.pairs(
                 [w.time_ms for w, _, _ in rows],
-                [w.seq for w, _, _ in rows],
                 [t.label for _, t, _ in rows],
                 [w.prediction for w, _, _ in rows],
                 [w.scores for w, _, _ in rows],
@@ -341,7 +339,6 @@ class _Replay:
                 continue
             version.pairs(
                 [predicted_at[i] for i in rows],
-                heads["seq"][rows].tolist(),
                 [truths[i].label for i in rows],
                 [payloads[i][0] for i in rows],
                 [payloads[i][1] for i in rows],
@@ -391,7 +388,6 @@ class _Replay:
             truths = [labels[events[i].prediction_id] for i in rows]
             version.pairs(
                 [times[i] for i in rows],
-                [seqs[i] for i in rows],
                 [t.label for t in truths],
                 [events[i].prediction for i in rows],
                 [events[i].scores for i in rows],

@@ -8,10 +8,11 @@ replay`` always did, and are not judged.
 
 A window is judged once, when it is final: no prediction can enter it any more (the
 watermark is the horizon past its end) and no label can (the watermark is ``label_wait``
-past it; with the join TTL, the default, none can). The errors of joined pairs wait in their
-prediction's pane until then, and reach the concept-drift detector in prediction order, as
-the whole file sorted would give them; a label that joins a pane already judged restates its
-windows (``label_wait`` shorter than the TTL), one that joins a pane let go is counted.
+past it; with the join TTL, the default, none can). The errors of joined pairs reach the
+concept-drift detector in the order the pairs join, as in stage 1 (for a file sorted in time
+with labels in order, the prediction order the old replay used); a label that joins a pane
+already judged restates its windows (``label_wait`` shorter than the TTL), one that joins a
+pane let go is counted.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from driftline.config import ModelConfig, Settings
 from driftline.detectors.concept import make_detector
@@ -109,8 +109,6 @@ class VersionReplay:
         self.baselined = 0
         self.unlabelled = 0
         self.labels_let_go = 0
-        self._errors: dict[int, list[tuple[NDArray[np.int64], NDArray[np.int64], np.ndarray]]]
-        self._errors = {}
         self._fed_until = -_FAR
         self._kept_from = -_FAR
         self.monitor: ModelMonitor | None = None
@@ -144,21 +142,19 @@ class VersionReplay:
     def pairs(
         self,
         times: list[int],
-        seqs: list[int],
         labels: list[Any],
         predicted: list[Any],
         scores: list[dict[str, float] | None],
         label_times: list[int],
     ) -> None:
-        """Fold joined pairs into their predictions' panes; their errors wait for the panes
-        to be final."""
+        """Fold joined pairs into their predictions' panes, their errors into the detector."""
         assert self.monitor is not None
         at = np.array(times, dtype=np.int64)
         if int(at.min()) < self._kept_from:
             keep = at >= self._kept_from
             self.labels_let_go += int((~keep).sum())
             rows = np.flatnonzero(keep).tolist()
-            times, seqs = [times[i] for i in rows], [seqs[i] for i in rows]
+            times = [times[i] for i in rows]
             labels, predicted = [labels[i] for i in rows], [predicted[i] for i in rows]
             scores, label_times = [scores[i] for i in rows], [label_times[i] for i in rows]
             if not rows:
@@ -169,12 +165,9 @@ class VersionReplay:
             at, labels, predicted, score_columns(scores), np.maximum(delays, 0)
         )
         self.unlabelled -= len(times)
-        errors = errors_of(self.task, labels, predicted)
-        order = np.array(seqs, dtype=np.int64)
-        panes = at - at % self.monitor.pane_ms
-        for pane in np.unique(panes).tolist():
-            rows = panes == pane
-            self._errors.setdefault(pane, []).append((at[rows], order[rows], errors[rows]))
+        # As stage 1 does: errors in the order the pairs join (labels in file order).
+        self.detector.update(errors_of(self.task, labels, predicted))
+        self.monitor.flag_concept_drift(at[list(self.detector.drift_positions)].tolist())
 
     def hold_pair(self, prediction_id: str, truth: WireGroundTruth) -> None:
         """A label whose prediction is held in warm-up."""
@@ -231,13 +224,11 @@ class VersionReplay:
     # --- windows out -----------------------------------------------------------------------
 
     def close(self, watermark_ms: int) -> list[WindowReport]:
-        """Judge the windows final at ``watermark_ms`` (a far one: every window), feeding the
-        concept-drift detector the errors of the panes final before them, in order."""
+        """Judge the windows final at ``watermark_ms`` (a far one: every window)."""
         monitor = self.monitor
         if monitor is None:
             return []
         final = watermark_ms - self.wait_ms
-        self._feed(final)
         # A window that began before the panes let go is judged: it lost some of its panes,
         # so it is never judged again (a late label in the panes it has left restates only
         # the later windows that hold them).
@@ -249,15 +240,3 @@ class VersionReplay:
             self._kept_from = kept_from
             monitor.prune(kept_from + monitor.lateness_ms + monitor.longest_ms + monitor.horizon_ms)
         return reports
-
-    def _feed(self, final_ms: int) -> None:
-        assert self.monitor is not None
-        pane_ms = self.monitor.pane_ms
-        ready = sorted(p for p in self._errors if p + pane_ms <= final_ms)
-        for pane in ready:
-            parts = self._errors.pop(pane)
-            times = np.concatenate([p[0] for p in parts])
-            order = np.lexsort((np.concatenate([p[1] for p in parts]), times))
-            errors = np.concatenate([p[2] for p in parts])[order]
-            self.detector.update(errors)
-            self.monitor.flag_concept_drift(times[order][list(self.detector.drift_positions)])
