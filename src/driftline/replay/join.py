@@ -137,6 +137,8 @@ class JoinStore:
         options.set_max_write_buffer_number(2)
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)  # most lookups miss: a new id
+        # Index and filter blocks grow with the entries: counted in the cache, they are bounded.
+        table.set_cache_index_and_filter_blocks(True)
         table.set_block_cache(Cache(8 * 2**20))
         options.set_block_based_table_factory(table)
         options.set_memtable_whole_key_filtering(True)
