@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from rich.table import Table
@@ -129,3 +129,46 @@ def write_json_lines(reports: Sequence[WindowReport], path: Path) -> int:
                 + b"\n"
             )
     return len(reports)
+
+
+class ReplayCounts(Protocol):
+    """What :func:`replay_summary` reads of a :class:`driftline.replay.ReplayResult`."""
+
+    @property
+    def reports(self) -> Sequence[WindowReport]: ...
+    @property
+    def rejected(self) -> Sequence[Any]: ...
+    @property
+    def invalid(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def duplicate_labels(self) -> int: ...
+    @property
+    def too_late(self) -> int: ...
+    @property
+    def unlabelled(self) -> int: ...
+    @property
+    def labels_let_go(self) -> int: ...
+
+
+def replay_summary(result: ReplayCounts) -> list[str]:
+    """What a replay dropped, and why, in a few lines under its table."""
+
+    def n(count: int, what: str) -> str:
+        return f"{count} {what}{'' if count == 1 else 's'}"
+
+    text = [
+        f"{len(result.reports)} windows judged; dropped as the service would: "
+        f"{n(result.duplicates, 'duplicate prediction')}, "
+        f"{n(result.duplicate_labels, 'duplicate label')} (same prediction_id), "
+        f"{n(result.invalid, 'invalid line')}, {result.too_late} too late "
+        f"(older than the watermark minus the window, lateness and pane); "
+        f"{result.unlabelled} predictions never labelled"
+    ]
+    if result.labels_let_go:
+        text.append(f"{n(result.labels_let_go, 'label')} joined after its window was let go")
+    if result.rejected:
+        first = result.rejected[0]
+        text.append(f"first invalid line: {first.path}:{first.line}: {first.reason}")
+    return text
