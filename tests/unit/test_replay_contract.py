@@ -230,3 +230,23 @@ def test_a_shorter_label_wait_judges_earlier_then_restates_or_lets_a_late_label_
     hurried = replay(sea[0], much_later, settings=SETTINGS, chunk=100, label_wait=timedelta(0))
     assert labels_of(hurried) == [5_900]
     assert hurried.labels_let_go == 100
+
+
+def test_the_cli_prints_what_was_dropped_and_takes_label_wait_and_workdir(
+    tmp_path: Path, sea: tuple[Path, Path]
+) -> None:
+    rows = lines(sea[0])
+    broken = write(tmp_path / "p.jsonl", [*rows, rows[5], b"not json"])
+    work = tmp_path / "work"
+    work.mkdir()
+    runner = CliRunner(env={"COLUMNS": "300"})
+    args = ["replay", str(broken), "-g", str(sea[1]), "--workdir", str(work)]
+    result = runner.invoke(app, [*args, "--label-wait", "1h"])
+    assert result.exit_code == 0, result.output
+    assert "1 duplicate prediction," in result.output
+    assert "1 invalid line" in result.output
+    assert f"first invalid line: {broken}:" in result.output
+    assert list(work.iterdir()) == []  # the join's temporary store is gone
+    bad = runner.invoke(app, [*args, "--label-wait", "soon"])
+    assert bad.exit_code == 1
+    assert "--label-wait: expected a duration" in bad.output

@@ -28,12 +28,34 @@ def replay(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write one JSON object per window here.")
     ] = None,
+    label_wait: Annotated[
+        str | None,
+        typer.Option(
+            help="How long (event time, e.g. 2d) a window waits for labels before it is "
+            "judged; a later label restates it. Default: monitor.join_ttl."
+        ),
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Where the join's temporary store goes (default: the system's)."),
+    ] = None,
 ) -> None:
     """Backtest: judge every window of a file of events, as the service would have."""
+    from driftline.config.base import parse_duration
     from driftline.replay import replay as run_replay
-    from driftline.replay_output import report_table, write_json_lines, write_line_protocol
+    from driftline.replay_output import (
+        replay_summary,
+        report_table,
+        write_json_lines,
+        write_line_protocol,
+    )
     from driftline.schemas.reference import ReferenceProfile
 
+    try:
+        wait = None if label_wait is None else parse_duration(label_wait)
+    except ValueError as exc:
+        err.print(f"error: --label-wait: {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
     try:
         settings = load_settings(config)
         profiles = {}
@@ -46,6 +68,8 @@ def replay(
             settings=settings,
             references=profiles,
             warmup_events=warmup,
+            label_wait=wait,
+            workdir=workdir,
         )
     except DriftlineError as exc:
         raise fail(exc) from None
@@ -55,12 +79,8 @@ def replay(
     out.print(report_table(result.reports))
     for (model, version), n in result.baselined.items():
         say(f"{model} {version}: baselined on its first {n} events (no reference given)")
-    if result.rejected:
-        first = result.rejected[0]
-        say(
-            f"{len(result.rejected)} invalid line(s) skipped; first: {first.path}:"
-            f"{first.line}: {first.reason}"
-        )
+    for line in replay_summary(result):
+        say(line)
     if lp is not None:
         say(f"wrote {write_line_protocol(result.reports, lp)} points to {lp}")
     if json_out is not None:
