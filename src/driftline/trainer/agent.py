@@ -140,56 +140,45 @@ class _Wiring:
 
     async def on_request(self, event: Any) -> None:
         await self.ready.wait()
-        message = event.message
         try:
             request = RetrainRequest.model_validate_json(event.value or b"")
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            letter = dead_letter(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=event.key,
-                value=event.value,
-                headers=list((message.headers or {}).items())
-                if isinstance(message.headers, dict)
-                else message.headers,
-                reason=f"not a retrain request: {problem['msg']}",
-                kind=INVALID_REQUEST,
-                failed_at=int(time.time() * 1000),
-            )
-            try:
-                await asyncio.to_thread(self.publisher.dead_letter, letter)
-            except DriftlineError as error:
-                await self.stop_worker(error)
+            reason = f"not a retrain request: {exc.errors()[0]['msg']}"
+            await self._refuse(event, reason, INVALID_REQUEST)
             return
         try:
             await asyncio.to_thread(self.handler.handle, request)
         except DriftlineError as exc:  # publishing failed for good: do not skip the request
             await self.stop_worker(exc)
 
-    async def on_decision(self, event: Any, rollout: RolloutHandler) -> None:
+    async def _refuse(self, event: Any, reason: str, kind: str) -> None:
+        """Dead-letter a record that is not what its topic carries; a dead-letter topic that
+        cannot be written stops the worker (the record is not skipped)."""
         message = event.message
+        letter = dead_letter(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=event.key,
+            value=event.value,
+            headers=list((message.headers or {}).items())
+            if isinstance(message.headers, dict)
+            else message.headers,
+            reason=reason,
+            kind=kind,
+            failed_at=int(time.time() * 1000),
+        )
+        try:
+            await asyncio.to_thread(self.publisher.dead_letter, letter)
+        except DriftlineError as error:
+            await self.stop_worker(error)
+
+    async def on_decision(self, event: Any, rollout: RolloutHandler) -> None:
         try:
             decision = RolloutDecision.model_validate_json(event.value or b"")
         except ValidationError as exc:
-            letter = dead_letter(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=event.key,
-                value=event.value,
-                headers=list((message.headers or {}).items())
-                if isinstance(message.headers, dict)
-                else message.headers,
-                reason=f"not a rollout decision: {exc.errors()[0]['msg']}",
-                kind=INVALID_DECISION,
-                failed_at=int(time.time() * 1000),
-            )
-            try:
-                await asyncio.to_thread(self.publisher.dead_letter, letter)
-            except DriftlineError as error:
-                await self.stop_worker(error)
+            reason = f"not a rollout decision: {exc.errors()[0]['msg']}"
+            await self._refuse(event, reason, INVALID_DECISION)
             return
         try:
             await asyncio.to_thread(rollout.handle, decision)
