@@ -122,3 +122,31 @@ def test_the_monitor_stops_at_start_up_when_a_topic_keeps_too_little(
     assert status == 1, output
     assert f"topic {short!r} keeps records for 8d (retention.ms={eight_days})" in output
     assert f"retention.ms={README_RETENTION_MS}" in output
+
+
+@pytest.mark.parametrize("part", ["ingest", "merge"])
+def test_the_monitor_stops_at_start_up_when_a_topic_is_missing(
+    tmp_path: Path, kafka: KafkaSettings, topics: TopicSettings, part: str
+) -> None:
+    """A deployment whose topics were created before the rollout topic existed: the part
+    exits 1 at once naming it and the command that creates it (it used to stop mid-start,
+    stage 2 with a traceback)."""
+    from driftline.topics import create_topics
+
+    create_topics(kafka, topics.model_copy(update={"rollout": f"{topics.rollout}-elsewhere"}))
+    extra = README_EXAMPLE.replace(
+        "  metrics_port: null\n", f"  metrics_port: null\n  state_dir: {tmp_path / 'state'}\n"
+    )
+    path = write_config(tmp_path / "driftline.yaml", kafka, topics, extra)
+    log = tmp_path / "monitor.log"
+    process = start_monitor(part, path, log, cwd=tmp_path)  # type: ignore[arg-type]
+    try:
+        status = process.wait(60)
+    except subprocess.TimeoutExpired:
+        status = stop_process(process, 10)
+        raise AssertionError(f"monitor {part} started (status {status}) without a topic") from None
+    output = log.read_text(errors="replace")
+    assert status == 1, output
+    assert f"topic(s) {topics.rollout} do not exist" in output
+    assert "run driftline topics create" in output
+    assert "Traceback" not in output

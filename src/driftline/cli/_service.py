@@ -20,10 +20,12 @@ def startup_checks(settings: Settings, *, stage2: bool) -> None:
     keep their records as long as the settings need
     (:func:`~driftline.topics.check_retention`): with less, a restart would judge windows on
     incomplete panes and a fresh machine could not rebuild its state, silently, so the part
-    stops rather than warns. A broker that cannot be asked is only a warning: the parts wait
-    for the broker anyway, and a supervisor restart would not make it answer sooner.
+    stops rather than warns. Every topic of the settings must exist (one a newer driftline
+    added, like ``driftline.rollout``, would otherwise stop a part mid-start with a trace).
+    A broker that cannot be asked is only a warning: the parts wait for the broker anyway,
+    and a supervisor restart would not make it answer sooner.
     """
-    from driftline.topics import check_retention
+    from driftline.topics import check_retention, missing_topics
 
     if stage2:
         from driftline.kafka_auth import faust_credentials
@@ -32,13 +34,19 @@ def startup_checks(settings: Settings, *, stage2: bool) -> None:
     log = logging.getLogger("driftline.cli")
     try:
         short = check_retention(settings.kafka, settings)
+        missing = missing_topics(settings.kafka, list(settings.topics.names().values()))
     except TopicError as exc:
-        log.warning("cannot check the topics' retention, starting anyway: %s", exc)
+        log.warning("cannot check the topics, starting anyway: %s", exc)
         return
     if short:
         raise TopicError(
             "the topics keep their records for less than the settings need; a restart "
             "would judge windows on incomplete panes: " + "; ".join(str(s) for s in short)
+        )
+    if missing:
+        raise TopicError(
+            f"topic(s) {', '.join(missing)} do not exist (never created, or added by a newer "
+            "driftline than the one that created the others): run driftline topics create"
         )
 
 
