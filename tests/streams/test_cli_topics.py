@@ -131,13 +131,15 @@ def test_the_monitor_stops_at_start_up_when_a_topic_is_missing(
     """A deployment whose topics were created before the rollout topic existed: the part
     exits 1 at once naming it and the command that creates it (it used to stop mid-start,
     stage 2 with a traceback)."""
+    from driftline.config import load_settings
     from driftline.topics import create_topics
 
-    create_topics(kafka, topics.model_copy(update={"rollout": f"{topics.rollout}-elsewhere"}))
     extra = README_EXAMPLE.replace(
         "  metrics_port: null\n", f"  metrics_port: null\n  state_dir: {tmp_path / 'state'}\n"
     )
     path = write_config(tmp_path / "driftline.yaml", kafka, topics, extra)
+    older = topics.model_copy(update={"rollout": f"{topics.rollout}-elsewhere"})
+    create_topics(kafka, older, settings=load_settings(path))  # retention as the settings need
     log = tmp_path / "monitor.log"
     process = start_monitor(part, path, log, cwd=tmp_path)  # type: ignore[arg-type]
     try:
