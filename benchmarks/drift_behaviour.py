@@ -53,7 +53,9 @@ from drift_parts.beside_evidently import EvidentlyWindows, evidently_windows
 from drift_parts.monitor import Clock, check_fold_paths
 from drift_parts.population import draw, reference_profile
 from drift_parts.shifts import SCENARIOS, print_scenarios, run_scenario
-from drift_parts.stationary import print_evidently, print_stationary, run_stationary
+from drift_parts.shifts import print_modes as print_scenario_modes
+from drift_parts.stationary import print_evidently, print_modes, print_stationary, run_stationary
+from driftline.detectors.thresholds import calibrate_profile
 
 REFERENCE_ROWS = 50_000
 WINDOW_EVENTS = 10_000
@@ -89,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     with clock.phase("reference profile"):
         reference = draw(args.reference, np.random.default_rng(ref_seed))
         profile = reference_profile(reference)
+    with clock.phase("calibrated thresholds"):
+        profile = calibrate_profile(profile)
+    calibration_s = clock.spent["calibrated thresholds"]
+    bare = len(profile.model_copy(update={"thresholds": None}).model_dump_json())
     print(
         f"reference: {args.reference:,} rows, {len(profile.features)} features "
         f"(20 numeric, 3 categorical), 100 fine bins, top 50 categories and their tails; "
@@ -96,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     with clock.phase("fold-path check"):
         check = check_fold_paths(profile, np.random.default_rng(check_seed), WINDOW_EVENTS)
+    print(
+        f"calibrated thresholds (drift.thresholds: calibrated): {calibration_s:.1f} s for "
+        f"{len(profile.features) + 1} columns, +{len(profile.model_dump_json()) - bare:,} bytes "
+        f"of profile JSON ({bare:,} without)"
+    )
     print(
         "fold paths: ModelMonitor.fold_columns and set_pane(PaneSummary.fold(ColumnBatch)) "
         f"give identical reports: {check.identical};\n"
@@ -107,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with clock.phase("Evidently"):
             evidently = evidently_windows(reference)
 
-    stationary, verdicts = run_stationary(
+    stationary, calibrated, verdicts = run_stationary(
         profile,
         args.windows,
         args.events,
@@ -117,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.evidently_windows,
     )
     print_stationary(stationary, args.events)
+    print_modes(stationary, calibrated, args.events)
     print_evidently(stationary, verdicts, evidently)
 
     results = []
@@ -138,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         )
     print_scenarios(results, args.lead, args.horizon)
+    print_scenario_modes(results)
 
     total = time.perf_counter() - started
     windows = args.windows + len(SCENARIOS) * args.repeats * (args.lead + args.horizon)

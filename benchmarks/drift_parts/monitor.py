@@ -78,26 +78,18 @@ class Stream:
         return T0_MS + self.window * HOUR_MS
 
     def step(
-        self, sample: Sample, *, fold_columns: bool = False
+        self, sample: Sample, *, fold_columns: bool = False, summary: PaneSummary | None = None
     ) -> tuple[WindowReport, PaneSummary]:
-        """Fold one window of events and its labels, judge it; returns its report and counts."""
+        """Fold one window of events and its labels, judge it; returns its report and counts.
+        ``summary``: the window's pane summary, already folded by another stream."""
         start = self.start_ms
         self.window += 1
         times = start + (np.arange(sample.n, dtype=np.int64) * HOUR_MS) // sample.n
         scores = sample.scores()
-        with self.clock.phase("fold (ColumnBatch + PaneSummary)"):
-            batch = ColumnBatch.from_columns(
-                self.profile,
-                sample.features(),
-                sample.prediction,
-                event_time_ms=times,
-                scores=scores,
-            )
-            summary = PaneSummary(self.profile).fold(batch)
-            if fold_columns:
-                self.monitor.fold_columns(times, sample.features(), sample.prediction, scores)
-            else:
-                self.monitor.set_pane(start, summary=summary)
+        if summary is not None:
+            self.monitor.set_pane(start, summary=summary)
+        else:
+            summary = self._fold(sample, times, scores, start, fold_columns)
         with self.clock.phase("labels + ADWIN"):
             self.monitor.fold_labels(
                 times,
@@ -112,6 +104,29 @@ class Stream:
         with self.clock.phase("evaluate + policy"):
             report = judge(self.monitor, start)
         return report, summary
+
+    def _fold(
+        self,
+        sample: Sample,
+        times: np.ndarray,
+        scores: dict[str, np.ndarray],
+        start: int,
+        fold_columns: bool,
+    ) -> PaneSummary:
+        with self.clock.phase("fold (ColumnBatch + PaneSummary)"):
+            batch = ColumnBatch.from_columns(
+                self.profile,
+                sample.features(),
+                sample.prediction,
+                event_time_ms=times,
+                scores=scores,
+            )
+            summary = PaneSummary(self.profile).fold(batch)
+            if fold_columns:
+                self.monitor.fold_columns(times, sample.features(), sample.prediction, scores)
+            else:
+                self.monitor.set_pane(start, summary=summary)
+        return summary
 
 
 def judge(monitor: ModelMonitor, start: int) -> WindowReport:

@@ -38,12 +38,13 @@ class Shift:
     """A change of the population: ``kind`` on ``column`` by ``size``.
 
     ``mean``: add ``size`` standard deviations (``column`` must be one of the normals);
+    ``scale``: multiply the deviations from the mean by ``size`` (a normal; a variance change);
     ``new_category``: a category the reference never saw takes a ``size`` share of ``column``;
     ``concept``: labels follow ``1 - p`` instead of ``p`` where ``column`` (a normal) is above
     its ``1 - size`` quantile, so a ``size`` share of traffic has its rule flipped.
     """
 
-    kind: Literal["mean", "new_category", "concept"]
+    kind: Literal["mean", "scale", "new_category", "concept"]
     column: str
     size: float
 
@@ -99,6 +100,9 @@ def draw(n: int, rng: np.random.Generator, shift: Shift | None = None) -> Sample
         categorical[name] = names[codes]
     if shift is not None and shift.kind == "mean":
         numeric[shift.column] = numeric[shift.column] + shift.size * NORMAL[shift.column][1]
+    if shift is not None and shift.kind == "scale":
+        mu = NORMAL[shift.column][0]
+        numeric[shift.column] = mu + shift.size * (numeric[shift.column] - mu)
 
     # The model: a logistic score of three features and one category; labels follow it.
     (mu0, s0), (a, b), s_log = NORMALS[0], UNIFORMS[0], LOGNORMAL_SIGMAS[1]

@@ -37,8 +37,10 @@ class Scenario:
 
 
 SCENARIOS = (
+    Scenario("(a0) mean +0.1 sd, normal_2", Shift("mean", "normal_2", 0.1)),
     Scenario("(a) mean +0.25 sd, normal_2", Shift("mean", "normal_2", 0.25)),
     Scenario("(b) mean +0.5 sd, normal_2", Shift("mean", "normal_2", 0.5)),
+    Scenario("(b2) sd x1.2, normal_2", Shift("scale", "normal_2", 1.2)),
     Scenario("(c1) new category 5%, cat_20", Shift("new_category", "cat_20", 0.05)),
     Scenario("(c2) new category 5%, cat_200", Shift("new_category", "cat_200", 0.05)),
     Scenario("(d1) concept: flip on 20% region", Shift("concept", "normal_1", 0.20)),
@@ -71,6 +73,9 @@ class Detection:
     # "setting = test" -> per run, the delay until that shadow fired naming the shifted column
     shadows: dict[str, list[int | None]] = field(default_factory=lambda: defaultdict(list))
     shadows_before: Counter[str] = field(default_factory=Counter)  # firing before the change
+    # drift.thresholds: calibrated on the same samples: "drift" / "alert" / "retrain" -> per run
+    calibrated: dict[str, list[int | None]] = field(default_factory=lambda: defaultdict(list))
+    calibrated_false_before: int = 0
 
 
 def first(delays: Sequence[int | None]) -> str:
@@ -97,7 +102,9 @@ def run_scenario(
     for repeat, seed in enumerate(seeds):
         rng = np.random.default_rng(seed)
         stream = Stream(profile, model_config(), clock)
+        calibrated = Stream(profile, model_config(threshold_mode="calibrated"), clock)
         marks: dict[str, int | None] = dict.fromkeys(("drift", "alert", "retrain", "quality"))
+        cal_marks: dict[str, int | None] = dict.fromkeys(("drift", "alert", "retrain"))
         # Labels are what a concept change moves; shadows see pane summaries only.
         shadows = (
             []
@@ -114,6 +121,17 @@ def run_scenario(
                 sample = draw(events, rng, scenario.shift if shifted else None)
             start = stream.start_ms
             report, summary = stream.step(sample)
+            cal = calibrated.step(sample, summary=summary)[0].decision
+            if index < lead:
+                out.calibrated_false_before += bool(cal.alerts) + (cal.retrain is not None)
+            else:
+                for key, hit in (
+                    ("drift", cal.drift_found),
+                    ("alert", cal.firing),
+                    ("retrain", cal.retrain is not None),
+                ):
+                    if hit and cal_marks[key] is None:
+                        cal_marks[key] = index - lead
             with clock.phase("shadow monitors (other tests)"):
                 for sh in shadows:
                     decision = sh.step(start, summary)
@@ -169,6 +187,8 @@ def run_scenario(
         out.alert.append(marks["alert"])
         out.retrain.append(marks["retrain"])
         out.quality.append(marks["quality"])
+        for key, mark in cal_marks.items():
+            out.calibrated[key].append(mark)
         for label, mark in shadow_marks.items():
             out.shadows[label].append(mark)
     return out
@@ -210,6 +230,40 @@ def print_scenarios(results: Sequence[tuple[Scenario, Detection]], lead: int, ho
         )
     _print_shadows(results)
     _print_named(results)
+
+
+MODES = Table(
+    Column("scenario", 33, align="<"),
+    Column("fixed: drift", 15, align="<"),
+    Column("fixed: alert", 15, align="<"),
+    Column("calibrated: drift", 17, align="<"),
+    Column("calibrated: alert", 17, align="<"),
+    Column("calibrated: retrain", 19, align="<"),
+    Column("false before f/c", 16, align="<"),
+    indent="   ",
+)
+
+
+def print_modes(results: Sequence[tuple[Scenario, Detection]]) -> None:
+    """Delays with the fixed floors beside ``drift.thresholds: calibrated``, same samples."""
+    print(
+        "\n   Both threshold modes on the same shifted streams (fixed: the floors above; "
+        "calibrated: per column and test at\n   drift.false_positive_rate 0.001 for the "
+        "window's size); false before: alerts + retrain requests in the stationary lead"
+    )
+    print(MODES.header())
+    for scenario, r in results:
+        print(
+            MODES.row(
+                scenario.name,
+                first(r.drift_found),
+                first(r.alert),
+                first(r.calibrated["drift"]),
+                first(r.calibrated["alert"]),
+                first(r.calibrated["retrain"]),
+                f"{r.false_before}/{r.calibrated_false_before}",
+            )
+        )
 
 
 def _print_shadows(results: Sequence[tuple[Scenario, Detection]]) -> None:

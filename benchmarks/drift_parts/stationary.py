@@ -28,6 +28,7 @@ from drift_parts.monitor import (
 from drift_parts.population import draw
 from driftline.config.settings import ModelConfig
 from driftline.detectors.correction import adjust_p_values
+from driftline.detectors.decision import Decision
 from driftline.detectors.engine import WindowReport
 from driftline.detectors.registry import run_test
 from driftline.detectors.summary import PaneSummary
@@ -74,13 +75,17 @@ class Stationary:
     shares: list[float] = field(default_factory=list)  # share of features drifted, per window
     found: list[bool] = field(default_factory=list)  # drift found, per window
     shadows: list[Shadow] = field(default_factory=list)
+    extras: bool = True  # shadow monitors and the raw rates of the other tests
+    last: Decision | None = None  # the newest window's decision
 
     def __post_init__(self) -> None:
-        self.shadows = [Shadow.build(self.profile, setting, test) for setting, test in SHADOWS]
+        if self.extras:
+            self.shadows = [Shadow.build(self.profile, setting, test) for setting, test in SHADOWS]
 
     def record(self, index: int, report: WindowReport, summary: PaneSummary) -> None:
         """Count one judged window; run the extra tests on its counts."""
         d = report.decision
+        self.last = d
         self.windows += 1
         self.drift_found += d.drift_found
         self.found.append(d.drift_found)
@@ -110,7 +115,7 @@ class Stationary:
         for r in report.drift:
             if r.kind in DRIFT_KINDS:
                 self.raw[(r.test, r.column)].append((r.statistic, nan_if_none(r.p_value)))
-        for name, column in summary.features.items():
+        for name, column in summary.features.items() if self.extras else ():
             profile = self.profile.features[name]
             extra = NUMERIC_EXTRA if isinstance(profile, NumericProfile) else CATEGORICAL_EXTRA
             for test in extra:
@@ -132,16 +137,21 @@ def run_stationary(
     clock: Clock,
     evidently: EvidentlyWindows | str,
     evidently_windows: int,
-) -> tuple[Stationary, list[EvidentlyVerdict]]:
-    """Feed ``windows`` stationary windows; Evidently judges the first ``evidently_windows``."""
+) -> tuple[Stationary, Stationary, list[EvidentlyVerdict]]:
+    """Feed ``windows`` stationary windows; Evidently judges the first ``evidently_windows``;
+    a second stream with ``drift.thresholds: calibrated`` judges the same pane summaries."""
     stream = Stream(profile, model_config(), clock)
     result = Stationary(profile)
+    config = model_config(threshold_mode="calibrated")
+    calibrated = Stream(profile, config, clock)
+    cal = Stationary(profile, config=config, extras=False)
     verdicts: list[EvidentlyVerdict] = []
     for index in range(windows):
         with clock.phase("generate"):
             sample = draw(events, rng)
         start = stream.start_ms
         report, summary = stream.step(sample)
+        cal.record(index, calibrated.step(sample, summary=summary)[0], summary)
         with clock.phase("extra raw tests"):
             result.record(index, report, summary)
         with clock.phase("shadow monitors (other tests)"):
@@ -150,7 +160,56 @@ def run_stationary(
         if isinstance(evidently, EvidentlyWindows) and index < evidently_windows:
             with clock.phase("Evidently"):
                 verdicts.append(evidently.run(sample))
-    return result, verdicts
+    return result, cal, verdicts
+
+
+def print_modes(fixed: Stationary, calibrated: Stationary, events: int) -> None:
+    """The stationary stream's false alarms with fixed and with calibrated thresholds."""
+    thresholds = [
+        v.result.threshold
+        for v in (calibrated.last.verdicts if calibrated.last else ())
+        if v.judged and v.result.kind == "feature_drift"
+    ]
+    print(
+        f"\n   Both threshold modes on the same {fixed.windows:,} windows of {events:,} events "
+        "(calibrated: thresholds per column and test at drift.false_positive_rate "
+        f"{calibrated.config.drift.false_positive_rate}; in the last window "
+        f"{min(thresholds, default=math.nan):.4g}-{max(thresholds, default=math.nan):.4g})"
+    )
+    table = Table(
+        Column("", 40, align="<"), Column("fixed", 16), Column("calibrated", 16), indent="   "
+    )
+    print(table.header())
+    for label, a, b in (
+        (
+            "false retrain requests (goal 0)",
+            f"{len(fixed.retrains):,}",
+            f"{len(calibrated.retrains):,}",
+        ),
+        (
+            "windows with drift found",
+            rate(fixed.drift_found, fixed.windows),
+            rate(calibrated.drift_found, calibrated.windows),
+        ),
+        ("windows in drift (k of n)", f"{fixed.in_drift:,}", f"{calibrated.in_drift:,}"),
+        ("windows with the alert firing", f"{fixed.firing:,}", f"{calibrated.firing:,}"),
+        (
+            "feature-windows drifted",
+            rate(fixed.drifted_feature_windows, fixed.feature_windows),
+            rate(calibrated.drifted_feature_windows, calibrated.feature_windows),
+        ),
+        (
+            "feature-windows over the threshold",
+            rate(fixed.floor_only_feature_windows, fixed.feature_windows),
+            rate(calibrated.floor_only_feature_windows, calibrated.feature_windows),
+        ),
+    ):
+        print(table.row(label, a, b))
+    if calibrated.retrains:
+        print(
+            "   calibrated retrain requests at windows / naming: "
+            + "; ".join(f"{i}: {', '.join(r)}" for i, r in calibrated.retrains[:10])
+        )
 
 
 def rate(hits: int, total: int) -> str:

@@ -32,6 +32,10 @@ def reference_build(
     top_k: Annotated[int, typer.Option(help="Categories kept per categorical feature.")] = 50,
     prediction: Annotated[str, typer.Option(help="The prediction column.")] = "prediction",
     label: Annotated[str, typer.Option(help="The label column, if any.")] = "label",
+    calibrate: Annotated[
+        bool,
+        typer.Option(help="Compute calibrated drift thresholds (drift.thresholds: calibrated)."),
+    ] = True,
 ) -> None:
     """Build a model version's reference profile from a dataset and write it as JSON."""
     from driftline.datasets import load_dataset
@@ -41,7 +45,14 @@ def reference_build(
         raise typer.Exit(EXIT_CONFIG)
     try:
         dataset = load_dataset(data, prediction=prediction, label=label)
-        profile = dataset.profile(model, version, task, bins=bins, top_k=top_k)  # type: ignore[arg-type]
+        profile = dataset.profile(
+            model,
+            version,
+            task,  # type: ignore[arg-type]
+            bins=bins,
+            top_k=top_k,
+            calibrate=calibrate,
+        )
     except DriftlineError as exc:
         raise fail(exc) from None
     except ValueError as exc:

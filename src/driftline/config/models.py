@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -61,14 +61,37 @@ class DriftSettings(Section):
             "wasserstein": 0.1,
             "chi2": 0.1,
         },
-        description="Effect-size floor per test (chi2: Cramér's V).",
+        description="Effect-size floor per test (chi2: Cramér's V); or ``calibrated``.",
     )
+    threshold_mode: Literal["fixed", "calibrated"] = "fixed"
+    """``fixed``: the floors in ``thresholds``. ``calibrated`` (written ``thresholds:
+    calibrated``): per column and test, the effect size a window of the live size exceeds under
+    no drift at ``false_positive_rate``, resampled from the reference when its profile is built;
+    a profile without them is judged with the fixed floors."""
+    false_positive_rate: float = Field(0.001, ge=0.001, le=0.01)
+    """The per-test, per-window false-positive rate calibrated thresholds are read at (between
+    the rates a profile stores, 0.01 and 0.001)."""
     correction: Literal["bh", "bonferroni"] = "bh"
     fdr: float = Field(0.05, gt=0.0, lt=1.0, description="False-discovery (or family) rate.")
     min_samples: int = Field(500, ge=1, description="Smallest window that may be judged.")
     persistence_k: int = Field(2, ge=1, description="Drift in k of the last n windows...")
     persistence_n: int = Field(3, ge=1, description="...raises the alert.")
     bins: int = Field(100, ge=10, le=1000, description="Fine quantile bins per feature.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _threshold_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("thresholds") in ("fixed", "calibrated"):
+            data = dict(data)
+            data["threshold_mode"] = data.pop("thresholds")
+        return data
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _floors_or_mode(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(f"must be 'fixed', 'calibrated' or a floor per test, got {value!r}")
+        return value
 
     @field_validator("thresholds")
     @classmethod

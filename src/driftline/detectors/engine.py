@@ -32,6 +32,7 @@ from driftline.detectors.quality import (
 from driftline.detectors.registry import run_test
 from driftline.detectors.result import TestResult
 from driftline.detectors.summary import PaneSummary
+from driftline.detectors.thresholds import threshold_for
 from driftline.schemas.events import EPOCH
 from driftline.schemas.reference import CategoricalProfile, ReferenceProfile
 from driftline.schemas.wire import WirePrediction, event_time_ms
@@ -379,7 +380,13 @@ class ModelMonitor:
                     column_profile,
                     column.counts,
                     column_profile.count,
-                    drift.thresholds.get(test, 0.1),
+                    threshold_for(
+                        self.profile,
+                        drift,
+                        test,
+                        int(column.counts.sum()),
+                        None if kind == "prediction_drift" else name,
+                    ),
                     name,
                     kind=kind,  # type: ignore[arg-type]
                 )

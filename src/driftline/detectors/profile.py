@@ -39,6 +39,7 @@ from numpy.typing import ArrayLike
 from driftline.config.settings import ModelConfig
 from driftline.detectors._checks import check_int, check_task
 from driftline.detectors.performance import PerformanceSummary, classes_for
+from driftline.detectors.thresholds import calibrate_profile
 from driftline.detectors.values import (
     ColumnKind,
     FloatArray,
@@ -309,6 +310,7 @@ def build_profile(
     max_categories: int = MAX_CATEGORIES,
     tail_bytes: int = TAIL_BYTES,
     positive_class: str | None = None,
+    calibrate: bool = False,
 ) -> ReferenceProfile:
     """Profile a reference sample of one model version.
 
@@ -347,6 +349,9 @@ def build_profile(
     positive_class
         The positive class of a binary task (default: ``"1"`` or ``"true"`` when present,
         else the last class in sorted order).
+    calibrate
+        Also compute the calibrated drift thresholds (``drift.thresholds: calibrated``,
+        :func:`driftline.detectors.thresholds.calibrate_profile`; seconds per column).
 
     Examples
     --------
@@ -443,7 +448,7 @@ def build_profile(
         summary.fold(label_values, pred_values, scores=score_values or None)
         performance = summary.metrics()
 
-    return ReferenceProfile(
+    profile = ReferenceProfile(
         model=model,
         model_version=version,
         task=task,
@@ -455,6 +460,7 @@ def build_profile(
         performance=performance,
         content_hash=cols.hasher.hexdigest(),
     )
+    return calibrate_profile(profile) if calibrate else profile
 
 
 def profile_from_events(
@@ -470,7 +476,8 @@ def profile_from_events(
 
     When every warm-up event has its label, the profile carries the label distribution and
     the baseline performance too, so later windows are judged against it. ``max_categories``
-    and ``tail_bytes`` bound the categorical columns' tails as in :func:`build_profile`.
+    and ``tail_bytes`` bound the categorical columns' tails as in :func:`build_profile`. With
+    ``drift.thresholds: calibrated`` the baseline carries its calibrated thresholds.
     """
     first = events[0]
     names = sorted({name for e in events for name in e.features})
@@ -498,4 +505,5 @@ def profile_from_events(
         max_categories=max_categories,
         tail_bytes=tail_bytes,
         positive_class=config.positive_class,
+        calibrate=config.drift.threshold_mode == "calibrated",
     )

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from driftline.schemas.events import Task
+from driftline.schemas.thresholds import CalibratedThresholds
 
 _SUM_TOLERANCE = 1e-6
 
@@ -132,4 +133,7 @@ class ReferenceProfile(_Frozen):
     )
     content_hash: str = Field(
         description="Hash of the data the profile was built from; equal data, equal hash."
+    )
+    thresholds: CalibratedThresholds | None = Field(
+        None, description="Calibrated drift thresholds (``drift.thresholds: calibrated``)."
     )

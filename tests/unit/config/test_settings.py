@@ -166,6 +166,14 @@ def test_secrets_are_masked_when_shown_and_revealed_to_clients(tmp_path: Path) -
             "unknown test(s) ['psy']; allowed:",
         ),
         (
+            "models: {fraud: {task: binary, drift: {thresholds: calibratd}}}",
+            "models.fraud.drift.thresholds: must be 'fixed', 'calibrated' or",
+        ),
+        (
+            "models: {fraud: {task: binary, drift: {false_positive_rate: 0.5}}}",
+            "models.fraud.drift.false_positive_rate: Input should be less than or equal",
+        ),
+        (
             "models: {fraud: {task: binary, retrain: {policy: always}}}",
             "models.fraud.retrain.policy: Input should be 'never', 'on_drift'",
         ),
