@@ -143,7 +143,8 @@ class IngestProcesses:
         return None if base is None else base + 1 + index
 
     def start(self) -> IngestProcesses:
-        """Spawn the children."""
+        """Spawn the children. Call it from the main thread: Linux sends the parent-death
+        signal when the *thread* that started a child ends, not only its process."""
         context = multiprocessing.get_context("spawn")
         for index in range(self.processes):
             child = context.Process(
