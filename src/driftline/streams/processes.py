@@ -72,6 +72,8 @@ def ingest_processes(settings: Settings, requested: int | None) -> int:
     from driftline.kafka_auth import confluent_config
 
     wanted = usable_cores() if requested is None else requested
+    if wanted == 1:
+        return 1  # in-process, as before the option: no question to the broker
     topic = settings.topics.predictions
     try:
         metadata = AdminClient(confluent_config(settings.kafka)).list_topics(topic, timeout=10)
