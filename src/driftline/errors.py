@@ -141,6 +141,10 @@ class TopicError(KafkaError):
     """Topics are missing, or exist with a layout driftline cannot work with."""
 
 
+class IngestProcessError(DriftlineError):
+    """One of stage 1's processes exited on its own, or did not stop cleanly when asked."""
+
+
 # --- state ---------------------------------------------------------------------------------
 
 

@@ -321,6 +321,8 @@ def rollout_rig(
                     "monitor",
                     "run",
                     "--with-trainer",
+                    "--ingest-processes",
+                    "1",
                     "--config",
                     str(config),
                 ],

@@ -165,6 +165,8 @@ def test_a_concept_change_is_retrained_promoted_served_and_recovered(tmp_path: P
                     "monitor",
                     "run",
                     "--with-trainer",
+                    "--ingest-processes",
+                    "1",
                     "--config",
                     str(config),
                 ],

@@ -208,14 +208,16 @@ class Results:
 
 
 @contextmanager
-def _monitors(config: Path, work: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+def _monitors(
+    config: Path, work: Path, ingest_processes: int = 1
+) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     """Start ``driftline monitor run`` processes; SIGTERM them at the end and check they exit
     with status 0 (after flushing, committing and leaving their groups)."""
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def start() -> subprocess.Popen[bytes]:
         log = work / f"monitor-{len(started) + 1}.log"
-        process = start_monitor("run", config, log, cwd=work)
+        process = start_monitor("run", config, log, cwd=work, ingest_processes=ingest_processes)
         started.append((process, log))
         return process
 
@@ -246,8 +248,14 @@ def _monitors(config: Path, work: Path) -> Iterator[Callable[[], subprocess.Pope
 
 
 def _scenario(
-    processes: int, work: Path, broker: TansuBroker, references: list[ModelVersionRegistered]
+    processes: int,
+    work: Path,
+    broker: TansuBroker,
+    references: list[ModelVersionRegistered],
+    ingest_processes: int = 1,
 ) -> Results:
+    """The traffic through ``processes`` monitor processes (the second joining mid-stream),
+    each running stage 1 in ``ingest_processes`` processes (1: in its own)."""
     work.mkdir(parents=True)
     results = Results()
     with ExitStack() as stack:
@@ -262,7 +270,7 @@ def _scenario(
         outbox = TopicTail(settings.kafka, [settings.topics.metrics])
         stack.callback(outbox.close)
 
-        start = stack.enter_context(_monitors(config, work))
+        start = stack.enter_context(_monitors(config, work, ingest_processes))
         monitors = [start()]
         sent = [0]
         failures: list[BaseException] = []
@@ -275,10 +283,11 @@ def _scenario(
 
         results.logs = [work / "monitor-1.log"]
         # Traffic starts once the service is up (as in production), not into a backlog.
-        ready = time.monotonic() + 30
+        # Ingest processes first start their interpreters, then join the group one by one.
+        ready = time.monotonic() + 60
         while not any(_assignments(results.logs[0])):
             assert monitors[0].poll() is None, f"the monitor exited:\n{results.tail()}"
-            assert time.monotonic() < ready, f"no input partitions in 30 s:\n{results.tail()}"
+            assert time.monotonic() < ready, f"no input partitions in 60 s:\n{results.tail()}"
             time.sleep(0.1)  # polling the log for the first assignment
         publisher = threading.Thread(target=publish, name="publisher", daemon=True)
         publisher.start()
@@ -379,7 +388,14 @@ def test_two_monitor_processes_give_exactly_the_same_window_results_as_one(
     handed_over = HANDED_OVER.search(two.logs[0].read_text(errors="replace"))
     assert handed_over, f"no model's stage-2 state moved to the second process:\n{two.tail()}"
 
-    for name, results in (("one process", one), ("two processes", two)):
+    assert_same_results(one, two, ("one process", "two processes"))
+    print(f"outbox records per window, one process: {one.records}; two: {two.records}")
+
+
+def assert_same_results(one: Results, two: Results, names: tuple[str, str]) -> None:
+    """Both scenarios judged every window first on all its events, with identical points
+    (floats bit for bit), alerts and retrain requests."""
+    for name, results in zip(names, (one, two), strict=True):
         early = results.judged_early()
         assert not early, (
             f"with {name}, windows first judged before all their predictions and labels were "
@@ -400,4 +416,3 @@ def test_two_monitor_processes_give_exactly_the_same_window_results_as_one(
         f"of two only: {[two.alerts[a] for a in two.alerts.keys() - one.alerts]}"
     )
     assert one.retrain_ids == two.retrain_ids
-    print(f"outbox records per window, one process: {one.records}; two: {two.records}")

@@ -100,7 +100,17 @@ def test_monitor_run_exits_with_an_error_when_one_of_its_parts_dies(
         )
     )
     done = subprocess.run(
-        [sys.executable, "-m", "driftline", "monitor", "run", "--config", str(config)],
+        [
+            sys.executable,
+            "-m",
+            "driftline",
+            "monitor",
+            "run",
+            "--config",
+            str(config),
+            "--ingest-processes",
+            "1",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -130,3 +130,15 @@ def test_the_readme_configuration_example_passes_config_check(tmp_path: Path) ->
     assert match is not None
     result = runner.invoke(app, ["config", "check", str(config_file(tmp_path, match.group(1)))])
     assert result.exit_code == 0, result.output
+
+
+def test_ingest_processes_refuses_a_bad_value_naming_the_option(tmp_path: Path) -> None:
+    """``--ingest-processes`` below 1, or not a number, exits 2 naming the option."""
+    path = config_file(tmp_path, "models: {fraud: {task: binary}}")
+    for command in (["monitor", "ingest"], ["monitor", "run"]):
+        for value in ("0", "-2", "two"):
+            result = runner.invoke(
+                app, [*command, "--config", str(path), "--ingest-processes", value]
+            )
+            assert result.exit_code == 2, (command, value, result.output)
+            assert "Invalid value for '--ingest-processes'" in result.output, result.output

@@ -33,17 +33,45 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Run the monitor service's parts.", no_args_is_help=True)
 
+IngestProcessesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--ingest-processes",
+        min=1,
+        help="Stage-1 processes of one consumer group (default: the usable cores, at most the "
+        "input partition count); 1 runs stage 1 in this process.",
+        show_default=False,
+    ),
+]
+
 
 @app.command("ingest")
-def monitor_ingest(config: ConfigFile = None) -> None:
-    """Run stage 1: consume predictions and ground truth, emit pane partials (until SIGTERM)."""
+def monitor_ingest(
+    config: ConfigFile = None, ingest_processes: IngestProcessesOption = None
+) -> None:
+    """Run stage 1: consume predictions and ground truth, emit pane partials (until SIGTERM).
+
+    With several ``--ingest-processes``, this process supervises them: one that dies stops
+    the others and this one, with a non-zero exit status."""
     from driftline.streams.ingest import Ingest
+    from driftline.streams.processes import IngestProcesses
+    from driftline.streams.processes import ingest_processes as how_many
     from driftline.telemetry.server import serve
 
     settings = service_settings(config)
     stop = stop_on_signals()
     try:
         startup_checks(settings, stage2=False)
+        processes = how_many(settings, ingest_processes)
+        if processes > 1:
+            children = IngestProcesses(settings, processes).start()
+            if settings.monitor.metrics_port is not None:
+                from prometheus_client import CollectorRegistry
+
+                port, host = settings.monitor.metrics_port, settings.monitor.web_host
+                serve(CollectorRegistry(), port, host, health=children.health)
+            children.run(stop)
+            return
         ingest = Ingest(settings).start()
         if settings.monitor.metrics_port is not None:
             serve(
@@ -97,16 +125,21 @@ def monitor_run(
     with_trainer: Annotated[
         bool, typer.Option(help="Also run the trainer agent (in a child process).")
     ] = False,
+    ingest_processes: IngestProcessesOption = None,
 ) -> None:
     """Run stage 1, stage 2 and the InfluxDB writer in one process (until SIGTERM).
 
     Several processes share the work through their consumer groups: add processes (and
-    partitions) for throughput. ``--with-trainer`` starts ``driftline trainer run`` as a child
+    partitions) for throughput. ``--ingest-processes N`` runs stage 1 in N child processes
+    of one consumer group (one per core by default), supervised as the threads are: one that
+    dies takes the monitor down. ``--with-trainer`` starts ``driftline trainer run`` as a child
     process with the same configuration, stopped with the monitor.
     """
     from prometheus_client import CollectorRegistry
 
     from driftline.streams.ingest import Ingest
+    from driftline.streams.processes import IngestProcesses
+    from driftline.streams.processes import ingest_processes as how_many
     from driftline.streams.registry import ProfileRegistry
     from driftline.streams.stage2.agent import create_app, run_app
     from driftline.telemetry.ingest import IngestTelemetry
@@ -118,15 +151,24 @@ def monitor_run(
     threads = []
     died: list[str] = []
     trainer: subprocess.Popen[bytes] | None = None
+    children: IngestProcesses | None = None
     try:
         startup_checks(settings, stage2=True)
+        processes = how_many(settings, ingest_processes)
         registry = ProfileRegistry(settings.kafka, settings.topics).start()
         # One registry for the three parts: one endpoint serves them all.
         metrics = CollectorRegistry()
-        ingest = Ingest(settings, registry=registry, telemetry=IngestTelemetry(metrics)).start()
         merge = _merge_telemetry(settings, metrics)
-        parts: dict[str, Health] = {"ingest": ingest.health, "merge": merge.health}
-        threads.append(_part("ingest", ingest.run, stop, died))
+        parts: dict[str, Health] = {"merge": merge.health}
+        if processes > 1:
+            children = IngestProcesses(settings, processes).start()
+            parts["ingest"] = children.health
+            threads.append(_part("ingest", children.run, stop, died))
+        else:
+            telemetry = IngestTelemetry(metrics)
+            ingest = Ingest(settings, registry=registry, telemetry=telemetry).start()
+            parts["ingest"] = ingest.health
+            threads.append(_part("ingest", ingest.run, stop, died))
         if writer:
             sink = _writer(settings, WriterTelemetry(metrics))
             parts["writer"] = sink.health
@@ -149,7 +191,10 @@ def monitor_run(
                 trainer.kill()
         stop.set()
         for thread in threads:
-            thread.join(timeout=60)
+            if thread.is_alive():
+                thread.join(timeout=70)
+        if children is not None:  # started, but their supervising thread may not have been
+            children.stop()
         if died:  # here, not after: faust's worker leaves by SystemExit(0)
             typer.echo(f"driftline monitor run: {', '.join(died)} stopped on an error", err=True)
             raise typer.Exit(1)

@@ -16,12 +16,16 @@ periodic expiry, hands it back.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
+import os
+import signal
 from collections.abc import Callable
 
 YOUNG_THRESHOLD = 50_000
+_PR_SET_PDEATHSIG = 1
 
 
 def tune_gc(young: int = YOUNG_THRESHOLD) -> tuple[int, int, int]:
@@ -63,3 +67,13 @@ def trim_heap() -> bool:
         return False
     _TRIM(0)
     return True
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (best effort elsewhere); exits
+    at once if ``parent`` already died before the request took effect. Called first thing
+    in a child process (a training, a stage-1 process), so none outlives a killed parent."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)

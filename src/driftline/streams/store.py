@@ -27,11 +27,20 @@ One database per partition number holds everything stage 1 knows about that part
 Every batch of input is applied in one RocksDB write batch that also moves the marks, so
 after a crash or a restart on the same machine an event is applied exactly once: events
 below the marks are skipped (DESIGN §3).
+
+A database is open in one process at a time: RocksDB's ``LOCK`` file, an advisory lock the
+kernel releases when its holder exits, kill -9 included. Stage-1 processes of one machine
+share ``<state_dir>/ingest/p<number>`` (:mod:`driftline.streams.processes`); when a rebalance
+moves a partition number from one to another, the new owner may be assigned it while the old
+one still emits its partials and closes the store, so opening waits for the lock (up to
+:data:`LOCK_WAIT` seconds) instead of failing. Whoever opens it next resumes from the marks
+written with the data, so the handover is exact whatever the previous holder did last.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +106,8 @@ JOINED = b"J"
 LABEL = b"L"
 """Join entry state: a label waiting for its prediction; its offset and bytes follow."""
 _OFFSET = struct.Struct(">q")
+LOCK_WAIT = 60.0
+"""Seconds a store waits for another holder of its database to let go (module docstring)."""
 
 
 def waiting_entry(state: bytes, offset: int, raw: bytes) -> bytes:
@@ -315,7 +326,7 @@ class PartitionStore:
     >>> directory.cleanup()
     """
 
-    def __init__(self, path: Path, *, wal: bool = True) -> None:
+    def __init__(self, path: Path, *, wal: bool = True, lock_wait: float = LOCK_WAIT) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         # Both families share one block cache, of RocksDB's default size for one.
@@ -330,7 +341,7 @@ class PartitionStore:
         # would turn the replayed predictions into duplicates. It also lets the log files go
         # once the join family flushes (the small default family would otherwise pin them).
         options.set_atomic_flush(True)
-        self._db = Rdict(str(path), options, column_families={_JOIN_FAMILY: _join_options(cache)})
+        self._db = _open(path, options, {_JOIN_FAMILY: _join_options(cache)}, lock_wait)
         self._join_family: ColumnFamily | None = self._db.get_column_family_handle(_JOIN_FAMILY)
         self._join: Rdict | None = self._db.get_column_family(_JOIN_FAMILY)
         if not wal:
@@ -569,3 +580,22 @@ def _join_options(cache: Cache) -> Options:
     # rocksdict's stub omits the bucket count.
     options.set_memtable_factory(MemtableFactory.hash_link_list(_JOIN_BUCKETS))  # type: ignore[call-arg]
     return options
+
+
+def _open(path: Path, options: Options, families: dict[str, Options], wait: float) -> Rdict:
+    """Open the database, waiting up to ``wait`` seconds while another holder has it locked."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return Rdict(str(path), options, column_families=families)
+        except Exception as exc:  # rocksdict raises the bare Exception for RocksDB's errors
+            if "LOCK" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise StateStoreError(
+                    f"the store {path} is still locked by another process after {wait:g} s "
+                    f"(another stage-1 process on this machine, or another monitor sharing "
+                    f"monitor.state_dir): {exc}",
+                    path=str(path),
+                ) from None
+            time.sleep(0.05)  # polling the lock: RocksDB offers no blocking open

@@ -96,12 +96,20 @@ def start_monitor(
     log: Path,
     *,
     cwd: Path | None = None,
+    ingest_processes: int | None = 1,
 ) -> subprocess.Popen[bytes]:
     """Start ``driftline monitor <part> --config <config>`` with its output appended to
-    ``log`` (unbuffered, so a test reading the log sees what happened so far)."""
+    ``log`` (unbuffered, so a test reading the log sees what happened so far).
+
+    ``run`` and ``ingest`` get ``--ingest-processes`` (None: the command's default, one per
+    core); 1 unless asked, so that a test not about several stage-1 processes runs stage 1
+    in the monitor's own process, whatever the machine's cores."""
+    command = [sys.executable, "-m", "driftline", "monitor", part, "--config", str(config)]
+    if part in ("run", "ingest") and ingest_processes is not None:
+        command += ["--ingest-processes", str(ingest_processes)]
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "driftline", "monitor", part, "--config", str(config)],
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=cwd,

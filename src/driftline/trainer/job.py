@@ -13,10 +13,8 @@ nothing.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
-import signal
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -25,6 +23,7 @@ from typing import Any
 from driftline.config.settings import ModelConfig, TrainerSettings
 from driftline.errors import TrainingError, TrainingTimeoutError
 from driftline.schemas.reference import ReferenceProfile
+from driftline.streams.runtime import die_with_parent
 from driftline.trainer.candidate import Candidate, train_candidate
 from driftline.trainer.evaluation import Evaluation
 from driftline.trainer.protocol import Examples
@@ -32,8 +31,6 @@ from driftline.trainer.rebaseline import reference_profile
 from driftline.trainer.serialise import load
 
 __all__ = ["Trained", "run_training"]
-
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -50,18 +47,8 @@ class Trained:
         return self.candidate.evaluation
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (best effort elsewhere)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
 def _train(conn: Connection, parent: int, arguments: dict[str, Any]) -> None:
-    _die_with_parent(parent)
+    die_with_parent(parent)
     try:
         candidate = train_candidate(**arguments)
         config: ModelConfig = arguments["config"]

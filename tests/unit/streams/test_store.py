@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import select
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -208,3 +212,65 @@ def test_after_a_crash_the_marks_and_the_join_entries_are_of_the_same_batches(
     logs = sum(f.stat().st_size for f in (tmp_path / "p0").glob("*.log"))
     assert logs < 64 << 20  # the log files before the flush went with it
     store.close()
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from driftline.streams.store import Marks, PartitionStore
+store = PartitionStore(Path(sys.argv[1]))
+batch = store.batch()
+batch.set_marks(Marks(predictions=42, ground_truth=7))
+store.write(batch)
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+def _holder(path: Path) -> subprocess.Popen[str]:
+    """Another process that opened the store at ``path``, wrote marks and keeps it open."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    ready, _, _ = select.select([holder.stdout], [], [], 60)
+    assert ready
+    assert holder.stdout.readline() == "holding\n"
+    return holder
+
+
+def _release(holder: subprocess.Popen[str]) -> None:
+    holder.kill()
+    holder.wait(10)
+    assert holder.stdout is not None
+    holder.stdout.close()
+
+
+def test_a_store_another_process_holds_is_opened_once_that_process_is_killed(
+    tmp_path: Path,
+) -> None:
+    """A stage-1 process taking over a partition number from a sibling waits for the
+    sibling's RocksDB lock instead of failing; the kernel releases it on kill -9, and the
+    store opens with everything the killed holder wrote."""
+    holder = _holder(tmp_path / "p0")
+    killer = threading.Timer(1.0, holder.send_signal, args=(signal.SIGKILL,))
+    began = time.monotonic()
+    killer.start()
+    try:
+        store = PartitionStore(tmp_path / "p0", lock_wait=30)
+    finally:
+        killer.cancel()
+        _release(holder)
+    assert time.monotonic() - began >= 0.9  # it waited for the holder
+    assert store.marks() == Marks(predictions=42, ground_truth=7)
+    store.close()
+
+
+def test_a_store_still_held_after_the_wait_is_refused_naming_its_path(tmp_path: Path) -> None:
+    holder = _holder(tmp_path / "p0")
+    try:
+        with pytest.raises(StateStoreError, match="still locked by another process") as caught:
+            PartitionStore(tmp_path / "p0", lock_wait=0.5)
+    finally:
+        _release(holder)
+    assert caught.value.path == str(tmp_path / "p0")
