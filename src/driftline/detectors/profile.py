@@ -36,8 +36,10 @@ import numpy as np
 import orjson
 from numpy.typing import ArrayLike
 
+from driftline.config.models import MultivariateSettings
 from driftline.config.settings import ModelConfig
 from driftline.detectors._checks import check_int, check_task
+from driftline.detectors.multivariate import multivariate_profile
 from driftline.detectors.performance import PerformanceSummary, classes_for
 from driftline.detectors.values import (
     ColumnKind,
@@ -309,6 +311,7 @@ def build_profile(
     max_categories: int = MAX_CATEGORIES,
     tail_bytes: int = TAIL_BYTES,
     positive_class: str | None = None,
+    multivariate: MultivariateSettings | None = None,
 ) -> ReferenceProfile:
     """Profile a reference sample of one model version.
 
@@ -347,6 +350,10 @@ def build_profile(
     positive_class
         The positive class of a binary task (default: ``"1"`` or ``"true"`` when present,
         else the last class in sorted order).
+    multivariate
+        How the joint shape of the numeric features is profiled
+        (:mod:`driftline.detectors.multivariate`); default: the defaults of
+        :class:`~driftline.config.models.MultivariateSettings` (on, 0.65 of the variance).
 
     Examples
     --------
@@ -381,11 +388,13 @@ def build_profile(
     cols.hasher.put("task", task)
     tails = _Tails(top_k, max_categories, tail_bytes)
     numeric_features: dict[str, NumericProfile] = {}
+    numeric_values: dict[str, FloatArray] = {}
     for name in sorted(features):
         raw = features[name]
         kind: ColumnKind = types.get(name) or infer_kind(raw)
         if kind == "numeric":
-            numeric_features[name] = numeric_profile(cols.numeric("feature", name, raw), bins=bins)
+            numeric_values[name] = cols.numeric("feature", name, raw)
+            numeric_features[name] = numeric_profile(numeric_values[name], bins=bins)
         else:
             tails.add("feature", name, cols.categorical("feature", name, raw))
 
@@ -454,6 +463,11 @@ def build_profile(
         labels=label_profile,
         performance=performance,
         content_hash=cols.hasher.hexdigest(),
+        multivariate=multivariate_profile(
+            numeric_values,
+            MultivariateSettings() if multivariate is None else multivariate,
+            lambda errors: numeric_profile(errors, bins=bins),
+        ),
     )
 
 
@@ -498,4 +512,5 @@ def profile_from_events(
         max_categories=max_categories,
         tail_bytes=tail_bytes,
         positive_class=config.positive_class,
+        multivariate=config.drift.multivariate,
     )
