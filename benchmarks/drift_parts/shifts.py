@@ -41,6 +41,7 @@ SCENARIOS = (
     Scenario("(b) mean +0.5 sd, normal_2", Shift("mean", "normal_2", 0.5)),
     Scenario("(c1) new category 5%, cat_20", Shift("new_category", "cat_20", 0.05)),
     Scenario("(c2) new category 5%, cat_200", Shift("new_category", "cat_200", 0.05)),
+    Scenario("(e) correlation flip 0.9 -> -0.9", Shift("correlation", "normal_5", -0.9)),
     Scenario("(d1) concept: flip on 20% region", Shift("concept", "normal_1", 0.20)),
     Scenario("(d2) concept: flip on 5% region", Shift("concept", "normal_1", 0.05)),
 )

@@ -64,6 +64,14 @@ class MultivariateSettings(Section):
     max_features: int = Field(
         200, ge=2, le=2000, description="Most numeric features taken in (first by name)."
     )
+    test: NumericTest = Field(
+        "psi", description="The test of the window's errors against the reference's error bins."
+    )
+    threshold: float = Field(
+        0.1,
+        gt=0.0,
+        description="Its effect-size floor (the error sums many features: shifts are damped).",
+    )
 
 
 class DriftSettings(Section):

@@ -6,7 +6,9 @@ In NannyML's manner, the reference profile (:class:`~driftline.schemas.reference
 MultivariateProfile`) keeps the means and scales that standardise its numeric features, the
 principal components that explain a configured share of their variance (at most a configured
 number), and quantile bins of each reference row's reconstruction error
-``||z - z Wᵀ W||`` (``z`` the standardised row, ``W`` the kept components). Done per pane:
+``||z - z Wᵀ W||`` (``z`` the standardised row, ``W`` the kept components). The standardisation
+and the components are fitted on the reference's even rows and the error bins come from its
+odd rows, so the reference errors are out of sample, as a live window's are. Done per pane:
 :class:`MultivariateSummary` folds a batch's errors into counts over those bins (one matrix
 product, accumulated in a fixed order so a row's error is the same bits in any batch, one
 ``np.searchsorted`` and one ``np.bincount`` per batch) plus the exact sum of the
@@ -19,7 +21,8 @@ the reference mean, i.e. it contributes 0 to the standardised row, and is counte
 way, so the rule holds on both sides.
 
 **Judging** (:func:`multivariate_results`): the window's error counts are tested against the
-reference's error bins with the model's numeric test (PSI by default) and its threshold, as the
+reference's error bins with ``drift.multivariate.test`` (PSI) and its own floor (0.1: the error
+sums many features, so a joint change moves its distribution less than one feature's), as the
 column ``__multivariate__`` of kind ``feature_drift``: it joins the same family of the
 correction across features, names itself in alerts and retrain reasons, and is written as a
 ``feature_drift`` point with ``feature=__multivariate__``. The window's mean error is reported
@@ -119,7 +122,13 @@ def multivariate_profile(
     names = sorted(numeric)[: settings.max_features]
     if len(names) < 2:
         return None
-    x = np.column_stack([numeric[name] for name in names]).astype(np.float64)
+    rows = np.column_stack([numeric[name] for name in names]).astype(np.float64)
+    # Fit on the even rows, bin the errors of the odd ones: in-sample errors are smaller than
+    # a live window's (the components chase the sample's own outliers), which would show as
+    # drift on stationary traffic.
+    x, held_out = rows[0::2], rows[1::2]
+    if held_out.shape[0] == 0:
+        return None
     present = ~np.isnan(x)
     counts = present.sum(axis=0)
     sums = np.where(present, x, 0.0).sum(axis=0)
@@ -148,7 +157,7 @@ def multivariate_profile(
         error_mean=0.0,
         error_sd=0.0,
     )
-    errors, _ = reconstruction_errors(profile, x)
+    errors, _ = reconstruction_errors(profile, held_out)
     return profile.model_copy(
         update={
             "error": binner(errors),
@@ -284,15 +293,14 @@ def multivariate_results(
 ) -> tuple[TestResult, TestResult]:
     """The window's multivariate drift result (judged like a feature) and its mean error
     against its bound (reported, not judged)."""
-    drift = config.drift
+    settings = config.drift.multivariate
     profile = summary.profile
-    test = drift.numeric_test
     judged = run_test(
-        test,
+        settings.test,
         profile.error,
         summary.counts,
         profile.error.count,
-        drift.thresholds.get(test, 0.1),
+        settings.threshold,
         MULTIVARIATE_COLUMN,
     )
     n, n_ref = summary.n, profile.error.count
