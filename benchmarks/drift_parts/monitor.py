@@ -181,7 +181,6 @@ SHADOWS: tuple[tuple[str, str], ...] = (
 SHADOW_CHOICES: dict[str, tuple[tuple[str, str], ...]] = {
     "numeric": (("numeric_test", "psi"), *SHADOWS[:3]),
     "categorical": (("categorical_test", "chi2"), *SHADOWS[3:]),
-    "multivariate": (("numeric_test", "psi"), *SHADOWS[:3]),
 }
 """Per kind of shifted column: the default test and the alternatives, for the shift table."""
 

@@ -220,8 +220,10 @@ def _print_shadows(results: Sequence[tuple[Scenario, Detection]]) -> None:
         "before the change, over all runs (no labels: no concept scenarios)"
     )
     for kind, choices in SHADOW_CHOICES.items():
-        shifted_kind = "mean" if kind == "numeric" else "new_category"
-        rows = [(sc, r) for sc, r in results if sc.shift.kind == shifted_kind]
+        # A correlation flip leaves every marginal alone: its row shows the univariate tests
+        # on the flipped feature staying quiet.
+        shifted_kinds = ("mean", "correlation") if kind == "numeric" else ("new_category",)
+        rows = [(sc, r) for sc, r in results if sc.shift.kind in shifted_kinds]
         if not rows:
             continue
         table = Table(

@@ -8,7 +8,9 @@ events equals the summary of them all, bit for bit, in any order. Folding is vec
 ``np.searchsorted`` (or one C-level dict look-up per categorical value) and one ``np.bincount``
 per column per batch, and no Python bytecode per value. Stage 1 goes one step further for
 numeric features (:meth:`PaneSummary.fold_events`): it counts them straight from the events'
-feature dicts (:mod:`driftline.detectors.fold`), without building columns.
+feature dicts (:mod:`driftline.detectors.fold`), without building columns. When the profile
+has a multivariate part, each event's PCA reconstruction error is counted too
+(:mod:`driftline.detectors.multivariate`).
 
 This module also owns the summary's encoding (:meth:`PaneSummary.to_bytes`), the partial
 stage 1 hands to stage 2.
