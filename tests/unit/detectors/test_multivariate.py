@@ -279,3 +279,21 @@ def test_the_multivariate_result_is_a_feature_of_the_correction_family() -> None
     assert len(judged) == 6  # a, b, c, d, the prediction and __multivariate__
     mv = next(r for r in report.drift if r.column == MULTIVARIATE_COLUMN)
     assert (mv.test, mv.threshold, mv.kind) == ("psi", 0.1, "feature_drift")
+
+
+def test_reference_errors_are_out_of_sample_like_a_live_windows() -> None:
+    """Heavy-tailed features: the reference's mean error matches fresh data's (in-sample
+    errors of the fitted rows run lower, and flagged stationary windows)."""
+    rng = np.random.default_rng(11)
+
+    def sample(n: int) -> dict[str, np.ndarray]:
+        cols = {f"t{j}": rng.standard_t(3.0, n) for j in range(8)}
+        cols |= {f"l{j}": rng.lognormal(0.0, 1.5, n) for j in range(8)}
+        return cols
+
+    mv = multivariate_profile(sample(4_000), MultivariateSettings(), _binner)
+    assert mv is not None
+    fresh = sample(200_000)
+    errors, _ = reconstruction_errors(mv, np.column_stack([fresh[f] for f in mv.features]))
+    se = mv.error_sd * np.sqrt(1 / 200_000 + 1 / mv.error.count)
+    assert abs(errors.mean() - mv.error_mean) < 3 * se
