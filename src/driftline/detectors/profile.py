@@ -39,7 +39,7 @@ from numpy.typing import ArrayLike
 from driftline.config.models import MultivariateSettings
 from driftline.config.settings import ModelConfig
 from driftline.detectors._checks import check_int, check_task
-from driftline.detectors.multivariate import multivariate_profile
+from driftline.detectors.multivariate import MULTIVARIATE_COLUMN, multivariate_profile
 from driftline.detectors.performance import PerformanceSummary, classes_for
 from driftline.detectors.values import (
     ColumnKind,
@@ -463,7 +463,10 @@ def build_profile(
         labels=label_profile,
         performance=performance,
         content_hash=cols.hasher.hexdigest(),
-        multivariate=multivariate_profile(
+        # A feature that took the multivariate column's name keeps it: no multivariate part.
+        multivariate=None
+        if MULTIVARIATE_COLUMN in features
+        else multivariate_profile(
             numeric_values,
             MultivariateSettings() if multivariate is None else multivariate,
             lambda errors: numeric_profile(errors, bins=bins),

@@ -297,3 +297,21 @@ def test_reference_errors_are_out_of_sample_like_a_live_windows() -> None:
     errors, _ = reconstruction_errors(mv, np.column_stack([fresh[f] for f in mv.features]))
     se = mv.error_sd * np.sqrt(1 / 200_000 + 1 / mv.error.count)
     assert abs(errors.mean() - mv.error_mean) < 3 * se
+
+
+def test_a_feature_named_like_the_multivariate_column_turns_it_off() -> None:
+    """Results and points are keyed by column name: a real feature keeps the name."""
+    x = np.arange(100.0)
+    taken = build_profile("m", "1", "regression", {MULTIVARIATE_COLUMN: x, "b": -x}, prediction=x)
+    free = build_profile("m", "1", "regression", {"a": x, "b": x % 7}, prediction=x)
+    assert taken.multivariate is None
+    assert free.multivariate is not None
+
+
+def test_a_bad_multivariate_setting_names_its_field() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"drift\.multivariate\.explained_variance"):
+        ModelConfig.model_validate(
+            {"task": "binary", "drift": {"multivariate": {"explained_variance": 1.5}}}
+        )
