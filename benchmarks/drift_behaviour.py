@@ -29,8 +29,10 @@ numeric, chi-square on categorical columns, BH at q = 0.05, effect floors, 2-of-
    new category at 5 % in a fully listed categorical (20 categories) and in a long one (200
    categories, 150 of them in ``other``: the tail tells them from the new one), and a concept change
    that leaves the features and predictions alone (labels flip on a region of 20 % or 5 % of the
-   traffic, defined by a feature the model does not use). Delays are in windows from the first
-   shifted window (0: that window itself) to the first window with drift found, with the alert
+   traffic, defined by a feature the model does not use), and a correlation flip (``normal_4`` and
+   ``normal_5``, correlated at 0.9 in the population, at -0.9 after it: every marginal unchanged,
+   only the multivariate column ``__multivariate__`` can see it). Delays are in windows from the
+   first shifted window (0: that window itself) to the first window with drift found, with the alert
    firing, and with a retrain request, with the columns or evidence named; plus data-quality flags
    (reported, not judged by the policy: the unseen-category rate is the one that catches a new
    category in the long feature), Evidently's verdict on the first shifted window, and the delay of

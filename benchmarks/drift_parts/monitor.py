@@ -21,6 +21,7 @@ from driftline.detectors.batch import ColumnBatch
 from driftline.detectors.concept import ConceptDriftDetector, make_detector
 from driftline.detectors.decision import Decision
 from driftline.detectors.engine import ModelMonitor, WindowReport
+from driftline.detectors.multivariate import MULTIVARIATE_COLUMN
 from driftline.detectors.summary import PaneSummary
 from driftline.schemas.outputs import Reason
 from driftline.schemas.reference import NumericProfile, ReferenceProfile
@@ -177,9 +178,9 @@ def check_fold_paths(profile: ReferenceProfile, rng: np.random.Generator, events
 
 
 def column_kind(profile: ReferenceProfile, column: str) -> str:
-    """``numeric``, ``categorical`` or ``prediction``."""
-    if column == "prediction":
-        return "prediction"
+    """``numeric``, ``categorical``, ``prediction`` or ``multivariate``."""
+    if column in ("prediction", MULTIVARIATE_COLUMN):
+        return "multivariate" if column == MULTIVARIATE_COLUMN else column
     return "numeric" if isinstance(profile.features[column], NumericProfile) else "categorical"
 
 

@@ -1,6 +1,7 @@
 """The population the behaviour benchmark draws from: 20 numeric features of varied shapes (ties
-included), 3 Zipf-skewed categorical features, a calibrated binary classifier's prediction and
-scores, labels drawn from the scores; the shifts that change it; its reference profile.
+included; ``normal_4`` and ``normal_5`` correlated at :data:`RHO`), 3 Zipf-skewed categorical
+features, a calibrated binary classifier's prediction and scores, labels drawn from the scores;
+the shifts that change it; its reference profile.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ UNIFORMS = ((0.0, 1.0), (-5.0, 5.0), (10.0, 20.0), (0.0, 1000.0))
 NORMAL = {f"normal_{j}": mu_sigma for j, mu_sigma in enumerate(NORMALS)}
 CATEGORIES = {"cat_5": (5, 1.0), "cat_20": (20, 1.0), "cat_200": (200, 1.1)}  # (k, Zipf s)
 NEW_CATEGORY = "unseen"
+RHO = 0.9
+"""The correlation of ``normal_4`` and ``normal_5`` (a ``correlation`` shift flips its sign)."""
+PAIR = ("normal_4", "normal_5")
 CLASSES = np.array(["0", "1"], dtype=object)
 
 
@@ -41,10 +45,12 @@ class Shift:
     ``scale``: multiply the deviations from the mean by ``size`` (a normal; a variance change);
     ``new_category``: a category the reference never saw takes a ``size`` share of ``column``;
     ``concept``: labels follow ``1 - p`` instead of ``p`` where ``column`` (a normal) is above
-    its ``1 - size`` quantile, so a ``size`` share of traffic has its rule flipped.
+    its ``1 - size`` quantile, so a ``size`` share of traffic has its rule flipped;
+    ``correlation``: the correlation of :data:`PAIR` (``column`` is its second) becomes ``size``
+    instead of :data:`RHO`, every marginal unchanged.
     """
 
-    kind: Literal["mean", "scale", "new_category", "concept"]
+    kind: Literal["mean", "scale", "new_category", "concept", "correlation"]
     column: str
     size: float
 
@@ -79,6 +85,10 @@ def draw(n: int, rng: np.random.Generator, shift: Shift | None = None) -> Sample
     numeric: dict[str, FloatArray] = {}
     for j, (mu, sigma) in enumerate(NORMALS):
         numeric[f"normal_{j}"] = rng.normal(mu, sigma, n)
+    rho = shift.size if shift is not None and shift.kind == "correlation" else RHO
+    (mu_a, s_a), (mu_b, s_b) = NORMAL[PAIR[0]], NORMAL[PAIR[1]]
+    z_a, z_b = (numeric[PAIR[0]] - mu_a) / s_a, (numeric[PAIR[1]] - mu_b) / s_b
+    numeric[PAIR[1]] = mu_b + s_b * (rho * z_a + np.sqrt(1.0 - rho**2) * z_b)
     for j, s in enumerate(LOGNORMAL_SIGMAS):
         numeric[f"lognormal_{j}"] = rng.lognormal(0.0, s, n)
     for j, (low, high) in enumerate(UNIFORMS):

@@ -43,6 +43,7 @@ SCENARIOS = (
     Scenario("(b2) sd x1.2, normal_2", Shift("scale", "normal_2", 1.2)),
     Scenario("(c1) new category 5%, cat_20", Shift("new_category", "cat_20", 0.05)),
     Scenario("(c2) new category 5%, cat_200", Shift("new_category", "cat_200", 0.05)),
+    Scenario("(e) correlation flip 0.9 -> -0.9", Shift("correlation", "normal_5", -0.9)),
     Scenario("(d1) concept: flip on 20% region", Shift("concept", "normal_1", 0.20)),
     Scenario("(d2) concept: flip on 5% region", Shift("concept", "normal_1", 0.05)),
 )
@@ -273,8 +274,10 @@ def _print_shadows(results: Sequence[tuple[Scenario, Detection]]) -> None:
         "before the change, over all runs (no labels: no concept scenarios)"
     )
     for kind, choices in SHADOW_CHOICES.items():
-        shifted_kind = "mean" if kind == "numeric" else "new_category"
-        rows = [(sc, r) for sc, r in results if sc.shift.kind == shifted_kind]
+        # A correlation flip leaves every marginal alone: its row shows the univariate tests
+        # on the flipped feature staying quiet.
+        shifted_kinds = ("mean", "correlation") if kind == "numeric" else ("new_category",)
+        rows = [(sc, r) for sc, r in results if sc.shift.kind in shifted_kinds]
         if not rows:
             continue
         table = Table(

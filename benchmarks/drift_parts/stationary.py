@@ -291,8 +291,14 @@ RAW_RATES = Table(
 )
 
 
+def _floor(s: Stationary, kind: str, test: str) -> float:
+    """The effect floor a column of ``kind`` was judged with."""
+    if kind == "multivariate":
+        return s.config.drift.multivariate.threshold
+    return s.config.drift.thresholds[test]
+
+
 def _print_raw_rates(s: Stationary) -> None:
-    thresholds = s.config.drift.thresholds
     print("\n   Raw false-positive rates per test, no correction, columns of a kind pooled")
     print(RAW_RATES.header())
     groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
@@ -309,8 +315,8 @@ def _print_raw_rates(s: Stationary) -> None:
             RAW_RATES.row(
                 test,
                 f"{columns[(kind, test)]} {kind}",
-                thresholds[test],
-                np.mean(stat >= thresholds[test]),
+                floor := _floor(s, kind, test),
+                np.mean(stat >= floor),
                 np.mean(p < 0.05) if has_p else "n/a",
                 np.mean(p < 0.01) if has_p else "n/a",
                 np.median(stat),

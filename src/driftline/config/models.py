@@ -15,6 +15,7 @@ __all__ = [
     "ClassificationMetric",
     "DriftSettings",
     "ModelConfig",
+    "MultivariateSettings",
     "NumericTest",
     "PerformanceSettings",
     "QualitySettings",
@@ -48,6 +49,31 @@ class WindowSpec(Section):
         return self
 
 
+class MultivariateSettings(Section):
+    """Multivariate drift: PCA reconstruction error of the standardised numeric features."""
+
+    enabled: bool = Field(
+        True, description="Profile and judge the joint shape (needs 2+ numeric features)."
+    )
+    explained_variance: float = Field(
+        0.65, gt=0.0, lt=1.0, description="Share of variance the kept components explain."
+    )
+    max_components: int = Field(
+        20, ge=1, le=200, description="Most principal components a profile keeps."
+    )
+    max_features: int = Field(
+        200, ge=2, le=2000, description="Most numeric features taken in (first by name)."
+    )
+    test: NumericTest = Field(
+        "psi", description="The test of the window's errors against the reference's error bins."
+    )
+    threshold: float = Field(
+        0.1,
+        gt=0.0,
+        description="Its effect-size floor (the error sums many features: shifts are damped).",
+    )
+
+
 class DriftSettings(Section):
     """Which tests decide drift, their effect-size floors and the false-alarm budget."""
 
@@ -77,6 +103,10 @@ class DriftSettings(Section):
     persistence_k: int = Field(2, ge=1, description="Drift in k of the last n windows...")
     persistence_n: int = Field(3, ge=1, description="...raises the alert.")
     bins: int = Field(100, ge=10, le=1000, description="Fine quantile bins per feature.")
+    multivariate: MultivariateSettings = Field(
+        default_factory=MultivariateSettings,
+        description="Multivariate drift (column ``__multivariate__``).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -22,6 +22,7 @@ import numpy as np
 from driftline.config.settings import ModelConfig, WindowSpec, format_duration
 from driftline.detectors.columns import CategoricalColumnSummary
 from driftline.detectors.decision import Decision, PerformanceObservation
+from driftline.detectors.multivariate import multivariate_results
 from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.policy import DecisionPolicy
 from driftline.detectors.quality import (
@@ -462,6 +463,11 @@ class ModelMonitor:
         """Judge one window (again, when it was restated) and fold it into the policy."""
         summary, performance, concept = self._merged(window)
         drift = self._drift_results(summary, performance)
+        quality = self._quality_results(summary)
+        if summary.multivariate is not None:  # a column of its own: __multivariate__
+            judged, mean_error = multivariate_results(summary.multivariate, self.config)
+            drift.append(judged)
+            quality.append(mean_error)
         observation = None
         metrics = performance.metrics() if performance.n else {}
         calibration = performance.calibration() if performance.n else None
@@ -486,7 +492,7 @@ class ModelMonitor:
             n_events=summary.n,
             n_labels=performance.n,
             drift=tuple(drift),
-            quality=tuple(self._quality_results(summary)),
+            quality=tuple(quality),
             performance=metrics,
             baseline=self.profile.performance,
             estimate=estimate,

@@ -36,8 +36,10 @@ import numpy as np
 import orjson
 from numpy.typing import ArrayLike
 
+from driftline.config.models import MultivariateSettings
 from driftline.config.settings import ModelConfig
 from driftline.detectors._checks import check_int, check_task
+from driftline.detectors.multivariate import MULTIVARIATE_COLUMN, multivariate_profile
 from driftline.detectors.performance import PerformanceSummary, classes_for
 from driftline.detectors.thresholds import calibrate_profile
 from driftline.detectors.values import (
@@ -311,6 +313,7 @@ def build_profile(
     tail_bytes: int = TAIL_BYTES,
     positive_class: str | None = None,
     calibrate: bool = False,
+    multivariate: MultivariateSettings | None = None,
 ) -> ReferenceProfile:
     """Profile a reference sample of one model version.
 
@@ -352,6 +355,10 @@ def build_profile(
     calibrate
         Also compute the calibrated drift thresholds (``drift.thresholds: calibrated``,
         :func:`driftline.detectors.thresholds.calibrate_profile`; seconds per column).
+    multivariate
+        How the joint shape of the numeric features is profiled
+        (:mod:`driftline.detectors.multivariate`); default: the defaults of
+        :class:`~driftline.config.models.MultivariateSettings` (on, 0.65 of the variance).
 
     Examples
     --------
@@ -386,11 +393,13 @@ def build_profile(
     cols.hasher.put("task", task)
     tails = _Tails(top_k, max_categories, tail_bytes)
     numeric_features: dict[str, NumericProfile] = {}
+    numeric_values: dict[str, FloatArray] = {}
     for name in sorted(features):
         raw = features[name]
         kind: ColumnKind = types.get(name) or infer_kind(raw)
         if kind == "numeric":
-            numeric_features[name] = numeric_profile(cols.numeric("feature", name, raw), bins=bins)
+            numeric_values[name] = cols.numeric("feature", name, raw)
+            numeric_features[name] = numeric_profile(numeric_values[name], bins=bins)
         else:
             tails.add("feature", name, cols.categorical("feature", name, raw))
 
@@ -459,6 +468,14 @@ def build_profile(
         labels=label_profile,
         performance=performance,
         content_hash=cols.hasher.hexdigest(),
+        # A feature that took the multivariate column's name keeps it: no multivariate part.
+        multivariate=None
+        if MULTIVARIATE_COLUMN in features
+        else multivariate_profile(
+            numeric_values,
+            MultivariateSettings() if multivariate is None else multivariate,
+            lambda errors: numeric_profile(errors, bins=bins),
+        ),
     )
     return calibrate_profile(profile) if calibrate else profile
 
@@ -506,4 +523,5 @@ def profile_from_events(
         tail_bytes=tail_bytes,
         positive_class=config.positive_class,
         calibrate=config.drift.threshold_mode == "calibrated",
+        multivariate=config.drift.multivariate,
     )

@@ -8,7 +8,9 @@ events equals the summary of them all, bit for bit, in any order. Folding is vec
 ``np.searchsorted`` (or one C-level dict look-up per categorical value) and one ``np.bincount``
 per column per batch, and no Python bytecode per value. Stage 1 goes one step further for
 numeric features (:meth:`PaneSummary.fold_events`): it counts them straight from the events'
-feature dicts (:mod:`driftline.detectors.fold`), without building columns.
+feature dicts (:mod:`driftline.detectors.fold`), without building columns. When the profile
+has a multivariate part, each event's PCA reconstruction error is counted too
+(:mod:`driftline.detectors.multivariate`).
 
 This module also owns the summary's encoding (:meth:`PaneSummary.to_bytes`), the partial
 stage 1 hands to stage 2.
@@ -31,6 +33,7 @@ from driftline.detectors.columns import (
     column_summary,
 )
 from driftline.detectors.exact import exact_sum, exact_value, int_from_bytes, int_to_bytes
+from driftline.detectors.multivariate import MultivariateState, MultivariateSummary
 from driftline.detectors.values import IntArray
 from driftline.errors import DecodeError, StatisticsError, SummaryMismatchError
 from driftline.schemas.reference import ReferenceProfile
@@ -60,9 +63,16 @@ class _PaneState(msgspec.Struct, array_like=True, frozen=True):
     n_scored: int
 
 
+class _MultivariatePaneState(_PaneState, array_like=True, frozen=True):
+    """A pane state with the multivariate part; a pane without one encodes as a
+    :class:`_PaneState`, to the bytes it always did, and decodes with ``None`` here."""
+
+    multivariate: MultivariateState | None = None
+
+
 _FORMAT = 1
 _pane_encoder = msgspec.msgpack.Encoder()
-_pane_decoder = msgspec.msgpack.Decoder(_PaneState)
+_pane_decoder = msgspec.msgpack.Decoder(_MultivariatePaneState)
 
 
 # --- the pane summary -----------------------------------------------------------------------
@@ -132,6 +142,8 @@ class PaneSummary:
         self._score_totals: dict[str, int] = dict.fromkeys(profile.scores, 0)
         self._max_score_total = 0
         self._n_scored = 0
+        mv = profile.multivariate
+        self._multivariate = None if mv is None else MultivariateSummary(mv)
 
     # -- updating ---------------------------------------------------------------------------
 
@@ -144,6 +156,8 @@ class PaneSummary:
         self._check_batch(batch, numeric=numeric)
         if batch.n == 0:
             return self
+        if numeric and self._multivariate is not None:
+            self._multivariate.fold_columns(batch.numeric)
         for name, column in self._features.items():
             if isinstance(column, NumericColumnSummary):
                 if numeric:
@@ -181,7 +195,10 @@ class PaneSummary:
         }
         batch = columns_from_events(events, self._profile, numeric=not numeric)
         if numeric and events:
-            NumericColumnSummary.fold_feature_dicts(numeric, [ev.features for ev in events])
+            dicts = [ev.features for ev in events]
+            NumericColumnSummary.fold_feature_dicts(numeric, dicts)
+            if self._multivariate is not None:
+                self._multivariate.fold_feature_dicts(dicts)
         return self._fold(batch, numeric=not numeric)
 
     def _check_batch(self, batch: ColumnBatch, *, numeric: bool = True) -> None:
@@ -230,6 +247,11 @@ class PaneSummary:
         }
         merged._max_score_total = self._max_score_total + other._max_score_total
         merged._n_scored = self._n_scored + other._n_scored
+        merged._multivariate = (
+            None
+            if self._multivariate is None or other._multivariate is None
+            else self._multivariate.merge(other._multivariate)
+        )
         return merged
 
     def _identity(self) -> tuple[str, str, str, int]:
@@ -297,6 +319,11 @@ class PaneSummary:
         return exact_value(self._score_totals[cls]) / n if n else None
 
     @property
+    def multivariate(self) -> MultivariateSummary | None:
+        """The reconstruction errors' counts, when the profile has a multivariate part."""
+        return self._multivariate
+
+    @property
     def n_scored(self) -> int:
         """Events with at least one score for a class of the profile."""
         return self._n_scored
@@ -317,7 +344,8 @@ class PaneSummary:
     def to_bytes(self) -> bytes:
         """A compact msgpack encoding; :meth:`from_bytes` restores it exactly."""
         p = self._profile
-        state = _PaneState(
+        fields = {} if self._multivariate is None else {"multivariate": self._multivariate.state()}
+        state = (_MultivariatePaneState if fields else _PaneState)(
             format=_FORMAT,
             model=p.model,
             model_version=p.model_version,
@@ -334,6 +362,7 @@ class PaneSummary:
             },
             max_score_total=int_to_bytes(self._max_score_total),
             n_scored=self._n_scored,
+            **fields,
         )
         return _pane_encoder.encode(state)
 
@@ -370,7 +399,7 @@ class PaneSummary:
             ) from None
         return summary
 
-    def _load(self, state: _PaneState) -> None:
+    def _load(self, state: _MultivariatePaneState) -> None:
         if state.features.keys() != self._features.keys() or (
             state.scores.keys() != self._scores.keys()
         ):
@@ -385,6 +414,10 @@ class PaneSummary:
             self._score_totals[name] = int_from_bytes(state.scores[name].total)
         self._max_score_total = int_from_bytes(state.max_score_total)
         self._n_scored = state.n_scored
+        if state.multivariate is not None:
+            if self._multivariate is None:
+                raise StatisticsError("a multivariate part was encoded, the profile has none")
+            self._multivariate.restored(state.multivariate)
 
     # -- comparison -------------------------------------------------------------------------
 
@@ -399,6 +432,7 @@ class PaneSummary:
             and self._scores == other._scores
             and self._score_totals == other._score_totals
             and (self._max_score_total, self._n_scored) == (other._max_score_total, other._n_scored)
+            and self._multivariate == other._multivariate
         )
 
     __hash__ = None  # type: ignore[assignment]

@@ -112,6 +112,39 @@ class CategoricalProfile(_Frozen):
         return self.other if self.unseen_rate is None else self.unseen_rate
 
 
+class MultivariateProfile(_Frozen):
+    """The reference's joint shape: PCA of its standardised numeric features, and the
+    distribution of the reconstruction error (:mod:`driftline.detectors.multivariate`).
+
+    A live event is standardised with ``means`` and ``scales`` (a missing value takes the
+    mean), projected on the ``components`` (orthonormal rows over ``features``) and back; its
+    reconstruction error is the Euclidean distance between the two. ``error`` holds the
+    quantile bins of the reference's errors, which panes count live errors over.
+    """
+
+    features: list[str] = Field(min_length=2)
+    means: list[float]
+    scales: list[float]
+    components: list[list[float]] = Field(min_length=1)
+    explained_variance: float = Field(ge=0.0, le=1.0)
+    error: NumericProfile
+    error_mean: float = Field(ge=0.0)
+    error_sd: float = Field(ge=0.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        d = len(self.features)
+        if len(set(self.features)) != d:
+            raise ValueError("features must not repeat")
+        if len(self.means) != d or len(self.scales) != d:
+            raise ValueError(f"means and scales must have {d} entries, one per feature")
+        if any(s <= 0 for s in self.scales):
+            raise ValueError("scales must be positive")
+        if any(len(row) != d for row in self.components) or len(self.components) >= d:
+            raise ValueError(f"components must be fewer than {d} rows of {d} entries")
+        return self
+
+
 ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
 
 
@@ -136,4 +169,7 @@ class ReferenceProfile(_Frozen):
     )
     thresholds: CalibratedThresholds | None = Field(
         None, description="Calibrated drift thresholds (``drift.thresholds: calibrated``)."
+    )
+    multivariate: MultivariateProfile | None = Field(
+        None, description="PCA reconstruction error of the numeric features (None: not judged)."
     )

@@ -52,4 +52,5 @@ def reference_profile(
         feature_types=dict(config.features) or None,
         bins=config.drift.bins,
         positive_class=config.positive_class,
+        multivariate=config.drift.multivariate,
     )
