@@ -18,6 +18,7 @@ windows, partitions and restarts add up; :mod:`driftline.detectors.rollout` deci
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
@@ -212,7 +213,7 @@ def _checked(metric: RolloutMetric, scores: ArrayLike, what: str) -> FloatArray:
     return values
 
 
-class _Evidence:
+class _Evidence(ABC):
     """What both designs share: the metric, the snapshot's head and equality by snapshot."""
 
     design: ClassVar[str]
@@ -221,12 +222,13 @@ class _Evidence:
         self.metric = metric
         self.reset()
 
+    @abstractmethod
     def reset(self) -> None:
         """Forget everything folded so far (all state is created here)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _state(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The design's own part of the snapshot."""
 
     def _check_mergeable(self, other: object) -> None:
         if not isinstance(other, type(self)) or other.metric != self.metric:

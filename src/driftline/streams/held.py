@@ -33,17 +33,10 @@ from driftline.schemas.wire import (
     decode_prediction,
     event_time_ms,
 )
+from driftline.streams.entries import LABEL, PENDING, message_key, split_entry, waiting_entry
 from driftline.streams.join import Arrivals, JoinWork, Matched
 from driftline.streams.result import ApplyResult
-from driftline.streams.store import (
-    LABEL,
-    PENDING,
-    PartitionStore,
-    StoreBatch,
-    message_key,
-    split_entry,
-    waiting_entry,
-)
+from driftline.streams.store import PartitionStore, StoreBatch
 
 
 class HeldPredictions:

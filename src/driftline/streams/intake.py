@@ -25,8 +25,8 @@ from driftline.errors import DecodeError
 from driftline.schemas import reasons
 from driftline.schemas.events import EPOCH
 from driftline.schemas.wire import WireGroundTruth, WirePrediction, event_time_ms
+from driftline.streams.entries import shadow_entry_key
 from driftline.streams.result import ApplyResult
-from driftline.streams.store import shadow_entry_key
 
 E = TypeVar("E", WirePrediction, WireGroundTruth)
 _INTS = {int}

@@ -46,19 +46,18 @@ from driftline.schemas.wire import (
     decode_stored_predictions,
     event_time_ms,
 )
-from driftline.streams.intake import Columns
-from driftline.streams.result import ApplyResult
-from driftline.streams.store import (
+from driftline.streams.entries import (
     JOINED,
     LABEL,
     PENDING,
-    PartitionStore,
-    StoreBatch,
     split_entries,
     split_entry,
     waiting_entries,
     waiting_entry,
 )
+from driftline.streams.intake import Columns
+from driftline.streams.result import ApplyResult
+from driftline.streams.store import PartitionStore, StoreBatch
 
 _VERSION = operator.attrgetter("model", "model_version")
 """(model, version) of an event."""

@@ -38,18 +38,12 @@ from driftline.schemas.wire import (
     WirePrediction,
     decode_stored_predictions,
 )
+from driftline.streams.entries import JOINED, PENDING, SHADOW, shadow_entry_key, split_entries
 from driftline.streams.intake import Columns, event_times
 from driftline.streams.join import Pair
 from driftline.streams.panes import PaneSummaries
 from driftline.streams.result import ApplyResult
-from driftline.streams.store import (
-    JOINED,
-    PENDING,
-    SHADOW,
-    StoreBatch,
-    shadow_entry_key,
-    split_entries,
-)
+from driftline.streams.store import StoreBatch
 
 _MS = timedelta(milliseconds=1)
 Entries = dict[bytes, bytes | None]

@@ -14,10 +14,11 @@ from driftline.schemas.wire import (
     decode_ground_truths,
     decode_predictions,
 )
+from driftline.streams.entries import JOINED, LABEL, PENDING, waiting_entry
 from driftline.streams.intake import Columns
 from driftline.streams.join import JoinEntries, admit, join_predictions, match
 from driftline.streams.result import ApplyResult
-from driftline.streams.store import JOINED, LABEL, PENDING, PartitionStore, waiting_entry
+from driftline.streams.store import PartitionStore
 
 
 def predictions(*specs: tuple[str, str]) -> Columns[WirePrediction]:

@@ -16,14 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from driftline.errors import StateStoreError
-from driftline.streams.store import (
-    JOINED,
-    LABEL,
-    PENDING,
-    Marks,
-    PartitionStore,
-    waiting_entry,
-)
+from driftline.streams.entries import JOINED, LABEL, PENDING, waiting_entry
+from driftline.streams.store import Marks, PartitionStore
 
 # Ids as the event contract allows them: short and long, sharing prefixes (the hash
 # memtable buckets by the first 128 bytes, so ids longer than that share buckets).
@@ -171,7 +165,8 @@ def test_the_memory_counts_the_join_family_and_one_shared_cache(tmp_path: Path) 
 _WRITE_AND_DIE = """
 import os, sys, time
 from pathlib import Path
-from driftline.streams.store import PENDING, Marks, PartitionStore, waiting_entry
+from driftline.streams.store import (Marks, PartitionStore)
+from driftline.streams.entries import (PENDING, waiting_entry)
 store = PartitionStore(Path(sys.argv[1]), wal=sys.argv[2] == "wal")
 value = waiting_entry(PENDING, 0, b"x" * 300)
 for i in range(int(sys.argv[3])):
