@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from driftline.client import DriftlineProducer
 from driftline.config import ModelConfig, Settings
 from driftline.schemas.model_version import RolloutMetadata, TrainingSummary
@@ -35,15 +33,15 @@ from driftline.schemas.outputs import ModelVersionRegistered, RolloutDecision
 from driftline.serving import ChampionFollower, publish_served
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import TansuBroker, VictoriaMetrics
-from driftline.testing.service import SEA_MODEL, service_config, stop_process
+from driftline.testing.service import SEA_MODEL, stop_process
 from driftline.testing.synthetic import START_MS, sea_events
-from driftline.topics import create_topics
 from driftline.trainer.announce import version_record
 from driftline.trainer.builtin import RiverTrainer
 from driftline.trainer.protocol import Example, Examples, FittedModel
 from driftline.trainer.rebaseline import reference_profile
 from driftline.trainer.registry import FileSystemRegistry, Registration
 from driftline.trainer.serialise import dumps
+from tests.integration.loop_setup import loop_settings
 from tests.streams.kafka_helpers import assigned_reader
 
 MODEL = "sea"
@@ -283,21 +281,8 @@ def rollout_rig(
         TansuBroker(workdir=tmp_path / "tansu") as broker,
         VictoriaMetrics(workdir=tmp_path / "victoria-metrics") as victoria,
     ):
-        raw = service_config(
-            bootstrap_servers=broker.bootstrap_servers,
-            influx_url=victoria.url,
-            state_dir=tmp_path / "state",
-            name="rollout",
-            models={MODEL: model},
-            flush_interval="200ms",
-        )
-        raw["trainer"] = {"store_dir": str(tmp_path / "trainer")}
-        raw["registry"] = {"root": str(tmp_path / "registry")}
-        settings = Settings(**raw)
-        config = tmp_path / "driftline.yaml"
-        config.write_text(yaml.safe_dump(raw))
+        settings, config = loop_settings(tmp_path, broker, victoria, "rollout", {MODEL: model})
         topics = settings.topics
-        create_topics(settings.kafka, topics)
 
         registry = FileSystemRegistry(tmp_path / "registry")
         model_config = settings.models[MODEL]

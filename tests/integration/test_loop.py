@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 from confluent_kafka import Producer
 
 from driftline.config import Settings
@@ -43,10 +42,10 @@ from driftline.schemas.outputs import (
 from driftline.serving import ChampionFollower
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import TansuBroker, VictoriaMetrics
-from driftline.testing.service import SEA_MODEL, sea_reference, service_config, stop_process
+from driftline.testing.service import SEA_MODEL, sea_reference, stop_process
 from driftline.testing.synthetic import START_MS, STEP_MS, sea_events
-from driftline.topics import create_topics
 from driftline.trainer.registry import FileSystemRegistry
+from tests.integration.loop_setup import loop_settings
 from tests.streams.kafka_helpers import assigned_reader
 
 MODEL = "sea"
@@ -139,21 +138,8 @@ def test_a_concept_change_is_retrained_promoted_served_and_recovered(tmp_path: P
         TansuBroker(workdir=tmp_path / "tansu") as broker,
         VictoriaMetrics(workdir=tmp_path / "victoria-metrics") as victoria,
     ):
-        raw = service_config(
-            bootstrap_servers=broker.bootstrap_servers,
-            influx_url=victoria.url,
-            state_dir=tmp_path / "state",
-            name="loop",
-            models={MODEL: model},
-            flush_interval="200ms",
-        )
-        raw["trainer"] = {"store_dir": str(tmp_path / "trainer")}
-        raw["registry"] = {"root": str(tmp_path / "registry")}
-        settings = Settings(**raw)
-        config = tmp_path / "driftline.yaml"
-        config.write_text(yaml.safe_dump(raw))
+        settings, config = loop_settings(tmp_path, broker, victoria, "loop", {MODEL: model})
         topics = settings.topics
-        create_topics(settings.kafka, topics)
         publish_profile(settings.kafka, topics, sea_reference(MODEL, "1", rows=10_000))
         log = tmp_path / "monitor.log"
         with log.open("ab") as out:
