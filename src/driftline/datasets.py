@@ -243,7 +243,10 @@ def load_dataset(
             columns = _read_jsonl(path, score_prefix)
         else:
             columns = _read_parquet(path)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+        raise DatasetError(f"cannot read the file ({why})", path=path) from None
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"cannot read the file: {exc}", path=path) from None
 
     if prediction not in columns:

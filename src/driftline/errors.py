@@ -141,6 +141,23 @@ class TopicError(KafkaError):
     """Topics are missing, or exist with a layout driftline cannot work with."""
 
 
+class BrokerUnavailableError(KafkaError):
+    """No broker of ``kafka.bootstrap_servers`` answered within the probe's timeout.
+
+    :attr:`reason` is librdkafka's last word on why (connection refused, a name that does not
+    resolve, an authentication failure), when it gave one.
+    """
+
+    def __init__(self, bootstrap_servers: str, reason: str, timeout: float) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.reason = reason
+        self.timeout = timeout
+        super().__init__(
+            f"no Kafka broker answered at {bootstrap_servers} (kafka.bootstrap_servers) "
+            f"within {timeout:g}s: {reason}"
+        )
+
+
 class IngestProcessError(DriftlineError):
     """One of stage 1's processes exited on its own, or did not stop cleanly when asked."""
 

@@ -13,11 +13,14 @@ so the predictions, ground-truth and summaries topics must keep their records fo
 model and the defaults an unconfigured model gets), plus :data:`RETENTION_MARGIN` for a
 restart that comes late. :func:`retention_needs` says how long; :func:`create_topics` creates
 topics with it and refuses existing ones that keep less; :func:`check_retention` is the
-monitor's start-up check.
+monitor's start-up check. :func:`check_broker` asks whether any broker answers at all,
+quickly and quietly, so a command run against no broker says so in one line.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,7 +35,7 @@ from driftline.config import (
     Settings,
     TopicSettings,
 )
-from driftline.errors import TopicError
+from driftline.errors import BrokerUnavailableError, TopicError
 from driftline.kafka_auth import confluent_config
 
 _DAY_MS = 86_400_000
@@ -44,6 +47,16 @@ outage noticed on Monday morning is not covered; raise retention further for tha
 finds every record it needs."""
 
 _RETAINED_ROLES = ("predictions", "ground_truth", "summaries")
+
+BROKER_PROBE_TIMEOUT = 5.0
+"""Seconds :func:`check_broker` waits for a broker to answer before a command gives up."""
+
+# librdkafka's own log lines go to this logger during the probe (and nowhere): without it,
+# a broker that is down makes librdkafka print a line every few milliseconds on stderr.
+_SILENT = logging.getLogger("driftline.kafka.probe")
+_SILENT.propagate = False
+_SILENT.addHandler(logging.NullHandler())
+_ERROR_NOISE = re.compile(r"^\S+/(?:bootstrap|\d+): |\s*\(after \d+ms in state \w+\)$")
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,34 @@ def topic_specs(
         "rollout": (n_out, {}),
     }
     return [TopicSpec(role, name, *policies[role]) for role, name in topics.names().items()]
+
+
+def check_broker(
+    kafka: KafkaSettings,
+    *,
+    timeout: float = BROKER_PROBE_TIMEOUT,
+    admin_factory: Callable[[dict[str, Any]], AdminClient] = AdminClient,
+) -> None:
+    """Raise :class:`BrokerUnavailableError` unless a broker of ``kafka`` answers a metadata
+    request within ``timeout`` seconds; librdkafka logs nothing meanwhile.
+
+    The error names the bootstrap servers and librdkafka's reason (connection refused, a name
+    that does not resolve, failed authentication).
+    """
+    reasons: list[str] = []
+
+    def on_error(error: Any) -> None:
+        reasons.append(_ERROR_NOISE.sub("", str(error.str())))
+
+    admin = admin_factory({**confluent_config(kafka), "logger": _SILENT, "error_cb": on_error})
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        admin.poll(0)  # serves error_cb with what librdkafka saw meanwhile
+        specific = [r for r in reasons if not r.endswith("brokers are down")]
+        reason = (specific or reasons or [str(exc.args[0].str())])[0]
+        servers = str(confluent_config(kafka)["bootstrap.servers"])
+        raise BrokerUnavailableError(servers, reason, timeout) from None
 
 
 def _existing_partitions(admin: AdminClient, timeout: float) -> dict[str, int]:

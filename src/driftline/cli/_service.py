@@ -22,15 +22,19 @@ def startup_checks(settings: Settings, *, stage2: bool) -> None:
     incomplete panes and a fresh machine could not rebuild its state, silently, so the part
     stops rather than warns. Every topic of the settings must exist (one a newer driftline
     added, like ``driftline.rollout``, would otherwise stop a part mid-start with a trace).
-    A broker that cannot be asked is only a warning: the parts wait for the broker anyway,
-    and a supervisor restart would not make it answer sooner.
+    No broker answering at all within :data:`~driftline.topics.BROKER_PROBE_TIMEOUT` stops
+    the part with one line naming the bootstrap servers
+    (:class:`~driftline.errors.BrokerUnavailableError`): its consumers would otherwise give up
+    later with a less clear message, after librdkafka had logged every failed connection. A
+    broker that answers but cannot be asked about the topics is only a warning.
     """
-    from driftline.topics import check_retention, missing_topics
+    from driftline.topics import check_broker, check_retention, missing_topics
 
     if stage2:
         from driftline.kafka_auth import faust_credentials
 
         faust_credentials(settings.kafka)
+    check_broker(settings.kafka)
     log = logging.getLogger("driftline.cli")
     try:
         short = check_retention(settings.kafka, settings)

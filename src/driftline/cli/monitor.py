@@ -90,9 +90,12 @@ def monitor_write(config: ConfigFile = None) -> None:
     """Run the InfluxDB writer: metrics outbox to InfluxDB, commit after each write (until
     SIGTERM). An InfluxDB outage delays points; it loses none."""
 
+    from driftline.topics import check_broker
+
     settings = service_settings(config)
     stop = stop_on_signals()
     try:
+        check_broker(settings.kafka)
         with _writer(settings) as writer:
             _serve_metrics(settings, writer.telemetry.registry, writer.health)
             writer.run(stop)

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from driftline.cli._common import EXIT_CONFIG, EXIT_FAILED, ConfigFile, err, fail, say
+from driftline.cli._common import (
+    EXIT_CONFIG,
+    ConfigFile,
+    err,
+    fail,
+    fail_line,
+    file_problem,
+    output_file,
+    read_profile,
+    say,
+)
 from driftline.config import load_settings
 from driftline.errors import DriftlineError
 
@@ -43,6 +53,8 @@ def reference_build(
     if task not in ("binary", "multiclass", "regression"):
         err.print(f"error: --task must be binary, multiclass or regression, got {task!r}")
         raise typer.Exit(EXIT_CONFIG)
+    target = output or Path(f"{model}-{version}.reference.json")
+    output_file(target, "--out")
     try:
         dataset = load_dataset(data, prediction=prediction, label=label)
         profile = dataset.profile(
@@ -55,10 +67,10 @@ def reference_build(
         )
     except DriftlineError as exc:
         raise fail(exc) from None
+    except OSError as exc:
+        raise fail_line(file_problem(exc)) from None
     except ValueError as exc:
-        err.print(f"error: {exc}", highlight=False)
-        raise typer.Exit(EXIT_FAILED) from None
-    target = output or Path(f"{model}-{version}.reference.json")
+        raise fail_line(str(exc)) from None
     target.write_text(profile.model_dump_json(indent=2) + "\n", encoding="utf-8")
     say(
         f"wrote {target}: {profile.n_rows} rows, {len(profile.features)} features, "
@@ -73,12 +85,16 @@ def reference_publish(
 ) -> None:
     """Register a model version's profile on the compacted models topic."""
     from driftline.schemas.outputs import ModelVersionRegistered, utc_now
-    from driftline.schemas.reference import ReferenceProfile
     from driftline.streams.registry import publish_profile
+    from driftline.topics import check_broker
 
     try:
         settings = load_settings(config)
-        profile = ReferenceProfile.model_validate_json(profile_file.read_bytes())
+    except DriftlineError as exc:
+        raise fail(exc) from None
+    profile = read_profile(profile_file, "PROFILE_FILE")
+    try:
+        check_broker(settings.kafka)
         record = ModelVersionRegistered(
             model=profile.model,
             model_version=profile.model_version,
@@ -89,7 +105,4 @@ def reference_publish(
         publish_profile(settings.kafka, settings.topics, record)
     except DriftlineError as exc:
         raise fail(exc) from None
-    except (OSError, ValueError) as exc:
-        err.print(f"error: {exc}", highlight=False)
-        raise typer.Exit(EXIT_FAILED) from None
     say(f"registered {profile.model} {profile.model_version} on {settings.topics.models}")

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from driftline.cli._common import EXIT_FAILED, ConfigFile, err, fail, out, say
+from driftline.cli._common import (
+    ConfigFile,
+    fail,
+    fail_line,
+    file_problem,
+    out,
+    output_file,
+    read_profile,
+    say,
+)
 from driftline.config import load_settings
 from driftline.errors import DriftlineError
 
@@ -40,7 +49,10 @@ def replay(
         typer.Option(help="Where the join's temporary store goes (default: the system's)."),
     ] = None,
 ) -> None:
-    """Backtest: judge every window of a file of events, as the service would have."""
+    """Backtest: judge every window of a file of events, as the service would have.
+
+    ``--lp`` and ``--json`` are checked before the replay starts: their missing directories
+    are created, and a path that is a directory stops the command at once."""
     from driftline.config.base import parse_duration
     from driftline.replay import replay as run_replay
     from driftline.replay_output import (
@@ -49,19 +61,26 @@ def replay(
         write_json_lines,
         write_line_protocol,
     )
-    from driftline.schemas.reference import ReferenceProfile
 
     try:
         wait = None if label_wait is None else parse_duration(label_wait)
     except ValueError as exc:
-        err.print(f"error: --label-wait: {exc}", highlight=False)
-        raise typer.Exit(EXIT_FAILED) from None
+        raise fail_line(f"--label-wait: {exc}") from None
+    output_file(lp, "--lp")
+    output_file(json_out, "--json")
+    for name, given in (("PREDICTIONS", predictions), ("--ground-truth", ground_truth)):
+        if given is not None and not given.is_file():
+            why = "is a directory" if given.is_dir() else "does not exist"
+            raise fail_line(f"{name} {given}: {why}")
     try:
         settings = load_settings(config)
-        profiles = {}
-        for path in reference or []:
-            profile = ReferenceProfile.model_validate_json(path.read_bytes())
-            profiles[(profile.model, profile.model_version)] = profile
+    except DriftlineError as exc:
+        raise fail(exc) from None
+    profiles = {}
+    for path in reference or []:
+        profile = read_profile(path, "--reference")
+        profiles[(profile.model, profile.model_version)] = profile
+    try:
         result = run_replay(
             predictions,
             ground_truth,
@@ -73,9 +92,10 @@ def replay(
         )
     except DriftlineError as exc:
         raise fail(exc) from None
-    except (OSError, ValueError) as exc:
-        err.print(f"error: {exc}", highlight=False)
-        raise typer.Exit(EXIT_FAILED) from None
+    except OSError as exc:
+        raise fail_line(file_problem(exc)) from None
+    except ValueError as exc:
+        raise fail_line(str(exc)) from None
     out.print(report_table(result.reports))
     for (model, version), n in result.baselined.items():
         say(f"{model} {version}: baselined on its first {n} events (no reference given)")

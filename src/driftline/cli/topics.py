@@ -21,12 +21,14 @@ def topics_create(
 
     The input and summaries topics keep their records for ``monitor.join_ttl`` plus the longest
     window and its lateness plus a day; an existing one that keeps less is refused (exit 1),
-    naming the topic, its retention and what the settings need.
+    naming the topic, its retention and what the settings need. No broker answering within
+    5 s (or ``--timeout``, when shorter) is one line naming the bootstrap servers (exit 1).
     """
-    from driftline.topics import create_topics
+    from driftline.topics import BROKER_PROBE_TIMEOUT, check_broker, create_topics
 
     try:
         settings = load_settings(config)
+        check_broker(settings.kafka, timeout=min(timeout, BROKER_PROBE_TIMEOUT))
         outcomes = create_topics(
             settings.kafka, settings.topics, timeout=timeout, settings=settings
         )
