@@ -25,10 +25,13 @@ class ConfigProblem:
     location: str
     message: str
     given: str | None = None
+    variable: str | None = None
+    """The ``DRIFTLINE_…`` environment variable the value came from, when it did."""
 
     def __str__(self) -> str:
         suffix = f" (given: {self.given})" if self.given is not None else ""
-        return f"{self.location}: {self.message}{suffix}"
+        where = f" (set by {self.variable})" if self.variable is not None else ""
+        return f"{self.location}{where}: {self.message}{suffix}"
 
 
 class ConfigError(DriftlineError):

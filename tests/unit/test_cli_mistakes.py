@@ -218,3 +218,138 @@ def test_dev_with_an_unknown_command_says_so_and_exits_2() -> None:
     assert done.returncode == 2
     assert done.stderr.splitlines()[0] == "./dev: unknown command 'tset'"
     assert done.stdout == ""
+
+
+def check(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    path = tmp_path / "driftline.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["config", "check", str(path)], env=env)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_config_check_reports_field_errors_and_inconsistencies_together(tmp_path: Path) -> None:
+    code, output = check(
+        tmp_path,
+        "models:\n  fraud: {task: binary, pane: 7m, warmup_events: -1, "
+        "performance: {metric: rmse}}\n  churn: {task: binary, drift: {fdr: 2}, pane: 0s}\n",
+    )
+    assert code == 2
+    for expected in (
+        "models.fraud.warmup_events: Input should be greater than or equal to 0 (given: -1)",
+        "models.fraud: windows.0.size (1h) must be a multiple of the pane (7m)",
+        "models.fraud: performance.metric 'rmse' does not fit task 'binary'",
+        "models.churn.drift.fdr: Input should be less than 1 (given: 2)",
+        "models.churn: pane must be positive",
+    ):
+        assert f"- {expected}" in output, output
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            "{task: binary, performance: {metric: accuracy, threshold: 1.5}}",
+            "accuracy (between 0 and 1)",
+        ),
+        ("{task: binary, performance: {threshold: -0.1}}", "accuracy (between 0 and 1)"),
+        ("{task: regression, performance: {metric: rmse, threshold: -2}}", "rmse (at least 0)"),
+        ("{task: regression, performance: {metric: r2, threshold: 1.2}}", "r2 (at most 1)"),
+    ],
+)
+def test_a_performance_threshold_outside_its_metric_range_is_named(
+    tmp_path: Path, model: str, message: str
+) -> None:
+    code, output = check(tmp_path, f"models: {{m: {model}}}\n")
+    assert code == 2
+    assert "models.m: performance.threshold" in output
+    assert f"is outside the range of {message}" in output
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "{task: binary, performance: {metric: f1, threshold: 1.0}}",
+        "{task: binary, performance: {metric: log_loss, threshold: 3.5}}",
+        "{task: regression, performance: {metric: r2, threshold: -3}}",
+    ],
+)
+def test_a_performance_threshold_within_its_metric_range_is_accepted(
+    tmp_path: Path, model: str
+) -> None:
+    code, output = check(tmp_path, f"models: {{m: {model}}}\n")
+    assert code == 0, output
+
+
+def test_an_environment_variable_naming_no_setting_is_a_warning(tmp_path: Path) -> None:
+    code, output = check(
+        tmp_path,
+        "models: {m: {task: binary}}\n",
+        env={"DRIFTLINE_LOGLEVEL": "DEBUG", "DRIFTLINE_TEST_WORKERS": "2"},
+    )
+    assert code == 0, output
+    assert output.startswith(
+        "warning: DRIFTLINE_LOGLEVEL names no setting and is ignored; "
+        "did you mean DRIFTLINE_LOG_LEVEL?"
+    )
+    assert "TEST_WORKERS" not in output  # ./dev's own variable
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (
+            "DRIFTLINE_TOPICS__INPUT_PARTITIONS",
+            "zero",
+            "topics.input_partitions (set by DRIFTLINE_TOPICS__INPUT_PARTITIONS): Input should "
+            "be a valid integer",
+        ),
+        (
+            "DRIFTLINE_KAFKA__BOOTSTRAP",
+            "broker:9092",
+            "kafka.bootstrap (set by DRIFTLINE_KAFKA__BOOTSTRAP): unknown setting; did you mean "
+            "'bootstrap_servers'?",
+        ),
+        ("DRIFTLINE_MODELS", "{bad", "models (set by DRIFTLINE_MODELS): not valid JSON"),
+    ],
+)
+def test_an_invalid_environment_override_names_its_variable(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    code, output = check(tmp_path, "log_level: INFO\n", env={variable: value})
+    assert code == 2
+    assert f"- {expected}" in output, output
+
+
+def test_a_yaml_syntax_error_names_the_file_and_the_line(tmp_path: Path) -> None:
+    code, output = check(tmp_path, "models:\n  fraud: {task: binary\n  churn: 1\n")
+    assert code == 2
+    assert output == (
+        f"error: invalid configuration in {tmp_path / 'driftline.yaml'}: - file: not valid YAML "
+        "at line 3, column 8: expected ',' or '}', but got ':'"
+    )
+
+
+def test_a_missing_configuration_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = CliRunner().invoke(app, ["config", "check", str(missing)])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        f"error: invalid configuration: - file: {missing} does not exist"
+    )
+
+
+def test_replay_names_a_workdir_that_is_not_a_directory(
+    tmp_path: Path, events: tuple[Path, Path, Path]
+) -> None:
+    predictions, _, config = events
+    code, output = run("replay", str(predictions), "-c", str(config), "--workdir", str(config))
+    assert code == 1
+    assert one_error_line(output) == f"error: --workdir {config}: is a file, not a directory"
+
+
+def test_schemas_write_into_a_file_is_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "schemas"
+    target.write_text("")
+    code, output = run("schemas", "write", str(target))
+    assert code == 1
+    assert one_error_line(output) == f"error: DIRECTORY {target}: is a file, not a directory"

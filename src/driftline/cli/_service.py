@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from driftline.cli._common import fail
-from driftline.config import Settings, load_settings
+from driftline.config import Settings, load_settings, unknown_variables
 from driftline.errors import ConfigError, TopicError
 
 
@@ -55,7 +55,8 @@ def startup_checks(settings: Settings, *, stage2: bool) -> None:
 
 
 def service_settings(config: Path | None) -> Settings:
-    """Settings for a long-running part, with its logging configured; exits 2 when invalid."""
+    """Settings for a long-running part, with its logging configured; exits 2 when invalid.
+    A ``DRIFTLINE_…`` variable that names no setting is logged as a warning."""
     from driftline.logs import configure
 
     try:
@@ -63,6 +64,8 @@ def service_settings(config: Path | None) -> Settings:
     except ConfigError as exc:
         raise fail(exc) from None
     configure(settings.log_level, settings.log_format)
+    for warning in unknown_variables():
+        logging.getLogger("driftline.cli").warning("%s", warning)
     from driftline.streams.runtime import tune_gc
 
     tune_gc()

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from driftline.cli._common import fail, out
-from driftline.config import Settings, load_settings, masked
+from driftline.cli._common import err, fail, out
+from driftline.config import Settings, load_settings, masked, unknown_variables
 from driftline.errors import ConfigError
 
 app = typer.Typer(help="Check and show configuration files.", no_args_is_help=True)
@@ -33,7 +33,11 @@ def config_show(file: ConfigArgument) -> None:
 
 
 def _load(file: Path) -> Settings:
-    """The settings of ``file``; a bad one is printed, every bad field named, and exits 2."""
+    """The settings of ``file``; a bad one is printed, every bad field named, and exits 2.
+
+    A ``DRIFTLINE_…`` variable that names no setting is a warning line on stderr first."""
+    for warning in unknown_variables():
+        err.print(f"warning: {warning}", highlight=False, markup=False)
     try:
         return load_settings(file)
     except ConfigError as exc:

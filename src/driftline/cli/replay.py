@@ -72,6 +72,9 @@ def replay(
         if given is not None and not given.is_file():
             why = "is a directory" if given.is_dir() else "does not exist"
             raise fail_line(f"{name} {given}: {why}")
+    if workdir is not None and not workdir.is_dir():
+        why = "is a file, not a directory" if workdir.exists() else "does not exist"
+        raise fail_line(f"--workdir {workdir}: {why}")
     try:
         settings = load_settings(config)
     except DriftlineError as exc:

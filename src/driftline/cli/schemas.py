@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from driftline.cli._common import out
+from driftline.cli._common import fail_line, file_problem, out
 
 app = typer.Typer(help="The JSON Schemas of the public events.", no_args_is_help=True)
 
@@ -19,5 +19,11 @@ def schemas_write(
     """Regenerate the JSON Schema files from the event models."""
     from driftline.schemas import write_json_schemas
 
-    for path in write_json_schemas(directory):
+    if directory.exists() and not directory.is_dir():
+        raise fail_line(f"DIRECTORY {directory}: is a file, not a directory")
+    try:
+        written = write_json_schemas(directory)
+    except OSError as exc:
+        raise fail_line(file_problem(exc)) from None
+    for path in written:
         out.print(f"wrote {path}", highlight=False)

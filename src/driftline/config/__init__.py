@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
+    SettingsError,
 )
 
 from driftline.config.secrets import MASK, MIN_REDACTED, is_secret_key, secret_values
@@ -65,9 +67,23 @@ __all__ = [
     "masked",
     "parse_duration",
     "secret_values",
+    "unknown_variables",
 ]
 
 CONFIG_ENV = "DRIFTLINE_CONFIG"
+TOOL_VARIABLES = frozenset(
+    {
+        CONFIG_ENV,
+        "DRIFTLINE_VENV",
+        "DRIFTLINE_TEST_WORKERS",
+        "DRIFTLINE_TANSU_BIN",
+        "DRIFTLINE_VICTORIA_METRICS_BIN",
+        "DRIFTLINE_RELIABILITY_ROWS",
+        "DRIFTLINE_RELIABILITY_REPORT",
+    }
+)
+"""``DRIFTLINE_…`` variables read by driftline's tools (``./dev``, the test fixtures), not
+settings: :func:`unknown_variables` does not warn about them."""
 
 
 class _FileSource(PydanticBaseSettingsSource):
@@ -94,7 +110,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([ConfigProblem("file", f"not valid YAML: {exc}")], str(path)) from None
+        raise ConfigError([ConfigProblem("file", _yaml_problem(exc))], str(path)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -103,6 +119,61 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             str(path),
         )
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong with a YAML text, and where, in one line."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return f"not valid YAML: {problem}"
+    return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``DRIFTLINE_…`` environment variable that names no setting (nor
+    one of the tools' own variables): such a variable is ignored, which a typo would make
+    silently. Names under a known section are not listed: those are errors already."""
+    env = os.environ if environ is None else environ
+    settings = list(Settings.model_fields)
+    found = []
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith("DRIFTLINE_") or upper in TOOL_VARIABLES:
+            continue
+        field = upper.removeprefix("DRIFTLINE_").split("__")[0].lower()
+        if field in settings:
+            continue
+        close = difflib.get_close_matches(field, settings, n=1)
+        hint = f"; did you mean DRIFTLINE_{close[0].upper()}?" if close else ""
+        found.append(f"{name} names no setting and is ignored{hint}")
+    return found
+
+
+def _variables(env_vars: Mapping[str, str]) -> dict[str, str]:
+    """Each settings variable's dotted location (``topics.input_partitions``) to its name."""
+    return {
+        ".".join(name.upper().removeprefix("DRIFTLINE_").lower().split("__")): name
+        for name in env_vars
+    }
+
+
+def _named(problems: list[ConfigProblem], variables: Mapping[str, str]) -> list[ConfigProblem]:
+    """``problems`` with the environment variable that set each value, where one did."""
+    named = []
+    for problem in problems:
+        owner = max(
+            (
+                where
+                for where in variables
+                if problem.location == where or problem.location.startswith(where + ".")
+            ),
+            key=len,
+            default=None,
+        )
+        variable = None if owner is None else variables[owner]
+        named.append(ConfigProblem(problem.location, problem.message, problem.given, variable))
+    return named
 
 
 def _suggestion(model: type[BaseModel] | None, name: str) -> str:
@@ -173,8 +244,11 @@ def load_settings(
     if path is None and env.get(CONFIG_ENV):
         path = env[CONFIG_ENV]
     data = _read_yaml(Path(path)) if path is not None else {}
-    env_vars = {k: v for k, v in env.items() if k.upper().startswith("DRIFTLINE_")}
-    env_vars.pop(CONFIG_ENV, None)
+    env_vars = {
+        k: v
+        for k, v in env.items()
+        if k.upper().startswith("DRIFTLINE_") and k.upper() not in TOOL_VARIABLES
+    }
 
     class _Loaded(Settings):
         @classmethod
@@ -197,10 +271,19 @@ def load_settings(
             env_source.env_vars = {k.lower(): v for k, v in env_vars.items()}
             return init_settings, env_source, _FileSource(settings_cls, data)
 
+    source = str(path) if path is not None else None
     try:
         loaded = _Loaded(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc), str(path) if path is not None else None) from None
+        problems = _named(_problems(exc), _variables(env_vars))
+        raise ConfigError(problems, source) from None
+    except SettingsError as exc:
+        # pydantic-settings could not decode a variable holding a whole section (JSON).
+        field = re.search(r'field "([^"]+)"', str(exc))
+        where = field.group(1) if field else "(environment)"
+        variable = _variables(env_vars).get(where)
+        problem = ConfigProblem(where, "not valid JSON", variable=variable)
+        raise ConfigError([problem], source) from None
     # Hand back the plain Settings type: the subclass only existed to choose the sources.
     settings = Settings.model_construct(
         **{name: getattr(loaded, name) for name in Settings.model_fields}

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from driftline.config.base import Duration, Section, format_duration
 from driftline.schemas.events import Task
@@ -32,6 +40,18 @@ CategoricalTest = Literal["chi2", "psi", "jensen_shannon"]
 ClassificationMetric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"]
 RegressionMetric = Literal["mae", "rmse", "r2"]
 _LOWER_IS_BETTER = {"log_loss", "mae", "rmse"}
+_METRIC_RANGES = {
+    **dict.fromkeys(("accuracy", "precision", "recall", "f1", "roc_auc"), (0.0, 1.0)),
+    **dict.fromkeys(("log_loss", "mae", "rmse"), (0.0, math.inf)),
+    "r2": (-math.inf, 1.0),
+}
+"""The values each performance metric can take, which ``performance.threshold`` must lie in."""
+
+
+def _detail(kind: str, loc: tuple[int | str, ...], message: str, given: Any) -> InitErrorDetails:
+    """One error for :meth:`ValidationError.from_exception_data`, its message kept as is."""
+    error = PydanticCustomError(kind, "{message}", {"message": message})
+    return InitErrorDetails(type=error, loc=loc, input=given)
 
 
 class WindowSpec(Section):
@@ -275,43 +295,85 @@ class ModelConfig(Section):
     training: TrainingSettings = TrainingSettings()
     rollout: RolloutSettings = RolloutSettings()
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.pane <= timedelta(0):
-            raise ValueError("pane must be positive")
-        for i, window in enumerate(self.windows):
-            for name in ("size", "hop"):
-                length = getattr(window, name)
-                if length is not None and length % self.pane:
-                    raise ValueError(
-                        f"windows.{i}.{name} ({format_duration(length)}) must be a multiple "
-                        f"of the pane ({format_duration(self.pane)})"
-                    )
-        if self.task == "regression" and self.rollout.mode == "canary":
-            raise ValueError(
-                "rollout.mode 'canary' is not judged for regression models yet (the "
-                "performance summaries keep no capped per-example errors); use 'shadow'"
-            )
-        if self.task == "regression" and self.rollout.mode != "none" and self.rollout.cap is None:
-            raise ValueError(
-                "rollout.cap is required for a regression model in rollout: the largest "
-                "absolute error (mae) or squared error (rmse, r2) one prediction counts, in the "
-                "target's units"
-            )
+    @model_validator(mode="wrap")
+    @classmethod
+    def _consistent(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> ModelConfig:
+        """Every field error and every inconsistency between fields, reported together.
+
+        With field errors, the fields that are valid are checked against each other too
+        (the bad ones at their defaults, and the checks that read them left out), so a
+        ``config check`` names every problem at once rather than one per run."""
+        try:
+            model: ModelConfig = handler(data)
+        except ValidationError as exc:
+            if not isinstance(data, dict):
+                raise
+            errors = exc.errors(include_url=False)
+            bad = {str(e["loc"][0]) for e in errors if e["loc"]}
+            try:
+                partial: ModelConfig = handler({k: v for k, v in data.items() if k not in bad})
+            except ValidationError:
+                raise exc from None  # a required field is bad: nothing to check the rest with
+            problems = partial._problems(bad)
+        else:
+            errors, problems = [], model._problems(set())
+            if not problems:
+                return model
+        details = [_detail(e["type"], e["loc"], e["msg"], e["input"]) for e in errors]
+        details += [_detail("inconsistent", (), message, data) for message in problems]
+        raise ValidationError.from_exception_data(cls.__name__, details)
+
+    def _problems(self, skip: set[str]) -> list[str]:
+        """What is inconsistent between this model's fields, leaving out the checks that read
+        a field of ``skip`` (fields that failed their own validation)."""
+        found: list[str] = []
+        if "pane" not in skip and self.pane <= timedelta(0):
+            found.append("pane must be positive")
+        elif not {"pane", "windows"} & skip:
+            for i, window in enumerate(self.windows):
+                for name in ("size", "hop"):
+                    length = getattr(window, name)
+                    if length is not None and length % self.pane:
+                        found.append(
+                            f"windows.{i}.{name} ({format_duration(length)}) must be a multiple "
+                            f"of the pane ({format_duration(self.pane)})"
+                        )
+        if "rollout" not in skip and self.task == "regression":
+            if self.rollout.mode == "canary":
+                found.append(
+                    "rollout.mode 'canary' is not judged for regression models yet (the "
+                    "performance summaries keep no capped per-example errors); use 'shadow'"
+                )
+            elif self.rollout.mode != "none" and self.rollout.cap is None:
+                found.append(
+                    "rollout.cap is required for a regression model in rollout: the largest "
+                    "absolute error (mae) or squared error (rmse, r2) one prediction counts, in "
+                    "the target's units"
+                )
+        if "performance" in skip:
+            return found
         metric = self.performance.metric
-        if metric is not None:
-            regression_metric = metric in ("mae", "rmse", "r2")
-            if regression_metric != (self.task == "regression"):
-                allowed = (
-                    "mae, rmse, r2"
-                    if self.task == "regression"
-                    else "accuracy, precision, recall, f1, roc_auc, log_loss"
-                )
-                raise ValueError(
-                    f"performance.metric {metric!r} does not fit task {self.task!r}; "
-                    f"allowed: {allowed}"
-                )
-        return self
+        if metric is not None and (metric in ("mae", "rmse", "r2")) != (self.task == "regression"):
+            allowed = (
+                "mae, rmse, r2"
+                if self.task == "regression"
+                else "accuracy, precision, recall, f1, roc_auc, log_loss"
+            )
+            found.append(
+                f"performance.metric {metric!r} does not fit task {self.task!r}; allowed: {allowed}"
+            )
+            return found
+        threshold = self.performance.threshold
+        low, high = _METRIC_RANGES[self.metric]
+        if threshold is not None and not low <= threshold <= high:
+            span = f"between {low:g} and {high:g}" if high != math.inf else f"at least {low:g}"
+            if low == -math.inf:
+                span = f"at most {high:g}"
+            found.append(
+                f"performance.threshold {threshold:g} is outside the range of "
+                f"{self.metric} ({span})"
+            )
+        return found
 
     @property
     def metric(self) -> str:
