@@ -284,10 +284,16 @@ def test_an_environment_variable_naming_no_setting_is_a_warning(tmp_path: Path) 
     code, output = check(
         tmp_path,
         "models: {m: {task: binary}}\n",
-        env={"DRIFTLINE_LOGLEVEL": "DEBUG", "DRIFTLINE_TEST_WORKERS": "2"},
+        env={
+            "DRIFTLINE_LOGLEVEL": "DEBUG",
+            "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": "broker:9092",
+            "DRIFTLINE_TEST_WORKERS": "2",
+        },
     )
     assert code == 0, output
     assert output.startswith(
+        "warning: DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS names no setting and is ignored; "
+        "did you mean DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS? "
         "warning: DRIFTLINE_LOGLEVEL names no setting and is ignored; "
         "did you mean DRIFTLINE_LOG_LEVEL?"
     )

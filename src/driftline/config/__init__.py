@@ -80,10 +80,16 @@ TOOL_VARIABLES = frozenset(
         "DRIFTLINE_VICTORIA_METRICS_BIN",
         "DRIFTLINE_RELIABILITY_ROWS",
         "DRIFTLINE_RELIABILITY_REPORT",
+        "DRIFTLINE_CHROMIUM",
+        "DRIFTLINE_DOCS_SCREENSHOT",
+        # docker-compose's own (it passes the token on as DRIFTLINE_INFLUXDB__TOKEN).
+        "DRIFTLINE_INFLUXDB_TOKEN",
+        "DRIFTLINE_INFLUXDB_ORG",
+        "DRIFTLINE_INFLUXDB_BUCKET",
     }
 )
-"""``DRIFTLINE_…`` variables read by driftline's tools (``./dev``, the test fixtures), not
-settings: :func:`unknown_variables` does not warn about them."""
+"""``DRIFTLINE_…`` variables read by driftline's tools (``./dev``, the test fixtures, the
+compose file), not settings: :func:`unknown_variables` does not warn about them."""
 
 
 class _FileSource(PydanticBaseSettingsSource):
@@ -144,8 +150,13 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
         field = upper.removeprefix("DRIFTLINE_").split("__")[0].lower()
         if field in settings:
             continue
-        close = difflib.get_close_matches(field, settings, n=1)
-        hint = f"; did you mean DRIFTLINE_{close[0].upper()}?" if close else ""
+        section = next((f for f in settings if field.startswith(f + "_")), None)
+        if section is not None:  # one underscore where the levels want two
+            rest = upper.removeprefix(f"DRIFTLINE_{section.upper()}_")
+            hint = f"; did you mean DRIFTLINE_{section.upper()}__{rest}?"
+        else:
+            close = difflib.get_close_matches(field, settings, n=1)
+            hint = f"; did you mean DRIFTLINE_{close[0].upper()}?" if close else ""
         found.append(f"{name} names no setting and is ignored{hint}")
     return found
 
