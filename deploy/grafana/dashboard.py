@@ -18,7 +18,7 @@ import typing
 from pathlib import Path
 
 from grafana_foundation_sdk.builders import common, dashboard, stat, timeseries
-from grafana_foundation_sdk.cog import variants
+from grafana_foundation_sdk.cog import builder, variants
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.common import (
     GraphDrawStyle,
@@ -27,6 +27,7 @@ from grafana_foundation_sdk.models.common import (
     SortOrder,
     StackingMode,
     TooltipDisplayMode,
+    VisibilityMode,
 )
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh
 
@@ -45,7 +46,7 @@ class FluxQuery(variants.Dataquery):
         return {"refId": self.ref_id, "datasource": DATASOURCE.to_json(), "query": self.query}
 
 
-class Flux:
+class Flux(builder.Builder[variants.Dataquery]):
     """Builds a :class:`FluxQuery`: one measurement, some of its fields, the model variable."""
 
     def __init__(
@@ -84,7 +85,7 @@ def _series(title: str, description: str, *targets: Flux) -> timeseries.Panel:
         .datasource(DATASOURCE)
         .height(8)
         .span(12)
-        .show_points("always")  # one point per window: lines alone hide single windows
+        .show_points(VisibilityMode.ALWAYS)  # one point per window: lines alone hide single windows
         .span_nulls(True)
         .legend(
             common.VizLegendOptions()
