@@ -29,7 +29,11 @@ from grafana_foundation_sdk.models.common import (
     TooltipDisplayMode,
     VisibilityMode,
 )
-from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    DynamicConfigValue,
+    VariableRefresh,
+)
 
 OUTPUT = Path(__file__).parent / "dashboards" / "driftline.json"
 DATASOURCE = DataSourceRef(type_val="influxdb", uid="driftline-influxdb")
@@ -171,6 +175,14 @@ def build() -> dict[str, typing.Any]:
                 "delay between a prediction and its label (seconds).",
                 Flux("A", "label_coverage", ["coverage"]),
                 Flux("B", "label_coverage", ["mean_label_delay_s"]),
+            )
+            .unit("percentunit")
+            .override_by_query(  # the delay in seconds, on an axis of its own
+                "B",
+                [
+                    DynamicConfigValue("unit", "s"),
+                    DynamicConfigValue("custom.axisPlacement", "right"),
+                ],
             )
         )
         .with_row(dashboard.Row("Data quality"))

@@ -293,3 +293,28 @@ def test_dashboard_json_is_what_the_generator_writes() -> None:
         "Decisions",
         "Predictions per serving version",
     } <= titles
+
+
+def test_the_deploy_page_documents_what_the_writer_produces() -> None:
+    """docs/deploy.md's table of measurements is the writer's SCHEMA, tag for tag."""
+    rows = re.findall(
+        r"^\| `(\w+)` \| ([^|]*) \| ([^|]*) \|$",
+        (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8"),
+        re.MULTILINE,
+    )
+    documented = {
+        name: (set(re.findall(r"`(\w+)`", tags)), set(re.findall(r"`(\w+)`", fields)))
+        for name, tags, fields in rows
+        if name in MEASUREMENTS or "," in tags
+    }
+    assert documented == {m.name: (set(m.tags), set(m.fields)) for m in MEASUREMENTS.values()}
+
+
+def test_the_monitors_stage_1_processes_fit_the_input_partitions() -> None:
+    """More stage-1 processes than input partitions would leave some idle."""
+    settings = load_settings(CONFIG)
+    total = 0
+    for name in ("monitor-1", "monitor-2"):
+        command = stack()["services"][name]["command"]
+        total += int(command[command.index("--ingest-processes") + 1])
+    assert total == settings.topics.input_partitions
