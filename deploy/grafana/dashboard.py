@@ -250,8 +250,11 @@ def build() -> dict[str, typing.Any]:
         )
         .with_panel(
             stat.Panel()
-            .title("Serving versions now")
-            .description("The versions with predictions in the last window.")
+            .title("Predictions in each version's latest window")
+            .description(
+                "Per model version, the predictions of its latest window in the time range: "
+                "the versions still serving have recent windows (see the panel above)."
+            )
             .datasource(DATASOURCE)
             .height(4)
             .span(24)
