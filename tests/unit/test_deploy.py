@@ -295,11 +295,11 @@ def test_dashboard_json_is_what_the_generator_writes() -> None:
     } <= titles
 
 
-def test_the_deploy_page_documents_what_the_writer_produces() -> None:
-    """docs/deploy.md's table of measurements is the writer's SCHEMA, tag for tag."""
+def test_the_influxdb_page_documents_what_the_writer_produces() -> None:
+    """docs/influxdb.md's table of measurements is the writer's SCHEMA, tag for tag."""
     rows = re.findall(
         r"^\| `(\w+)` \| ([^|]*) \| ([^|]*) \|$",
-        (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8"),
+        (ROOT / "docs" / "influxdb.md").read_text(encoding="utf-8"),
         re.MULTILINE,
     )
     documented = {
