@@ -158,8 +158,9 @@ ANY_NAMES = st.lists(
 @given(
     measurement=ANY_NAMES.filter(bool),
     tags=st.dictionaries(ANY_NAMES, ANY_NAMES, max_size=4),
-    fields=st.dictionaries(ANY_NAMES, VALUES | st.floats(allow_nan=False, allow_infinity=False),
-                           min_size=1, max_size=4),
+    fields=st.dictionaries(
+        ANY_NAMES, VALUES | st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=4
+    ),
     time_ms=st.integers(-(10**13), 10**13),
     precision=st.sampled_from(["ms", "us", "ns"]),
 )
@@ -172,9 +173,7 @@ def test_parse_line_reads_back_the_point_a_line_was_written_from(
 ) -> None:
     """Any names (backslashes, escaped-looking text, control characters) and values; only a
     tag with an empty value is lost, because it is not written."""
-    point = MetricPoint(
-        measurement, tuple(sorted(tags.items())), tuple(fields.items()), time_ms
-    )
+    point = MetricPoint(measurement, tuple(sorted(tags.items())), tuple(fields.items()), time_ms)
     parsed = parse_line(to_line_protocol(point, precision), precision)
     assert parsed == MetricPoint(
         measurement, tuple((k, v) for k, v in point.tags if v != ""), point.fields, time_ms
