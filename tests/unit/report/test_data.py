@@ -9,10 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from driftline.config import Settings
 from driftline.detectors.engine import WindowReport
 from driftline.errors import DecodeError, ReportError
-from driftline.replay import replay
 from driftline.replay_output import report_record, write_json_lines
 from driftline.report.data import (
     VersionMark,
@@ -25,26 +23,10 @@ from driftline.report.data import (
 from driftline.schemas.outputs import DriftAlert
 from driftline.sinks.outbox import report_message
 from driftline.sinks.points import MetricPoint, report_points
-from driftline.testing.service import SEA_MODEL, sea_reference
-from driftline.testing.synthetic import START_MS, write_sea_files
+from driftline.testing.service import sea_reference
+from driftline.testing.synthetic import START_MS
 
 WINDOW_MS = 600_000
-
-
-@pytest.fixture(scope="module")
-def reports(tmp_path_factory: pytest.TempPathFactory) -> list[WindowReport]:
-    """Six ten-minute windows of SEA traffic, x3 shifted from the fourth on: drift, alerts
-    and a retrain request in the later windows."""
-    predictions, labels = write_sea_files(tmp_path_factory.mktemp("sea"), 36_000, shift_at=18_000)
-    reference = sea_reference().reference
-    result = replay(
-        predictions,
-        labels,
-        settings=Settings(models={"sea": SEA_MODEL}),
-        references={("sea", "1"): reference},
-    )
-    assert len(result.reports) == 6
-    return list(result.reports)
 
 
 def _without(points: list[MetricPoint], dropped: set[tuple[str, str]]) -> list[MetricPoint]:
