@@ -435,17 +435,42 @@ def _annotate(
 def _version_marks(
     data: ReportData, model: str, points: Sequence[MetricPoint]
 ) -> list[VersionMark]:
-    """The model's registrations read, and for every version with points but no
-    registration read, its first window's end."""
-    marks = [m for m in data.versions if m.model == model]
-    registered = {m.version for m in marks}
+    """The model's versions where its points are: a registration at its time when that is
+    within the span of the model's points, otherwise (a registration long before its
+    traffic, or event times far from the wall clock) at the version's first window, saying
+    when it was registered; a version with points and no registration read, at its first
+    window. A registration of a version with no point in the range is left out."""
     first: dict[str, int] = {}
     for p in points:
         version = _tag(p, "version")
-        if version not in registered:
-            first[version] = min(first.get(version, p.time_ms), p.time_ms)
-    marks += [VersionMark(model, v, ms, "first window") for v, ms in sorted(first.items())]
-    return sorted(marks, key=lambda m: m.time_ms)
+        first[version] = min(first.get(version, p.time_ms), p.time_ms)
+    if not first:
+        return []
+    low, high = min(first.values()), max(p.time_ms for p in points)
+    marks: list[VersionMark] = []
+    for mark in data.versions:
+        if mark.model != model:
+            continue
+        if low <= mark.time_ms <= high:
+            marks.append(mark)
+        elif mark.version in first:
+            when = _time(mark.time_ms).strftime("%Y-%m-%d %H:%M")
+            marks.append(
+                VersionMark(
+                    model,
+                    mark.version,
+                    first[mark.version],
+                    f"{mark.source}, registered {when}",
+                    mark.parent,
+                )
+            )
+    shown = {m.version for m in marks}
+    marks += [
+        VersionMark(model, v, ms, "first window")
+        for v, ms in sorted(first.items())
+        if v not in shown
+    ]
+    return sorted(marks, key=lambda m: (m.time_ms, m.version))
 
 
 def _retrains(points: Sequence[MetricPoint]) -> list[int]:

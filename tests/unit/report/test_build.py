@@ -110,7 +110,7 @@ def data() -> ReportData:
     return collect(
         SERIES,
         [alert(2), alert(3, "warning")],
-        [VersionMark("m", "1", T0 - STEP, "cli")],
+        [VersionMark("m", "1", T0 + STEP, "cli")],
     )
 
 
@@ -188,7 +188,7 @@ def test_every_figure_marks_alerts_retrains_and_versions(data: ReportData) -> No
         assert critical.fillcolor == "#d62728"
         assert shapes["alert firing warning"].fillcolor == "#ff7f0e"
         assert shapes["retrain"].x0 == at(3)
-        assert shapes["version 1"].x0 == at(-1)
+        assert shapes["version 1"].x0 == at(1)
         texts = [a.text for a in fig.layout.annotations]
         assert "retrain" in texts
         assert "v1 (cli)" in texts
@@ -271,3 +271,15 @@ def test_names_cannot_break_out_of_the_page() -> None:
         )
     )
     assert nasty not in page
+
+
+def test_a_registration_far_from_the_traffic_is_marked_at_the_first_window() -> None:
+    """Event times of a backfill, say, a year before the version was registered: the mark
+    goes to the version's first window and says when it was registered, instead of
+    stretching the time axis over a year."""
+    points = [drift(i, "x1", 0.1) for i in range(1, 3)]
+    year_later = VersionMark("m", "1", T0 + 365 * 24 * 3_600_000, "cli")
+    unknown = VersionMark("m", "9", T0, "trainer")  # a version with no point: left out
+    fig = figures(collect(points, versions=[year_later, unknown]))["drift"]
+    assert {s.name: s.x0 for s in fig.layout.shapes} == {"version 1": at(1)}
+    assert "v1 (cli, registered 2027-01-01 00:00)" in [a.text for a in fig.layout.annotations]
