@@ -191,10 +191,10 @@ def _grid(titles: Sequence[str]) -> go.Figure:
     )
     fig.update_layout(
         height=90 + _ROW_HEIGHT * len(titles),
-        margin={"l": 60, "r": 20, "t": 60, "b": 40},
+        margin={"l": 60, "r": 240, "t": 60, "b": 40},  # room for the legend: aligned x axes,
         template="plotly_white",
         hovermode="closest",
-        legend={"tracegroupgap": 4, "font": {"size": 11}},
+        legend={"tracegroupgap": 4, "font": {"size": 11}, "x": 1.02, "xanchor": "left"},
     )
     return fig
 
