@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import plotly.graph_objects as go
 import pytest
 
-from driftline.report.build import ModelFigure, model_figures, render_html
+from driftline.report.build import render_html
 from driftline.report.data import ReportData, VersionMark, collect
+from driftline.report.figures import ModelFigure, model_figures
 from driftline.schemas.outputs import DriftAlert, Reason
 from driftline.sinks.points import FieldValue, MetricPoint
 
