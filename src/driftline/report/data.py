@@ -88,7 +88,16 @@ def collect(
 ) -> ReportData:
     """The report's data: points by identity (the last one read wins), alerts by id and
     versions by (model, version), each kept when its time (a point's or an alert's window
-    end, a version's registration) is within the range."""
+    end, a version's registration) is within the range.
+
+    >>> tags = (("model", "fraud"), ("version", "3"), ("window", "1h"))
+    >>> early = MetricPoint("label_coverage", tags, (("coverage", 0.4),), 3_600_000)
+    >>> restated = MetricPoint("label_coverage", tags, (("coverage", 1.0),), 3_600_000)
+    >>> later = MetricPoint("label_coverage", tags, (("coverage", 0.2),), 7_200_000)
+    >>> data = collect([early, restated, later], until_ms=3_600_000)
+    >>> [dict(p.fields)["coverage"] for p in data.points], data.models
+    ([1.0], ['fraud'])
+    """
     latest: dict[tuple[str, tuple[tuple[str, str], ...], int], MetricPoint] = {}
     for point in points:
         if _within(point.time_ms, since_ms, until_ms):
