@@ -11,7 +11,15 @@ from typing import Annotated
 
 import typer
 
-from driftline.cli._common import EXIT_FAILED, BrokerTimeout, ConfigFile, err, fail, say
+from driftline.cli._common import (
+    EXIT_FAILED,
+    BrokerTimeout,
+    ConfigFile,
+    err,
+    fail,
+    output_file,
+    say,
+)
 from driftline.errors import DriftlineError
 
 
@@ -67,15 +75,18 @@ def report(
     from driftline.report.build import render_html
     from driftline.report.data import read_replay_json
     from driftline.report.source import read_topics
+    from driftline.topics import BROKER_PROBE_TIMEOUT, check_broker
 
     now = datetime.now(UTC)
     start, end = _moment("--since", since, now), _moment("--until", until, now)
+    output_file(out, "--out")
     try:
         if replay_json is not None:
             data = read_replay_json(replay_json, since=start, until=end)
             where = str(replay_json)
         else:
             settings = load_settings(config)
+            check_broker(settings.kafka, timeout=min(timeout, BROKER_PROBE_TIMEOUT))
             data = read_topics(
                 settings.kafka, settings.topics, since=start, until=end, timeout=timeout
             )

@@ -64,7 +64,7 @@ def test_a_replay_report_is_written(tmp_path: Path, reports: list[WindowReport])
     assert (tmp_path / "r.html").read_text().count("Plotly.newPlot(") == 4
 
 
-def test_no_broker_is_one_line_naming_the_topic(tmp_path: Path) -> None:
+def test_no_broker_is_one_line_naming_the_bootstrap_servers(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -72,4 +72,15 @@ def test_no_broker_is_one_line_naming_the_topic(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump({"kafka": {"bootstrap_servers": f"127.0.0.1:{port}"}}))
     code, output = run("--config", str(config), "--out", str(tmp_path / "r.html"), "--timeout", "5")
     assert code == 1
-    assert "cannot read topic 'driftline.metrics'" in one_error_line(output)
+    assert one_error_line(output).startswith(
+        f"error: no Kafka broker answered at 127.0.0.1:{port} (kafka.bootstrap_servers) "
+        f"within 5s: Connect to ipv4#127.0.0.1:{port} failed: Connection refused"
+    )
+
+
+def test_an_output_that_is_a_directory_is_refused_before_reading(tmp_path: Path) -> None:
+    code, output = run("--replay", str(tmp_path / "absent.jsonl"), "--out", str(tmp_path))
+    assert code == 1
+    assert one_error_line(output) == (
+        f"error: --out {tmp_path}: is a directory; give a file name inside it"
+    )
