@@ -6,11 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from typer.testing import CliRunner
 
+from driftline.cli import app
 from driftline.config import Settings
 from driftline.detectors.engine import ModelMonitor, WindowReport
 from driftline.detectors.profile import profile_from_events
 from driftline.replay import replay
+from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import WirePrediction
 
 REGIONS = ("a", "b", "c", "d", "e")
@@ -91,3 +94,25 @@ def test_replay_finds_a_shift_in_its_segment_as_the_engine_does_on_the_same_even
         return [(r.column, r.segment, r.statistic) for r in report.drift if r.segment_key]
 
     assert segment_statistics(direct[shifted_start]) == segment_statistics(shifted)
+
+
+def test_cli_reference_build_takes_segment_columns_out_of_the_features(tmp_path: Path) -> None:
+    csv = tmp_path / "reference.csv"
+    csv.write_text(
+        "x,region,prediction\n"
+        + "".join(
+            f"{i * 0.5},{'c' if i < 30 else 'a' if i < 40 else 'b'},{i % 2}\n" for i in range(60)
+        )
+    )
+    out = tmp_path / "ref.json"
+    common = ["reference", "build", str(csv), "--model", "m", "--version", "1"]
+    common += ["--task", "binary", "--out", str(out), "--no-calibrate"]
+    runner = CliRunner()
+    built = runner.invoke(app, [*common, "--segment", "region", "--segment-top-k", "2"])
+    assert built.exit_code == 0, built.output
+    profile = ReferenceProfile.model_validate_json(out.read_bytes())
+    assert sorted(profile.features) == ["x"]
+    assert profile.segments == {"region": ["c", "b"]}  # 30 c, 20 b, 10 a: the top two
+    unknown = runner.invoke(app, [*common, "--segment", "country"])
+    assert unknown.exit_code != 0
+    assert "--segment names no column" in unknown.output
