@@ -10,13 +10,13 @@ send, and measures in the same run, per batch size:
 - columns + fold, and decode + columns + fold, the whole stage-1 summary path.
 
 Throughputs are events per second on one core (best of several repeats); the ratio says how
-much slower summarising is than decoding alone.
+much slower summarising is than decoding alone. Run: ``python benchmarks/fold.py`` (or
+``--events 20000 --repeats 2`` for a quick look).
 
 What a segment key costs (``models.<m>.segments``): the same events tagged with 0, 1 or 2
 segment keys of 12 values each, the profile recording the top 10 per key (so 11 parts per
 key: 10 values and ``other``), folded with ``PaneSummary.fold_events`` in batches of 10,000
-(stage 1's path); printed: microseconds per event and the pane partial's bytes. Run: ``python benchmarks/fold.py`` (or
-``--events 20000 --repeats 2`` for a quick look).
+(stage 1's path); printed: microseconds per event and the pane partial's bytes.
 """
 
 from __future__ import annotations
