@@ -15,13 +15,15 @@ much slower summarising is than decoding alone. Run: ``python benchmarks/fold.py
 
 What a segment key costs (``models.<m>.segments``): the same events tagged with 0, 1 or 2
 segment keys of 12 values each, the profile recording the top 10 per key (so 11 parts per
-key: 10 values and ``other``), folded with ``PaneSummary.fold_events`` in batches of 10,000
-(stage 1's path); printed: microseconds per event and the pane partial's bytes.
+key: 10 values and ``other``), folded with ``PaneSummary.fold_events`` (stage 1's path) in
+batches of 1,000 and 10,000; printed: microseconds per event and the pane partial's bytes.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -59,7 +61,6 @@ def _events(n: int, rng: np.random.Generator) -> list[bytes]:
 
 SEGMENT_VALUES = 12
 SEGMENT_TOP_K = 10
-SEGMENT_BATCH = 10_000
 
 
 def _segment_cost(
@@ -68,16 +69,17 @@ def _segment_cost(
     """Fold cost and partial size per number of segment keys."""
     decoded = [decode_prediction(m) for m in messages]
     table = Table(
+        Column("batch", 7, ","),
         Column("segment keys", 13, ","),
         Column("parts", 6, ","),
         Column("us/event", 9, ".2f"),
         Column("vs none", 8, ".2f", suffix="x"),
         Column("partial bytes", 14, ","),
     )
-    print("\nsegment keys, top 10 of 12 values each, fold_events in batches of 10,000")
+    print("\nsegment keys, top 10 of 12 values each, fold_events")
     print(table.header())
     base = math.nan
-    for n_keys in (0, 1, 2):
+    for size, n_keys in itertools.product(BATCH_SIZES, (0, 1, 2)):
         keys = [f"k{j}" for j in range(n_keys)]
         values = rng.integers(0, SEGMENT_VALUES, size=(len(decoded), max(n_keys, 1)))
         events = [
@@ -89,9 +91,11 @@ def _segment_cost(
         segmented = profile.model_copy(
             update={"segments": {k: [f"v{v}" for v in range(SEGMENT_TOP_K)] for k in keys}}
         )
-        batches = [events[i : i + SEGMENT_BATCH] for i in range(0, len(events), SEGMENT_BATCH)]
+        batches = [events[i : i + size] for i in range(0, len(events), size)]
 
-        def fold(profile: ReferenceProfile = segmented, batches: list = batches) -> PaneSummary:  # type: ignore[type-arg]
+        def fold(
+            profile: ReferenceProfile = segmented, batches: list[list[Any]] = batches
+        ) -> PaneSummary:
             summary = PaneSummary(profile)
             for batch in batches:
                 summary.fold_events(batch)
@@ -100,11 +104,9 @@ def _segment_cost(
         per_event = best_seconds(fold, repeats) / len(events) * 1e6
         base = per_event if n_keys == 0 else base
         summary = fold()
-        print(
-            table.row(
-                n_keys, len(summary.segments), per_event, per_event / base, len(summary.to_bytes())
-            )
-        )
+        size_bytes = len(summary.to_bytes())
+        ratio = per_event / base
+        print(table.row(size, n_keys, len(summary.segments), per_event, ratio, size_bytes))
 
 
 def main() -> None:
