@@ -13,6 +13,7 @@ from driftline.config import Settings
 from driftline.detectors.engine import ModelMonitor, WindowReport
 from driftline.detectors.profile import profile_from_events
 from driftline.replay import replay
+from driftline.replay_output import report_record
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import WirePrediction
 
@@ -94,6 +95,11 @@ def test_replay_finds_a_shift_in_its_segment_as_the_engine_does_on_the_same_even
         return [(r.column, r.segment, r.statistic) for r in report.drift if r.segment_key]
 
     assert segment_statistics(direct[shifted_start]) == segment_statistics(shifted)
+    record = report_record(shifted)
+    drifted = [r for r in record["drift"] if r["drifted"] and "segment" in r]
+    assert {(r["column"], r["segment_key"], r["segment"]) for r in drifted} == {
+        ("x", "region", "c")
+    }
 
 
 def test_cli_reference_build_takes_segment_columns_out_of_the_features(tmp_path: Path) -> None:
@@ -116,3 +122,14 @@ def test_cli_reference_build_takes_segment_columns_out_of_the_features(tmp_path:
     unknown = runner.invoke(app, [*common, "--segment", "country"])
     assert unknown.exit_code != 0
     assert "--segment names no column" in unknown.output
+
+
+def test_replay_output_names_the_segment_in_its_table_and_json() -> None:
+    from dataclasses import replace
+
+    from driftline.detectors.result import TestResult
+    from driftline.replay_output import _drifted
+
+    whole = TestResult("psi", "x", 0.5, 1e-9, 0.2, 1000, 1000, True)
+    sliced = replace(whole, segment_key="region", segment="c")
+    assert _drifted([whole, sliced]) == "x psi=0.50, x[region=c] psi=0.50"
