@@ -15,8 +15,9 @@ has a multivariate part, each event's PCA reconstruction error is counted too
 Segments (``models.<m>.segments``): when the profile records segment values
 (``ReferenceProfile.segments``, the top-K values per key of the reference), a pane summary
 also holds one sub-summary per (segment key, value) seen, values outside the recorded ones
-under :data:`OTHER`; they fold, merge and encode with the whole-model summary, so a pane
-partial carries its segments and merges exactly as before.
+under :data:`OTHER`, of the features and the prediction (:func:`part_profile`); they fold,
+merge and encode with the whole-model summary, so a pane partial carries its segments and
+merges exactly as before.
 
 This module also owns the summary's encoding (:meth:`PaneSummary.to_bytes`), the partial
 stage 1 hands to stage 2.
@@ -47,7 +48,7 @@ from driftline.schemas.wire import WirePrediction
 
 _NO_SEGMENTS: dict[str, str] = {}
 
-__all__ = ["OTHER", "PaneSummary"]
+__all__ = ["OTHER", "PaneSummary", "part_profile"]
 
 OTHER = "other"
 """The segment of values outside a key's recorded top-K, and of events without the key."""
@@ -91,6 +92,26 @@ class _SegmentedPaneState(_MultivariatePaneState, array_like=True, frozen=True):
 _FORMAT = 1
 _pane_encoder = msgspec.msgpack.Encoder()
 _pane_decoder = msgspec.msgpack.Decoder(_SegmentedPaneState)
+
+
+# --- the profile of a segment's part -----------------------------------------------------------
+
+_PART_PROFILES: dict[int, tuple[ReferenceProfile, ReferenceProfile]] = {}
+
+
+def part_profile(profile: ReferenceProfile) -> ReferenceProfile:
+    """What a segment's part counts against: ``profile`` without its score and multivariate
+    parts and segments (a segment is judged on its features and prediction only, so its part
+    carries neither score histograms nor reconstruction errors). One object per profile object,
+    so parts of the same profile merge without comparing profiles field by field."""
+    cached = _PART_PROFILES.get(id(profile))
+    if cached is not None and cached[0] is profile:
+        return cached[1]
+    if len(_PART_PROFILES) >= 64:  # a few versions per process: forget, never grow
+        _PART_PROFILES.clear()
+    part = profile.model_copy(update={"scores": {}, "multivariate": None, "segments": {}})
+    _PART_PROFILES[id(profile)] = (profile, part)
+    return part
 
 
 # --- the pane summary -----------------------------------------------------------------------
@@ -151,6 +172,7 @@ class PaneSummary:
             if segmented
             else {}
         )
+        self._part_profile = part_profile(profile) if self._segment_values else profile
         self.reset()
 
     def reset(self) -> None:
@@ -245,7 +267,7 @@ class PaneSummary:
     def _segment(self, key: str, value: str) -> PaneSummary:
         segment = self._segments.get((key, value))
         if segment is None:
-            segment = PaneSummary(self._profile, unseen_cap=self._unseen_cap, segmented=False)
+            segment = PaneSummary(self._part_profile, unseen_cap=self._unseen_cap, segmented=False)
             self._segments[key, value] = segment
         return segment
 
@@ -301,13 +323,16 @@ class PaneSummary:
             else self._multivariate.merge(other._multivariate)
         )
         merged._segment_values = self._segment_values
+        merged._part_profile = self._part_profile
         merged._segments = {}
         for slice_ in sorted(self._segments.keys() | other._segments.keys()):
             mine, theirs = self._segments.get(slice_), other._segments.get(slice_)
             if mine is None or theirs is None:
                 known = mine if theirs is None else theirs
                 assert known is not None
-                empty = PaneSummary(self._profile, unseen_cap=self._unseen_cap, segmented=False)
+                empty = PaneSummary(
+                    self._part_profile, unseen_cap=self._unseen_cap, segmented=False
+                )
                 merged._segments[slice_] = known.merge(empty)  # a copy, never shared
             else:
                 merged._segments[slice_] = mine.merge(theirs)
@@ -498,7 +523,9 @@ class PaneSummary:
             tracked = self._segment_values.get(key)
             if tracked is None or (value not in tracked and value != OTHER):
                 raise StatisticsError(f"segment {key}={value} is not one the profile records")
-            self._segments[key, value] = PaneSummary.from_bytes(raw, self._profile, segmented=False)
+            self._segments[key, value] = PaneSummary.from_bytes(
+                raw, self._part_profile, segmented=False
+            )
 
     # -- comparison -------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from driftline.config.settings import ModelConfig
 from driftline.detectors.engine import ModelMonitor, WindowReport
 from driftline.detectors.profile import build_profile, top_segment_values
-from driftline.detectors.summary import OTHER, PaneSummary
+from driftline.detectors.summary import OTHER, PaneSummary, part_profile
 from driftline.detectors.thresholds import calibrate_profile
 from driftline.errors import DecodeError, StatisticsError
 from driftline.schemas.ids import stable_id
@@ -117,9 +117,15 @@ def test_a_segment_part_counts_exactly_what_the_whole_summary_counts_of_its_even
     rng = np.random.default_rng(3)
     events = [_event(i, float(rng.normal()), {"region": REGIONS[i % 5]}, t=i) for i in range(200)]
     summary = PaneSummary(PROFILE).fold_events(events)
-    only_c = PaneSummary(PROFILE, segmented=False).fold_events(events[2::5])
-    assert summary.segments["region", "c"] == only_c
-    assert not summary.segments["region", "c"].segments  # segments do not nest
+    only_c = PaneSummary(part_profile(PROFILE), segmented=False).fold_events(events[2::5])
+    part = summary.segments["region", "c"]
+    assert part == only_c
+    assert not part.segments  # segments do not nest
+    assert not part.scores and part.multivariate is None  # a part is not judged on them
+    whole_c = PaneSummary(PROFILE, segmented=False).fold_events(events[2::5])
+    for name in PROFILE.features:
+        assert part.counts(name).tolist() == whole_c.counts(name).tolist()
+    assert part.prediction.counts.tolist() == whole_c.prediction.counts.tolist()
 
 
 segment_events = st.lists(
