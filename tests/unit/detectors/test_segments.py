@@ -121,7 +121,8 @@ def test_a_segment_part_counts_exactly_what_the_whole_summary_counts_of_its_even
     part = summary.segments["region", "c"]
     assert part == only_c
     assert not part.segments  # segments do not nest
-    assert not part.scores and part.multivariate is None  # a part is not judged on them
+    assert not part.scores  # a part is not judged on them
+    assert part.multivariate is None
     whole_c = PaneSummary(PROFILE, segmented=False).fold_events(events[2::5])
     for name in PROFILE.features:
         assert part.counts(name).tolist() == whole_c.counts(name).tolist()
