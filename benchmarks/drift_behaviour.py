@@ -37,6 +37,10 @@ numeric, chi-square on categorical columns, BH at q = 0.05, effect floors, 2-of-
    (reported, not judged by the policy: the unseen-category rate is the one that catches a new
    category in the long feature), Evidently's verdict on the first shifted window, and the delay of
    shadow monitors configured with each selectable test.
+3. A shift confined to one segment of five (``models.<m>.segments``): a mean shift of 0.5
+   standard deviations on ``normal_2`` in one of five equally used segments, its delay in both
+   threshold modes, beside the whole model's own result on the column
+   (:mod:`drift_parts.segments`). ``--only-segments`` runs the reference and this part alone.
 
 Timings of every phase and the total runtime are printed at the end. Run:
 ``python benchmarks/drift_behaviour.py``, or
@@ -54,6 +58,7 @@ from common.report import parser
 from drift_parts.beside_evidently import EvidentlyWindows, evidently_windows
 from drift_parts.monitor import Clock, check_fold_paths
 from drift_parts.population import draw, reference_profile
+from drift_parts.segments import print_segment_scenario, run_segment_scenario
 from drift_parts.shifts import SCENARIOS, print_scenarios, run_scenario
 from drift_parts.shifts import print_modes as print_scenario_modes
 from drift_parts.stationary import print_evidently, print_modes, print_stationary, run_stationary
@@ -84,12 +89,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     options.add_argument("--lead", type=int, default=LEAD, help="stationary windows before a shift")
     options.add_argument("--horizon", type=int, default=HORIZON, help="shifted windows watched")
     options.add_argument("--seed", type=int, default=SEED)
+    options.add_argument(
+        "--only-segments",
+        action="store_true",
+        help="only the reference and the shift confined to one segment of five",
+    )
     args = options.parse_args(argv)
 
     started = time.perf_counter()
     clock = Clock()
     root = np.random.SeedSequence(args.seed)
-    ref_seed, check_seed, stationary_seed, scenario_seed = root.spawn(4)
+    ref_seed, check_seed, stationary_seed, scenario_seed, segment_seed = root.spawn(5)
     with clock.phase("reference profile"):
         reference = draw(args.reference, np.random.default_rng(ref_seed))
         profile = reference_profile(reference)
@@ -102,6 +112,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"(20 numeric, 3 categorical), 100 fine bins, top 50 categories and their tails; "
         f"baseline accuracy {profile.performance['accuracy']:.4f}"
     )
+    if args.only_segments:
+        segments = run_segment_scenario(
+            profile, segment_seed.spawn(args.repeats), args.lead, args.horizon, args.events, clock
+        )
+        print_segment_scenario(segments, args.lead, args.horizon)
+        _timings(
+            clock, time.perf_counter() - started, 2 * args.repeats * (args.lead + args.horizon)
+        )
+        return
     with clock.phase("fold-path check"):
         check = check_fold_paths(profile, np.random.default_rng(check_seed), WINDOW_EVENTS)
     print(
@@ -153,9 +172,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     print_scenarios(results, args.lead, args.horizon)
     print_scenario_modes(results)
+    segments = run_segment_scenario(
+        profile, segment_seed.spawn(args.repeats), args.lead, args.horizon, args.events, clock
+    )
+    print_segment_scenario(segments, args.lead, args.horizon)
 
-    total = time.perf_counter() - started
-    windows = args.windows + len(SCENARIOS) * args.repeats * (args.lead + args.horizon)
+    per_run = args.lead + args.horizon
+    windows = args.windows + (len(SCENARIOS) + 2) * args.repeats * per_run
+    _timings(clock, time.perf_counter() - started, windows)
+
+
+def _timings(clock: Clock, total: float, windows: int) -> None:
     print(f"\nRuntime: {total:.1f} s for {windows:,} driftline windows")
     for phase, seconds in sorted(clock.spent.items(), key=lambda kv: -kv[1]):
         print(f"   {phase:<36} {seconds:>7.1f} s")

@@ -12,16 +12,28 @@ send, and measures in the same run, per batch size:
 Throughputs are events per second on one core (best of several repeats); the ratio says how
 much slower summarising is than decoding alone. Run: ``python benchmarks/fold.py`` (or
 ``--events 20000 --repeats 2`` for a quick look).
+
+What a segment key costs (``models.<m>.segments``): the same events tagged with 0, 1 or 2
+segment keys of 12 values each, the profile recording the top 10 per key (so 11 parts per
+key: 10 values and ``other``), folded with ``PaneSummary.fold_events`` (stage 1's path) in
+batches of 1,000 and 10,000; printed: microseconds per event and the pane partial's bytes.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from typing import Any
+
+import msgspec
 import numpy as np
 
 from common.report import Column, Table, best_seconds, parser
 from common.stage1 import Stage1
 from common.synthetic import binary_profile, prediction_json
 from driftline.detectors.summary import PaneSummary
+from driftline.schemas import decode_prediction
+from driftline.schemas.reference import ReferenceProfile
 
 N_FEATURES = 20
 BATCH_SIZES = (1_000, 10_000)
@@ -45,6 +57,56 @@ def _events(n: int, rng: np.random.Generator) -> list[bytes]:
         )
         for i in range(n)
     ]
+
+
+SEGMENT_VALUES = 12
+SEGMENT_TOP_K = 10
+
+
+def _segment_cost(
+    profile: ReferenceProfile, messages: list[bytes], rng: np.random.Generator, repeats: int
+) -> None:
+    """Fold cost and partial size per number of segment keys."""
+    decoded = [decode_prediction(m) for m in messages]
+    table = Table(
+        Column("batch", 7, ","),
+        Column("segment keys", 13, ","),
+        Column("parts", 6, ","),
+        Column("us/event", 9, ".2f"),
+        Column("vs none", 8, ".2f", suffix="x"),
+        Column("partial bytes", 14, ","),
+    )
+    print("\nsegment keys, top 10 of 12 values each, fold_events")
+    print(table.header())
+    base = math.nan
+    for size, n_keys in itertools.product(BATCH_SIZES, (0, 1, 2)):
+        keys = [f"k{j}" for j in range(n_keys)]
+        values = rng.integers(0, SEGMENT_VALUES, size=(len(decoded), max(n_keys, 1)))
+        events = [
+            msgspec.structs.replace(
+                e, segments={k: f"v{values[i, j]}" for j, k in enumerate(keys)} or None
+            )
+            for i, e in enumerate(decoded)
+        ]
+        segmented = profile.model_copy(
+            update={"segments": {k: [f"v{v}" for v in range(SEGMENT_TOP_K)] for k in keys}}
+        )
+        batches = [events[i : i + size] for i in range(0, len(events), size)]
+
+        def fold(
+            profile: ReferenceProfile = segmented, batches: list[list[Any]] = batches
+        ) -> PaneSummary:
+            summary = PaneSummary(profile)
+            for batch in batches:
+                summary.fold_events(batch)
+            return summary
+
+        per_event = best_seconds(fold, repeats) / len(events) * 1e6
+        base = per_event if n_keys == 0 else base
+        summary = fold()
+        size_bytes = len(summary.to_bytes())
+        ratio = per_event / base
+        print(table.row(size, n_keys, len(summary.segments), per_event, ratio, size_bytes))
 
 
 def main() -> None:
@@ -92,6 +154,7 @@ def main() -> None:
         f"pane summary of {summary.n:,} events: {len(data):,} bytes; "
         f"from_bytes {per_decode * 1e6:,.0f} us, merge {per_merge * 1e6:,.0f} us"
     )
+    _segment_cost(profile, messages, rng, repeats)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,16 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _name(result: TestResult) -> str:
+    """The column, and its segment when the result is about one: ``x3[region=c]``."""
+    if result.segment_key is None:
+        return result.column
+    return f"{result.column}[{result.segment_key}={result.segment}]"
+
+
 def _drifted(results: Sequence[TestResult]) -> str:
     hits = sorted((r for r in results if r.drifted), key=lambda r: -r.statistic / r.threshold)
-    text = ", ".join(f"{r.column} {r.test}={r.statistic:.2f}" for r in hits[:_TOP])
+    text = ", ".join(f"{_name(r)} {r.test}={r.statistic:.2f}" for r in hits[:_TOP])
     return text + (f" +{len(hits) - _TOP}" if len(hits) > _TOP else "")
 
 
@@ -82,6 +89,11 @@ def report_record(report: WindowReport) -> dict[str, Any]:
             "n_reference": r.n_reference,
             "n_current": r.n_current,
             "bound": r.bound,
+            **(
+                {}
+                if r.segment_key is None
+                else {"segment_key": r.segment_key, "segment": r.segment}
+            ),
         }
 
     return {

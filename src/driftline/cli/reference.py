@@ -46,6 +46,16 @@ def reference_build(
         bool,
         typer.Option(help="Compute calibrated drift thresholds (drift.thresholds: calibrated)."),
     ] = True,
+    segment: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A column that is a segment key (models.<m>.segments.keys), not a feature: "
+            "the profile records its most frequent values. Repeat for several."
+        ),
+    ] = None,
+    segment_top_k: Annotated[
+        int, typer.Option(help="Values recorded per segment key (segments.top_k).")
+    ] = 10,
 ) -> None:
     """Build a model version's reference profile from a dataset and write it as JSON."""
     from driftline.datasets import load_dataset
@@ -57,6 +67,14 @@ def reference_build(
     output_file(target, "--out")
     try:
         dataset = load_dataset(data, prediction=prediction, label=label)
+        missing = sorted(set(segment or ()) - set(dataset.features))
+        if missing:
+            err.print(f"error: --segment names no column of {data}: {missing}", highlight=False)
+            raise typer.Exit(EXIT_FAILED)
+        segments = {key: dataset.features.pop(key) for key in segment or ()}
+        segment_values = {
+            k: [None if v is None else str(v) for v in c] for k, c in segments.items()
+        }
         profile = dataset.profile(
             model,
             version,
@@ -64,6 +82,8 @@ def reference_build(
             bins=bins,
             top_k=top_k,
             calibrate=calibrate,
+            segments=segment_values or None,
+            segment_top_k=segment_top_k,
         )
     except DriftlineError as exc:
         raise fail(exc) from None

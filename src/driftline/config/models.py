@@ -94,6 +94,23 @@ class MultivariateSettings(Section):
     )
 
 
+class SegmentSettings(Section):
+    """Which segment keys of the events (``PredictionEvent.segments``) slice the model."""
+
+    keys: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Segment keys judged one slice per value, e.g. [region, channel].",
+    )
+    top_k: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="Values tracked per key: the most frequent in the reference profile; "
+        "the rest (and events without the key) count under ``other``.",
+    )
+
+
 class DriftSettings(Section):
     """Which tests decide drift, their effect-size floors and the false-alarm budget."""
 
@@ -294,6 +311,7 @@ class ModelConfig(Section):
     retrain: RetrainSettings = RetrainSettings()
     training: TrainingSettings = TrainingSettings()
     rollout: RolloutSettings = RolloutSettings()
+    segments: SegmentSettings = SegmentSettings()
 
     @model_validator(mode="wrap")
     @classmethod

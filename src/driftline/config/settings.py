@@ -38,6 +38,7 @@ from driftline.config.models import (
     RegressionMetric,
     RetrainSettings,
     RolloutSettings,
+    SegmentSettings,
     TrainingSettings,
     WindowSpec,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "RetrainSettings",
     "RolloutSettings",
     "Section",
+    "SegmentSettings",
     "Settings",
     "TopicSettings",
     "TrainerSettings",

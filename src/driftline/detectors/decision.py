@@ -118,6 +118,8 @@ class Verdict:
             value=r.statistic,
             threshold=r.threshold,
             p_value=self.adjusted_p_value,
+            segment_key=r.segment_key,
+            segment=r.segment,
         )
 
 

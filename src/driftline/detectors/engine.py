@@ -14,7 +14,7 @@ nor Kafka is in here: time is event time, given by the caller.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -459,6 +459,23 @@ class ModelMonitor:
                 )
         return results
 
+    def _segment_results(self, summary: PaneSummary) -> tuple[list[TestResult], ...]:
+        """Drift and quality results of each segment's slice, tagged with the segment."""
+        drift: list[TestResult] = []
+        quality: list[TestResult] = []
+        no_labels = PerformanceSummary.from_profile(
+            self.profile, positive_class=self.config.positive_class
+        )
+        for (key, value), part in sorted(summary.segments.items()):
+            drift.extend(
+                replace(r, segment_key=key, segment=value)
+                for r in self._drift_results(part, no_labels)
+            )
+            quality.extend(
+                replace(r, segment_key=key, segment=value) for r in self._quality_results(part)
+            )
+        return drift, quality
+
     def evaluate(self, window: Window) -> WindowReport:
         """Judge one window (again, when it was restated) and fold it into the policy."""
         summary, performance, concept = self._merged(window)
@@ -468,6 +485,9 @@ class ModelMonitor:
             judged, mean_error = multivariate_results(summary.multivariate, self.config)
             drift.append(judged)
             quality.append(mean_error)
+        segment_drift, segment_quality = self._segment_results(summary)
+        drift.extend(segment_drift)
+        quality.extend(segment_quality)
         observation = None
         metrics = performance.metrics() if performance.n else {}
         calibration = performance.calibration() if performance.n else None

@@ -314,6 +314,8 @@ def build_profile(
     positive_class: str | None = None,
     calibrate: bool = False,
     multivariate: MultivariateSettings | None = None,
+    segments: Mapping[str, Sequence[str | None]] | None = None,
+    segment_top_k: int = 10,
 ) -> ReferenceProfile:
     """Profile a reference sample of one model version.
 
@@ -359,6 +361,12 @@ def build_profile(
         How the joint shape of the numeric features is profiled
         (:mod:`driftline.detectors.multivariate`); default: the defaults of
         :class:`~driftline.config.models.MultivariateSettings` (on, 0.65 of the variance).
+    segments
+        Segment key to its column of values (None: the row has no such key): the profile
+        records the ``segment_top_k`` most frequent values of each key
+        (:func:`top_segment_values`), the slices live traffic is judged in.
+    segment_top_k
+        Values recorded per segment key.
 
     Examples
     --------
@@ -477,7 +485,35 @@ def build_profile(
             lambda errors: numeric_profile(errors, bins=bins),
         ),
     )
+    if segments:
+        profile = profile.model_copy(
+            update={"segments": top_segment_values(segments, segment_top_k, n_rows)}
+        )
     return calibrate_profile(profile) if calibrate else profile
+
+
+def top_segment_values(
+    segments: Mapping[str, Sequence[str | None]], top_k: int, n_rows: int | None = None
+) -> dict[str, list[str]]:
+    """The ``top_k`` most frequent values of each segment key, most frequent first, ties by
+    value: a pure function of the reference data, so every stage-1 worker and stage 2 agree
+    on the slices without talking to each other. ``n_rows`` checks the columns' length.
+
+    >>> top_segment_values({"region": ["eu", "us", "eu", None, "apac", "us", "eu"]}, 2)
+    {'region': ['eu', 'us']}
+    """
+    check_int("segment_top_k", top_k, 1, 10_000)
+    kept: dict[str, list[str]] = {}
+    for key in sorted(segments):
+        column = list(segments[key])
+        if n_rows is not None and len(column) != n_rows:
+            raise StatisticsError(
+                f"segments[{key!r}] has {len(column)} values, the reference has {n_rows} rows"
+            )
+        counts = Counter(str(value) for value in column if value is not None)
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        kept[key] = [value for value, _ in ranked[:top_k]]
+    return kept
 
 
 def profile_from_events(
@@ -524,4 +560,9 @@ def profile_from_events(
         positive_class=config.positive_class,
         calibrate=config.drift.threshold_mode == "calibrated",
         multivariate=config.drift.multivariate,
+        segments={
+            key: [(e.segments or {}).get(key) for e in events] for key in config.segments.keys
+        }
+        or None,
+        segment_top_k=config.segments.top_k,
     )

@@ -42,3 +42,7 @@ class TestResult:
     drifted: bool
     kind: ResultKind = "feature_drift"
     bound: float = 0.0
+    segment_key: str | None = None
+    """The segment key when this result judges one segment's slice; None: the whole model."""
+    segment: str | None = None
+    """The segment's value (``other`` for values outside the profile's top-K)."""

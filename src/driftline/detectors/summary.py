@@ -12,6 +12,13 @@ feature dicts (:mod:`driftline.detectors.fold`), without building columns. When 
 has a multivariate part, each event's PCA reconstruction error is counted too
 (:mod:`driftline.detectors.multivariate`).
 
+Segments (``models.<m>.segments``): when the profile records segment values
+(``ReferenceProfile.segments``, the top-K values per key of the reference), a pane summary
+also holds one sub-summary per (segment key, value) seen, values outside the recorded ones
+under :data:`OTHER`, of the features and the prediction (:func:`part_profile`); they fold,
+merge and encode with the whole-model summary, so a pane partial carries its segments and
+merges exactly as before.
+
 This module also owns the summary's encoding (:meth:`PaneSummary.to_bytes`), the partial
 stage 1 hands to stage 2.
 """
@@ -39,7 +46,12 @@ from driftline.errors import DecodeError, StatisticsError, SummaryMismatchError
 from driftline.schemas.reference import ReferenceProfile
 from driftline.schemas.wire import WirePrediction
 
-__all__ = ["PaneSummary"]
+_NO_SEGMENTS: dict[str, str] = {}
+
+__all__ = ["OTHER", "PaneSummary", "part_profile"]
+
+OTHER = "other"
+"""The segment of values outside a key's recorded top-K, and of events without the key."""
 
 
 class _ScoreState(msgspec.Struct, array_like=True, frozen=True):
@@ -70,9 +82,36 @@ class _MultivariatePaneState(_PaneState, array_like=True, frozen=True):
     multivariate: MultivariateState | None = None
 
 
+class _SegmentedPaneState(_MultivariatePaneState, array_like=True, frozen=True):
+    """A pane state with segment sub-summaries (key, value, their bytes); a pane without any
+    encodes as before, and decodes with none here."""
+
+    segments: list[tuple[str, str, bytes]] | None = None
+
+
 _FORMAT = 1
 _pane_encoder = msgspec.msgpack.Encoder()
-_pane_decoder = msgspec.msgpack.Decoder(_MultivariatePaneState)
+_pane_decoder = msgspec.msgpack.Decoder(_SegmentedPaneState)
+
+
+# --- the profile of a segment's part -----------------------------------------------------------
+
+_PART_PROFILES: dict[int, tuple[ReferenceProfile, ReferenceProfile]] = {}
+
+
+def part_profile(profile: ReferenceProfile) -> ReferenceProfile:
+    """What a segment's part counts against: ``profile`` without its score and multivariate
+    parts and segments (a segment is judged on its features and prediction only, so its part
+    carries neither score histograms nor reconstruction errors). One object per profile object,
+    so parts of the same profile merge without comparing profiles field by field."""
+    cached = _PART_PROFILES.get(id(profile))
+    if cached is not None and cached[0] is profile:
+        return cached[1]
+    if len(_PART_PROFILES) >= 64:  # a few versions per process: forget, never grow
+        _PART_PROFILES.clear()
+    part = profile.model_copy(update={"scores": {}, "multivariate": None, "segments": {}})
+    _PART_PROFILES[id(profile)] = (profile, part)
+    return part
 
 
 # --- the pane summary -----------------------------------------------------------------------
@@ -100,6 +139,8 @@ class PaneSummary:
         The reference the bins and categories come from.
     unseen_cap
         Most names of unseen categories kept per column (their total is always counted).
+    segmented
+        Whether to fold the profile's segments too (False for a segment's own summary).
 
     Examples
     --------
@@ -119,11 +160,19 @@ class PaneSummary:
     True
     """
 
-    def __init__(self, profile: ReferenceProfile, *, unseen_cap: int = 100) -> None:
+    def __init__(
+        self, profile: ReferenceProfile, *, unseen_cap: int = 100, segmented: bool = True
+    ) -> None:
         if isinstance(unseen_cap, bool) or not isinstance(unseen_cap, int) or unseen_cap < 0:
             raise StatisticsError(f"unseen_cap must be an integer >= 0, got {unseen_cap!r}")
         self._profile = profile
         self._unseen_cap = unseen_cap
+        self._segment_values: dict[str, frozenset[str]] = (
+            {key: frozenset(values) for key, values in profile.segments.items()}
+            if segmented
+            else {}
+        )
+        self._part_profile = part_profile(profile) if self._segment_values else profile
         self.reset()
 
     def reset(self) -> None:
@@ -144,6 +193,7 @@ class PaneSummary:
         self._n_scored = 0
         mv = profile.multivariate
         self._multivariate = None if mv is None else MultivariateSummary(mv)
+        self._segments: dict[tuple[str, str], PaneSummary] = {}
 
     # -- updating ---------------------------------------------------------------------------
 
@@ -199,7 +249,27 @@ class PaneSummary:
             NumericColumnSummary.fold_feature_dicts(numeric, dicts)
             if self._multivariate is not None:
                 self._multivariate.fold_feature_dicts(dicts)
+        if self._segment_values and events:
+            self._fold_segments(events)
         return self._fold(batch, numeric=not numeric)
+
+    def _fold_segments(self, events: Sequence[WirePrediction]) -> None:
+        """Fold each event into its segment's summary, once per segment key."""
+        tags = [event.segments or _NO_SEGMENTS for event in events]
+        for key, tracked in self._segment_values.items():
+            groups: dict[str, list[WirePrediction]] = {}
+            for event, tag in zip(events, tags, strict=True):
+                value = tag.get(key)
+                groups.setdefault(value if value in tracked else OTHER, []).append(event)
+            for value in sorted(groups):
+                self._segment(key, value).fold_events(groups[value])
+
+    def _segment(self, key: str, value: str) -> PaneSummary:
+        segment = self._segments.get((key, value))
+        if segment is None:
+            segment = PaneSummary(self._part_profile, unseen_cap=self._unseen_cap, segmented=False)
+            self._segments[key, value] = segment
+        return segment
 
     def _check_batch(self, batch: ColumnBatch, *, numeric: bool = True) -> None:
         numeric_names = {n for n, c in self._features.items() if c.kind == "numeric"}
@@ -252,6 +322,20 @@ class PaneSummary:
             if self._multivariate is None or other._multivariate is None
             else self._multivariate.merge(other._multivariate)
         )
+        merged._segment_values = self._segment_values
+        merged._part_profile = self._part_profile
+        merged._segments = {}
+        for slice_ in sorted(self._segments.keys() | other._segments.keys()):
+            mine, theirs = self._segments.get(slice_), other._segments.get(slice_)
+            if mine is None or theirs is None:
+                known = mine if theirs is None else theirs
+                assert known is not None
+                empty = PaneSummary(
+                    self._part_profile, unseen_cap=self._unseen_cap, segmented=False
+                )
+                merged._segments[slice_] = known.merge(empty)  # a copy, never shared
+            else:
+                merged._segments[slice_] = mine.merge(theirs)
         return merged
 
     def _identity(self) -> tuple[str, str, str, int]:
@@ -324,6 +408,12 @@ class PaneSummary:
         return self._multivariate
 
     @property
+    def segments(self) -> Mapping[tuple[str, str], PaneSummary]:
+        """The summary of each (segment key, value) seen, values outside the profile's
+        top-K under :data:`OTHER`; empty when the profile records no segments."""
+        return MappingProxyType(self._segments)
+
+    @property
     def n_scored(self) -> int:
         """Events with at least one score for a class of the profile."""
         return self._n_scored
@@ -344,8 +434,17 @@ class PaneSummary:
     def to_bytes(self) -> bytes:
         """A compact msgpack encoding; :meth:`from_bytes` restores it exactly."""
         p = self._profile
-        fields = {} if self._multivariate is None else {"multivariate": self._multivariate.state()}
-        state = (_MultivariatePaneState if fields else _PaneState)(
+        fields: dict[str, object] = (
+            {} if self._multivariate is None else {"multivariate": self._multivariate.state()}
+        )
+        state_type: type[_PaneState] = _MultivariatePaneState if fields else _PaneState
+        if self._segments:
+            fields["segments"] = [
+                (key, value, self._segments[key, value].to_bytes())
+                for key, value in sorted(self._segments)
+            ]
+            state_type = _SegmentedPaneState
+        state = state_type(
             format=_FORMAT,
             model=p.model,
             model_version=p.model_version,
@@ -367,7 +466,9 @@ class PaneSummary:
         return _pane_encoder.encode(state)
 
     @classmethod
-    def from_bytes(cls, data: bytes, profile: ReferenceProfile) -> PaneSummary:
+    def from_bytes(
+        cls, data: bytes, profile: ReferenceProfile, *, segmented: bool = True
+    ) -> PaneSummary:
         """Decode :meth:`to_bytes` output; ``profile`` must be the one it was built from.
 
         Raises :class:`~driftline.errors.DecodeError` (kind ``invalid_summary``) for bytes
@@ -390,7 +491,7 @@ class PaneSummary:
                 f"{profile.model}/{profile.model_version} ({profile.content_hash[:12]})",
                 kind="invalid_summary",
             )
-        summary = cls(profile, unseen_cap=state.unseen_cap)
+        summary = cls(profile, unseen_cap=state.unseen_cap, segmented=segmented)
         try:
             summary._load(state)
         except (KeyError, ValueError, TypeError) as exc:
@@ -399,7 +500,7 @@ class PaneSummary:
             ) from None
         return summary
 
-    def _load(self, state: _MultivariatePaneState) -> None:
+    def _load(self, state: _SegmentedPaneState) -> None:
         if state.features.keys() != self._features.keys() or (
             state.scores.keys() != self._scores.keys()
         ):
@@ -418,6 +519,13 @@ class PaneSummary:
             if self._multivariate is None:
                 raise StatisticsError("a multivariate part was encoded, the profile has none")
             self._multivariate.restored(state.multivariate)
+        for key, value, raw in state.segments or ():
+            tracked = self._segment_values.get(key)
+            if tracked is None or (value not in tracked and value != OTHER):
+                raise StatisticsError(f"segment {key}={value} is not one the profile records")
+            self._segments[key, value] = PaneSummary.from_bytes(
+                raw, self._part_profile, segmented=False
+            )
 
     # -- comparison -------------------------------------------------------------------------
 
@@ -433,6 +541,7 @@ class PaneSummary:
             and self._score_totals == other._score_totals
             and (self._max_score_total, self._n_scored) == (other._max_score_total, other._n_scored)
             and self._multivariate == other._multivariate
+            and self._segments == other._segments
         )
 
     __hash__ = None  # type: ignore[assignment]

@@ -51,6 +51,12 @@ class Reason(_Record):
     value: float
     threshold: float
     p_value: float | None = Field(None, ge=0.0, le=1.0)
+    segment_key: str | None = Field(
+        None, description="The segment key, when the evidence is from one segment's slice."
+    )
+    segment: str | None = Field(
+        None, description="The segment's value (``other``: values outside the top-K)."
+    )
 
 
 class _WindowRecord(_Record):
@@ -80,6 +86,11 @@ class DriftAlert(_WindowRecord):
     severity: Severity
     status: Literal["firing", "resolved"] = "firing"
     reasons: tuple[Reason, ...]
+    segments: tuple[str, ...] = Field(
+        (),
+        description="The segments (``key=value``) whose slices the reasons come from, in "
+        "reason order; empty when every reason is about the whole model.",
+    )
 
     @staticmethod
     def make_id(
@@ -106,7 +117,11 @@ class DriftAlert(_WindowRecord):
         which features crossed their thresholds, not their exact values. A window restated
         with a few more late labels keeps its alert id; one whose verdict changed gets a new
         one."""
-        said = sorted((r.kind, r.feature or "", r.statistic) for r in reasons)
+        said = sorted(
+            (r.kind, r.feature or "", r.statistic)
+            + (() if r.segment_key is None else (r.segment_key, r.segment or ""))
+            for r in reasons
+        )
         return stable_id(orjson.dumps([severity, said]).decode())
 
     @classmethod
@@ -132,6 +147,11 @@ class DriftAlert(_WindowRecord):
             severity=severity,
             status=status,
             reasons=tuple(reasons),
+            segments=tuple(
+                dict.fromkeys(
+                    f"{r.segment_key}={r.segment}" for r in reasons if r.segment_key is not None
+                )
+            ),
         )
 
 

@@ -173,3 +173,9 @@ class ReferenceProfile(_Frozen):
     multivariate: MultivariateProfile | None = Field(
         None, description="PCA reconstruction error of the numeric features (None: not judged)."
     )
+    segments: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per segment key (``models.<m>.segments.keys``), its most frequent values "
+        "in the reference, most frequent first (at most ``segments.top_k``): the slices the "
+        "version is judged in; a live value outside them counts under ``other``.",
+    )

@@ -23,6 +23,11 @@ concept_drift                                drift
 decision                                     drift_found, in_drift, firing, performance_breach,
                                              drifted_features, severity, retrain
 ================== ========================= ===================================================
+
+A result about one segment's slice (``models.<m>.segments``) carries two more tags,
+``segment_key`` and ``segment`` (e.g. ``region`` and ``eu``; ``other`` for values outside
+the profile's top-K), on its ``feature_drift``, ``prediction_drift`` and ``data_quality``
+point; whole-model points have neither tag, so their identity is unchanged.
 """
 
 from __future__ import annotations
@@ -131,6 +136,12 @@ def _test_fields(result: TestResult) -> dict[str, FieldValue | None]:
     }
 
 
+def _segment_tags(result: TestResult) -> dict[str, str]:
+    if result.segment_key is None:
+        return {}
+    return {"segment_key": result.segment_key, "segment": result.segment or ""}
+
+
 def report_points(report: WindowReport) -> list[MetricPoint]:
     """Every point of a window report, ready to write."""
     base = {"model": report.model, "version": report.version, "window": report.window.label}
@@ -141,12 +152,18 @@ def report_points(report: WindowReport) -> list[MetricPoint]:
             tags = {**base, "feature": result.column, "test": result.test}
         else:
             tags = {**base, "test": result.test}
+        tags.update(_segment_tags(result))
         candidates.append(_point(result.kind, tags, _test_fields(result), ms))
     for result in report.quality:
         candidates.append(
             _point(
                 "data_quality",
-                {**base, "feature": result.column, "check": result.test},
+                {
+                    **base,
+                    "feature": result.column,
+                    "check": result.test,
+                    **_segment_tags(result),
+                },
                 {
                     "value": result.statistic,
                     "p_value": result.p_value,
