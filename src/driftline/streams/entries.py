@@ -232,7 +232,7 @@ class CompactCodec:
     of the scores' form (a complement flag: the second of two scores is 1 minus the first;
     mantissa width; decimal exponent, or 15 for raw doubles), then big-endian the input
     offset, the event time from the version's base, each score's mantissa, and last the
-    prediction in MessagePack. A usual binary prediction takes 16 bytes.
+    prediction in MessagePack. A usual binary prediction takes 16 to 20 bytes.
 
     Parameters
     ----------
