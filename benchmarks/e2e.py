@@ -7,14 +7,20 @@ one millisecond of event time apart) and one label per prediction, with a fast p
 
 1. **The ceiling** on one core: a bare confluent-kafka consumer (``assign`` from the beginning,
    batch ``consume``, ``fetch.queue.backoff.ms`` = 5 as DESIGN §6 says), raw and with
-   ``decode_prediction`` / ``decode_ground_truth`` on every message (best of ``--repeats``).
+   ``decode_prediction`` / ``decode_ground_truth`` on every message (best of ``--repeats``),
+   and over both topics the same plus producing each label's joined example (the part of the
+   work that ``retrain.examples`` asks for).
 2. **The monitor**: the real :class:`~driftline.streams.ingest.Ingest` in this process, with a
    reference profile published on the models topic and a fresh ``state_dir`` and group per
-   run, over (a) the predictions alone and (b) the predictions and every label. Timed from the
+   run, over (a) the predictions alone and (b) the predictions and every label, each with
+   ``retrain.examples`` off (predictions wait compact, nothing goes to ``driftline.labeled``)
+   and on (whole events wait, every pair makes a joined example). Timed from the
    first partition assignment (group-join time excluded) until its telemetry counters say every
    event is applied (predictions folded; for (b) labels accepted and joined), with the time
    CPython's cyclic GC took. Events/s are input messages per second; the goal is at least half
-   of consume + decode of the same topics.
+   of consume + decode of the same topics (0.35x for (b) with examples). After each (a) run the
+   join family of its stores is flushed and compacted, and its SST bytes per waiting
+   prediction (key and RocksDB's framing included) printed.
 3. **Memory**: an ingest in a child process (so its RSS is its own) over a predictions-only
    topic, reporting peak RSS (``VmHWM``), current RSS, RocksDB's in-memory share (memtables,
    block cache, table readers), glibc's free-but-kept bytes, Python's allocated blocks, the
@@ -32,7 +38,8 @@ one millisecond of event time apart) and one label per prediction, with a fast p
 Tansu shares the machine's cores with the process measured; the ceiling is measured under the
 same conditions; the wall time and the load average are printed at the end. Run:
 ``python benchmarks/e2e.py``, or for a shorter run
-``python benchmarks/e2e.py --events 100000 --rss-events 250000,1000000``.
+``python benchmarks/e2e.py --events 100000 --rss-events 250000,1000000``, or without the
+memory and profile parts ``--events 100000 --rss-events 0 --profile-events 0``.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ from driftline.streams.runtime import tune_gc
 from driftline.testing.servers import TansuBroker
 from driftline.topics import create_topics
 from e2e_parts.ceiling import ceiling
-from e2e_parts.ingest import print_runs, run_ingest, settings_for
+from e2e_parts.ingest import join_bytes, print_runs, run_ingest, settings_for
 from e2e_parts.load import (
     MODEL,
     N_FEATURES,
@@ -75,7 +82,8 @@ def main() -> None:
         type=parse_checkpoints,
         default=None,
         help=f"memory checkpoints, comma-separated, all measured (default {DEFAULT_RSS}, "
-        f"later ones dropped when estimated over {RSS_BUDGET_S / 60:.0f} minutes)",
+        f"later ones dropped when estimated over {RSS_BUDGET_S / 60:.0f} minutes); 0: no "
+        "memory part",
     )
     options.add_argument("--partitions", type=int, default=6, help="input partitions")
     options.add_argument("--batch-size", type=int, default=5000, help="Ingest batch_size")
@@ -124,33 +132,37 @@ def main() -> None:
         registry.wait_for(MODEL, VERSION)
         # TansuBroker keeps its process private; its CPU time and size show what it costs.
         broker_pid = broker._proc.pid if broker._proc is not None else None
-        runs = {
-            workload: run_ingest(
-                settings_for(kafka, topics, Path(tmp) / letter),
-                registry,
-                n,
-                labels,
-                batch_size=args.batch_size,
-                broker_pid=broker_pid,
-            )
-            for letter, workload, topics, labels in (
-                ("a", "predictions", only, 0),
-                ("b", "predictions + labels", both, n),
-            )
-        }
-        print_runs(rates, runs, n, args.repeats)
+        runs, store_bytes = {}, {}
+        for letter, topics, labels in (("a", only, 0), ("b", both, n)):
+            for examples in (False, True):
+                key = f"{letter} {'on' if examples else 'off'}"
+                state = Path(tmp) / key.replace(" ", "-")
+                runs[key] = run_ingest(
+                    settings_for(kafka, topics, state, examples=examples),
+                    registry,
+                    n,
+                    labels,
+                    batch_size=args.batch_size,
+                    broker_pid=broker_pid,
+                )
+                if letter == "a":  # every prediction waits for its label
+                    store_bytes[key] = join_bytes(state)
+        print_runs(rates, runs, n, args.repeats, store_bytes)
 
         # 3. memory, in a child process
-        memory(
-            settings_for(kafka, rss, Path(tmp)),
-            args.rss_events or parse_checkpoints(DEFAULT_RSS),
-            opted_in=args.rss_events is not None,
-            # A growing join store slows ingest over millions of predictions: assume half (a).
-            ingest_rate=runs["predictions"].rate / 2,
-            batch_size=args.batch_size,
-            broker_pid=broker_pid,
-            script=Path(__file__),
-        )
+        if args.rss_events == []:
+            print("\nmemory: skipped (--rss-events 0)")
+        else:
+            memory(
+                settings_for(kafka, rss, Path(tmp)),
+                args.rss_events or parse_checkpoints(DEFAULT_RSS),
+                opted_in=args.rss_events is not None,
+                # A growing join store slows ingest over millions of predictions: assume half.
+                ingest_rate=runs["a on"].rate / 2,
+                batch_size=args.batch_size,
+                broker_pid=broker_pid,
+                script=Path(__file__),
+            )
 
         # 4. where the time goes
         cap = n if args.profile_events is None else min(args.profile_events, n)

@@ -1,5 +1,8 @@
 """The ceiling of the end-to-end benchmark: what one bare confluent-kafka consumer on one core
-reads per second from the pre-loaded topics, raw and with driftline's decoders on every message.
+reads per second from the pre-loaded topics, raw and with driftline's decoders on every message;
+and, over predictions and labels, the same plus producing each label's joined example
+(:func:`~driftline.streams.labeled.labeled_record` from the prediction's bytes, kept by id), the
+part of ingest's work that ``retrain.examples`` asks for.
 
 The consumer is set as DESIGN §6 says for ingest (``assign`` from the beginning, batch
 ``consume``, ``fetch.queue.backoff.ms`` = 5), so ingest is compared with the same client doing
@@ -12,24 +15,89 @@ import time
 import uuid
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from driftline.config import KafkaSettings, TopicSettings
 from driftline.kafka_auth import confluent_config
 from driftline.schemas import decode_ground_truth, decode_prediction
+from driftline.schemas.wire import WireGroundTruth, WirePrediction, event_time_ms
+from driftline.streams.labeled import labeled_record
 from e2e_parts.load import PREFIX
 
 _OFFSET_BEGINNING = -2
 
 Decoder = Callable[[bytes, bytes | None], object]
+JOINED_CEILING = "consume + decode + produce joined, predictions + labels"
+
+
+class Joiner:
+    """Produces the joined example of each prediction and its label, whichever was read first
+    (the consumer interleaves the topics), as ingest does: dicts of the predictions' bytes and
+    of the labels by id stand in for the join store."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self.topic = topic
+        # As ingest's producer of joined examples (driftline.streams.ingest).
+        self.producer = Producer(
+            {
+                **confluent_config(kafka),
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+            }
+        )
+        self.waiting: dict[str, tuple[bytes, int]] = {}
+        self.labels: dict[str, WireGroundTruth] = {}
+        self.produced = 0
+
+    def prediction(self, value: bytes, key: bytes | None) -> object:
+        event = decode_prediction(value, key)
+        assert isinstance(event, WirePrediction)
+        at = event_time_ms(event.timestamp)
+        truth = self.labels.pop(event.prediction_id, None)
+        if truth is None:
+            self.waiting[event.prediction_id] = (value, at)
+        else:
+            self._produce(value, truth, at)
+        return event
+
+    def label(self, value: bytes, key: bytes | None) -> object:
+        truth = decode_ground_truth(value, key)
+        assert isinstance(truth, WireGroundTruth)
+        found = self.waiting.pop(truth.prediction_id, None)
+        if found is None:
+            self.labels[truth.prediction_id] = truth
+        else:
+            self._produce(found[0], truth, found[1])
+        return truth
+
+    def _produce(self, raw: bytes, truth: WireGroundTruth, at: int) -> None:
+        record = labeled_record(truth.prediction_id, raw, truth, at, event_time_ms(truth.timestamp))
+        while True:
+            try:
+                self.producer.produce(self.topic, key=record.key, value=record.value)
+                break
+            except BufferError:
+                self.producer.poll(0.05)
+        self.producer.poll(0)
+        self.produced += 1
+
+    def flush(self) -> None:
+        if self.producer.flush(120):
+            raise RuntimeError(f"joined examples for {self.topic!r} were not acknowledged")
 
 
 def consume_seconds(
-    kafka: KafkaSettings, decoders: dict[str, Decoder | None], expected: int, partitions: int
+    kafka: KafkaSettings,
+    decoders: dict[str, Decoder | None],
+    expected: int,
+    partitions: int,
+    joiner: Joiner | None = None,
 ) -> float:
     """Seconds one bare consumer takes from ``assign`` to the last of ``expected`` messages read
     from the beginning of the topics; each message goes through its topic's decoder unless that
-    is None."""
+    is None; with a ``joiner``, until its joined examples are acknowledged too."""
     consumer = Consumer(
         {
             **confluent_config(kafka),
@@ -57,6 +125,8 @@ def consume_seconds(
                 seen += 1
             if time.perf_counter() - start > 600:
                 raise RuntimeError(f"consumed {seen} of {expected} messages in 10 minutes")
+        if joiner is not None:
+            joiner.flush()
         return time.perf_counter() - start
     finally:
         consumer.close()
@@ -67,7 +137,8 @@ def ceiling(
 ) -> dict[str, float]:
     """Messages/s, best of ``repeats``, by measurement: ``raw consume, <workload>`` and
     ``consume + decode, <workload>`` for the workloads ``predictions`` and
-    ``predictions + labels`` (as many labels as predictions)."""
+    ``predictions + labels`` (as many labels as predictions), and
+    :data:`JOINED_CEILING` (decode both, produce each label's joined example)."""
     pred, truth = topics.predictions, topics.ground_truth
     workloads: dict[str, dict[str, Decoder | None]] = {
         "predictions": {pred: decode_prediction},
@@ -85,4 +156,12 @@ def ceiling(
                 consume_seconds(kafka, used, expected, partitions) for _ in range(repeats)
             )
             rates[f"{name}, {workload}"] = expected / fastest
+    seconds = []
+    for run in range(repeats):
+        joiner = Joiner(kafka, topics.labeled)
+        decoders = {pred: joiner.prediction, truth: joiner.label}
+        seconds.append(consume_seconds(kafka, decoders, 2 * predictions, partitions, joiner))
+        if joiner.produced != predictions:
+            raise RuntimeError(f"joined {joiner.produced} of {predictions} labels (run {run})")
+    rates[JOINED_CEILING] = 2 * predictions / min(seconds)
     return rates

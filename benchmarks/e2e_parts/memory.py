@@ -34,8 +34,10 @@ _MIB = 1024 * 1024
 
 
 def parse_checkpoints(text: str) -> list[int]:
-    """The checkpoints of ``--rss-events`` (comma-separated counts), sorted."""
+    """The checkpoints of ``--rss-events`` (comma-separated counts), sorted; ``0``: none."""
     values = sorted({int(v.replace("_", "")) for v in text.split(",") if v.strip()})
+    if values == [0]:
+        return []  # no memory part
     if not values or values[0] < 1:
         raise argparse.ArgumentTypeError(f"--rss-events wants positive counts, got {text!r}")
     return values

@@ -228,3 +228,62 @@ def test_a_fresh_machine_rebuilds_the_join_store_from_the_input_topics(
         assert by_id.setdefault(record_id, message.value()) == message.value()
     assert len(by_id) == 3000
     assert len(labeled) == 3000  # the first member committed everything it sent
+
+
+def test_joined_examples_are_sent_only_when_asked_and_the_window_results_do_not_change(
+    kafka: KafkaSettings, topics: TopicSettings, tmp_path: Path
+) -> None:
+    """The same inputs through two ingests, ``retrain.examples`` off then on (outputs on topics
+    of their own): the pane partials, features and performance, are identical byte for
+    byte; off, nothing reaches the labeled topic; on, every joined pair does, once."""
+    set_up_sea(kafka, topics)
+    publish(kafka, topics, 3000)
+    registry = ProfileRegistry(kafka, topics).start()
+    registry.wait_for("sea", "1")
+    partials: dict[bool, dict[tuple[str, str, int, int, str, str], bytes]] = {}
+    for examples in (False, True):
+        own = topics.model_copy(
+            update={
+                "summaries": f"{topics.summaries}.{examples}",
+                "labeled": f"{topics.labeled}.{examples}",
+            }
+        )
+        create_topics(kafka, own)
+        state = tmp_path / f"state-{examples}"
+        settings = Settings(
+            kafka=kafka,
+            topics=own,
+            monitor={"state_dir": state, "group_id": f"g-{state.name}"},
+            models={
+                "sea": {
+                    "task": "binary",
+                    "pane": "1m",
+                    "windows": [{"size": "10m"}],
+                    "retrain": {"examples": examples},
+                }
+            },
+        )
+        ingest = Ingest(settings, registry=registry, flush_interval=0.5, expire_interval=0.0)
+        ingest.start()
+        t = ingest.telemetry
+        run_until(
+            ingest,
+            threading.Event(),
+            lambda t=t: t.predictions._value.get() >= 3000 and t.joined._value.get() >= 3000,
+        )
+        ingest._emit(force=True)
+        sent = t.registry.get_sample_value(
+            "driftline_ingest_messages_out_total", {"topic": own.labeled}
+        )
+        ingest.close()
+        assert (sent or 0) == (3000 if examples else 0)
+        kept = latest_partials(kafka, own, 1)
+        partials[examples] = {identity: p.summary for identity, p in kept.items()}
+        assert {identity[4] for identity in partials[examples]} == {"features", "performance"}
+        labeled = consume_all(kafka, own.labeled, 3000 if examples else 1, timeout=10)
+        if examples:
+            assert len({orjson.loads(m.value())["id"] for m in labeled}) == len(labeled) == 3000
+        else:
+            assert labeled == []
+    registry.close()
+    assert partials[False] == partials[True]

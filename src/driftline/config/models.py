@@ -217,6 +217,12 @@ class RetrainSettings(Section):
         "on_performance"
     )
     cooldown: Duration = timedelta(hours=6)
+    examples: bool | None = None
+    """Whether stage 1 sends a joined example (features + label) of each labelled prediction
+    to ``driftline.labeled``, and so keeps each prediction's whole event while it waits for
+    its label. None: when driftline's trainer retrains the model (it is configured under
+    ``models:`` and ``policy`` is not ``never``). Off, a waiting prediction is kept compact
+    (what performance needs: version, time, prediction, scores), and nothing is sent."""
 
 
 _IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"

@@ -121,6 +121,24 @@ class Settings(BaseSettings):
         configured = self.models.get(name)
         return configured if configured is not None else _default_model(task)
 
+    def examples(self, name: str) -> bool:
+        """Whether stage 1 makes joined examples of model ``name`` (``retrain.examples``;
+        by default, when the trainer retrains it: it is configured and its retrain policy is
+        not ``never``).
+
+        >>> s = Settings(models={"fraud": {"task": "binary"},
+        ...                      "churn": {"task": "binary", "retrain": {"policy": "never"}},
+        ...                      "ads": {"task": "binary", "retrain": {"policy": "never",
+        ...                                                        "examples": True}}})
+        >>> [s.examples(name) for name in ("fraud", "churn", "ads", "unconfigured")]
+        [True, False, True, False]
+        """
+        configured = self.models.get(name)
+        if configured is None:
+            return False
+        retrain = configured.retrain
+        return retrain.policy != "never" if retrain.examples is None else retrain.examples
+
     @field_validator("models")
     @classmethod
     def _model_names(cls, value: dict[str, ModelConfig]) -> dict[str, ModelConfig]:

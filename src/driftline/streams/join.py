@@ -1,7 +1,8 @@
 """The join of predictions and labels by prediction id, in one partition of stage 1.
 
 The store's join family (:mod:`driftline.streams.store`) keeps one entry per prediction id:
-``PENDING`` (a prediction waiting for its label, with its offset and bytes), ``LABEL`` (a
+``PENDING`` (a prediction waiting for its label, with its offset and bytes; ``COMPACT``
+instead, without its bytes, for a model that makes no joined examples), ``LABEL`` (a
 label waiting for its prediction, likewise) or ``JOINED`` (kept until the TTL, so that
 repeats are recognised). This module owns the rules over those entries, one batch at a time:
 
@@ -43,14 +44,17 @@ from driftline.schemas.wire import (
     WireGroundTruth,
     WirePrediction,
     decode_ground_truth,
-    decode_stored_predictions,
     event_time_ms,
 )
 from driftline.streams.entries import (
+    COMPACT,
     JOINED,
     LABEL,
     PENDING,
-    split_entries,
+    WAITING_PREDICTION,
+    CompactCodec,
+    Interned,
+    decode_waiting,
     split_entry,
     waiting_entries,
     waiting_entry,
@@ -62,7 +66,6 @@ from driftline.streams.store import PartitionStore, StoreBatch
 _VERSION = operator.attrgetter("model", "model_version")
 """(model, version) of an event."""
 _FIRST_BYTE = operator.itemgetter(0)
-_PENDING_ONLY = {PENDING[0]}
 _SEEN = b"S"
 """In-batch marker of a prediction id already handled (never written to the store)."""
 
@@ -77,6 +80,7 @@ class JoinWork:
     and the ids it added, for the expiry index."""
 
     entries: dict[bytes, bytes | None]
+    codec: CompactCodec
     remember: bool = False
     """Whether the batch has labels too: then its predictions are kept decoded for them."""
     events: dict[bytes, WirePrediction] = field(default_factory=dict)
@@ -110,6 +114,9 @@ class JoinEntries:
     def __init__(self, store: PartitionStore) -> None:
         self._store = store
         self._overlay: dict[bytes, bytes | None] = {}
+        # Read again with the entries whenever the worker resets: an id a failed batch
+        # interned was never written, and is handed out again.
+        self.codec = CompactCodec(Interned(store.interned()))
 
     def read(self, ids: list[bytes], *, remember: bool) -> JoinWork:
         """A batch's work on the entries of ``ids`` (``remember``: see :class:`JoinWork`)."""
@@ -120,7 +127,7 @@ class JoinEntries:
             entries.update((pid, overlay[pid]) for pid in ids if pid in overlay)
         else:
             entries = dict(zip(ids, self._store.get_entries(ids), strict=True))
-        return JoinWork(entries, remember=remember)
+        return JoinWork(entries, self.codec, remember=remember)
 
     def lookup(self, entries: dict[bytes, bytes | None], ids: list[bytes]) -> list[bytes | None]:
         """The entries of ``ids`` as a batch sees them: those already in ``entries`` (the
@@ -176,7 +183,7 @@ def all_waiting(ids: list[bytes], found: list[bytes | None]) -> bool:
     return (
         None not in found
         and len(set(ids)) == len(ids)
-        and set(map(_FIRST_BYTE, cast(list[bytes], found))) == _PENDING_ONLY
+        and set(map(_FIRST_BYTE, cast(list[bytes], found))) <= WAITING_PREDICTION
     )
 
 
@@ -256,11 +263,14 @@ def join_predictions(
     batch: StoreBatch,
     result: ApplyResult,
     work: JoinWork | None,
+    *,
+    compact: bool = False,
 ) -> tuple[list[WirePrediction], NDArray[np.int64], list[Pair]]:
     """New predictions of one version whose profile is known, at event ``times``: each
-    waits for its label, or joins the label that waited for it; one before ``too_old`` is
-    too late. ``work`` is None for held predictions (already waiting in the store). Returns
-    the predictions to fold (all but the too-late ones), their times, and the pairs."""
+    waits for its label (``compact``: as a :data:`COMPACT` entry), or joins the label that
+    waited for it; one before ``too_old`` is too late. ``work`` is None for held predictions
+    (already waiting in the store). Returns the predictions to fold (all but the too-late
+    ones), their times, and the pairs."""
     entries: dict[bytes, bytes | None] = {} if work is None else work.entries
     if int(times.min()) < too_old:
         # Its pane may be gone downstream: folding it would replace a complete partial
@@ -275,15 +285,15 @@ def join_predictions(
         arrivals, times = _rows(arrivals, rows), times[on_time]
     events, raws, ids, offsets, labels = arrivals
     pairs: list[Pair] = []
-    waiting = ids, offsets, raws
+    waiting: list[int] | None = None  # the rows that wait (None: all)
     if labels is not None and any(labels):
-        waiting = [], [], []
+        waiting = []
         joined: list[tuple[bytes, bytes]] = []
-        for event, raw, pid, offset, label in zip(events, raws, ids, offsets, labels, strict=True):
+        for row, (event, raw, pid, offset, label) in enumerate(
+            zip(events, raws, ids, offsets, labels, strict=True)
+        ):
             if label is None:
-                waiting[0].append(pid)
-                waiting[1].append(offset)
-                waiting[2].append(raw)
+                waiting.append(row)
                 continue
             label_offset, label_raw = split_entry(label)
             pairs.append((event, decode_ground_truth(label_raw), raw, offset, label_offset))
@@ -293,14 +303,36 @@ def join_predictions(
                 batch.delete_waiting_for_held(pid)
         batch.put_entries(joined)
     if work is not None:
-        pending = waiting_entries(PENDING, waiting[1], waiting[2])
-        entries.update(zip(waiting[0], pending, strict=True))
-        batch.put_entries(list(zip(waiting[0], pending, strict=True)))
+        if waiting is None:
+            waiting_ids, pending = ids, _waiting(arrivals, times, batch, work, compact)
+        else:
+            waiting_ids = [ids[row] for row in waiting]
+            pending = _waiting(_rows(arrivals, waiting), times[waiting], batch, work, compact)
+        entries.update(zip(waiting_ids, pending, strict=True))
+        batch.put_entries(list(zip(waiting_ids, pending, strict=True)))
         if work.remember:
             work.events.update(zip(ids, events, strict=True))
         work.new_predictions.extend(ids)
         work.newest_prediction = max(work.newest_prediction, int(times.max()))
     return events, times, pairs
+
+
+def _waiting(
+    arrivals: Arrivals,
+    times: NDArray[np.int64],
+    batch: StoreBatch,
+    work: JoinWork,
+    compact: bool,
+) -> list[bytes]:
+    """The join entries of new predictions of one version that wait for their labels: whole
+    (:data:`PENDING`), or :data:`COMPACT` (new versions interned in ``batch``)."""
+    if compact and arrivals.ids:
+        entries, records = work.codec.encode(arrivals.events, arrivals.offsets, times)
+        for ident, record in records:
+            batch.put_interned(ident, record)
+        if entries is not None:
+            return entries
+    return waiting_entries(PENDING, arrivals.offsets, arrivals.values)
 
 
 def match(
@@ -335,15 +367,8 @@ def match(
             ids.append(pid)
             offsets.append(offset)
             waiting.append(entry)
-    prediction_offsets, stored = split_entries(waiting)
-    # The waiting predictions this batch did not decode itself, decoded in one call.
-    remembered = work.events
-    again = iter(
-        decode_stored_predictions(
-            [raw for pid, raw in zip(ids, stored, strict=True) if pid not in remembered]
-        )
-    )
-    predictions = [remembered.get(pid) or next(again) for pid in ids]
+    # The waiting predictions this batch did not decode itself, decoded in one call per form.
+    prediction_offsets, stored, predictions = decode_waiting(work.codec, waiting, ids, work.events)
     return Matched(labels, values, ids, offsets, waiting, predictions, prediction_offsets, stored)
 
 
@@ -373,8 +398,8 @@ def expire_entries(store: PartitionStore, cutoff_ms: int, batch: StoreBatch) -> 
     for key, ids in list(store.expired("predictions", cutoff_ms)):
         for pid, entry in zip(ids, store.get_entries(ids), strict=True):
             tag = None if entry is None else entry[:1]
-            if tag in (PENDING, JOINED):
-                unlabelled += tag == PENDING
+            if tag in (PENDING, COMPACT, JOINED):
+                unlabelled += tag != JOINED
                 batch.delete_entry(pid)
         batch.delete_expiry(key)
     for key, ids in list(store.expired("labels", cutoff_ms)):

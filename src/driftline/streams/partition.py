@@ -16,8 +16,10 @@ topic and
    each joined pair into the performance summary of the *prediction's* pane
    (:mod:`~driftline.streams.panes`), the pairs' errors into the version's concept-drift
    detector (:mod:`~driftline.streams.concept_watch`), and makes a joined example of each
-   pair (:mod:`~driftline.streams.labeled`); a shadow prediction is paired with its
-   champion's through their label, into rollout evidence (:mod:`~driftline.streams.shadows`),
+   pair (:mod:`~driftline.streams.labeled`) of a model that wants them (``retrain.examples``;
+   the others' predictions wait in the join compact, without their bytes); a shadow
+   prediction is paired with its champion's through their label, into rollout evidence
+   (:mod:`~driftline.streams.shadows`),
 4. writes summaries, join entries and the new marks in one RocksDB write batch.
 
 This module holds the order of those steps, the watermarks, and what a batch may emit while
@@ -330,7 +332,7 @@ class PartitionWorker:
                 newest = self._held.hold(model, version, arrivals, batch, result, work)
                 self.watermark_ms = max(self.watermark_ms, newest)
             else:
-                self._fold_predictions(profile, arrivals, batch, result, work)
+                self._fold_predictions(profile, arrivals, batch, result, work, shadows=shadows)
             if shadows:
                 held = profile is None
                 self._shadows.arrived(arrivals.ids, work.entries, batch, result, held=held)
@@ -342,9 +344,13 @@ class PartitionWorker:
         batch: StoreBatch,
         result: ApplyResult,
         work: JoinWork | None,
+        *,
+        shadows: bool = False,
     ) -> None:
         """Join and fold new predictions of one version whose profile is known; ``work`` is
-        None for held ones (already waiting in the store)."""
+        None for held ones (already waiting in the store). They wait compact unless their
+        model makes joined examples, or they are ``shadows`` (whose entries keep their own
+        prediction id, which their join key does not)."""
         config = self.config(profile.model, profile)
         if profile.task == "regression":
             # Here rather than when its label joins: the fault is the prediction's.
@@ -353,7 +359,10 @@ class PartitionWorker:
         times = event_times([event.timestamp for event in arrivals.events])
         self.watermark_ms = max(self.watermark_ms, int(times.max()))
         too_old = self._late_before_ms - horizon_ms(config)
-        events, times, pairs = join_predictions(arrivals, times, too_old, batch, result, work)
+        compact = not shadows and not self._settings.examples(profile.model)
+        events, times, pairs = join_predictions(
+            arrivals, times, too_old, batch, result, work, compact=compact
+        )
         if not events:
             return
         result.predictions += len(events)
@@ -424,22 +433,37 @@ class PartitionWorker:
         if shadow:
             result.shadow_pairs += len(pairs)
             return
-        until = self.restore_until
-        for (prediction, truth, raw, at_offset, label_offset), at, labelled in zip(
-            pairs, predicted_at.tolist(), labelled_at.tolist(), strict=True
-        ):
-            if at_offset < until.predictions and label_offset < until.ground_truth:
-                result.restored += 1  # rebuilding: the previous owner sent this one
-                continue
-            result.labeled.append(
-                labeled_record(prediction.prediction_id, raw, truth, at, labelled)
-            )
+        if self._settings.examples(profile.model):
+            self._examples(pairs, predicted_at.tolist(), labelled_at.tolist(), result)
         entries = {} if work is None else work.entries
         lookup = self._join.lookup
         shadows = self._shadows.pair(profile, config, pairs, entries, lookup, batch, result)
         for challenger, own in shadows:
             own_config = self.config(challenger.model, challenger)
             self._fold_pairs(challenger, own_config, own, result, batch, None, shadow=True)
+
+    def _examples(
+        self,
+        pairs: list[Pair],
+        predicted_at: list[int],
+        labelled_at: list[int],
+        result: ApplyResult,
+    ) -> None:
+        """The joined examples of ``pairs``: but those the previous owner sent (while the store
+        is rebuilt), and those whose prediction waited compact (its model made no examples
+        then: its features are gone)."""
+        until = self.restore_until
+        for (prediction, truth, raw, at_offset, label_offset), at, labelled in zip(
+            pairs, predicted_at, labelled_at, strict=True
+        ):
+            if at_offset < until.predictions and label_offset < until.ground_truth:
+                result.restored += 1  # rebuilding: the previous owner sent this one
+                continue
+            if not raw:
+                continue
+            result.labeled.append(
+                labeled_record(prediction.prediction_id, raw, truth, at, labelled)
+            )
 
     # --- profiles arriving ----------------------------------------------------------------
 

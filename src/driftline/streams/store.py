@@ -13,6 +13,9 @@ One database per partition number holds everything stage 1 knows about that part
   the TTL so that repeats are recognised). The offsets tell, while a store is rebuilt from
   the inputs, which joined examples the partition's previous owner already sent. One point
   read per event tells whether it is new, a repeat or the partner of a waiter.
+  A prediction of a model that makes no joined examples waits as a compact entry instead
+  (no event bytes; :mod:`driftline.streams.entries`), whose versions are interned in a small
+  dictionary kept in the default family.
   A shadow prediction's entry is keyed by its champion's id and :data:`SHADOW`
   (:func:`shadow_entry_key`), so the champion's label finds it with one more point read.
   The family is only ever read and written by key, never scanned, so its memtable is a hash
@@ -62,6 +65,7 @@ from rocksdict import (
 
 from driftline.errors import StateStoreError
 from driftline.streams.entries import (
+    COMPACT,
     JOINED,
     LABEL,
     split_entry,
@@ -96,6 +100,7 @@ _HELD = b"h\x00"
 _HELD_EXPIRY = b"x\x00"
 _DETECTOR = b"d\x00"
 _CONCEPT = b"c\x00"
+_INTERNED = b"n\x00"
 _TIME = struct.Struct(">q")
 _SEQUENCE = struct.Struct(">qq")
 _ids_encoder = msgspec.msgpack.Encoder()
@@ -247,6 +252,11 @@ class StoreBatch:
         self._batch.put(_CONCEPT + msgspec.msgpack.encode((model, version, pane_start)), b"1")
         self.size += 1
 
+    def put_interned(self, ident: int, record: bytes) -> None:
+        """Keep a new entry of the compact entries' dictionary of versions."""
+        self._batch.put(_INTERNED + struct.pack(">H", ident), record)
+        self.size += 1
+
     def set_marks(self, marks: Marks) -> None:
         """Move the applied marks, in the same atomic write as the data."""
         self._batch.put(_MARKS, msgspec.msgpack.encode((marks.predictions, marks.ground_truth)))
@@ -374,12 +384,14 @@ class PartitionStore:
 
     def get_prediction(self, prediction_id: bytes) -> tuple[bool, bytes] | None:
         """(joined, original bytes) of a known prediction; the bytes are kept only while it
-        waits for its label (empty once joined)."""
+        waits for its label (empty once joined, and for a compact entry)."""
         value = self.get_entry(prediction_id)
         if value is None or value[:1] == LABEL:
             return None
         if value[:1] == JOINED:
             return True, b""
+        if value[:1] == COMPACT:
+            return False, b""
         return False, split_entry(value)[1]
 
     def get_label(self, prediction_id: bytes) -> bytes | None:
@@ -393,6 +405,11 @@ class PartitionStore:
         """The :data:`LABEL` entry of a label whose prediction is held for its profile."""
         value = self._db.get(_WAITING_FOR_HELD + prediction_id)
         return None if value is None else bytes(value)
+
+    def interned(self) -> Iterator[tuple[int, bytes]]:
+        """The compact entries' dictionary of versions: (id, record)."""
+        for key, value in self._scan(_INTERNED):
+            yield struct.unpack_from(">H", key, len(_INTERNED))[0], value
 
     def get_detector(self, model: str, version: str) -> bytes | None:
         """A version's stored concept-drift detector snapshot."""

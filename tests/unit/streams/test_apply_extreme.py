@@ -337,7 +337,10 @@ def test_random_extreme_batches_are_folded_or_dead_lettered_once_and_replay_chan
         joined = sum(summary_n(p) for p in partials if p.kind == "performance")
         assert joined == sum(r.joined for r in results)
         labeled = [record for r in results for record in r.labeled]
-        assert len(labeled) == joined
+        # Joined examples of the models that make them (configured, retrained); the others'
+        # predictions waited compact, with every extreme value this test draws.
+        wanted = [p for p in partials if p.kind == "performance" and SETTINGS.examples(p.model)]
+        assert len(labeled) == sum(summary_n(p) for p in wanted)
         event(f"joined: {min(joined, 3)}+; folded: {min(folded, 3)}+")
         if any(p.model == ODD[0] for p in partials):
             event("the model of odd names emitted partials")
