@@ -9,7 +9,18 @@ from __future__ import annotations
 import typer
 
 from driftline import __version__
-from driftline.cli import config, demo, models, monitor, reference, replay, schemas, topics, trainer
+from driftline.cli import (
+    config,
+    demo,
+    models,
+    monitor,
+    reference,
+    replay,
+    schemas,
+    simulate,
+    topics,
+    trainer,
+)
 from driftline.cli._common import out
 
 __all__ = ["app", "main"]
@@ -32,6 +43,7 @@ def version() -> None:
 # The order of registration is the order ``driftline --help`` lists them in.
 app.command()(demo.demo)
 app.command()(replay.replay)
+app.command()(simulate.simulate)
 app.add_typer(config.app, name="config")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(models.app, name="models")
