@@ -53,14 +53,18 @@ def render(state: DemoState, rows: int | None = ROWS) -> Group:
         "v",
         "phase",
         "events",
-        "drifting",
+        "drift",
         "accuracy",
         "estimate",
         "labels",
         "alert",
-        title="sea: windows by end (event time, UTC); accuracy realised, estimate label-free",
+        title="sea, per window (end, event time UTC)",
         title_justify="left",
+        caption="drift: drifting features; accuracy: realised from the outcomes; estimate:"
+        " label-free; labels: label coverage; v: the version served",
+        caption_justify="left",
         box=box.SIMPLE_HEAD,
+        show_edge=False,
     )
     keys = sorted(state.windows, key=lambda k: (k[1], k[0]))
     for key in keys if rows is None else keys[-rows:]:

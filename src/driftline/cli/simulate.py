@@ -44,8 +44,6 @@ def simulate(
     def stopping(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, stopping)
-    signal.signal(signal.SIGINT, stopping)
     try:
         name = model or next(iter(settings.models), None)
         if name is None or name not in settings.models:
@@ -53,6 +51,8 @@ def simulate(
         plan = Plan.short() if short else Plan()
         if rate is not None:
             plan = replace(plan, rate=rate)
+        signal.signal(signal.SIGTERM, stopping)
+        signal.signal(signal.SIGINT, stopping)
         result = run(settings, name, plan, status_path=status, stop=stop, say=say)
     except DriftlineError as exc:
         raise fail(exc) from None
