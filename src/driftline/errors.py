@@ -99,6 +99,11 @@ class ReplayError(DriftlineError):
     """A replay cannot run: no reference and too little traffic to baseline, and the like."""
 
 
+class ReportError(DriftlineError):
+    """A report cannot be built: an input file that is not a replay's output, nothing to
+    show in the range asked for."""
+
+
 # --- Kafka ---------------------------------------------------------------------------------
 
 

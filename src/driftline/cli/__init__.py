@@ -16,6 +16,7 @@ from driftline.cli import (
     monitor,
     reference,
     replay,
+    report,
     schemas,
     simulate,
     topics,
@@ -43,6 +44,7 @@ def version() -> None:
 # The order of registration is the order ``driftline --help`` lists them in.
 app.command()(demo.demo)
 app.command()(replay.replay)
+app.command()(report.report)
 app.command()(simulate.simulate)
 app.add_typer(config.app, name="config")
 app.add_typer(monitor.app, name="monitor")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from driftline.detectors.engine import WindowReport
 from driftline.errors import DecodeError
 from driftline.sinks.line_protocol import lines
+from driftline.sinks.line_protocol import split_unescaped as _split
 from driftline.sinks.points import MetricPoint, report_points
 
 PRECISION = "ms"
@@ -96,25 +97,6 @@ def encode_messages(points: Iterable[MetricPoint], max_bytes: int) -> list[bytes
 def report_message(report: WindowReport) -> OutboxMessage:
     """The outbox message of a window report: key = model name, value = its points."""
     return OutboxMessage(report.model.encode(), encode_points(report_points(report)))
-
-
-def _split(text: str, separator: str, *, quotes: bool = False, maxsplit: int = -1) -> list[str]:
-    """``text`` split at each ``separator`` that is not escaped (nor quoted, with ``quotes``)."""
-    parts: list[str] = []
-    start, i, quoted = 0, 0, False
-    while i < len(text) and len(parts) != maxsplit:
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        if quotes and char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    return parts
 
 
 def _key_value(item: str) -> tuple[str, str] | None:

@@ -34,8 +34,61 @@ from dataclasses import dataclass
 from driftline.detectors.engine import WindowReport
 from driftline.detectors.result import TestResult
 
+__all__ = ["SCHEMA", "FieldValue", "Measurement", "MetricPoint", "report_points"]
+
 FieldValue = float | int | bool | str
 _SEVERITY = {None: 0, "info": 1, "warning": 2, "critical": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """What one measurement's points carry: every point has all of ``tags`` and some of
+    ``fields`` (a field whose value is unknown, or not finite, is left out)."""
+
+    name: str
+    tags: frozenset[str]
+    fields: frozenset[str]
+
+
+def _measurement(name: str, tags: tuple[str, ...], fields: tuple[str, ...]) -> Measurement:
+    return Measurement(name, frozenset(("model", "version", "window", *tags)), frozenset(fields))
+
+
+_TEST_FIELDS = ("statistic", "p_value", "threshold", "drifted", "n", "n_reference", "bound")
+
+SCHEMA: dict[str, Measurement] = {
+    m.name: m
+    for m in (
+        _measurement("feature_drift", ("feature", "test"), _TEST_FIELDS),
+        _measurement("prediction_drift", ("test",), _TEST_FIELDS),
+        _measurement("label_drift", ("test",), _TEST_FIELDS),
+        _measurement(
+            "data_quality", ("feature", "check"), ("value", "p_value", "threshold", "flagged", "n")
+        ),
+        _measurement("performance", ("metric",), ("value", "n_labels", "baseline")),
+        _measurement("performance_estimate", ("metric",), ("value", "n")),
+        _measurement(
+            "label_coverage", (), ("coverage", "n_labels", "n_predictions", "mean_label_delay_s")
+        ),
+        _measurement("concept_drift", (), ("drift",)),
+        _measurement(
+            "decision",
+            (),
+            (
+                "drift_found",
+                "in_drift",
+                "firing",
+                "performance_breach",
+                "drifted_features",
+                "severity",
+                "retrain",
+            ),
+        ),
+    )
+}
+"""The measurements :func:`report_points` writes, with their tags and fields (the table
+above); ``tests/unit/sinks/test_points.py`` checks the points against it, and the Grafana
+dashboard's queries are checked against it (``tests/unit/test_deploy.py``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@
 One module per part: :mod:`~driftline.telemetry.ingest` (stage 1, names prefixed
 ``driftline_ingest_``), :mod:`~driftline.telemetry.stage2` (stage 2, ``driftline_merge_``) and
 :mod:`~driftline.telemetry.writer` (the InfluxDB writer, ``driftline_writer_``);
-:mod:`~driftline.telemetry.server` serves ``/metrics`` and ``/healthz``. The README's
-*Operations* section lists every metric.
+:mod:`~driftline.telemetry.server` serves ``/metrics`` and ``/healthz``. ``docs/operations.md``
+lists every metric.
 
 Each part gets its own :class:`~prometheus_client.CollectorRegistry` unless it is given one, so
 several parts (or tests) in one process never collide; ``driftline monitor run`` gives its

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from influxdb_client import Point, WritePrecision
 
-from driftline.sinks.line_protocol import lines, to_line_protocol
+from driftline.sinks.line_protocol import lines, parse_line, to_line_protocol
 from driftline.sinks.points import MetricPoint
 
 
@@ -145,3 +145,43 @@ def test_a_measurement_starting_with_a_hash_is_written_as_it_is_where_the_client
     assert to_line_protocol(point) == "#m f=1i 1"
     with pytest.warns(SyntaxWarning, match="comment"):
         assert client_line(point) == "#m f=1i 1"
+
+
+# --- reading a line back ----------------------------------------------------------------------
+
+# Backslashes, and a backslash before an n (what an escaped newline looks like), often.
+ANY_NAMES = st.lists(
+    SPECIAL | st.sampled_from(["\\", "\\n"]) | st.characters(codec="utf-8"), max_size=8
+).map("".join)
+
+
+@given(
+    measurement=ANY_NAMES.filter(bool),
+    tags=st.dictionaries(ANY_NAMES, ANY_NAMES, max_size=4),
+    fields=st.dictionaries(
+        ANY_NAMES, VALUES | st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=4
+    ),
+    time_ms=st.integers(-(10**13), 10**13),
+    precision=st.sampled_from(["ms", "us", "ns"]),
+)
+def test_parse_line_reads_back_the_point_a_line_was_written_from(
+    measurement: str,
+    tags: dict[str, str],
+    fields: dict[str, bool | int | float | str],
+    time_ms: int,
+    precision: str,
+) -> None:
+    """Any names (backslashes, escaped-looking text, control characters) and values; only a
+    tag with an empty value is lost, because it is not written."""
+    point = MetricPoint(measurement, tuple(sorted(tags.items())), tuple(fields.items()), time_ms)
+    parsed = parse_line(to_line_protocol(point, precision), precision)
+    assert parsed == MetricPoint(
+        measurement, tuple((k, v) for k, v in point.tags if v != ""), point.fields, time_ms
+    )
+    assert [type(v) for _, v in parsed.fields] == [type(v) for _, v in point.fields]
+
+
+@pytest.mark.parametrize("line", ["m", "m v=1", "m v=1 1 extra", "m,k=v"])
+def test_parse_line_refuses_a_line_that_is_not_a_point(line: str) -> None:
+    with pytest.raises(ValueError, match="not a line-protocol point"):
+        parse_line(line)

@@ -8,7 +8,7 @@ import numpy as np
 
 from driftline.detectors.engine import ModelMonitor
 from driftline.sinks.line_protocol import to_line_protocol
-from driftline.sinks.points import report_points
+from driftline.sinks.points import SCHEMA, report_points
 from tests.unit.detectors.test_engine import MINUTE, config, reference, traffic
 
 
@@ -50,3 +50,17 @@ def test_empty_window_writes_no_nan_statistics() -> None:
     [window] = monitor.due(20 * MINUTE)
     for point in report_points(monitor.evaluate(window)):
         assert "nan" not in to_line_protocol(point).lower()
+
+
+def test_every_point_carries_the_tags_and_only_the_fields_its_schema_names() -> None:
+    """SCHEMA (what the dashboard's queries are checked against) is what report_points writes."""
+    monitor = ModelMonitor(reference(), config())
+    times, _, prediction = traffic(monitor, 0, 3000)
+    monitor.fold_labels(times, prediction, prediction)
+    [window] = monitor.due(20 * MINUTE)
+    points = report_points(monitor.evaluate(window))
+    assert {p.measurement for p in points} == set(SCHEMA)
+    for point in points:
+        schema = SCHEMA[point.measurement]
+        assert {k for k, _ in point.tags} == schema.tags, point.measurement
+        assert {k for k, _ in point.fields} <= schema.fields, point.measurement

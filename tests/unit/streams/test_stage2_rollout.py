@@ -10,7 +10,7 @@ import pytest
 from driftline.config.settings import RolloutSettings
 from driftline.detectors.rollout_evidence import PairedEvidence, RolloutMetric
 from driftline.errors import StatisticsError
-from driftline.streams.stage2.rollout import DECISION_CODES, RolloutJudge, policy_of
+from driftline.streams.stage2.rollout import DECISION_CODES, SCHEMA, RolloutJudge, policy_of
 
 METRIC = RolloutMetric("accuracy")
 MINUTE = 60_000
@@ -102,3 +102,12 @@ def test_a_restored_judge_goes_on_where_it_was() -> None:
     b = restored.look(MINUTE, 2 * MINUTE, both)
     assert a[0] == b[0]
     assert a[1] == b[1]
+
+
+def test_a_rollout_point_carries_what_its_schema_names() -> None:
+    """SCHEMA (what the dashboard's queries are checked against) is what a look writes."""
+    judge = _judge(min_labels=300)
+    [point], _ = judge.look(0, MINUTE, _window(200, 0.7, 0.8, seed=1), prediction_js=0.1)
+    assert point.measurement == SCHEMA.name
+    assert {k for k, _ in point.tags} == SCHEMA.tags
+    assert {k for k, _ in point.fields} == SCHEMA.fields

@@ -25,13 +25,19 @@ from driftline.detectors.rollout import RolloutComparison, RolloutPolicy, Rollou
 from driftline.detectors.rollout_evidence import Evidence, RolloutMetric
 from driftline.errors import StatisticsError
 from driftline.schemas.outputs import RolloutDecision
-from driftline.sinks.points import MetricPoint
+from driftline.sinks.points import Measurement, MetricPoint
 
-__all__ = ["DECISION_CODES", "MEASUREMENT", "RolloutJudge", "policy_of"]
+__all__ = ["DECISION_CODES", "MEASUREMENT", "SCHEMA", "RolloutJudge", "policy_of"]
 
 MEASUREMENT = "rollout"
 DECISION_CODES = {"continue": 0, "promote": 1, "rollback": -1, "end": 2}
 """The ``decision`` field of a ``rollout`` point: continue 0, promote 1, roll back -1, end 2."""
+SCHEMA = Measurement(
+    MEASUREMENT,
+    frozenset({"model", "champion", "challenger", "metric"}),
+    frozenset({"estimate", "lower", "upper", "n", "decision", "prediction_js"}),
+)
+"""What a ``rollout`` point carries (``estimate`` and ``prediction_js`` only when known)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
