@@ -383,8 +383,9 @@ def run_demo(
                 if victoria is not None:
                     step(f"InfluxDB API (VictoriaMetrics) at {victoria.url}")
                 else:
+                    why = "not installed" if options.metrics_server else "left out (asked)"
                     step(
-                        "VictoriaMetrics is not installed: running without the metrics server"
+                        f"VictoriaMetrics {why}: running without the metrics server"
                         " (the monitor runs without its InfluxDB writer)"
                     )
                 create_topics(settings.kafka, settings.topics, settings=settings)

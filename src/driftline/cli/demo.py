@@ -47,7 +47,7 @@ def render(state: DemoState, rows: int | None = ROWS) -> Group:
             f" stream: {status.phase}"
         )
     if not state.metrics_server:
-        head.append("\n(no metrics server: VictoriaMetrics is not installed)", style="yellow")
+        head.append("\n(no metrics server: no InfluxDB writer)", style="yellow")
     table = Table(
         "end",
         "v",
