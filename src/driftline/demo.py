@@ -363,68 +363,86 @@ def run_demo(
 
     use_metrics = options.metrics_server and metrics_server_available()
     state.metrics_server = use_metrics
+    # Servers started by hand, not by ``with``: a Ctrl-C while one is starting still stops it.
+    broker = TansuBroker(workdir=work / "tansu")
+    victoria = VictoriaMetrics(workdir=work / "victoria-metrics") if use_metrics else None
     try:
-        with TansuBroker(workdir=work / "tansu") as broker:
-            victoria = VictoriaMetrics(workdir=work / "victoria-metrics") if use_metrics else None
-            try:
-                if victoria is not None:
-                    victoria.start()
-                raw = loop_config(
-                    work,
-                    bootstrap_servers=broker.bootstrap_servers,
-                    influx_url=victoria.url if victoria is not None else NO_METRICS_URL,
-                    name="driftline-demo",
-                    models={MODEL: DEMO_MODEL},
-                )
-                settings = Settings(**raw)
-                config = work / "driftline.yaml"
-                config.write_text(yaml.safe_dump(raw))
-                step(f"Kafka (Tansu) at {broker.bootstrap_servers}")
-                if victoria is not None:
-                    step(f"InfluxDB API (VictoriaMetrics) at {victoria.url}")
-                else:
-                    why = "not installed" if options.metrics_server else "left out (asked)"
-                    step(
-                        f"VictoriaMetrics {why}: running without the metrics server"
-                        " (the monitor runs without its InfluxDB writer)"
-                    )
-                create_topics(settings.kafka, settings.topics, settings=settings)
-                monitor_args = ["--ingest-processes", "1"]
-                if victoria is None:
-                    monitor_args.append("--no-writer")
-                processes["monitor"] = _start(
-                    ["monitor", "run"], config, work / "monitor.log", *monitor_args
-                )
-                processes["trainer"] = _start(["trainer", "run"], config, work / "trainer.log")
-                status_path = work / "simulate.json"
-                sim_args = ["--status", str(status_path)]
-                if options.short:
-                    sim_args.append("--short")
-                if options.rate is not None:
-                    sim_args += ["--rate", str(options.rate)]
-                processes["simulate"] = _start(
-                    ["simulate"], config, work / "simulate.log", *sim_args
-                )
-                step("started: driftline monitor run, driftline trainer run, driftline simulate")
-                _follow(state, settings, processes, status_path, options, began, say, update)
-            finally:
-                for name in ("simulate", "trainer", "monitor"):
-                    if name in processes:
-                        state.exit_codes[name] = stop_process(processes[name], 30)
-                if state.finished and options.report is not None:
-                    _write_report(work / "driftline.yaml", options.report, say)
-                if victoria is not None:
-                    if state.finished:
-                        state.points = sum(len(s.points) for s in victoria.series(model=MODEL))
-                        say(f"{state.points:,} points of {MODEL} in VictoriaMetrics")
-                    victoria.stop()
-    finally:
-        state.seconds = time.monotonic() - began
-        if options.keep or options.workdir is not None:
-            say(f"working directory kept: {work}")
+        broker.start()
+        if victoria is not None:
+            victoria.start()
+        step(f"Kafka (Tansu) at {broker.bootstrap_servers}")
+        if victoria is not None:
+            step(f"InfluxDB API (VictoriaMetrics) at {victoria.url}")
         else:
-            shutil.rmtree(work, ignore_errors=True)
+            why = "not installed" if options.metrics_server else "left out (asked)"
+            step(
+                f"VictoriaMetrics {why}: running without the metrics server"
+                " (the monitor runs without its InfluxDB writer)"
+            )
+        settings, config = _configure(work, broker, victoria)
+        _start_loop(processes, config, work, options, victoria is not None)
+        step("started: driftline monitor run, driftline trainer run, driftline simulate")
+        _follow(state, settings, processes, work / "simulate.json", options, began, say, update)
+    finally:
+        for name in ("simulate", "trainer", "monitor"):
+            if name in processes:
+                state.exit_codes[name] = stop_process(processes[name], 30)
+        try:
+            if state.finished and options.report is not None:
+                _write_report(work / "driftline.yaml", options.report, say)
+            if victoria is not None and state.finished:
+                state.points = sum(len(s.points) for s in victoria.series(model=MODEL))
+                say(f"{state.points:,} points of {MODEL} in VictoriaMetrics")
+        finally:
+            if victoria is not None:
+                victoria.stop()
+            broker.stop()
+            state.seconds = time.monotonic() - began
+            if options.keep or options.workdir is not None:
+                say(f"working directory kept: {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
     return state
+
+
+def _configure(
+    work: Path, broker: TansuBroker, victoria: VictoriaMetrics | None
+) -> tuple[Settings, Path]:
+    """The loop's settings, written to ``driftline.yaml`` in ``work``; every topic created."""
+    raw = loop_config(
+        work,
+        bootstrap_servers=broker.bootstrap_servers,
+        influx_url=victoria.url if victoria is not None else NO_METRICS_URL,
+        name="driftline-demo",
+        models={MODEL: DEMO_MODEL},
+    )
+    settings = Settings(**raw)
+    config = work / "driftline.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    create_topics(settings.kafka, settings.topics, settings=settings)
+    return settings, config
+
+
+def _start_loop(
+    processes: dict[str, subprocess.Popen[bytes]],
+    config: Path,
+    work: Path,
+    options: DemoOptions,
+    writer: bool,
+) -> None:
+    """Start the monitor, the trainer and the simulation into ``processes`` (each entered as
+    soon as it runs, so the caller stops whatever started)."""
+    monitor_args = ["--ingest-processes", "1"]
+    if not writer:
+        monitor_args.append("--no-writer")
+    processes["monitor"] = _start(["monitor", "run"], config, work / "monitor.log", *monitor_args)
+    processes["trainer"] = _start(["trainer", "run"], config, work / "trainer.log")
+    sim_args = ["--status", str(work / "simulate.json")]
+    if options.short:
+        sim_args.append("--short")
+    if options.rate is not None:
+        sim_args += ["--rate", str(options.rate)]
+    processes["simulate"] = _start(["simulate"], config, work / "simulate.log", *sim_args)
 
 
 def _follow(
