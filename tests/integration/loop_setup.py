@@ -10,7 +10,7 @@ import yaml
 
 from driftline.config import Settings
 from driftline.testing.servers import TansuBroker, VictoriaMetrics
-from driftline.testing.service import service_config
+from driftline.testing.service import loop_config
 from driftline.topics import create_topics
 
 
@@ -23,16 +23,13 @@ def loop_settings(
 ) -> tuple[Settings, Path]:
     """Settings of a loop named ``name`` with trainer and registry under ``tmp_path``, the
     path of their YAML file, and every topic created."""
-    raw = service_config(
+    raw = loop_config(
+        tmp_path,
         bootstrap_servers=broker.bootstrap_servers,
         influx_url=victoria.url,
-        state_dir=tmp_path / "state",
         name=name,
         models=models,
-        flush_interval="200ms",
     )
-    raw["trainer"] = {"store_dir": str(tmp_path / "trainer")}
-    raw["registry"] = {"root": str(tmp_path / "registry")}
     settings = Settings(**raw)
     config = tmp_path / "driftline.yaml"
     config.write_text(yaml.safe_dump(raw))

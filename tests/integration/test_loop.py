@@ -131,7 +131,7 @@ def test_a_concept_change_is_retrained_promoted_served_and_recovered(tmp_path: P
         **SEA_MODEL,
         "windows": [{"size": "5m"}],
         "idle_timeout": "3s",
-        "retrain": {"policy": "on_performance", "cooldown": "1h"},
+        "retrain": {"policy": "on_performance", "cooldown": "6h"},
         "training": {"range": "recent", "recent_rows": 4000},
     }
     with (

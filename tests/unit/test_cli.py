@@ -142,3 +142,13 @@ def test_ingest_processes_refuses_a_bad_value_naming_the_option(tmp_path: Path) 
             )
             assert result.exit_code == 2, (command, value, result.output)
             assert "Invalid value for '--ingest-processes'" in result.output, result.output
+
+
+def test_simulate_refuses_a_model_the_configuration_lacks_and_a_bad_rate(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "models: {fraud: {task: binary}}")
+    result = runner.invoke(app, ["simulate", "--config", str(path), "--model", "sea"])
+    assert result.exit_code == 2, result.output
+    assert "models: no model 'sea' to serve" in result.output
+    result = runner.invoke(app, ["simulate", "--config", str(path), "--rate", "0"])
+    assert result.exit_code == 2, result.output
+    assert "rate: must be positive" in result.output

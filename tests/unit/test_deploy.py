@@ -146,14 +146,7 @@ def test_every_driftline_service_runs_a_driftline_command() -> None:
         "monitor-2",
         "writer",
         "trainer",
-        pytest.param(
-            "serving",
-            marks=pytest.mark.xfail(
-                reason="`driftline simulate` is being built on another branch; this xfail is "
-                "strict, so it fails once the command exists: then remove it",
-                strict=True,
-            ),
-        ),
+        "serving",
         "Dockerfile CMD",
     ],
 )

@@ -18,6 +18,7 @@ from driftline.cli import (
     replay,
     report,
     schemas,
+    simulate,
     topics,
     trainer,
 )
@@ -44,6 +45,7 @@ def version() -> None:
 app.command()(demo.demo)
 app.command()(replay.replay)
 app.command()(report.report)
+app.command()(simulate.simulate)
 app.add_typer(config.app, name="config")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(models.app, name="models")

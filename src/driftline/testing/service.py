@@ -60,6 +60,37 @@ def service_config(
     }
 
 
+def loop_config(
+    workdir: Path,
+    *,
+    bootstrap_servers: str,
+    influx_url: str,
+    name: str,
+    models: dict[str, dict[str, Any]],
+    log_level: str = "INFO",
+) -> dict[str, Any]:
+    """A whole loop's ``driftline.yaml`` (as a dict): :func:`service_config` with the trainer's
+    store and the registry under ``workdir`` too (the loop tests and the demo share it).
+
+    >>> raw = loop_config(Path("/w"), bootstrap_servers="b:1", influx_url="http://i", name="l",
+    ...     models={})
+    >>> raw["registry"]["root"], raw["trainer"]["store_dir"]
+    ('/w/registry', '/w/trainer')
+    """
+    raw = service_config(
+        bootstrap_servers=bootstrap_servers,
+        influx_url=influx_url,
+        state_dir=workdir / "state",
+        name=name,
+        models=models,
+        flush_interval="200ms",
+        log_level=log_level,
+    )
+    raw["trainer"] = {"store_dir": str(workdir / "trainer")}
+    raw["registry"] = {"root": str(workdir / "registry")}
+    return raw
+
+
 def sea_reference(
     model: str = "sea", version: str = "1", *, rows: int = 20_000, seed: int = 1000
 ) -> ModelVersionRegistered:
