@@ -10,6 +10,11 @@ from driftline.replay import join
 from driftline.replay.join import JoinStore, label_entry, marked
 
 
+def added(entry: bytes) -> int:
+    """The event time an entry was added at (its bytes 1-8)."""
+    return int.from_bytes(entry[1:9], "little", signed=True)
+
+
 @pytest.mark.parametrize("front", [1, 7, 64, 10_000])
 def test_the_store_reads_back_what_a_dict_holds_whatever_its_front(front: int) -> None:
     """Random writes and reads of 3,000 ids: every read equals a dict's, TTL included,
@@ -36,9 +41,7 @@ def test_the_store_reads_back_what_a_dict_holds_whatever_its_front(front: int) -
             asked = rng.sample(ids, 50)
             cutoff = now - ttl
             expected = [
-                None
-                if (entry := oracle.get(key)) is None or int.from_bytes(entry[1:9], "little", signed=True) < cutoff
-                else entry
+                None if (entry := oracle.get(key)) is None or added(entry) < cutoff else entry
                 for key in asked
             ]
             assert store.get(asked, watermark_ms=now) == expected

@@ -185,9 +185,7 @@ class JoinStore:
                         found[i] = entry
         cutoff = watermark_ms - self.ttl_ms
         head = _HEAD.unpack_from
-        return [
-            None if entry is None or head(entry, 1)[0] < cutoff else entry for entry in found
-        ]
+        return [None if entry is None or head(entry, 1)[0] < cutoff else entry for entry in found]
 
     def write(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
         """Put entries (in memory; the oldest go to RocksDB in one write batch)."""
