@@ -216,9 +216,12 @@ class JoinStore:
     def _maybe_on_disk(self, keys: list[bytes]) -> NDArray[np.bool_]:
         """Whether each key may have been written to RocksDB (False: certainly not)."""
         positions = self._positions(keys)
-        bits = (self._filter[positions >> 3] >> (positions & 7).astype(np.uint8)) & 1
+        bits: NDArray[np.uint8] = (
+            self._filter[positions >> 3] >> (positions & 7).astype(np.uint8)
+        ) & 1
         n = len(keys)
-        return (bits[:n] & bits[n:]).astype(bool)
+        both: NDArray[np.bool_] = (bits[:n] & bits[n:]).astype(bool)
+        return both
 
     def close(self) -> None:
         """Close the database and delete its directory."""
