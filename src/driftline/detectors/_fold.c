@@ -6,12 +6,15 @@
  * bincount. That builds 2 lists and 3 arrays per feature per batch; this loop reads each value
  * once and counts it in place.
  *
- * fold_numeric(dicts, names, edges, counts) -> list[tuple[int, int]] | None
+ * fold_numeric(dicts, names, edges, counts[, matrix]) -> list[tuple[int, int]] | None
  *
  *   dicts   list of dict (an event's features)
  *   names   tuple of str (the numeric features to count)
  *   edges   tuple of float64 buffers, sorted (the bins of each name)
  *   counts  tuple of writable int64 buffers, len(edges[i]) + 1 each
+ *   matrix  None, or a writable C-contiguous float64 buffer of len(dicts) x len(names):
+ *           row r, column i receives dict r's value of names[i] as a float, NaN where it
+ *           is missing or no number (what the multivariate part folds: one pass for both)
  *
  * For each name, value = dict.get(name): None, absent or NaN is missing; bool or str is a type
  * error (and missing); int or float lands in counts[i][k], k = the number of edges <= value
@@ -40,6 +43,13 @@ static void release(Column *cols, Py_ssize_t k) {
     }
     PyMem_Free(cols);
 }
+
+/* release() and the optional matrix buffer */
+#define RELEASE_ALL(cols, k)                              \
+    do {                                                  \
+        release(cols, k);                                 \
+        if (have_matrix) PyBuffer_Release(&matrix);       \
+    } while (0)
 
 static int check_format(Py_buffer *view, const char *want, const char *what, Py_ssize_t i) {
     const char *f = view->format ? view->format : "B";
@@ -119,11 +129,12 @@ static int ordered_values(PyObject *d, PyObject *names, Py_ssize_t k, Py_ssize_t
  * the kernel does not know (or is no dict), 0 otherwise. ``values``: the row's value of each
  * name (borrowed) when ordered_values found them, else NULL (looked up here). */
 static int fold_row(PyObject *d, PyObject *names, Column *cols, Py_ssize_t k, int64_t *bins,
-                    int64_t *tallies, PyObject **values) {
+                    int64_t *tallies, PyObject **values, double *row) {
     if (!PyDict_Check(d)) return 1;
     for (Py_ssize_t i = 0; i < k; i++) {
         Py_ssize_t nedges = cols[i].edges.shape[0];
         PyObject *v = values ? values[i] : PyDict_GetItemWithError(d, PyTuple_GET_ITEM(names, i));
+        double x = NAN;
         if (v == NULL) {
             if (PyErr_Occurred()) {
                 PyErr_Clear();
@@ -133,14 +144,14 @@ static int fold_row(PyObject *d, PyObject *names, Column *cols, Py_ssize_t k, in
         } else if (v == Py_None) {
             tallies[2 * i]++;
         } else if (PyFloat_Check(v)) {
-            double x = PyFloat_AS_DOUBLE(v);
+            x = PyFloat_AS_DOUBLE(v);
             if (isnan(x)) tallies[2 * i]++;
             else bins[upper_bound((const double *)cols[i].edges.buf, nedges, x)]++;
         } else if (PyBool_Check(v) || PyUnicode_Check(v)) {
             tallies[2 * i]++;
             tallies[2 * i + 1]++;
         } else if (PyLong_Check(v)) {
-            double x = PyLong_AsDouble(v);
+            x = PyLong_AsDouble(v);
             if (x == -1.0 && PyErr_Occurred()) {
                 PyErr_Clear();
                 return 1;
@@ -149,51 +160,72 @@ static int fold_row(PyObject *d, PyObject *names, Column *cols, Py_ssize_t k, in
         } else {
             return 1;
         }
+        if (row != NULL) row[i] = x;
         bins += nedges + 1;
     }
     return 0;
 }
 
 static PyObject *fold_numeric(PyObject *self, PyObject *args) {
-    PyObject *dicts, *names, *edges, *counts;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!:fold_numeric", &PyList_Type, &dicts, &PyTuple_Type,
-                          &names, &PyTuple_Type, &edges, &PyTuple_Type, &counts))
+    PyObject *dicts, *names, *edges, *counts, *matrix_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!|O:fold_numeric", &PyList_Type, &dicts, &PyTuple_Type,
+                          &names, &PyTuple_Type, &edges, &PyTuple_Type, &counts, &matrix_obj))
         return NULL;
     Py_ssize_t k = PyTuple_GET_SIZE(names);
     if (PyTuple_GET_SIZE(edges) != k || PyTuple_GET_SIZE(counts) != k) {
         PyErr_SetString(PyExc_ValueError, "names, edges and counts must have the same length");
         return NULL;
     }
+    Py_buffer matrix;
+    int have_matrix = 0;
+    if (matrix_obj != Py_None) {
+        if (PyObject_GetBuffer(matrix_obj, &matrix,
+                               PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0)
+            return NULL;
+        have_matrix = 1;
+        const char *f = matrix.format ? matrix.format : "B";
+        if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+        if (matrix.itemsize != 8 || strcmp(f, "d") != 0 ||
+            matrix.len != (Py_ssize_t)sizeof(double) * PyList_GET_SIZE(dicts) * k) {
+            PyBuffer_Release(&matrix);
+            PyErr_SetString(PyExc_ValueError,
+                            "matrix must be a float64 buffer of len(dicts) x len(names)");
+            return NULL;
+        }
+    }
     Column *cols = PyMem_Calloc(k ? k : 1, sizeof(Column));
-    if (cols == NULL) return PyErr_NoMemory();
+    if (cols == NULL) {
+        if (have_matrix) PyBuffer_Release(&matrix);
+        return PyErr_NoMemory();
+    }
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < k; i++) {
         if (!PyUnicode_Check(PyTuple_GET_ITEM(names, i))) {
             PyErr_Format(PyExc_TypeError, "names[%zd] must be a str", i);
-            release(cols, k);
+            RELEASE_ALL(cols, k);
             return NULL;
         }
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(edges, i), &cols[i].edges,
                                PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-            release(cols, k);
+            RELEASE_ALL(cols, k);
             return NULL;
         }
         cols[i].have_edges = 1;
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(counts, i), &cols[i].counts,
                                PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
-            release(cols, k);
+            RELEASE_ALL(cols, k);
             return NULL;
         }
         cols[i].have_counts = 1;
         if (check_format(&cols[i].edges, "d", "edges", i) < 0 ||
             check_format(&cols[i].counts, "q", "counts", i) < 0) {
-            release(cols, k);
+            RELEASE_ALL(cols, k);
             return NULL;
         }
         if (cols[i].counts.shape[0] != cols[i].edges.shape[0] + 1) {
             PyErr_Format(PyExc_ValueError, "counts[%zd] must have len(edges[%zd]) + 1 entries",
                          i, i);
-            release(cols, k);
+            RELEASE_ALL(cols, k);
             return NULL;
         }
         total += cols[i].counts.shape[0];
@@ -201,7 +233,7 @@ static PyObject *fold_numeric(PyObject *self, PyObject *args) {
     /* scratch: the bins of every column, then (missing, errors) per column */
     int64_t *scratch = PyMem_Calloc((size_t)(total + 2 * k + 1), sizeof(int64_t));
     if (scratch == NULL) {
-        release(cols, k);
+        RELEASE_ALL(cols, k);
         return PyErr_NoMemory();
     }
     int64_t *tallies = scratch + total;
@@ -212,7 +244,7 @@ static PyObject *fold_numeric(PyObject *self, PyObject *args) {
         PyMem_Free(order);
         PyMem_Free(values);
         PyMem_Free(scratch);
-        release(cols, k);
+        RELEASE_ALL(cols, k);
         return PyErr_NoMemory();
     }
     int names_exact = 1, learnt = 0;
@@ -225,7 +257,9 @@ static PyObject *fold_numeric(PyObject *self, PyObject *args) {
         PyObject *d = PyList_GET_ITEM(dicts, r);
         Py_INCREF(d);
         int ordered = names_exact && ordered_values(d, names, k, order, &learnt, values);
-        unsupported = fold_row(d, names, cols, k, scratch, tallies, ordered ? values : NULL);
+        double *row = have_matrix ? (double *)matrix.buf + r * k : NULL;
+        unsupported =
+            fold_row(d, names, cols, k, scratch, tallies, ordered ? values : NULL, row);
         Py_DECREF(d);
     }
     PyObject *result;
@@ -250,13 +284,13 @@ static PyObject *fold_numeric(PyObject *self, PyObject *args) {
     PyMem_Free(order);
     PyMem_Free(values);
     PyMem_Free(scratch);
-    release(cols, k);
+    RELEASE_ALL(cols, k);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"fold_numeric", fold_numeric, METH_VARARGS,
-     "fold_numeric(dicts, names, edges, counts) -> list[tuple[int, int]] | None\n\n"
+     "fold_numeric(dicts, names, edges, counts[, matrix]) -> list[tuple[int, int]] | None\n\n"
      "Count each name's numeric values of the feature dicts into its bins; see the module."},
     {NULL, NULL, 0, NULL},
 };

@@ -6,8 +6,12 @@ two joined (``J``, kept so that repeats are recognised). A prediction whose id i
 already (waiting or joined) is a duplicate, and so is a label whose prediction has its label
 already or whose id has a label waiting: the first event of an id wins, in file order.
 
-The entries live in an embedded RocksDB in a temporary directory, so replay's memory does not
-grow with the file: the disk holds what stage 1's store would. Instead of an expiry index,
+The newest entries (:data:`FRONT` of them) are held in memory, in a dict, and written to an
+embedded RocksDB in a temporary directory in batches as they age, so replay's memory does
+not grow with the file: the disk holds what stage 1's store would. A label that comes soon
+after its prediction (within :data:`FRONT` predictions) joins it without touching RocksDB,
+and a new prediction id is looked up there only when a Bloom filter of the ids written
+there (:data:`FILTER_BITS`, fixed) says it may be. Instead of an expiry index,
 every entry carries the event time it was added at and counts as absent once it is older than
 the predictions' watermark minus the join TTL (stage 1 forgets it then too). A ``W`` entry
 marks a warm-up prediction: its label only built the baseline and is not folded.
@@ -19,6 +23,7 @@ import shutil
 import struct
 import tempfile
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -31,6 +36,12 @@ PENDING = b"P"
 LABEL = b"L"
 JOINED = b"J"
 WARMUP = b"W"
+
+FRONT = 2**17
+"""Join entries held in memory (the newest; about 200 bytes each)."""
+FILTER_BITS = 2**26
+"""Bits of the Bloom filter of the ids written to RocksDB (8 MiB; two probes per id: about
+4 % false positives at 7 million ids, each costing one RocksDB lookup)."""
 
 _HEAD = struct.Struct("<q")
 _PENDING = struct.Struct("<cqqi")
@@ -116,6 +127,8 @@ class JoinStore:
         The join TTL (``monitor.join_ttl``), in milliseconds of event time.
     directory
         Where the temporary directory is made (default: the system's temporary directory).
+    front
+        Entries held in memory (default: :data:`FRONT`).
 
     Examples
     --------
@@ -127,8 +140,11 @@ class JoinStore:
     ([b'L', None], [None])
     """
 
-    def __init__(self, ttl_ms: int, directory: Path | None = None) -> None:
+    def __init__(
+        self, ttl_ms: int, directory: Path | None = None, *, front: int | None = None
+    ) -> None:
         self.ttl_ms = ttl_ms
+        self.front = FRONT if front is None else front
         self._path = Path(tempfile.mkdtemp(prefix="driftline-replay-", dir=directory))
         options = Options(raw_mode=True)
         options.create_if_missing(True)
@@ -148,24 +164,64 @@ class JoinStore:
         unlogged = WriteOptions()
         unlogged.disable_wal = True  # type: ignore[method-assign,assignment]
         self._db.set_write_options(unlogged)
+        self._front: dict[bytes, bytes] = {}
+        self._on_disk = 0
+        self._filter = np.zeros(FILTER_BITS // 8, dtype=np.uint8)
 
     def get(self, ids: Sequence[bytes], *, watermark_ms: int) -> list[bytes | None]:
         """The live entry of each id (None: none, or one past the TTL at ``watermark_ms``)."""
         if not ids:
             return []
-        found = cast(list[bytes | None], self._db[list(ids)])
+        front = self._front
+        found = [front.get(key) for key in ids]
+        if self._on_disk:
+            missing = [i for i, entry in enumerate(found) if entry is None]
+            if missing:
+                maybe = self._maybe_on_disk([ids[i] for i in missing])
+                rows = [missing[i] for i in np.flatnonzero(maybe).tolist()]
+                if rows:
+                    stored = cast(list[bytes | None], self._db[[ids[i] for i in rows]])
+                    for i, entry in zip(rows, stored, strict=True):
+                        found[i] = entry
         cutoff = watermark_ms - self.ttl_ms
-        return [
-            None if entry is None or _HEAD.unpack_from(entry, 1)[0] < cutoff else entry
-            for entry in found
-        ]
+        head = _HEAD.unpack_from
+        return [None if entry is None or head(entry, 1)[0] < cutoff else entry for entry in found]
 
     def write(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
-        """Put entries, in one write batch."""
+        """Put entries (in memory; the oldest go to RocksDB in one write batch)."""
+        front = self._front
+        front.update(entries)
+        if len(front) > self.front:
+            self._spill(len(front) - self.front + self.front // 4 + 1)
+
+    def _spill(self, n: int) -> None:
+        """Write the ``n`` oldest entries of the front to RocksDB and forget them."""
+        front = self._front
+        keys = list(islice(front, n))
         batch = WriteBatch(raw_mode=True)
-        for key, value in entries:
-            batch.put(key, value)
+        put = batch.put
+        for key in keys:
+            put(key, front.pop(key))
         self._db.write(batch)
+        self._on_disk += len(keys)
+        positions = self._positions(keys)
+        np.bitwise_or.at(self._filter, positions >> 3, (1 << (positions & 7)).astype(np.uint8))
+
+    def _positions(self, keys: list[bytes]) -> NDArray[np.uint64]:
+        """The two filter bits of each key (both rows of one array)."""
+        hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=len(keys)).view(np.uint64)
+        mask = np.uint64(FILTER_BITS - 1)
+        return np.concatenate((hashes & mask, (hashes >> np.uint64(38)) & mask))
+
+    def _maybe_on_disk(self, keys: list[bytes]) -> NDArray[np.bool_]:
+        """Whether each key may have been written to RocksDB (False: certainly not)."""
+        positions = self._positions(keys)
+        bits: NDArray[np.uint8] = (
+            self._filter[positions >> 3] >> (positions & 7).astype(np.uint8)
+        ) & 1
+        n = len(keys)
+        both: NDArray[np.bool_] = (bits[:n] & bits[n:]).astype(bool)
+        return both
 
     def close(self) -> None:
         """Close the database and delete its directory."""

@@ -21,8 +21,10 @@ What a version does with its events is :mod:`.version`'s.
 
 from __future__ import annotations
 
+import gc
 import operator
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -442,6 +444,21 @@ def _truth(event: WirePrediction, label: Any, at: int) -> WireGroundTruth:
     return WireGroundTruth("replay", event.prediction_id, at, label)
 
 
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Fewer cyclic garbage collections while the loop runs: it allocates a few container
+    objects per event (feature and score dicts), none in a cycle, and the default thresholds
+    collect every 700 of them, rescanning what the imports left (about 10 % of the time)."""
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 def replay(
     predictions: Path,
     ground_truth: Path | None = None,
@@ -465,7 +482,7 @@ def replay(
     settings = settings or Settings()
     ttl_ms = settings.monitor.join_ttl // _MS
     wait_ms = ttl_ms if label_wait is None else min(label_wait // _MS, ttl_ms)
-    with JoinStore(ttl_ms, workdir) as join:
+    with _fewer_collections(), JoinStore(ttl_ms, workdir) as join:
         run = _Replay(settings, references or {}, warmup_events, wait_ms, join, ground_truth, chunk)
         for numbers, lines in read_chunks(predictions, chunk):
             run.predictions(predictions, numbers, lines)

@@ -166,6 +166,41 @@ def test_compiled_kernel_matches_numpy_and_the_searchsorted_oracle(
     assert all(c.dtype == np.int64 for c in c_counts)
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fold_cases())
+def test_the_matrix_receives_each_value_as_to_numeric_reads_it(
+    compiled: Kernel, case: Case
+) -> None:
+    """With a matrix, kernel and NumPy path write each value where ``to_numeric`` would
+    (NaN: missing or no number), and count exactly as without one."""
+    dicts, names, edges, start = case
+    c_counts, np_counts, plain = int64_counts(start), int64_counts(start), int64_counts(start)
+    c_matrix = np.full((len(dicts), len(names)), -7.0)
+    np_matrix = np.full((len(dicts), len(names)), -7.0)
+    c_tallies = compiled(dicts, names, edges, c_counts, c_matrix)
+    np_tallies = _fold_numeric_numpy(dicts, names, edges, np_counts, np_matrix)
+    assert c_tallies == np_tallies == compiled(dicts, names, edges, plain)
+    assert [c.tolist() for c in c_counts] == [c.tolist() for c in np_counts]
+    assert [c.tolist() for c in c_counts] == [c.tolist() for c in plain]
+    expected = np.array(
+        [
+            [float(v) if _is_number(v) else math.nan for v in (d.get(n) for n in names)]
+            for d in dicts
+        ],
+        dtype=np.float64,
+    ).reshape(len(dicts), len(names))
+    np.testing.assert_array_equal(c_matrix, expected)
+    np.testing.assert_array_equal(np_matrix, expected)
+
+
+def test_a_matrix_of_the_wrong_shape_or_type_is_refused(compiled: Kernel) -> None:
+    edges, counts = (np.array([1.0]),), (np.zeros(2, dtype=np.int64),)
+    for bad in (np.zeros((2, 2)), np.zeros((1, 1), dtype=np.int64), np.zeros(1, dtype=np.float32)):
+        with pytest.raises((ValueError, BufferError)):
+            compiled([{"x": 1.0}], ("x",), edges, counts, bad)
+    assert counts[0].tolist() == [0, 0]
+
+
 @settings(max_examples=100, deadline=None)
 @given(fold_cases())
 def test_public_fold_numeric_matches_the_oracle(case: Case) -> None:
