@@ -55,6 +55,7 @@ from common.report import Column, Table, parser
 from driftline.config import Settings
 from driftline.config.settings import format_duration, parse_duration
 from driftline.streams.registry import publish_profile
+from driftline.testing import free_port
 from driftline.testing.servers import TansuBroker, VictoriaMetrics
 from driftline.testing.service import (
     SEA_MODEL,
@@ -66,7 +67,16 @@ from driftline.testing.service import (
 from driftline.testing.synthetic import sea_events
 from driftline.topics import create_topics
 from soak_parts.load import Load
-from soak_parts.probes import Lag, WindowWatch, store_stats, tree_cpu_s, tree_rss_mib
+from soak_parts.probes import (
+    Lag,
+    WindowWatch,
+    histogram,
+    quantile,
+    share_within,
+    store_stats,
+    tree_cpu_s,
+    tree_rss_mib,
+)
 
 MODEL = "sea"
 NAME = "soak"
@@ -322,6 +332,8 @@ def main() -> int:
             models={MODEL: model},
             flush_interval=args.flush_interval,
         )
+        port = free_port()
+        raw["monitor"]["metrics_port"] = port  # for the writer's window_age histogram
         settings = Settings(**raw)
         topics = settings.topics
         config, log = work / "driftline.yaml", work / "monitor.log"
@@ -391,9 +403,11 @@ def main() -> int:
             load.stopping.set()
             load.join(60)
             lag.close()
+            ages = histogram(port, "driftline_writer_window_age_seconds")
             code = stop_process(monitor, 30) if died is None else died
         result = verdict(samples, args.duration, args.rate)
         print_verdict(result, args)
+        print_window_age(ages, parse_duration(args.lateness).total_seconds())
         print(
             f"sent {load.predictions:,} predictions and {load.labels:,} labels "
             f"({load.failed} failed); monitor exit status {code}; wall time "
@@ -423,6 +437,24 @@ def main() -> int:
         print(f"THE LOAD FAILED: {load.error}")
         return 2
     return 0
+
+
+def print_window_age(buckets: list[tuple[float, float]], lateness_s: float) -> None:
+    """Window close to point accepted, from the writer's ``window_age`` histogram (window end
+    to InfluxDB accepting the window's first record), minus the allowed lateness."""
+    n = buckets[-1][1] if buckets else 0
+    if not n:
+        print("window close -> point accepted: no window written")
+        return
+    p50, p99 = quantile(buckets, 0.5) - lateness_s, quantile(buckets, 0.99) - lateness_s
+    goal = lateness_s + 5
+    within = share_within(buckets, goal) if goal in dict(buckets) else float("nan")
+    verdict = "MET" if within >= 0.99 else "NOT MET"
+    print(
+        f"window close -> point accepted (writer's window_age minus the {lateness_s:g} s "
+        f"lateness, {n:.0f} windows, interpolated in its buckets): p50 {p50:.1f} s, p99 "
+        f"{p99:.1f} s; goal p99 <= 5 s beyond the lateness: {verdict} ({within:.1%} within)"
+    )
 
 
 if __name__ == "__main__":

@@ -117,3 +117,50 @@ class WindowWatch:
     def take(self) -> list[float]:
         fresh, self.fresh = self.fresh, []
         return fresh
+
+
+def histogram(port: int, name: str) -> list[tuple[float, float]]:
+    """The cumulative buckets ``(le, count)`` of histogram ``name`` on the monitor's
+    ``/metrics`` (summed over labels); empty when the endpoint does not answer."""
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return []
+    counts: dict[float, float] = {}
+    for metric in text_string_to_metric_families(body):
+        for s in metric.samples:
+            if s.name == f"{name}_bucket":
+                le = float(s.labels["le"])
+                counts[le] = counts.get(le, 0.0) + s.value
+    return sorted(counts.items())
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """The ``q`` quantile of cumulative ``buckets``, linearly interpolated inside its bucket
+    (as Prometheus' ``histogram_quantile``); nan without observations."""
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    rank = q * buckets[-1][1]
+    lower_le, lower_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return lower_le
+            return lower_le + (le - lower_le) * (rank - lower_count) / max(count - lower_count, 1)
+        lower_le, lower_count = le, count
+    return lower_le
+
+
+def share_within(buckets: list[tuple[float, float]], seconds: float) -> float:
+    """Share of the observations at most ``seconds`` (``seconds`` must be a bucket edge)."""
+    total = buckets[-1][1] if buckets else 0.0
+    for le, count in buckets:
+        if le == seconds:
+            return count / total if total else float("nan")
+    raise ValueError(f"{seconds} s is not a bucket edge of {[le for le, _ in buckets]}")

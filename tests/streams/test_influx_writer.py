@@ -733,6 +733,22 @@ def test_the_writer_counts_failures_retries_backoff_offsets_and_record_ages() ->
         assert (metric("pending_messages"), metric("failing_since_seconds")) == (0, 0)
 
 
+def test_window_age_times_each_newer_window_from_its_end_and_leaves_restatements_out() -> None:
+    """window_age: accept time minus the window end, once per window newer than the last."""
+    wall = T0 / 1000 + 600
+    restated = FakeMessage(6, encode_points(window_points("fraud", 2)))  # window 2 again
+    split = FakeMessage(7, encode_points(window_points("fraud", 5)))  # window 5's 2nd record
+    writer, _, _ = fake_writer(set(), [*outbox(*((0, i) for i in range(6))), restated, split],
+                               wall_clock=lambda: wall)  # fmt: skip
+    with writer:
+        writer.run_once(0)
+        registry = writer.telemetry.registry
+        count = registry.get_sample_value("driftline_writer_window_age_seconds_count")
+        total = registry.get_sample_value("driftline_writer_window_age_seconds_sum")
+    assert count == 6
+    assert total == pytest.approx(sum(600 - i * MINUTE / 1000 for i in range(6)))
+
+
 def test_the_writer_is_unhealthy_only_while_failing_longer_than_its_threshold() -> None:
     wall = [1000.0]
     seen: list[tuple[bool, str]] = []

@@ -536,3 +536,8 @@ class ModelMonitor:
     def n_panes(self) -> int:
         """Panes held."""
         return len(self._state.panes)
+
+    def pane_summary(self, pane_start: int) -> PaneSummary | None:
+        """The features summary of the pane at ``pane_start``, or None when none is held."""
+        pane = self._state.panes.get(pane_start)
+        return None if pane is None else pane.summary

@@ -191,6 +191,7 @@ class InfluxWriter:
         self._write_api: Any = None
         self._pending: Batch | None = None
         self._wall = wall_clock
+        self._newest_window: dict[bytes, int] = {}  # per record key (model): ms, for window_age
         self.telemetry = telemetry or WriterTelemetry()
         t = self.telemetry
         t.pending.set_function(lambda: self.pending)
@@ -501,6 +502,19 @@ class InfluxWriter:
                 kind, timestamp_ms = entry.message.timestamp()
                 if kind != TIMESTAMP_NOT_AVAILABLE:
                     t.record_age.observe(max(0.0, now - timestamp_ms / 1000))
+                self._observe_window(entry, now)
+
+    def _observe_window(self, entry: Entry, now: float) -> None:
+        """Time a newly written window from its end (its points' timestamp; stage 2 writes
+        one window's points per record): the first record of each window ending later than
+        any before it of the same key. The keys are models, which the monitor bounds."""
+        if not entry.lines:
+            return
+        end_ms = int(entry.lines[0].rsplit(" ", 1)[1])
+        key = entry.message.key() or b""
+        if end_ms > self._newest_window.get(key, -1):
+            self._newest_window[key] = end_ms
+            self.telemetry.window_age.observe(max(0.0, now - end_ms / 1000))
 
     def _write(self, chunk: list[Entry]) -> None:
         body = "\n".join(line for entry in chunk for line in entry.lines)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["AGE_BUCKETS", "WriterTelemetry"]
+__all__ = ["AGE_BUCKETS", "WINDOW_AGE_BUCKETS", "WriterTelemetry"]
 
 AGE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
 """Seconds, for the age of an outbox record when it is written: short while InfluxDB
 answers, up to hours after an outage."""
+
+WINDOW_AGE_BUCKETS = (
+    1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+    900.0, 3600.0, 14400.0,
+)  # fmt: skip
+"""Seconds, for the age of a window (from its end) when its points are first accepted: at
+least the model's allowed lateness, a few seconds more while every part keeps up."""
 
 
 class WriterTelemetry:
@@ -87,5 +94,14 @@ class WriterTelemetry:
             f"{p}_record_age_seconds",
             "Seconds from an outbox record's Kafka timestamp to InfluxDB accepting its points",
             buckets=AGE_BUCKETS,
+            registry=r,
+        )
+        self.window_age = Histogram(
+            f"{p}_window_age_seconds",
+            "Seconds from the end of a window (its points' timestamp) to InfluxDB accepting "
+            "the first outbox record of it; per record key (the model) only a window ending "
+            "later than every one written before counts, so restatements are left out. "
+            "Minus the model's allowed_lateness: window close to point accepted",
+            buckets=WINDOW_AGE_BUCKETS,
             registry=r,
         )

@@ -473,3 +473,24 @@ def test_a_window_that_breaks_when_judged_at_a_watermark_is_recorded_and_others_
     outputs = [o for w in closing for o in state.apply(w, 0)]
     assert {o.key for o in metrics(outputs)} == {b"m"}
     assert [f.model for f in state.take_failures()] == ["bad"]
+
+
+def test_a_new_partitions_partial_added_to_its_pane_equals_merging_all_its_partials() -> None:
+    """add_to_pane (a new source's partial) and set_pane (a replaced one) keep the pane equal
+    to the merge of the latest partial of every source; one that does not merge changes
+    nothing."""
+    state = new_state(make_settings(input_partitions=3))
+    s0, s0_later = pane_summary(0, 300, seed=1), pane_summary(0, 500, seed=4)
+    s1, s2 = pane_summary(0, 200, seed=2), pane_summary(0, 100, seed=3)
+    feed(state, [partial(s0, 0, 0, 300), partial(s1, 0, 1, 200)])
+    feed(state, [partial(s0_later, 0, 0, 500), partial(s2, 0, 2, 100)])
+    monitor = state._models["m"].monitors["1"]
+    held = monitor.pane_summary(0)
+    assert held is not None
+    assert held.to_bytes() == s0_later.merge(s1).merge(s2).to_bytes()
+    foreign = pane_summary(0, 100, seed=5, unseen_cap=7)
+    with pytest.raises(DecodeError, match="do not merge"):
+        state.apply(partial(foreign, 0, 3, 100), now_ms=0)
+    after = monitor.pane_summary(0)
+    assert after is not None
+    assert after.to_bytes() == held.to_bytes()

@@ -1,6 +1,12 @@
 """The summaries of one pane: decode each source partition's partial, merge them, hand the
 pane to the model's :class:`~driftline.detectors.engine.ModelMonitor`.
 
+A features partial from a source partition the pane has none of yet is merged into the pane
+the monitor holds (:func:`add_to_pane`) instead of decoding every partial of the pane again:
+a pane of ``k`` source partitions then costs ``k`` decodes, not ``k (k + 1) / 2``, and
+:meth:`~driftline.detectors.summary.PaneSummary.merge` being exact, associative and
+commutative, the pane is the same either way.
+
 A partial that does not fit its version's profile, or partials of one pane that do not merge,
 raise :class:`~driftline.errors.DecodeError` (kind ``invalid_summary``) before the monitor is
 changed, so the caller can dead-letter or drop them and keep its state.
@@ -16,7 +22,7 @@ from driftline.detectors.summary import PaneSummary
 from driftline.errors import DecodeError, StatisticsError
 from driftline.streams.partials import PanePartial
 
-__all__ = ["Slot", "decode_partial", "set_pane"]
+__all__ = ["Slot", "add_to_pane", "decode_partial", "set_pane"]
 
 Slot = tuple[str, int, str]
 """Where a pane's partials are held: (version, pane start in epoch ms, partial kind)."""
@@ -37,6 +43,26 @@ def decode_partial(monitor: ModelMonitor, partial: PanePartial) -> PaneSummary |
             f"performance summary does not fit the profile: {exc}", kind="invalid_summary"
         ) from None
     return performance
+
+
+def add_to_pane(monitor: ModelMonitor, slot: Slot, partial: PanePartial) -> bool:
+    """Merge one more source partition's features partial into the pane the monitor holds,
+    which must be the merge of the pane's other partials; False (nothing changed) when the
+    monitor holds no such pane or the partial is not a features one."""
+    _, pane_start, kind = slot
+    held = monitor.pane_summary(pane_start)
+    if kind != "features" or held is None:
+        return False
+    summary = decode_partial(monitor, partial)
+    assert isinstance(summary, PaneSummary)
+    try:
+        merged = held.merge(summary)
+    except StatisticsError as exc:
+        raise DecodeError(
+            f"partials of one pane do not merge: {exc}", kind="invalid_summary"
+        ) from None
+    monitor.set_pane(pane_start, summary=merged)
+    return True
 
 
 def set_pane(monitor: ModelMonitor, slot: Slot, partials: Mapping[int, PanePartial]) -> None:

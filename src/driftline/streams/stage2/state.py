@@ -39,7 +39,7 @@ from driftline.streams.stage2.activity import (
     PartialOutcome,
 )
 from driftline.streams.stage2.outputs import Output, report_outputs
-from driftline.streams.stage2.panes import Slot, decode_partial, set_pane
+from driftline.streams.stage2.panes import Slot, add_to_pane, decode_partial, set_pane
 from driftline.streams.stage2.rollouts import ModelRollouts, ParentLookup
 from driftline.streams.stage2.silence import Silences
 
@@ -310,7 +310,11 @@ class Stage2State:
         monitor = self._monitor(partial.model, state, partial.version)
         unchanged = current is not None and current.summary == partial.summary
         if monitor is not None and not unchanged:
-            set_pane(monitor, slot, replaced)  # raises before anything is stored
+            # Both raise before anything is stored. A new partition's partial adds to the pane
+            # (which holds the merge of ``held``: every change of it comes through here or
+            # _monitor), a replacing one has the pane merged again from its partials.
+            if current is not None or not held or not add_to_pane(monitor, slot, partial):
+                set_pane(monitor, slot, replaced)
             state.changed = True
         state.partials[slot] = replaced
         if state.silences.saw(partial.version, partial.pane_start_ms) and monitor is not None:
