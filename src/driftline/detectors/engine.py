@@ -126,6 +126,9 @@ class _State:
     panes: dict[int, _Pane] = field(default_factory=dict)
     judged: dict[Window, int] = field(default_factory=dict)  # window -> revision judged
     revision: dict[int, int] = field(default_factory=dict)  # pane -> times it changed
+    # Windows with a pane changed since they were last judged: what ``due`` looks at, so its
+    # cost follows the panes that changed, not every pane held for the label horizon.
+    pending: set[Window] = field(default_factory=set)
 
 
 class ModelMonitor:
@@ -239,6 +242,8 @@ class ModelMonitor:
 
     def _touched(self, pane_start: int) -> None:
         self._state.revision[pane_start] = self._state.revision.get(pane_start, 0) + 1
+        for series in self._series:
+            self._state.pending.update(series.windows_of(pane_start))
 
     def set_pane(
         self,
@@ -335,13 +340,15 @@ class ModelMonitor:
         """Windows to judge now, by end time: closed at ``watermark_ms`` (end plus allowed
         lateness passed) and never judged, or judged before their panes changed again."""
         closed_before = watermark_ms - self.lateness_ms
-        candidates: set[Window] = set()
-        for pane_start in self._state.panes:
-            for series in self._series:
-                for window in series.windows_of(pane_start):
-                    if window.end_ms <= closed_before:
-                        candidates.add(window)
-        return sorted(w for w in candidates if self._state.judged.get(w) != self._revision(w))
+        state = self._state
+        closed = [w for w in state.pending if w.end_ms <= closed_before]
+        due = []
+        for window in closed:
+            if state.judged.get(window) != self._revision(window):
+                due.append(window)
+            else:
+                state.pending.discard(window)
+        return sorted(due)
 
     def _merged(self, window: Window) -> tuple[PaneSummary, PerformanceSummary, bool]:
         summary = PaneSummary(self.profile)
@@ -505,6 +512,7 @@ class ModelMonitor:
             window.start, window.end, drift, observation, concept
         )
         self._state.judged[window] = self._revision(window)
+        self._state.pending.discard(window)
         return WindowReport(
             model=self.model,
             version=self.version,
@@ -530,6 +538,9 @@ class ModelMonitor:
             del self._state.panes[pane_start]
             self._state.revision.pop(pane_start, None)
         self._state.judged = {w: r for w, r in self._state.judged.items() if w.end_ms > oldest}
+        # Dropping a straddling window's old panes is no change to judge: it is due again
+        # only when one of its held panes changes.
+        self._state.pending = {w for w in self._state.pending if w.end_ms > oldest}
         return len(stale)
 
     @property

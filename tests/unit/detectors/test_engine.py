@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftline.config import ModelConfig
 from driftline.detectors.engine import ModelMonitor, Window
@@ -157,3 +159,60 @@ def test_report_carries_quality_estimate_and_label_drift() -> None:
     assert any(r.kind == "label_drift" for r in report.drift)
     assert report.performance["accuracy"] == 1.0
     assert 0.0 <= report.performance["expected_calibration_error"] <= 1.0
+
+
+def _due_by_scan(monitor: ModelMonitor, watermark_ms: int) -> list[Window]:
+    """``due`` by its definition: every window of a held pane, closed, not judged as it is."""
+    state = monitor._state
+    closed_before = watermark_ms - monitor.lateness_ms
+    candidates = {
+        window
+        for pane_start in state.panes
+        for series in monitor._series
+        for window in series.windows_of(pane_start)
+        if window.end_ms <= closed_before
+    }
+    return sorted(w for w in candidates if state.judged.get(w) != monitor._revision(w))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["pane", "judge", "watermark"]), st.integers(0, 40)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_due_follows_the_changed_panes_as_a_scan_of_every_pane_would(
+    steps: list[tuple[str, int]],
+) -> None:
+    """The incremental ``due`` (windows whose panes changed) equals a scan of every held pane,
+    for tumbling and hopping series, whatever the order of changes, judgments and watermarks."""
+    profile = reference(n=2000)
+    monitor = ModelMonitor(profile, config(windows=[{"size": "5m"}, {"size": "10m", "hop": "2m"}]))
+    perf = PerformanceSummary.from_profile(profile).fold([1], [1])
+    watermark = 0
+    for action, value in steps:
+        if action == "pane":
+            monitor.set_pane(value * MINUTE, performance=perf)
+        elif action == "watermark":
+            watermark = max(watermark, value * MINUTE)
+        else:
+            for window in monitor.due(watermark)[: value % 3 + 1]:
+                monitor.evaluate(window)
+        assert monitor.due(watermark) == _due_by_scan(monitor, watermark)
+
+
+def test_pruning_a_straddling_windows_old_panes_does_not_judge_it_again() -> None:
+    """A judged window whose oldest panes are pruned is not restated with part of its data;
+    it is due again only when one of its held panes changes."""
+    monitor = ModelMonitor(reference(), config())
+    traffic(monitor, 0, 1000)
+    horizon = 7 * 24 * 60 * MINUTE
+    for window in monitor.due(horizon):
+        monitor.evaluate(window)
+    assert monitor.prune(horizon + 15 * MINUTE) == 4  # panes 0-3 of the window [0, 10m)
+    assert monitor.due(horizon + 15 * MINUTE) == []
+    perf = PerformanceSummary.from_profile(monitor.profile).fold([1], [1])
+    monitor.set_pane(5 * MINUTE, performance=perf)
+    assert monitor.due(horizon + 15 * MINUTE) == [Window(10 * MINUTE, 0, "10m")]
