@@ -196,9 +196,10 @@ class PaneSummary:
         batch = columns_from_events(events, self._profile, numeric=not numeric)
         if numeric and events:
             dicts = [ev.features for ev in events]
-            NumericColumnSummary.fold_feature_dicts(numeric, dicts)
-            if self._multivariate is not None:
-                self._multivariate.fold_feature_dicts(dicts)
+            if self._multivariate is None:
+                NumericColumnSummary.fold_feature_dicts(numeric, dicts)
+            else:  # both in one walk of each dict
+                self._multivariate.fold_feature_dicts(dicts, numeric)
         return self._fold(batch, numeric=not numeric)
 
     def _check_batch(self, batch: ColumnBatch, *, numeric: bool = True) -> None:
