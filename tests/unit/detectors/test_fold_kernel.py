@@ -636,7 +636,12 @@ mv_values = (
 def compiled_multivariate() -> MultiKernel:
     """The fused C kernel itself; skips only when the extension was not built."""
     module = pytest.importorskip("driftline.detectors._fold", reason=NOT_BUILT)
-    kernel: MultiKernel = module.fold_numeric_multivariate
+    kernel: MultiKernel | None = getattr(module, "fold_numeric_multivariate", None)
+    if kernel is None:
+        pytest.fail(
+            "the built driftline.detectors._fold predates fold_numeric_multivariate: rebuild "
+            "it (python setup.py build_ext --inplace)"
+        )
     return kernel
 
 
