@@ -124,23 +124,19 @@ class NumericColumnSummary:
 
     @staticmethod
     def fold_feature_dicts(
-        columns: Mapping[str, NumericColumnSummary],
-        dicts: list[dict[str, Any]],
-        matrix: FloatArray | None = None,
+        columns: Mapping[str, NumericColumnSummary], dicts: list[dict[str, Any]]
     ) -> None:
         """Count each named column's values straight from feature dicts, in one pass.
 
         The same counts as ``columns[name].fold(to_numeric([d.get(name) for d in dicts]))``
         for every name, without building the columns
-        (:func:`~driftline.detectors.fold.fold_numeric`); ``matrix`` (rows: dicts, columns:
-        ``columns``' names), when given, receives those values.
+        (:func:`~driftline.detectors.fold.fold_numeric`).
         """
         tallies = fold_numeric(
             dicts,
             tuple(columns),
             tuple(column._edges for column in columns.values()),
             tuple(column._counts for column in columns.values()),
-            matrix,
         )
         for column, (missing, errors) in zip(columns.values(), tallies, strict=True):
             column._nulls += missing - errors

@@ -30,7 +30,6 @@ def fold_numeric(
     names: tuple[str, ...],
     edges: tuple[FloatArray, ...],
     counts: tuple[IntArray, ...],
-    matrix: FloatArray | None = None,
 ) -> list[tuple[int, int]]:
     """Count the values of numeric features straight from the events' feature dicts.
 
@@ -41,10 +40,6 @@ def fold_numeric(
     kernel does this in one pass without building columns; it declines what it does not know
     (NumPy scalars, containers), and NumPy then does it the general way.
 
-    ``matrix`` (float64, ``len(dicts)`` x ``len(names)``, C order), when given, receives
-    the values too, as :func:`~driftline.detectors.values.to_numeric` reads them (NaN:
-    missing or no number), in the same pass: the multivariate part folds them.
-
     >>> counts = (np.zeros(3, dtype=np.int64),)
     >>> fold_numeric([{"x": 0.5}, {"x": 2}, {"x": None}, {"x": "a"}, {}], ("x",),
     ...              (np.array([1.0, 2.0]),), counts)
@@ -53,10 +48,10 @@ def fold_numeric(
     [1, 0, 1]
     """
     if _compiled_fold_numeric is not None:
-        tallies = _compiled_fold_numeric(dicts, names, edges, counts, matrix)
+        tallies = _compiled_fold_numeric(dicts, names, edges, counts)
         if tallies is not None:
             return tallies
-    return _fold_numeric_numpy(dicts, names, edges, counts, matrix)
+    return _fold_numeric_numpy(dicts, names, edges, counts)
 
 
 def _fold_numeric_numpy(
@@ -64,14 +59,11 @@ def _fold_numeric_numpy(
     names: tuple[str, ...],
     edges: tuple[FloatArray, ...],
     counts: tuple[IntArray, ...],
-    matrix: FloatArray | None = None,
 ) -> list[tuple[int, int]]:
     """:func:`fold_numeric` on NumPy (the reference the compiled kernel is tested against)."""
     tallies = []
-    for i, (name, bin_edges, bin_counts) in enumerate(zip(names, edges, counts, strict=True)):
+    for name, bin_edges, bin_counts in zip(names, edges, counts, strict=True):
         values, errors = to_numeric(list(map(dict.get, dicts, repeat(name))))
-        if matrix is not None:
-            matrix[:, i] = values
         missing = int(np.count_nonzero(np.isnan(values)))
         binned = np.bincount(
             np.searchsorted(bin_edges, values, side="right"), minlength=bin_counts.shape[0]

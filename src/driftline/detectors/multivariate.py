@@ -13,7 +13,11 @@ odd rows, so the reference errors are out of sample, as a live window's are. Don
 product, accumulated in a fixed order so a row's error is the same bits in any batch, one
 ``np.searchsorted`` and one ``np.bincount`` per batch) plus the exact sum of the
 errors, so panes merge exactly by addition like every other part of a
-:class:`~driftline.detectors.summary.PaneSummary`.
+:class:`~driftline.detectors.summary.PaneSummary`. Stage 1 folds events' feature dicts
+(:meth:`MultivariateSummary.fold_feature_dicts`): the optional C extension
+``driftline.detectors._fold`` computes each event's error in the same walk of its dict that
+counts its numeric features, with the same float64 operations in the same order as the NumPy
+path here (which runs without the extension, and which it is tested equal to, bit for bit).
 
 **Missing values.** A missing numeric value (absent, None, NaN, or not a number) is imputed with
 the reference mean, i.e. it contributes 0 to the standardised row, and is counted in
@@ -33,7 +37,7 @@ policy) with its bound: the reference mean plus three standard errors of a windo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -48,6 +52,12 @@ from driftline.detectors.result import TestResult
 from driftline.detectors.values import FloatArray, to_numeric
 from driftline.errors import StatisticsError
 from driftline.schemas.reference import MultivariateProfile, NumericProfile
+
+_compiled_fold: Callable[..., tuple[list[tuple[int, int]], int] | None] | None
+try:
+    from driftline.detectors._fold import fold_numeric_multivariate as _compiled_fold
+except ImportError:  # built without a C compiler: fold_feature_dicts runs on NumPy
+    _compiled_fold = None
 
 __all__ = [
     "MULTIVARIATE_COLUMN",
@@ -68,6 +78,8 @@ values overflow the standardisation counts in the top bin with this error, finit
 ERROR_BOUND_SIGMAS = 3.0
 """Standard errors of a window's mean error above the reference mean that bound it."""
 
+_NO_EDGES = np.empty(0, dtype=np.float64)
+
 
 class MultivariateState(msgspec.Struct, array_like=True, frozen=True):
     """What a :class:`MultivariateSummary` holds, as plain data for an encoding."""
@@ -82,28 +94,43 @@ def reconstruction_errors(
 ) -> tuple[FloatArray, int]:
     """Each row's reconstruction error (rows of ``matrix`` are events, columns the profile's
     features, NaN for missing), and how many values were imputed with the reference mean."""
-    means = np.asarray(profile.means, dtype=np.float64)
-    missing = np.isnan(matrix)
-    imputed = int(np.count_nonzero(missing))
-    x = np.where(missing, means, matrix) if imputed else matrix
-    scales = np.asarray(profile.scales, dtype=np.float64)
-    w = np.asarray(profile.components, dtype=np.float64)
-    projector = np.eye(w.shape[1]) - w.T @ w
-    with np.errstate(over="ignore", invalid="ignore"):  # extreme values: capped below
-        z = (x - means) / scales
-        # z @ projector, accumulated in a fixed order: BLAS may sum a row differently in a
-        # batch of 1 than in a batch of 1,000 (gemv vs gemm kernels), and a pane must be the
-        # same bits however stage 1 cut its batches.
-        residual = np.zeros_like(z)
-        for j in range(z.shape[1]):
-            residual += z[:, j, None] * projector[j]
-        squared = residual * residual
-        total = np.zeros(z.shape[0])
-        for j in range(z.shape[1]):
-            total += squared[:, j]
-        errors: FloatArray = np.sqrt(total)
-    np.minimum(np.nan_to_num(errors, nan=ERROR_CAP, posinf=ERROR_CAP), ERROR_CAP, out=errors)
-    return errors, imputed
+    return _Projection(profile).errors(matrix)
+
+
+class _Projection:
+    """A profile's standardisation and projector ``I - Wᵀ W`` as float64 arrays, made once per
+    summary so the NumPy path and the compiled kernel use the same bits."""
+
+    __slots__ = ("means", "projector", "scales")
+
+    def __init__(self, profile: MultivariateProfile) -> None:
+        self.means = np.asarray(profile.means, dtype=np.float64)
+        self.scales = np.asarray(profile.scales, dtype=np.float64)
+        w = np.asarray(profile.components, dtype=np.float64)
+        self.projector = np.ascontiguousarray(np.eye(w.shape[1]) - w.T @ w)
+
+    def errors(self, matrix: FloatArray) -> tuple[FloatArray, int]:
+        """:func:`reconstruction_errors`. The compiled kernel (``_fold.c``, ``row_error``)
+        evaluates the same float64 operations in the same order: change both together."""
+        means, scales, projector = self.means, self.scales, self.projector
+        missing = np.isnan(matrix)
+        imputed = int(np.count_nonzero(missing))
+        x = np.where(missing, means, matrix) if imputed else matrix
+        with np.errstate(over="ignore", invalid="ignore"):  # extreme values: capped below
+            z = (x - means) / scales
+            # z @ projector, accumulated in a fixed order: BLAS may sum a row differently in a
+            # batch of 1 than in a batch of 1,000 (gemv vs gemm kernels), and a pane must be
+            # the same bits however stage 1 cut its batches.
+            residual = np.zeros_like(z)
+            for j in range(z.shape[1]):
+                residual += z[:, j, None] * projector[j]
+            squared = residual * residual
+            total = np.zeros(z.shape[0])
+            for j in range(z.shape[1]):
+                total += squared[:, j]
+            errors: FloatArray = np.sqrt(total)
+        np.minimum(np.nan_to_num(errors, nan=ERROR_CAP, posinf=ERROR_CAP), ERROR_CAP, out=errors)
+        return errors, imputed
 
 
 def multivariate_profile(
@@ -189,10 +216,11 @@ class MultivariateSummary:
     (1000, True)
     """
 
-    __slots__ = ("_errors", "_imputed", "_profile", "_total")
+    __slots__ = ("_errors", "_imputed", "_profile", "_projection", "_total")
 
     def __init__(self, profile: MultivariateProfile) -> None:
         self._profile = profile
+        self._projection = _Projection(profile)
         self.reset()
 
     def reset(self) -> None:
@@ -210,7 +238,7 @@ class MultivariateSummary:
         """Add a batch: rows are events, columns the profile's features (NaN: missing)."""
         if matrix.shape[0] == 0:
             return self
-        errors, imputed = reconstruction_errors(self._profile, matrix)
+        errors, imputed = self._projection.errors(matrix)
         self._errors.fold(errors)
         self._total += exact_sum(errors)
         self._imputed += imputed
@@ -221,19 +249,81 @@ class MultivariateSummary:
         names = self._profile.features
         return self.fold(np.column_stack([columns[name] for name in names]))
 
-    def fold_feature_dicts(self, dicts: Sequence[dict[str, Any]]) -> MultivariateSummary:
-        """Add a batch of events' feature dicts (a value that is no number counts as missing)."""
+    def fold_feature_dicts(
+        self,
+        dicts: list[dict[str, Any]],
+        numeric: Mapping[str, NumericColumnSummary] | None = None,
+    ) -> MultivariateSummary:
+        """Add a batch of events' feature dicts (a value that is no number counts as missing).
+
+        With ``numeric`` (column summaries by feature name), also counts those features as
+        ``NumericColumnSummary.fold_feature_dicts(numeric, dicts)`` does: the compiled kernel
+        then reads each dict once for both. Without the kernel, or when it declines a value it
+        does not know (NumPy scalars, containers), the NumPy path gives the same counts.
+        """
         if not dicts:
             return self
+        numeric = {} if numeric is None else numeric
+        kernel = _compiled_fold
+        if kernel is not None and self._fold_compiled(kernel, dicts, numeric):
+            return self
+        if numeric:
+            NumericColumnSummary.fold_feature_dicts(numeric, dicts)
         matrix = np.empty((len(dicts), len(self._profile.features)), dtype=np.float64)
         for j, name in enumerate(self._profile.features):
             matrix[:, j] = to_numeric([d.get(name) for d in dicts])[0]
         return self.fold(matrix)
 
+    def _fold_compiled(
+        self,
+        kernel: Callable[..., tuple[list[tuple[int, int]], int] | None],
+        dicts: list[dict[str, Any]],
+        numeric: Mapping[str, NumericColumnSummary],
+    ) -> bool:
+        """:meth:`fold_feature_dicts` in the compiled kernel; False (nothing changed) when it
+        declines the batch."""
+        names = list(numeric)
+        edges = [column._edges for column in numeric.values()]
+        counts = [column._counts for column in numeric.values()]
+        position = {name: i for i, name in enumerate(names)}
+        for name in self._profile.features:
+            if name not in position:  # read for the error only, its counts thrown away
+                position[name] = len(names)
+                names.append(name)
+                edges.append(_NO_EDGES)
+                counts.append(np.zeros(1, dtype=np.int64))
+        index = np.array([position[name] for name in self._profile.features], dtype=np.int64)
+        errors = np.empty(len(dicts), dtype=np.float64)
+        projection = self._projection
+        folded = kernel(
+            dicts,
+            tuple(names),
+            tuple(edges),
+            tuple(counts),
+            index,
+            projection.means,
+            projection.scales,
+            projection.projector.reshape(-1),
+            self._errors._edges,
+            self._errors._counts,
+            errors,
+            ERROR_CAP,
+        )
+        if folded is None:
+            return False
+        tallies, imputed = folded
+        for column, (missing, type_errors) in zip(numeric.values(), tallies, strict=False):
+            column._nulls += missing - type_errors
+            column._type_errors += type_errors
+        self._total += exact_sum(errors)
+        self._imputed += imputed
+        return True
+
     def merge(self, other: MultivariateSummary) -> MultivariateSummary:
         """A new summary holding both (of the same profile); exact."""
         merged = object.__new__(MultivariateSummary)
         merged._profile = self._profile
+        merged._projection = self._projection
         merged._errors = self._errors.merge(other._errors)
         merged._total = self._total + other._total
         merged._imputed = self._imputed + other._imputed

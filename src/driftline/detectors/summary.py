@@ -246,17 +246,10 @@ class PaneSummary:
         batch = columns_from_events(events, self._profile, numeric=not numeric)
         if numeric and events:
             dicts = [ev.features for ev in events]
-            multivariate = self._multivariate
-            columns = None if multivariate is None else self._multivariate_columns(numeric)
-            if columns is None:
+            if self._multivariate is None:
                 NumericColumnSummary.fold_feature_dicts(numeric, dicts)
-                if multivariate is not None:
-                    multivariate.fold_feature_dicts(dicts)
-            else:  # one pass over the dicts for both (the multivariate features are numeric)
-                assert multivariate is not None
-                matrix = np.empty((len(dicts), len(numeric)), dtype=np.float64)
-                NumericColumnSummary.fold_feature_dicts(numeric, dicts, matrix)
-                multivariate.fold(matrix[:, columns])
+            else:  # both in one walk of each dict
+                self._multivariate.fold_feature_dicts(dicts, numeric)
         if self._segment_values and events:
             self._fold_segments(events)
         return self._fold(batch, numeric=not numeric)
@@ -278,15 +271,6 @@ class PaneSummary:
             segment = PaneSummary(self._part_profile, unseen_cap=self._unseen_cap, segmented=False)
             self._segments[key, value] = segment
         return segment
-
-    def _multivariate_columns(self, numeric: Mapping[str, object]) -> list[int] | None:
-        """Where the multivariate part's features are among ``numeric``'s (None: not all are)."""
-        assert self._multivariate is not None
-        where = {name: i for i, name in enumerate(numeric)}
-        features = self._multivariate.profile.features
-        if not all(name in where for name in features):
-            return None
-        return [where[name] for name in features]
 
     def _check_batch(self, batch: ColumnBatch, *, numeric: bool = True) -> None:
         numeric_names = {n for n, c in self._features.items() if c.kind == "numeric"}

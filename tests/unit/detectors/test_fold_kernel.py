@@ -6,8 +6,8 @@ import bisect
 import json
 import math
 import re
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeAlias
 from unittest import mock
 
@@ -17,11 +17,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from driftline.detectors import fold as fold_module
+from driftline.detectors import multivariate as multivariate_module
 from driftline.detectors.batch import columns_from_events
+from driftline.detectors.columns import NumericColumnSummary
 from driftline.detectors.fold import _fold_numeric_numpy, fold_numeric
+from driftline.detectors.multivariate import (
+    ERROR_CAP,
+    MultivariateSummary,
+    reconstruction_errors,
+)
 from driftline.detectors.profile import build_profile
 from driftline.detectors.summary import PaneSummary
 from driftline.schemas import ReferenceProfile, WirePrediction, decode_prediction
+from driftline.schemas.reference import MultivariateProfile, NumericProfile
 
 Kernel: TypeAlias = Callable[..., list[tuple[int, int]] | None]
 Dicts: TypeAlias = list[dict[str, Any]]
@@ -164,41 +172,6 @@ def test_compiled_kernel_matches_numpy_and_the_searchsorted_oracle(
     assert c_tallies == np_tallies == tallies
     assert [c.tolist() for c in c_counts] == [c.tolist() for c in np_counts] == expected
     assert all(c.dtype == np.int64 for c in c_counts)
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(fold_cases())
-def test_the_matrix_receives_each_value_as_to_numeric_reads_it(
-    compiled: Kernel, case: Case
-) -> None:
-    """With a matrix, kernel and NumPy path write each value where ``to_numeric`` would
-    (NaN: missing or no number), and count exactly as without one."""
-    dicts, names, edges, start = case
-    c_counts, np_counts, plain = int64_counts(start), int64_counts(start), int64_counts(start)
-    c_matrix = np.full((len(dicts), len(names)), -7.0)
-    np_matrix = np.full((len(dicts), len(names)), -7.0)
-    c_tallies = compiled(dicts, names, edges, c_counts, c_matrix)
-    np_tallies = _fold_numeric_numpy(dicts, names, edges, np_counts, np_matrix)
-    assert c_tallies == np_tallies == compiled(dicts, names, edges, plain)
-    assert [c.tolist() for c in c_counts] == [c.tolist() for c in np_counts]
-    assert [c.tolist() for c in c_counts] == [c.tolist() for c in plain]
-    expected = np.array(
-        [
-            [float(v) if _is_number(v) else math.nan for v in (d.get(n) for n in names)]
-            for d in dicts
-        ],
-        dtype=np.float64,
-    ).reshape(len(dicts), len(names))
-    np.testing.assert_array_equal(c_matrix, expected)
-    np.testing.assert_array_equal(np_matrix, expected)
-
-
-def test_a_matrix_of_the_wrong_shape_or_type_is_refused(compiled: Kernel) -> None:
-    edges, counts = (np.array([1.0]),), (np.zeros(2, dtype=np.int64),)
-    for bad in (np.zeros((2, 2)), np.zeros((1, 1), dtype=np.int64), np.zeros(1, dtype=np.float32)):
-        with pytest.raises((ValueError, BufferError)):
-            compiled([{"x": 1.0}], ("x",), edges, counts, bad)
-    assert counts[0].tolist() == [0, 0]
 
 
 @settings(max_examples=100, deadline=None)
@@ -499,9 +472,15 @@ def wire_events(draw: st.DrawFn, profile: ReferenceProfile) -> list[WirePredicti
     return events
 
 
-def numpy_only() -> AbstractContextManager[Any]:
-    """Force fold_numeric onto its NumPy fallback, as on an install without a C compiler."""
-    return mock.patch.object(fold_module, "_compiled_fold_numeric", None)
+@contextmanager
+def numpy_only() -> Iterator[None]:
+    """Force fold_numeric and the multivariate fold onto their NumPy fallbacks, as on an
+    install without a C compiler."""
+    with (
+        mock.patch.object(fold_module, "_compiled_fold_numeric", None),
+        mock.patch.object(multivariate_module, "_compiled_fold", None),
+    ):
+        yield
 
 
 @pytest.mark.parametrize("profile_name", PROFILES)
@@ -634,3 +613,362 @@ def test_a_str_subclass_name_or_key_is_looked_up_not_walked(compiled: Kernel) ->
     assert [c.tolist() for c in counts] == [[0, 2], [3, 0]]
     counts = (np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64))
     assert compiled(rows[:1], (Never("a"), "b"), edges, counts) == [(1, 0), (0, 0)]
+
+
+# --- the multivariate part: each event's reconstruction error in the same walk ---------------
+
+MultiKernel: TypeAlias = Callable[..., tuple[list[tuple[int, int]], int] | None]
+MV_POOL = ("a", "b", "c", "d", "e", "f")
+
+mv_values = (
+    st.floats(min_value=-10.0, max_value=10.0)
+    | st.floats()
+    | st.sampled_from([*SPECIAL_FLOATS, 1e300, -1e300, 1e154])
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.sampled_from([b for b in BOUNDARY_INTS if abs(b) < 2**1000])
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=3)
+)
+
+
+@pytest.fixture(scope="module")
+def compiled_multivariate() -> MultiKernel:
+    """The fused C kernel itself; skips only when the extension was not built."""
+    module = pytest.importorskip("driftline.detectors._fold", reason=NOT_BUILT)
+    kernel: MultiKernel | None = getattr(module, "fold_numeric_multivariate", None)
+    if kernel is None:
+        pytest.fail(
+            "the built driftline.detectors._fold predates fold_numeric_multivariate: rebuild "
+            "it (python setup.py build_ext --inplace)"
+        )
+    return kernel
+
+
+@st.composite
+def multivariate_cases(
+    draw: st.DrawFn,
+) -> tuple[MultivariateProfile, Dicts, dict[str, NumericProfile]]:
+    """A multivariate profile over 2-6 features (orthonormal components, any means and
+    scales), feature dicts with any mix of numbers, ints, NaN, None, wrong types, absent and
+    extra keys, and numeric columns for some of the features (and one no feature of the
+    profile's). The error bins are cut at the rows' own errors and their neighbours, so
+    errors land exactly on edges."""
+    d = draw(st.integers(2, len(MV_POOL)))
+    features = draw(st.permutations(MV_POOL))[:d]
+    k = draw(st.integers(1, d - 1))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    components = q.T[:k]
+    means = draw(st.lists(st.floats(-1e3, 1e3) | st.just(0.0), min_size=d, max_size=d))
+    scales = draw(
+        st.lists(st.floats(1e-3, 1e3) | st.sampled_from([1.0, 5e-324]), min_size=d, max_size=d)
+    )
+    keys = st.sampled_from([*features, "extra", "zz"])
+    dicts: Dicts = draw(st.lists(st.dictionaries(keys, mv_values, max_size=d + 2), max_size=25))
+    draft = MultivariateProfile(
+        features=list(features),
+        means=means,
+        scales=scales,
+        components=components.tolist(),
+        explained_variance=0.5,
+        error=NumericProfile(edges=[], probabilities=[1.0], count=0),
+        error_mean=0.0,
+        error_sd=0.0,
+    )
+    with numpy_only():
+        errors = _matrix_errors(draft, dicts)
+    chosen = [e for e in errors.tolist() if draw(st.booleans())]
+    around = [math.nextafter(e, math.inf) for e in chosen] + [
+        math.nextafter(e, -math.inf) for e in chosen
+    ]
+    edges = sorted({*chosen, *around, *draw(st.lists(st.sampled_from([0.0, 1.0, ERROR_CAP])))})
+    ranged = draw(st.booleans()) and bool(edges)
+    error = NumericProfile(
+        edges=edges,
+        probabilities=[1.0 / (len(edges) + 1)] * (len(edges) + 1),
+        minimum=edges[0] if ranged else None,
+        maximum=edges[-1] if ranged else None,
+        count=10,
+    )
+    profile = draft.model_copy(update={"error": error, "error_mean": 1.0, "error_sd": 1.0})
+    counted = [f for f in features if draw(st.booleans())] + draw(st.sampled_from([[], ["zz"]]))
+    columns = {}
+    for name in counted:
+        column_edges = sorted(set(draw(st.lists(st.floats(-5, 5), max_size=4))))
+        share = 1.0 / (len(column_edges) + 1)
+        columns[name] = NumericProfile(
+            edges=column_edges, probabilities=[share] * (len(column_edges) + 1), count=1
+        )
+    return profile, dicts, columns
+
+
+def _matrix_errors(profile: MultivariateProfile, dicts: Dicts) -> np.ndarray:
+    """The NumPy path's errors, from the matrix it builds out of the dicts."""
+    matrix = np.array(
+        [
+            [float(v) if _is_number(v) else math.nan for v in map(d.get, profile.features)]
+            for d in dicts
+        ],
+        dtype=np.float64,
+    ).reshape(len(dicts), len(profile.features))
+    return reconstruction_errors(profile, matrix)[0]
+
+
+def _fold_both(
+    profile: MultivariateProfile, dicts: Dicts, columns: dict[str, NumericProfile]
+) -> tuple[MultivariateSummary, dict[str, NumericColumnSummary]]:
+    summary = MultivariateSummary(profile)
+    numeric = {name: NumericColumnSummary(col) for name, col in columns.items()}
+    summary.fold_feature_dicts(dicts, numeric)
+    return summary, numeric
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(multivariate_cases())
+def test_compiled_multivariate_fold_equals_the_numpy_path_bit_for_bit(
+    compiled_multivariate: MultiKernel,
+    case: tuple[MultivariateProfile, Dicts, dict[str, NumericProfile]],
+) -> None:
+    """The fused kernel's errors are the NumPy path's bits, counted in the same error bins
+    (edges included), with the same exact sum and imputed count; the numeric columns it
+    counts in the same walk equal fold_numeric's."""
+    profile, dicts, columns = case
+    fast, fast_numeric = _fold_both(profile, dicts, columns)
+    with numpy_only():
+        slow, slow_numeric = _fold_both(profile, dicts, columns)
+    assert fast == slow
+    assert fast.state() == slow.state()
+    assert fast.n == len(dicts)
+    assert {n: c.state() for n, c in fast_numeric.items()} == {
+        n: c.state() for n, c in slow_numeric.items()
+    }
+    # The kernel itself took the batch (it declines nothing here) and wrote the same errors.
+    summary = MultivariateSummary(profile)
+    names = tuple(profile.features)
+    errors = np.full(len(dicts), -1.0)
+    error_edges = summary._errors._edges
+    error_counts = np.zeros(error_edges.shape[0] + 1, dtype=np.int64)
+    projection = summary._projection
+    folded = compiled_multivariate(
+        dicts,
+        names,
+        tuple(np.empty(0) for _ in names),
+        tuple(np.zeros(1, dtype=np.int64) for _ in names),
+        np.arange(len(names), dtype=np.int64),
+        projection.means,
+        projection.scales,
+        projection.projector.reshape(-1),
+        error_edges,
+        error_counts,
+        errors,
+        ERROR_CAP,
+    )
+    assert folded is not None
+    expected = _matrix_errors(profile, dicts)
+    assert errors.tobytes() == expected.tobytes()
+    np.testing.assert_array_equal(
+        error_counts,
+        np.bincount(
+            np.searchsorted(error_edges, expected, side="right"),
+            minlength=error_edges.shape[0] + 1,
+        ),
+    )
+    assert folded[1] == slow.imputed
+
+
+def test_fused_fold_events_takes_the_compiled_kernel_when_built(
+    compiled_multivariate: MultiKernel,
+) -> None:
+    """PaneSummary.fold_events reaches the fused kernel (no silent NumPy fallback) and equals
+    the NumPy path and the column path."""
+    assert multivariate_module._compiled_fold is compiled_multivariate
+    rng = np.random.default_rng(5)
+    rows = [
+        {"age": int(rng.integers(18, 90)), "amount": float(rng.lognormal(3, 1)), "few": 2}
+        for _ in range(50)
+    ]
+    events = [
+        decode_prediction(
+            json.dumps(
+                {
+                    "event_id": f"e{i}",
+                    "prediction_id": f"p{i}",
+                    "model": BINARY.model,
+                    "model_version": BINARY.model_version,
+                    "timestamp": 1_700_000_000_000 + i,
+                    "features": row,
+                    "prediction": 1,
+                }
+            ).encode()
+        )
+        for i, row in enumerate(rows)
+    ]
+    with mock.patch.object(
+        multivariate_module, "_compiled_fold", wraps=compiled_multivariate
+    ) as spy:
+        fast = PaneSummary(BINARY).fold_events(events)
+    assert spy.call_count == 1
+    with numpy_only():
+        slow = PaneSummary(BINARY).fold_events(events)
+    assert fast == slow == PaneSummary(BINARY).fold(columns_from_events(events, BINARY))
+    assert fast.multivariate is not None
+    assert fast.multivariate.imputed == 100  # const and empty are in no row
+
+
+@pytest.mark.parametrize("bad", UNSUPPORTED.values(), ids=UNSUPPORTED.keys())
+def test_fused_kernel_declines_unknown_values_and_the_numpy_path_counts_them(
+    compiled_multivariate: MultiKernel, bad: object
+) -> None:
+    """A value the kernel does not know, after good rows, leaves every count untouched
+    (None); fold_feature_dicts then gives exactly the NumPy path's result or error."""
+    profile = BINARY.multivariate
+    assert profile is not None
+    dicts: Dicts = [{"age": 30.0, "amount": 5.0}, {"age": "x", "few": None}, {"amount": bad}]
+    summary = MultivariateSummary(profile)
+    column = NumericColumnSummary(BINARY.features["amount"])  # type: ignore[arg-type]
+    before = (summary.state(), column.state())
+    errors = np.empty(len(dicts))
+    projection = summary._projection
+    names = tuple(profile.features)
+    assert (
+        compiled_multivariate(
+            dicts,
+            ("amount", *names),
+            (column._edges, *(np.empty(0) for _ in names)),
+            (column._counts, *(np.zeros(1, dtype=np.int64) for _ in names)),
+            np.arange(1, len(names) + 1, dtype=np.int64),
+            projection.means,
+            projection.scales,
+            projection.projector.reshape(-1),
+            summary._errors._edges,
+            summary._errors._counts,
+            errors,
+            ERROR_CAP,
+        )
+        is None
+    )
+    assert (summary.state(), column.state()) == before
+
+    def fold() -> tuple[Any, Any]:
+        s = MultivariateSummary(profile)
+        c = NumericColumnSummary(BINARY.features["amount"])  # type: ignore[arg-type]
+        s.fold_feature_dicts(dicts, {"amount": c})
+        return s.state(), c.state()
+
+    try:
+        with numpy_only():
+            expected: object = fold()
+    except OverflowError as exc:
+        with pytest.raises(OverflowError, match=re.escape(str(exc))):
+            fold()
+    else:
+        assert fold() == expected
+
+
+def _mv_args(**changes: Any) -> tuple[Any, ...]:
+    args: dict[str, Any] = {
+        "dicts": [{"x": 1.0, "y": 2.0}],
+        "names": ("x", "y"),
+        "edges": (np.array([0.0]), np.array([0.0, 1.0])),
+        "counts": (np.zeros(2, dtype=np.int64), np.zeros(3, dtype=np.int64)),
+        "index": np.array([1, 0], dtype=np.int64),
+        "means": np.zeros(2),
+        "scales": np.ones(2),
+        "projector": np.eye(2).reshape(-1),
+        "error_edges": np.array([1.0]),
+        "error_counts": np.zeros(2, dtype=np.int64),
+        "errors": np.zeros(1),
+        "cap": ERROR_CAP,
+    }
+    args.update(changes)
+    return tuple(args.values())
+
+
+MV_BAD_ARGUMENTS: dict[str, tuple[tuple[Any, ...], type[Exception], str]] = {
+    "index float64": (
+        _mv_args(index=np.array([1.0, 0.0])),
+        TypeError,
+        r"index must be a 1-D int64",
+    ),
+    "index out of names": (
+        _mv_args(index=np.array([2, 0], dtype=np.int64)),
+        ValueError,
+        r"index\[0\] must be a position in names, got 2",
+    ),
+    "negative index": (
+        _mv_args(index=np.array([0, -1], dtype=np.int64)),
+        ValueError,
+        r"index\[1\] must be a position in names, got -1",
+    ),
+    "means too short": (
+        _mv_args(means=np.zeros(1)),
+        ValueError,
+        r"index, means and scales must have the same length",
+    ),
+    "scales int64": (
+        _mv_args(scales=np.ones(2, dtype=np.int64)),
+        TypeError,
+        r"scales must be a 1-D float64",
+    ),
+    "projector 2-D": (_mv_args(projector=np.eye(2)), TypeError, r"projector must be a 1-D"),
+    "projector short": (
+        _mv_args(projector=np.ones(3)),
+        ValueError,
+        r"projector must have len\(index\) \*\* 2 = 4 entries",
+    ),
+    "error counts short": (
+        _mv_args(error_counts=np.zeros(1, dtype=np.int64)),
+        ValueError,
+        r"error_counts must have len\(error_edges\) \+ 1 entries",
+    ),
+    "errors short": (_mv_args(errors=np.zeros(0)), ValueError, r"errors must have len\(dicts\)"),
+    "cap not a number": (_mv_args(cap="x"), TypeError, r"must be real number"),
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"), MV_BAD_ARGUMENTS.values(), ids=MV_BAD_ARGUMENTS.keys()
+)
+def test_fused_kernel_rejects_bad_arguments_naming_them(
+    compiled_multivariate: MultiKernel, args: tuple[Any, ...], error: type[Exception], message: str
+) -> None:
+    """Wrong dtypes or lengths of the multivariate buffers raise, naming them, and count
+    nothing."""
+    with pytest.raises(error, match=message):
+        compiled_multivariate(*args)
+    assert all(not c.any() for c in args[3])
+    assert not args[9].any()
+
+
+def test_fused_kernel_refuses_read_only_error_counts(compiled_multivariate: MultiKernel) -> None:
+    """Error counts or errors it cannot write raise ValueError."""
+    for name in ("error_counts", "errors"):
+        args = dict(
+            zip(["error_counts", "errors"], [np.zeros(2, dtype=np.int64), np.zeros(1)], strict=True)
+        )
+        args[name].flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):
+            compiled_multivariate(*_mv_args(**args))
+
+
+def test_a_list_emptied_while_read_makes_the_fused_kernel_decline(
+    compiled_multivariate: MultiKernel,
+) -> None:
+    """Rows the errors buffer has no room for, or rows gone, decline the batch (None), so no
+    error of a row never read is summed."""
+    rows: list[dict[Any, Any]] = []
+
+    class Clearing:
+        def __hash__(self) -> int:
+            return hash("x")
+
+        def __eq__(self, other: object) -> bool:
+            rows.clear()
+            return False
+
+    rows += [{Clearing(): 1}, {"x": 1.0}, {"x": 2.0}]
+    args = list(_mv_args(dicts=rows, errors=np.zeros(3)))
+    assert compiled_multivariate(*args) is None
+    assert not args[9].any()
