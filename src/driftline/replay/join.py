@@ -66,7 +66,7 @@ def pending_entry(waiting: Waiting) -> bytes:
 
 
 def pending_entries(
-    times: list[int], seqs: list[int], version: int, payloads: list[tuple[Any, Any]]
+    times: list[int], seqs: list[int], version: int, payloads: Sequence[tuple[Any, ...]]
 ) -> list[bytes]:
     """:func:`pending_entry` of many predictions of one version (``payloads``: their
     prediction and scores, and their segments when they have any)."""
@@ -97,7 +97,7 @@ def read_pending(entry: bytes) -> Waiting:
 _HEADS = np.dtype([("tag", "S1"), ("time", "<i8"), ("seq", "<i8"), ("version", "<i4")])
 
 
-def read_pendings(entries: list[bytes]) -> tuple[NDArray[Any], list[tuple[Any, Any]]]:
+def read_pendings(entries: list[bytes]) -> tuple[NDArray[Any], list[tuple[Any, ...]]]:
     """:func:`read_pending` of many ``P`` entries at once: their heads as a record array
     (``time``, ``seq``, ``version``) and their (prediction, scores[, segments])."""
     size = _PENDING.size
