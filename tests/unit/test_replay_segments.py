@@ -159,6 +159,7 @@ def test_replay_judges_performance_per_segment_as_the_engine_does(tmp_path: Path
     predictions.write_bytes(b"\n".join(orjson.dumps(r) for r in rows))
     truths.write_bytes(b"\n".join(orjson.dumps(r) for r in labels))
     result = replay(predictions, truths, settings=SETTINGS, label_wait=timedelta(minutes=5))
+    by_start = {r.window.start_ms: r for r in result.reports}
     judged = {
         r.window.start_ms: {
             (s.segment, s.n_labels, s.metrics.get("accuracy")) for s in r.segment_performance
@@ -171,6 +172,11 @@ def test_replay_judges_performance_per_segment_as_the_engine_does(tmp_path: Path
     assert accuracy["c"] is not None
     assert accuracy["c"] < 0.65
     assert all(accuracy[r] == 1.0 for r in REGIONS if r != "c")
+    record = report_record(by_start[WARMUP * STEP_MS])
+    in_json = {s["segment"]: s for s in record["segment_performance"]}
+    assert in_json["c"]["breach"]
+    assert in_json["c"]["performance"]["accuracy"] == accuracy["c"]
+    assert not in_json["a"]["breach"]
 
     events = [WirePrediction(**r) for r in rows]  # type: ignore[arg-type]
     profile = profile_from_events(events[:WARMUP], "binary", SETTINGS.model("m", "binary"))
