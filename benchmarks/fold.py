@@ -17,6 +17,8 @@ What a segment key costs (``models.<m>.segments``): the same events tagged with 
 segment keys of 12 values each, the profile recording the top 10 per key (so 11 parts per
 key: 10 values and ``other``), folded with ``PaneSummary.fold_events`` (stage 1's path) in
 batches of 1,000 and 10,000; printed: microseconds per event and the pane partial's bytes.
+And what it costs per labelled pair (the performance partial's segment slices, as stage 1
+folds joined pairs), with the performance partial's bytes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from common.report import Column, Table, best_seconds, parser
 from common.stage1 import Stage1
 from common.synthetic import binary_profile, prediction_json
+from driftline.detectors.performance import PerformanceSummary
 from driftline.detectors.summary import PaneSummary
 from driftline.schemas import decode_prediction
 from driftline.schemas.reference import ReferenceProfile
@@ -109,6 +112,54 @@ def _segment_cost(
         print(table.row(size, n_keys, len(summary.segments), per_event, ratio, size_bytes))
 
 
+def _segment_performance_cost(
+    profile: ReferenceProfile, n: int, rng: np.random.Generator, repeats: int
+) -> None:
+    """Fold cost and partial size of the labelled pairs' performance summary per number of
+    segment keys (``fold`` then ``fold_segments``, as stage 1 folds joined pairs)."""
+    table = Table(
+        Column("batch", 7, ","),
+        Column("segment keys", 13, ","),
+        Column("parts", 6, ","),
+        Column("us/pair", 9, ".2f"),
+        Column("vs none", 8, ".2f", suffix="x"),
+        Column("partial bytes", 14, ","),
+    )
+    print("\nperformance per segment, top 10 of 12 values each, fold + fold_segments")
+    print(table.header())
+    p = rng.uniform(size=n)
+    guesses = (p > 0.5).astype(int)
+    labels = (rng.uniform(size=n) < p).astype(int)
+    scores = {"0": 1.0 - p, "1": p}
+    delays = rng.integers(0, 600_000, size=n)
+    base = math.nan
+    for size, n_keys in itertools.product(BATCH_SIZES, (0, 1, 2)):
+        keys = [f"k{j}" for j in range(n_keys)]
+        values = rng.integers(0, SEGMENT_VALUES, size=(n, max(n_keys, 1)))
+        tags = [{k: f"v{values[i, j]}" for j, k in enumerate(keys)} or None for i in range(n)]
+        tracked = {k: [f"v{v}" for v in range(SEGMENT_TOP_K)] for k in keys}
+        rows = [slice(i, i + size) for i in range(0, n, size)]
+
+        def fold(
+            tracked: dict[str, list[str]] = tracked,
+            tags: list[Any] = tags,
+            rows: list[slice] = rows,
+        ) -> PerformanceSummary:
+            summary = PerformanceSummary.from_profile(profile)
+            for r in rows:
+                part = {c: v[r] for c, v in scores.items()}
+                summary.fold(labels[r], guesses[r], part, delays[r])
+                summary.fold_segments(tracked, tags[r], labels[r], guesses[r], part, delays[r])
+            return summary
+
+        per_pair = best_seconds(fold, repeats) / n * 1e6
+        base = per_pair if n_keys == 0 else base
+        summary = fold()
+        size_bytes = len(summary.to_bytes())
+        ratio = per_pair / base
+        print(table.row(size, n_keys, len(summary.segments), per_pair, ratio, size_bytes))
+
+
 def main() -> None:
     options = parser(__doc__)
     options.add_argument("--events", type=int, default=EVENTS)
@@ -155,6 +206,7 @@ def main() -> None:
         f"from_bytes {per_decode * 1e6:,.0f} us, merge {per_merge * 1e6:,.0f} us"
     )
     _segment_cost(profile, messages, rng, repeats)
+    _segment_performance_cost(profile, events, rng, repeats)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,8 @@ def report_table(reports: Sequence[WindowReport]) -> Table:
 
 
 def report_record(report: WindowReport) -> dict[str, Any]:
-    """A window report as plain JSON-able data."""
+    """A window report as plain JSON-able data (``segment_performance`` only for a model
+    with segments)."""
     d = report.decision
 
     def result(r: TestResult) -> dict[str, Any]:
@@ -120,6 +121,25 @@ def report_record(report: WindowReport) -> dict[str, Any]:
             "alerts": [a.model_dump(mode="json") for a in d.alerts],
             "retrain": None if d.retrain is None else d.retrain.model_dump(mode="json"),
         },
+        **(
+            {
+                "segment_performance": [
+                    {
+                        "segment_key": s.segment_key,
+                        "segment": s.segment,
+                        "n_events": s.n_events,
+                        "n_labels": s.n_labels,
+                        "label_coverage": s.label_coverage,
+                        "performance": dict(s.metrics),
+                        "mean_label_delay_ms": s.mean_label_delay_ms,
+                        "breach": s.breach,
+                    }
+                    for s in report.segment_performance
+                ]
+            }
+            if report.segment_performance
+            else {}
+        ),
     }
 
 

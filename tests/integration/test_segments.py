@@ -10,6 +10,11 @@ points of ``x3`` per region must carry ``segment_key=region`` and ``segment=<val
 drifted in ``c`` and in no other region; the whole-model points carry no segment tag. If
 stage 1 did not fold the segments, or stage 2 merged the partials without them, no segment
 point would be written and the test would time out waiting for it.
+
+The first window's labels follow, wrong for region c's predictions: its ``performance``
+point of accuracy per region must carry the same tags and show the drop in ``c`` only. The
+model makes no joined examples, so its predictions wait in the join as compact entries: the
+slice of each comes back from the entry's segment bytes.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import yaml
 from driftline.client import DriftlineProducer
 from driftline.config import Settings
 from driftline.detectors.profile import top_segment_values
-from driftline.schemas.events import PredictionEvent
+from driftline.schemas.events import GroundTruthEvent, PredictionEvent
 from driftline.streams.registry import publish_profile
 from driftline.testing.servers import Series, TansuBroker, VictoriaMetrics
 from driftline.testing.service import (
@@ -61,6 +66,14 @@ def _prediction(event: Any, i: int) -> PredictionEvent:
     return PredictionEvent.model_validate(
         {**body, "model": MODEL, "segments": {"region": _region(i)}}
     )
+
+
+def _label(event: Any, i: int) -> GroundTruthEvent:
+    """The SEA label, but the opposite of the prediction in region c."""
+    body = {**event.ground_truth, "model": MODEL}
+    if _region(i) == "c":
+        body["label"] = 1 - int(event.prediction["prediction"])
+    return GroundTruthEvent.model_validate(body)
 
 
 @contextmanager
@@ -108,7 +121,14 @@ def test_segment_points_come_out_of_both_stages_tagged_and_the_shift_is_in_its_s
             influx_url=victoria.url,
             state_dir=tmp_path / "state",
             name="segments",
-            models={MODEL: {**SEA_MODEL, "idle_timeout": "3s", "segments": {"keys": ["region"]}}},
+            models={
+                MODEL: {
+                    **SEA_MODEL,
+                    "idle_timeout": "3s",
+                    "segments": {"keys": ["region"]},
+                    "retrain": {**SEA_MODEL["retrain"], "examples": False},
+                }
+            },
             flush_interval="200ms",
         )
         settings = Settings(**raw)
@@ -130,12 +150,34 @@ def test_segment_points_come_out_of_both_stages_tagged_and_the_shift_is_in_its_s
             ) as producer:
                 for i, event in enumerate(events):
                     producer.send(_prediction(event, i))
+                for i, event in enumerate(events[:PER_WINDOW]):
+                    producer.send(_label(event, i))
 
             def every_region_judged() -> bool:
                 tagged = {s.tags.get("segment") for s in _drifted_x3(victoria)}
                 return set(REGIONS) <= tagged
 
             _wait_for("x3's drift points of every region", every_region_judged, monitor, log)
+
+            def accuracy_by_region() -> dict[str, float]:
+                found = {}
+                for s in victoria.series(
+                    "performance", **TAGS, metric="accuracy", segment_key="region"
+                ):
+                    first = [v for ms, v in s.points if ms == FIRST_END]
+                    if s.field == "value" and first:
+                        found[s.tags["segment"]] = first[-1]
+                return found
+
+            def every_region_labelled() -> bool:
+                return set(accuracy_by_region()) == set(REGIONS)
+
+            _wait_for("accuracy points of every region", every_region_labelled, monitor, log)
+            # Late labels restate the window: wait until region c's accuracy has settled low.
+            _wait_for(
+                "region c's accuracy drop", lambda: accuracy_by_region()["c"] < 0.3, monitor, log
+            )
+            accuracy = accuracy_by_region()
 
         series = _drifted_x3(victoria)
         context = "\n".join(f"{s.tags} {s.points}" for s in series) + "\n" + _log_tail(log)
@@ -151,3 +193,13 @@ def test_segment_points_come_out_of_both_stages_tagged_and_the_shift_is_in_its_s
         assert None in by_segment, context  # the whole model's point, without a segment tag
         quality = victoria.series("data_quality", **TAGS, segment_key="region", feature="x3")
         assert {s.tags["segment"] for s in quality} == set(REGIONS), context
+        for region in ("a", "b", "d", "e"):
+            assert accuracy[region] > 0.7, (accuracy, context)
+        whole = [
+            s
+            for s in victoria.series("performance", **TAGS, metric="accuracy")
+            if "segment" not in s.tags and s.field == "value"
+        ]
+        assert len(whole) == 1, context  # the whole model's accuracy keeps its untagged point
+        coverage = victoria.series("label_coverage", **TAGS, segment_key="region")
+        assert {s.tags["segment"] for s in coverage} == set(REGIONS), context

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,64 @@ def test_replay_output_names_the_segment_in_its_table_and_json() -> None:
     whole = TestResult("psi", "x", 0.5, 1e-9, 0.2, 1000, 1000, True)
     sliced = replace(whole, segment_key="region", segment="c")
     assert _drifted([whole, sliced]) == "x psi=0.50, x[region=c] psi=0.50"
+
+
+def test_replay_judges_performance_per_segment_as_the_engine_does(tmp_path: Path) -> None:
+    """Labels 30 s after their predictions; past the warm-up, region c's predictions are
+    right half the time, the others' always: replay's per-segment performance is the
+    engine's on the same pairs, and the drop shows in region c only."""
+    rows = _events()[:8_000]
+    rng = np.random.default_rng(5)
+    labels = []
+    for row in rows:
+        worse = row["segments"] == {"region": "c"} and int(row["timestamp"]) >= WARMUP * STEP_MS  # type: ignore[call-overload]
+        right = not worse or rng.random() < 0.5
+        guess = str(row["prediction"])
+        labels.append(
+            {
+                "event_id": f"t{row['prediction_id']}",
+                "prediction_id": row["prediction_id"],
+                "timestamp": int(row["timestamp"]) + 30_000,  # type: ignore[call-overload]
+                "label": guess if right else str(1 - int(guess)),
+            }
+        )
+    predictions, truths = tmp_path / "predictions.jsonl", tmp_path / "labels.jsonl"
+    predictions.write_bytes(b"\n".join(orjson.dumps(r) for r in rows))
+    truths.write_bytes(b"\n".join(orjson.dumps(r) for r in labels))
+    result = replay(predictions, truths, settings=SETTINGS, label_wait=timedelta(minutes=5))
+    by_start = {r.window.start_ms: r for r in result.reports}
+    judged = {
+        r.window.start_ms: {
+            (s.segment, s.n_labels, s.metrics.get("accuracy")) for s in r.segment_performance
+        }
+        for r in result.reports
+    }
+    after = judged[WARMUP * STEP_MS]
+    accuracy = {segment: value for segment, _, value in after}
+    assert set(accuracy) == set(REGIONS)
+    assert accuracy["c"] is not None
+    assert accuracy["c"] < 0.65
+    assert all(accuracy[r] == 1.0 for r in REGIONS if r != "c")
+    record = report_record(by_start[WARMUP * STEP_MS])
+    in_json = {s["segment"]: s for s in record["segment_performance"]}
+    assert in_json["c"]["breach"]
+    assert in_json["c"]["performance"]["accuracy"] == accuracy["c"]
+    assert not in_json["a"]["breach"]
+
+    events = [WirePrediction(**r) for r in rows]  # type: ignore[arg-type]
+    profile = profile_from_events(events[:WARMUP], "binary", SETTINGS.model("m", "binary"))
+    monitor = ModelMonitor(profile, SETTINGS.model("m", "binary"))
+    later = events[WARMUP:]
+    monitor.fold_events(later)
+    monitor.fold_labels(
+        [int(e.timestamp) for e in later],  # type: ignore[arg-type]
+        [t["label"] for t in labels[WARMUP:]],
+        [e.prediction for e in later],
+        label_delay_ms=[30_000] * len(later),
+        segments=[e.segments for e in later],
+    )
+    direct = {w.start_ms: monitor.evaluate(w) for w in monitor.due(2 * WINDOW_MS)}
+    assert after == {
+        (s.segment, s.n_labels, s.metrics.get("accuracy"))
+        for s in direct[WARMUP * STEP_MS].segment_performance
+    }

@@ -9,6 +9,7 @@ import typer
 
 from driftline.cli._common import (
     EXIT_CONFIG,
+    EXIT_FAILED,
     ConfigFile,
     err,
     fail,

@@ -90,6 +90,31 @@ class _Series:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentPerformance:
+    """The realised performance of one segment's slice in a window (report-only: it feeds
+    points and the report, not the decision)."""
+
+    segment_key: str
+    segment: str
+    n_events: int
+    """The slice's predictions in the window."""
+    n_labels: int
+    """Its predictions that have their label so far."""
+    metrics: Mapping[str, float]
+    """Every defined metric of the task, as :attr:`WindowReport.performance`."""
+    mean_label_delay_ms: float | None
+    breach: bool
+    """Whether the model's metric breaches its performance rule (threshold, or tolerated drop
+    from the whole-model baseline) in this slice, judged as the whole model's is (at least
+    ``min_labels`` labels)."""
+
+    @property
+    def label_coverage(self) -> float | None:
+        """Share of the slice's predictions that have their label so far."""
+        return None if self.n_events == 0 else self.n_labels / self.n_events
+
+
 @dataclass(frozen=True)
 class WindowReport:
     """Everything driftline says about one window of one model version."""
@@ -107,6 +132,9 @@ class WindowReport:
     mean_label_delay_ms: float | None
     concept_drift: bool
     decision: Decision
+    segment_performance: tuple[SegmentPerformance, ...] = ()
+    """Realised performance per segment slice with labels or predictions (empty without
+    segments), by key then value."""
 
     @property
     def label_coverage(self) -> float | None:
@@ -305,8 +333,11 @@ class ModelMonitor:
         predictions: Sequence[object] | np.ndarray,
         scores: Mapping[str, Sequence[float] | np.ndarray] | None = None,
         label_delay_ms: Sequence[int] | np.ndarray | None = None,
+        segments: Sequence[Mapping[str, str] | None] | None = None,
     ) -> None:
-        """Fold joined labels into the panes of their *predictions* (so windows restate)."""
+        """Fold joined labels into the panes of their *predictions* (so windows restate);
+        with the predictions' ``segments`` (their tags), into their slices too when the
+        profile tracks segments."""
         times = np.asarray(prediction_ms, dtype=np.int64)
         panes = times - times % self.pane_ms
         label_arr = np.asarray(labels, dtype=object)
@@ -322,6 +353,17 @@ class ModelMonitor:
                 else {c: np.asarray(v, dtype=np.float64)[rows] for c, v in scores.items()},
                 None if delays is None else delays[rows],
             )
+            if segments is not None and self.profile.segments:
+                self._pane(int(pane_start)).performance.fold_segments(
+                    self.profile.segments,
+                    [segments[row] for row in rows.tolist()],
+                    label_arr[rows],
+                    pred_arr[rows],
+                    None
+                    if scores is None
+                    else {c: np.asarray(v, dtype=np.float64)[rows] for c, v in scores.items()},
+                    None if delays is None else delays[rows],
+                )
             self._touched(int(pane_start))
 
     def flag_concept_drift(self, event_ms: Iterable[int]) -> None:
@@ -483,6 +525,39 @@ class ModelMonitor:
             )
         return drift, quality
 
+    def _segment_performance(
+        self, summary: PaneSummary, performance: PerformanceSummary
+    ) -> tuple[SegmentPerformance, ...]:
+        """Realised performance of each segment slice seen, with its label coverage."""
+        slices = sorted(summary.segments.keys() | performance.segments.keys())
+        found = []
+        for key, value in slices:
+            events = summary.segments.get((key, value))
+            part = performance.segments.get((key, value))
+            metrics = part.metrics() if part is not None and part.n else {}
+            breach = False
+            if self.config.metric in metrics:
+                assert part is not None
+                observation = PerformanceObservation(
+                    self.config.metric,
+                    metrics[self.config.metric],
+                    part.n,
+                    self.profile.performance.get(self.config.metric),
+                )
+                breach = observation.judge(self.config)[1]
+            found.append(
+                SegmentPerformance(
+                    segment_key=key,
+                    segment=value,
+                    n_events=0 if events is None else events.n,
+                    n_labels=0 if part is None else part.n,
+                    metrics=metrics,
+                    mean_label_delay_ms=None if part is None else part.mean_label_delay_ms,
+                    breach=breach,
+                )
+            )
+        return tuple(found)
+
     def evaluate(self, window: Window) -> WindowReport:
         """Judge one window (again, when it was restated) and fold it into the policy."""
         summary, performance, concept = self._merged(window)
@@ -527,6 +602,7 @@ class ModelMonitor:
             mean_label_delay_ms=performance.mean_label_delay_ms,
             concept_drift=concept,
             decision=decision,
+            segment_performance=self._segment_performance(summary, performance),
         )
 
     def prune(self, watermark_ms: int) -> int:

@@ -10,11 +10,17 @@ The summary is one API over two kinds of state: a classifier's counts
 (:class:`~driftline.detectors.regression.RegressionSums`), chosen by the task, plus the label
 delays both have. This module owns that API, its parameters and its encoding, one format for
 every task.
+
+Segments (``models.<m>.segments``): a summary may also hold one sub-summary per (segment key,
+value) of the labelled predictions (:meth:`PerformanceSummary.segment`), the realised
+performance of each slice; they merge and encode with the whole-model summary, and a summary
+without segments encodes to the bytes it always did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 import msgspec
 import numpy as np
@@ -29,6 +35,7 @@ from driftline.detectors.classification import (
 from driftline.detectors.estimate import CalibrationReport
 from driftline.detectors.exact import exact_sum, exact_value, int_from_bytes, int_to_bytes
 from driftline.detectors.regression import RegressionState, RegressionSums
+from driftline.detectors.summary import OTHER
 from driftline.detectors.values import IntArray, readonly, to_numeric
 from driftline.errors import DecodeError, StatisticsError, SummaryMismatchError
 from driftline.schemas.events import Task
@@ -62,6 +69,19 @@ def classes_for(
     return tuple(sorted(found))
 
 
+_NO_TAGS: dict[str, str] = {}
+
+
+def _column(values: ArrayLike | Iterable[object]) -> np.ndarray:
+    """``values`` as a 1-d array that rows can index (objects kept as they are)."""
+    if isinstance(values, np.ndarray):
+        return values
+    items = list(values)  # type: ignore[arg-type]
+    column = np.empty(len(items), dtype=object)
+    column[:] = items
+    return column
+
+
 class _PerformanceState(msgspec.Struct, array_like=True, frozen=True):
     format: int
     task: str
@@ -81,9 +101,17 @@ class _PerformanceState(msgspec.Struct, array_like=True, frozen=True):
     n_delay: int
 
 
+class _SegmentedPerformanceState(_PerformanceState, array_like=True, frozen=True):
+    """A performance state with segment slices (key, value, their bytes); a summary without
+    any encodes as a :class:`_PerformanceState`, to the bytes it always did, and decodes with
+    none here."""
+
+    segments: list[tuple[str, str, bytes]] | None = None
+
+
 _FORMAT = 1
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(_PerformanceState)
+_decoder = msgspec.msgpack.Decoder(_SegmentedPerformanceState)
 # One format for every task: the fields of the other task hold what an empty one encodes to.
 _NO_CLASSIFICATION = ClassificationCounts("multiclass", (), None, 1).state()
 _NO_REGRESSION = RegressionSums().state()
@@ -191,6 +219,7 @@ class PerformanceSummary:
         self._delay_counts = np.zeros(len(LABEL_DELAY_EDGES_MS) + 1, dtype=np.int64)
         self._delay_total = 0
         self._n_delay = 0
+        self._segments: dict[tuple[str, str], PerformanceSummary] = {}
 
     # -- updating ---------------------------------------------------------------------------
 
@@ -223,6 +252,74 @@ class PerformanceSummary:
             self._n_delay += int(delays.shape[0])
         return self
 
+    def fold_segments(
+        self,
+        tracked: Mapping[str, Collection[str]],
+        tags: Sequence[Mapping[str, str] | None],
+        labels: ArrayLike | Iterable[object],
+        predictions: ArrayLike | Iterable[object],
+        scores: Mapping[str, ArrayLike] | None = None,
+        label_delay_ms: ArrayLike | None = None,
+    ) -> PerformanceSummary:
+        """Fold labelled predictions into their segments' slices (:meth:`segment`), once per
+        key of ``tracked`` (a profile's ``segments``): a prediction whose ``tags`` value of
+        the key is not tracked, or that has none, falls in :data:`OTHER`. The columns are as
+        :meth:`fold` takes them; the whole-model counts are not touched. Returns ``self``.
+
+        >>> perf = PerformanceSummary("binary", ("0", "1"))
+        >>> _ = perf.fold_segments({"region": ["eu"]}, [{"region": "eu"}, None, {"region": "us"}],
+        ...                        labels=[1, 0, 1], predictions=[1, 1, 1])
+        >>> {value: part.accuracy for (_, value), part in perf.segments.items()}
+        {'eu': 1.0, 'other': 0.5}
+        """
+        if not tracked or not tags:
+            return self
+        label_column = _column(labels)
+        guess_column = _column(predictions)
+        score_columns = (
+            None
+            if scores is None
+            else {c: np.asarray(v, dtype=np.float64) for c, v in scores.items()}
+        )
+        delays = None if label_delay_ms is None else np.asarray(label_delay_ms)
+        rows_of = [tag or _NO_TAGS for tag in tags]
+        for key in sorted(tracked):
+            known = frozenset(tracked[key])
+            groups: dict[str, list[int]] = {}
+            for row, tag in enumerate(rows_of):
+                value = tag.get(key)
+                groups.setdefault(value if value in known else OTHER, []).append(row)
+            for value in sorted(groups):
+                rows = np.array(groups[value], dtype=np.intp)
+                self.segment(key, value).fold(
+                    label_column[rows],
+                    guess_column[rows],
+                    None
+                    if score_columns is None
+                    else {c: v[rows] for c, v in score_columns.items()},
+                    None if delays is None else delays[rows],
+                )
+        return self
+
+    def segment(self, key: str, value: str) -> PerformanceSummary:
+        """The sub-summary of the slice ``key=value`` (created empty on first use; fold the
+        slice's labelled predictions into it)."""
+        part = self._segments.get((key, value))
+        if part is None:
+            part = self._empty()
+            self._segments[key, value] = part
+        return part
+
+    @property
+    def segments(self) -> Mapping[tuple[str, str], PerformanceSummary]:
+        """The sub-summary of each (segment key, value) folded; empty without segments."""
+        return MappingProxyType(self._segments)
+
+    def _empty(self) -> PerformanceSummary:
+        return PerformanceSummary(
+            self._task, self._classes, positive_class=self._positive, score_bins=self._bins
+        )
+
     def merge(self, other: PerformanceSummary) -> PerformanceSummary:
         """A new summary holding both; exact, associative and commutative."""
         if self._config() != other._config():
@@ -237,6 +334,12 @@ class PerformanceSummary:
         merged._delay_counts = self._delay_counts + other._delay_counts
         merged._delay_total = self._delay_total + other._delay_total
         merged._n_delay = self._n_delay + other._n_delay
+        merged._segments = {}
+        for slice_ in sorted(self._segments.keys() | other._segments.keys()):
+            mine, theirs = self._segments.get(slice_), other._segments.get(slice_)
+            merged._segments[slice_] = (self._empty() if mine is None else mine).merge(
+                self._empty() if theirs is None else theirs
+            )
         return merged
 
     def _config(self) -> tuple[str, tuple[str, ...], str | None, int]:
@@ -412,7 +515,15 @@ class PerformanceSummary:
     def to_bytes(self) -> bytes:
         """A compact msgpack encoding, self-describing; :meth:`from_bytes` restores it."""
         counts, sums = self._classification(), self._regression()
-        state = _PerformanceState(
+        fields: dict[str, object] = {}
+        state_type: type[_PerformanceState] = _PerformanceState
+        if self._segments:
+            fields["segments"] = [
+                (key, value, self._segments[key, value].to_bytes())
+                for key, value in sorted(self._segments)
+            ]
+            state_type = _SegmentedPerformanceState
+        state = state_type(
             format=_FORMAT,
             task=self._task,
             classes=list(self._classes),
@@ -424,6 +535,7 @@ class PerformanceSummary:
             delay_counts=self._delay_counts.tolist(),
             delay_total=int_to_bytes(self._delay_total),
             n_delay=self._n_delay,
+            **fields,
         )
         return _encoder.encode(state)
 
@@ -452,7 +564,7 @@ class PerformanceSummary:
             ) from None
         return summary
 
-    def _restore(self, state: _PerformanceState) -> None:
+    def _restore(self, state: _SegmentedPerformanceState) -> None:
         classification = _classification_fields(state)
         regression = RegressionState(sums=state.sums)
         counts, sums = self._classification(), self._regression()
@@ -467,6 +579,11 @@ class PerformanceSummary:
         self._delay_counts = shaped(state.delay_counts, (len(LABEL_DELAY_EDGES_MS) + 1,))
         self._delay_total = int_from_bytes(state.delay_total)
         self._n_delay = state.n_delay
+        for key, value, raw in state.segments or ():
+            part = PerformanceSummary.from_bytes(raw)
+            if part._config() != self._config() or part._segments:
+                raise StatisticsError(f"segment {key}={value} does not fit the summary")
+            self._segments[key, value] = part
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PerformanceSummary):
@@ -476,6 +593,7 @@ class PerformanceSummary:
             and self._outcome == other._outcome
             and (self._delay_total, self._n_delay) == (other._delay_total, other._n_delay)
             and np.array_equal(self._delay_counts, other._delay_counts)
+            and self._segments == other._segments
         )
 
     __hash__ = None  # type: ignore[assignment]

@@ -56,6 +56,7 @@ class Waiting(NamedTuple):
     version: int
     prediction: Any
     scores: dict[str, float] | None
+    segments: dict[str, str] | None = None
 
 
 class WaitingLabel(NamedTuple):
@@ -67,16 +68,19 @@ class WaitingLabel(NamedTuple):
 
 def pending_entry(waiting: Waiting) -> bytes:
     """The entry of a prediction that waits for its label."""
+    payload = [waiting.prediction, waiting.scores]
+    if waiting.segments:
+        payload.append(waiting.segments)
     return _PENDING.pack(PENDING, waiting.time_ms, waiting.seq, waiting.version) + orjson.dumps(
-        [waiting.prediction, waiting.scores]
+        payload
     )
 
 
 def pending_entries(
-    times: list[int], seqs: list[int], version: int, payloads: list[tuple[Any, Any]]
+    times: list[int], seqs: list[int], version: int, payloads: Sequence[tuple[Any, ...]]
 ) -> list[bytes]:
     """:func:`pending_entry` of many predictions of one version (``payloads``: their
-    prediction and scores)."""
+    prediction and scores, and their segments when they have any)."""
     pack, dumps = _PENDING.pack, orjson.dumps
     return [
         pack(PENDING, at, seq, version) + dumps(payload)
@@ -97,16 +101,16 @@ def marked(tag: bytes, time_ms: int) -> bytes:
 def read_pending(entry: bytes) -> Waiting:
     """The prediction a ``P`` entry holds."""
     time_ms, seq, version = _PENDING.unpack_from(entry)[1:]
-    prediction, scores = orjson.loads(entry[_PENDING.size :])
-    return Waiting(time_ms, seq, version, prediction, scores)
+    prediction, scores, *segments = orjson.loads(entry[_PENDING.size :])
+    return Waiting(time_ms, seq, version, prediction, scores, segments[0] if segments else None)
 
 
 _HEADS = np.dtype([("tag", "S1"), ("time", "<i8"), ("seq", "<i8"), ("version", "<i4")])
 
 
-def read_pendings(entries: list[bytes]) -> tuple[NDArray[Any], list[tuple[Any, Any]]]:
+def read_pendings(entries: list[bytes]) -> tuple[NDArray[Any], list[tuple[Any, ...]]]:
     """:func:`read_pending` of many ``P`` entries at once: their heads as a record array
-    (``time``, ``seq``, ``version``) and their (prediction, scores)."""
+    (``time``, ``seq``, ``version``) and their (prediction, scores[, segments])."""
     size = _PENDING.size
     heads = np.frombuffer(b"".join([entry[:size] for entry in entries]), dtype=_HEADS)
     payloads = orjson.loads(b"[" + b",".join([entry[size:] for entry in entries]) + b"]")

@@ -212,7 +212,10 @@ class _Replay:
             index = self.version(*versions.pop())
             version = self.versions[index]
             if min(times) >= late_before - version.horizon_ms:
-                payloads = [(e.prediction, e.scores) for e in events]
+                payloads = [
+                    (e.prediction, e.scores, e.segments) if e.segments else (e.prediction, e.scores)
+                    for e in events
+                ]
                 self.join.write(
                     zip(ids, pending_entries(times, seqs, index, payloads), strict=True)
                 )
@@ -243,7 +246,9 @@ class _Replay:
                     (event, at, seq, waiting.label, waiting.time_ms)
                 )
             else:
-                waiting_for = Waiting(at, seq, index, event.prediction, event.scores)
+                waiting_for = Waiting(
+                    at, seq, index, event.prediction, event.scores, event.segments
+                )
                 writes.append((pid, pending_entry(waiting_for)))
             group = accepted.setdefault(index, ([], [], []))
             group[0].append(event)
@@ -266,6 +271,7 @@ class _Replay:
                 [p[0].prediction for p in pairs],
                 [p[0].scores for p in pairs],
                 [p[4] for p in pairs],
+                [p[0].segments for p in pairs],
             )
 
     # --- labels -------------------------------------------------------------------------
@@ -318,6 +324,7 @@ class _Replay:
                 [w.prediction for w, _, _ in rows],
                 [w.scores for w, _, _ in rows],
                 [at for _, _, at in rows],
+                [w.segments for w, _, _ in rows],
             )
 
     def _join_all(
@@ -345,6 +352,7 @@ class _Replay:
                 [payloads[i][0] for i in rows],
                 [payloads[i][1] for i in rows],
                 [times[i] for i in rows],
+                [payloads[i][2] if len(payloads[i]) > 2 else None for i in rows],
             )
 
     def _sort_labels(
@@ -394,6 +402,7 @@ class _Replay:
                 [events[i].prediction for i in rows],
                 [events[i].scores for i in rows],
                 [_ms(t.timestamp) for t in truths],
+                [events[i].segments for i in rows],
             )
 
     def _scan_labels(self, missing: set[str]) -> dict[str, WireGroundTruth]:

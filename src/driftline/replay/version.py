@@ -146,8 +146,10 @@ class VersionReplay:
         predicted: list[Any],
         scores: list[dict[str, float] | None],
         label_times: list[int],
+        segments: list[dict[str, str] | None] | None = None,
     ) -> None:
-        """Fold joined pairs into their predictions' panes, their errors into the detector."""
+        """Fold joined pairs into their predictions' panes (and, with the predictions'
+        ``segments``, their slices), their errors into the detector."""
         assert self.monitor is not None
         at = np.array(times, dtype=np.int64)
         if int(at.min()) < self._kept_from:
@@ -157,12 +159,13 @@ class VersionReplay:
             times = [times[i] for i in rows]
             labels, predicted = [labels[i] for i in rows], [predicted[i] for i in rows]
             scores, label_times = [scores[i] for i in rows], [label_times[i] for i in rows]
+            segments = None if segments is None else [segments[i] for i in rows]
             if not rows:
                 return
             at = at[keep]
         delays = np.array(label_times, dtype=np.int64) - at
         self.monitor.fold_labels(
-            at, labels, predicted, score_columns(scores), np.maximum(delays, 0)
+            at, labels, predicted, score_columns(scores), np.maximum(delays, 0), segments
         )
         self.unlabelled -= len(times)
         # As stage 1 does: errors in the order the pairs join (labels in file order).

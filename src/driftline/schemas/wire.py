@@ -96,6 +96,9 @@ class StoredPrediction(msgspec.Struct, frozen=True, gc=False):
     timestamp: datetime | int
     prediction: int | float | str | bool
     scores: dict[str, float] | None = None
+    segments: dict[str, str] | None = None
+    """Its segment values, read for the performance slices (a compact entry gives back the
+    slice only: a tracked value or ``other``)."""
 
 
 def _text(min_length: int, max_length: int) -> Any:

@@ -27,7 +27,9 @@ decision                                     drift_found, in_drift, firing, perf
 A result about one segment's slice (``models.<m>.segments``) carries two more tags,
 ``segment_key`` and ``segment`` (e.g. ``region`` and ``eu``; ``other`` for values outside
 the profile's top-K), on its ``feature_drift``, ``prediction_drift`` and ``data_quality``
-point; whole-model points have neither tag, so their identity is unchanged.
+point, and each slice's realised performance is a ``performance`` point per metric and a
+``label_coverage`` point with these tags (``baseline`` is the whole model's); whole-model
+points have neither tag, so their identity is unchanged.
 """
 
 from __future__ import annotations
@@ -194,6 +196,35 @@ def report_points(report: WindowReport) -> list[MetricPoint]:
                 "performance_estimate",
                 {**base, "metric": name},
                 {"value": value, "n": report.n_events},
+                ms,
+            )
+        )
+    for part in report.segment_performance:
+        tags = {**base, "segment_key": part.segment_key, "segment": part.segment}
+        for name, value in part.metrics.items():
+            candidates.append(
+                _point(
+                    "performance",
+                    {**tags, "metric": name},
+                    {
+                        "value": value,
+                        "n_labels": part.n_labels,
+                        "baseline": report.baseline.get(name),
+                    },
+                    ms,
+                )
+            )
+        part_delay = part.mean_label_delay_ms
+        candidates.append(
+            _point(
+                "label_coverage",
+                tags,
+                {
+                    "coverage": part.label_coverage,
+                    "n_labels": part.n_labels,
+                    "n_predictions": part.n_events,
+                    "mean_label_delay_s": None if part_delay is None else part_delay / 1000.0,
+                },
                 ms,
             )
         )

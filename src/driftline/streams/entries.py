@@ -10,6 +10,12 @@ dictionary the store keeps under keys of its own, written in the same batch as t
 that first use it, so it is as durable as they are. Stores written before compact entries
 hold only the older states, which read as before.
 
+A model with segments (``ReferenceProfile.segments``) adds to each compact entry one byte per
+segment key: the index of the prediction's value among the key's tracked values (their count
+for ``other``); the tracked values are part of the interned record, so an entry decodes to
+its slices without the profile. Records and entries of models without segments are the bytes
+they always were.
+
 :mod:`driftline.streams.store` keeps these values; :mod:`driftline.streams.join` and
 :mod:`driftline.streams.shadows` read and write them.
 """
@@ -24,6 +30,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from driftline.detectors.summary import OTHER
 from driftline.schemas.wire import StoredPrediction, WirePrediction, decode_stored_predictions
 
 SHADOW = b"\xffs"
@@ -116,19 +123,26 @@ _RAW_FLOATS = 15
 """The exponent that says the scores are kept as raw IEEE doubles (no decimal form fits)."""
 _MAX_INTERNED = 1 << 16
 _record_encoder = msgspec.msgpack.Encoder()
-_record_decoder = msgspec.msgpack.Decoder(tuple[str, str, list[str], int])
+_record_decoder = msgspec.msgpack.Decoder(list[Any])
+_MAX_TRACKED = 255
+"""Tracked values per segment key a compact entry can index in its one byte (and ``other``)."""
+
+Tracked = tuple[tuple[str, tuple[str, ...]], ...]
+"""Segment keys, sorted, each with its tracked values (a profile's ``segments``)."""
 _encode_value = msgspec.msgpack.Encoder().encode
 _decode_values = msgspec.msgpack.Decoder(list[Any]).decode
 
 
 class Version(NamedTuple):
     """What an interned id stands for: model, version, score classes (in the events' order)
-    and the event time the stored times count from."""
+    and the event time the stored times count from; and the segment keys with their tracked
+    values (empty for a model without segments)."""
 
     model: str
     version: str
     classes: tuple[str, ...]
     base_ms: int
+    segments: Tracked = ()
 
 
 class Interned:
@@ -145,34 +159,41 @@ class Interned:
     >>> interned.id_of("m", "1", ("0", "1"), 9)  # known: nothing new to keep
     (0, None)
     >>> Interned([(0, interned.record(0))]).version(0)
-    Version(model='m', version='1', classes=('0', '1'), base_ms=5)
+    Version(model='m', version='1', classes=('0', '1'), base_ms=5, segments=())
     """
 
     def __init__(self, records: Iterable[tuple[int, bytes]]) -> None:
         self._versions: list[Version | None] = []
-        self._ids: dict[tuple[str, str, tuple[str, ...]], int] = {}
+        self._ids: dict[tuple[str, str, tuple[str, ...], Tracked], int] = {}
         for ident, record in records:
-            model, version, classes, base = _record_decoder.decode(record)
-            self._set(ident, Version(model, version, tuple(classes), base))
+            model, version, classes, base, *more = _record_decoder.decode(record)
+            tracked = tuple((key, tuple(values)) for key, values in (more[0] if more else ()))
+            self._set(ident, Version(model, version, tuple(classes), base, tracked))
 
     def _set(self, ident: int, version: Version) -> None:
         while len(self._versions) <= ident:
             self._versions.append(None)
         self._versions[ident] = version
-        self._ids[(version.model, version.version, version.classes)] = ident
+        self._ids[(version.model, version.version, version.classes, version.segments)] = ident
 
     def id_of(
-        self, model: str, version: str, classes: tuple[str, ...], base_ms: int
+        self,
+        model: str,
+        version: str,
+        classes: tuple[str, ...],
+        base_ms: int,
+        segments: Tracked = (),
     ) -> tuple[int, bytes | None]:
-        """The id of (model, version, classes), and the record to keep in the store when it
-        is new (``base_ms`` then becomes its base time); id -1 when the dictionary is full."""
-        ident = self._ids.get((model, version, classes))
+        """The id of (model, version, classes, tracked segments), and the record to keep in
+        the store when it is new (``base_ms`` then becomes its base time); id -1 when the
+        dictionary is full."""
+        ident = self._ids.get((model, version, classes, segments))
         if ident is not None:
             return ident, None
         ident = len(self._versions)
         if ident >= _MAX_INTERNED:
             return -1, None
-        self._set(ident, Version(model, version, classes, base_ms))
+        self._set(ident, Version(model, version, classes, base_ms, segments))
         return ident, self.record(ident)
 
     def version(self, ident: int) -> Version:
@@ -183,8 +204,11 @@ class Interned:
 
     def record(self, ident: int) -> bytes:
         """The bytes the store keeps for ``ident``."""
-        model, version, classes, base = self.version(ident)
-        return _record_encoder.encode((model, version, list(classes), base))
+        model, version, classes, base, segments = self.version(ident)
+        if not segments:
+            return _record_encoder.encode((model, version, list(classes), base))
+        tracked = [(key, list(values)) for key, values in segments]
+        return _record_encoder.encode((model, version, list(classes), base, tracked))
 
 
 def _width(largest: int, *, signed: bool = False) -> int:
@@ -231,8 +255,9 @@ class CompactCodec:
     Layout: ``C``, the interned id (2 bytes), one byte of integer widths (offset, time), one
     of the scores' form (a complement flag: the second of two scores is 1 minus the first;
     mantissa width; decimal exponent, or 15 for raw doubles), then big-endian the input
-    offset, the event time from the version's base, each score's mantissa, and last the
-    prediction in MessagePack. A usual binary prediction takes 16 to 20 bytes.
+    offset, the event time from the version's base, each score's mantissa, one byte per
+    segment key (the index of its slice, when the version's record tracks segments), and last
+    the prediction in MessagePack. A usual binary prediction takes 16 to 20 bytes.
 
     Parameters
     ----------
@@ -259,10 +284,17 @@ class CompactCodec:
         events: Sequence[WirePrediction | StoredPrediction],
         offsets: Sequence[int],
         times: NDArray[np.int64],
+        segments: Mapping[str, Sequence[str]] | None = None,
     ) -> tuple[list[bytes] | None, list[tuple[int, bytes]]]:
-        """The entries of predictions of one (model, version) at event ``times`` (None when
-        the dictionary is full: keep them :data:`PENDING`), and the new dictionary records
-        to write in the same batch."""
+        """The entries of predictions of one (model, version) at event ``times``, with their
+        slices of the tracked ``segments`` (the profile's), and the new dictionary records to
+        write in the same batch. Entries None: keep them :data:`PENDING` (the dictionary is
+        full, or a key tracks more values than a byte indexes)."""
+        tracked: Tracked = tuple(
+            (key, tuple(values)) for key, values in sorted((segments or {}).items())
+        )
+        if any(len(values) >= _MAX_TRACKED for _, values in tracked):
+            return None, []
         first = events[0]
         model, version = first.model, first.model_version
         classes = [tuple(event.scores) if event.scores else () for event in events]
@@ -275,7 +307,7 @@ class CompactCodec:
         entries: list[bytes] = [b""] * len(events)
         records: list[tuple[int, bytes]] = []
         for names, rows in groups.items():
-            ident, record = self.interned.id_of(model, version, names, int(times[rows[0]]))
+            ident, record = self.interned.id_of(model, version, names, int(times[rows[0]]), tracked)
             if ident < 0:
                 return None, records
             if record is not None:
@@ -294,7 +326,7 @@ class CompactCodec:
         offsets: list[int],
         times: NDArray[np.int64],
     ) -> list[bytes]:
-        base = self.interned.version(ident).base_ms
+        base, tracked = self.interned.version(ident)[3:]
         at = np.asarray(offsets, dtype=np.int64)
         since = times.astype(np.int64) - base
         wo, wt = _width(int(at.max())), _width(int(np.abs(since).max()), signed=True)
@@ -307,6 +339,8 @@ class CompactCodec:
             k, mantissas = _decimal(scores)
             ws = 8 if k == _RAW_FLOATS else _width(int(np.abs(mantissas).max()))
             columns.extend(_columns(mantissas[:, j], ws) for j in range(mantissas.shape[1]))
+        if tracked:
+            columns.append(_slices(tracked, events))
         head = _HEAD.pack(COMPACT, ident, wo << 4 | wt, complement << 7 | (ws - 1) << 4 | k)
         fixed = np.hstack(columns).tobytes()
         width = len(fixed) // len(events)
@@ -327,11 +361,11 @@ class CompactCodec:
         predictions: list[StoredPrediction | None] = [None] * len(entries)
         for head, rows in groups.items():
             _, ident, widths, form = _HEAD.unpack(head)
-            model, version, names, base = self.interned.version(ident)
+            model, version, names, base, tracked = self.interned.version(ident)
             wo, wt = widths >> 4, widths & 0xF
             complement, ws, k = form >> 7, ((form >> 4) & 0x7) + 1, form & 0xF
             stored = len(names) - complement
-            width = wo + wt + stored * ws
+            width = wo + wt + stored * ws + len(tracked)
             start = _HEAD.size
             fixed = np.frombuffer(
                 b"".join([entries[row][start : start + width] for row in rows]), dtype=np.uint8
@@ -361,12 +395,36 @@ class CompactCodec:
                 scores = [dict(zip(names, row, strict=True)) for row in floats.tolist()]
             else:
                 scores = [None] * len(rows)
-            for row, offset, ts, value, given in zip(rows, at, times, values, scores, strict=True):
+            slices: list[dict[str, str] | None] = [None] * len(rows)
+            if tracked:
+                named = [(key, (*values, OTHER)) for key, values in tracked]
+                indices = fixed[:, width - len(tracked) :].tolist()
+                slices = [
+                    {key: values[i] for (key, values), i in zip(named, row, strict=True)}
+                    for row in indices
+                ]
+            for row, offset, ts, value, given, tags in zip(
+                rows, at, times, values, scores, slices, strict=True
+            ):
                 offsets[row] = offset
                 predictions[row] = StoredPrediction(
-                    ids[row].decode(), model, version, ts, value, given
+                    ids[row].decode(), model, version, ts, value, given, tags
                 )
         return offsets, predictions  # type: ignore[return-value]
+
+
+def _slices(
+    tracked: Tracked, events: Sequence[WirePrediction | StoredPrediction]
+) -> NDArray[np.uint8]:
+    """One byte per segment key per event: its value's index among the key's tracked values,
+    their count for any other value or a missing key."""
+    column = np.empty((len(events), len(tracked)), dtype=np.uint8)
+    tags = [event.segments or {} for event in events]
+    for j, (key, values) in enumerate(tracked):
+        index = {value: i for i, value in enumerate(values)}
+        other = len(values)
+        column[:, j] = [index.get(tag.get(key), other) for tag in tags]  # type: ignore[arg-type]
+    return column
 
 
 def decode_waiting(

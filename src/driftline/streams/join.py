@@ -32,6 +32,7 @@ with and without the checks and compares store, partials and outputs.
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import NamedTuple, cast
@@ -265,6 +266,7 @@ def join_predictions(
     work: JoinWork | None,
     *,
     compact: bool = False,
+    segments: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[list[WirePrediction], NDArray[np.int64], list[Pair]]:
     """New predictions of one version whose profile is known, at event ``times``: each
     waits for its label (``compact``: as a :data:`COMPACT` entry), or joins the label that
@@ -304,10 +306,12 @@ def join_predictions(
         batch.put_entries(joined)
     if work is not None:
         if waiting is None:
-            waiting_ids, pending = ids, _waiting(arrivals, times, batch, work, compact)
+            waiting_ids, pending = ids, _waiting(arrivals, times, batch, work, compact, segments)
         else:
             waiting_ids = [ids[row] for row in waiting]
-            pending = _waiting(_rows(arrivals, waiting), times[waiting], batch, work, compact)
+            pending = _waiting(
+                _rows(arrivals, waiting), times[waiting], batch, work, compact, segments
+            )
         entries.update(zip(waiting_ids, pending, strict=True))
         batch.put_entries(list(zip(waiting_ids, pending, strict=True)))
         if work.remember:
@@ -323,11 +327,13 @@ def _waiting(
     batch: StoreBatch,
     work: JoinWork,
     compact: bool,
+    segments: Mapping[str, Sequence[str]] | None,
 ) -> list[bytes]:
     """The join entries of new predictions of one version that wait for their labels: whole
-    (:data:`PENDING`), or :data:`COMPACT` (new versions interned in ``batch``)."""
+    (:data:`PENDING`), or :data:`COMPACT` with their slices of the version's tracked
+    ``segments`` (new versions interned in ``batch``)."""
     if compact and arrivals.ids:
-        entries, records = work.codec.encode(arrivals.events, arrivals.offsets, times)
+        entries, records = work.codec.encode(arrivals.events, arrivals.offsets, times, segments)
         for ident, record in records:
             batch.put_interned(ident, record)
         if entries is not None:

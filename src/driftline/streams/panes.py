@@ -161,16 +161,23 @@ class PaneSummaries:
         delays = np.maximum(labelled_at - predicted_at, 0)
         panes = predicted_at - predicted_at % pane_ms
         label_column, guess_column = _objects(labels), _objects(guesses)
+        tracked = profile.segments
+        tags = [prediction.segments for prediction in predictions] if tracked else []
         for pane_start, rows in _by_pane(panes):
             summary = self.summary("performance", profile, config, pane_start)
             assert isinstance(summary, PerformanceSummary)
             if rows is None:
                 summary.fold(label_column, guess_column, scores, delays)
+                summary.fold_segments(tracked, tags, label_column, guess_column, scores, delays)
             else:
-                summary.fold(
+                some = None if scores is None else {c: v[rows] for c, v in scores.items()}
+                summary.fold(label_column[rows], guess_column[rows], some, delays[rows])
+                summary.fold_segments(
+                    tracked,
+                    [tags[row] for row in rows.tolist()] if tags else [],
                     label_column[rows],
                     guess_column[rows],
-                    None if scores is None else {c: v[rows] for c, v in scores.items()},
+                    some,
                     delays[rows],
                 )
             self._dirty.add(("performance", profile.model, profile.model_version, pane_start, ""))

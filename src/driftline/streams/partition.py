@@ -361,7 +361,14 @@ class PartitionWorker:
         too_old = self._late_before_ms - horizon_ms(config)
         compact = not shadows and not self._settings.examples(profile.model)
         events, times, pairs = join_predictions(
-            arrivals, times, too_old, batch, result, work, compact=compact
+            arrivals,
+            times,
+            too_old,
+            batch,
+            result,
+            work,
+            compact=compact,
+            segments=profile.segments,
         )
         if not events:
             return

@@ -39,7 +39,7 @@ from pydantic import JsonValue
 
 from driftline.config import Settings
 from driftline.config.settings import ModelConfig
-from driftline.errors import DriftlineError, KafkaError, TrainingError
+from driftline.errors import DriftlineError, KafkaError, TrainingError, UnknownVersionError
 from driftline.schemas.model_version import (
     FeatureKind,
     HoldoutMetrics,
@@ -54,12 +54,14 @@ from driftline.schemas.outputs import (
     TrainingStatus,
     utc_now,
 )
+from driftline.schemas.reference import ReferenceProfile
 from driftline.trainer.announce import version_record
 from driftline.trainer.examples import ExampleStore
 from driftline.trainer.feed import LabeledFeed
 from driftline.trainer.job import Trained, run_training
 from driftline.trainer.outcomes import OutcomeLog
 from driftline.trainer.protocol import Examples
+from driftline.trainer.rebaseline import carry_segments
 from driftline.trainer.registry import Registration, Registry
 from driftline.trainer.serialise import read_header
 
@@ -251,6 +253,18 @@ class RequestHandler:
             **figures,
         )
 
+    def _reference(self, model: str, version: str) -> ReferenceProfile | None:
+        """A version's reference profile in the registry; None when the registry holds no
+        such version (one published with ``driftline reference publish``, say)."""
+        try:
+            return self.registry.reference(model, version)
+        except UnknownVersionError:
+            return None
+
+    def _champion_reference(self, model: str) -> ReferenceProfile | None:
+        champion = self.registry.champion(model)
+        return None if champion is None else self._reference(model, champion.version)
+
     def _registered(self, request: RetrainRequest, trained: Trained) -> ModelVersionMetadata:
         """The version this request registered: an earlier try's, else a new one."""
         known = request.model in self.registry.models()
@@ -297,7 +311,11 @@ class RequestHandler:
         return self.registry.register(
             registration,
             candidate.model,
-            reference=trained.reference,
+            reference=carry_segments(
+                trained.reference,
+                self._reference(request.model, request.model_version),
+                self._champion_reference(request.model),
+            ),
             by="trainer",
             reason=f"retrain request {request.request_id} ({request.rule})",
         )

@@ -5,6 +5,10 @@ candidate's own predictions and scores on them (the distribution it will produce
 serves the same traffic), and their labels (its baseline performance). Published on the
 models topic when the candidate is promoted, it lets the monitor judge the new version from
 its first event, as a profile registered with ``driftline reference publish`` does.
+
+Training examples carry no segments, so a candidate's profile tracks none of its own:
+:func:`carry_segments` gives it the segment values its parent (or the champion) tracked, so
+the new version is sliced as the old one was (docs/statistics.md "Segments").
 """
 
 from __future__ import annotations
@@ -14,7 +18,31 @@ from driftline.detectors.profile import build_profile
 from driftline.schemas.reference import ReferenceProfile
 from driftline.trainer.protocol import Examples, FittedModel
 
-__all__ = ["reference_profile"]
+__all__ = ["carry_segments", "reference_profile"]
+
+
+def carry_segments(
+    reference: ReferenceProfile, *sources: ReferenceProfile | None
+) -> ReferenceProfile:
+    """``reference`` tracking the segment values of the first of ``sources`` that tracks
+    any (the parent's, then the champion's profile); unchanged when it tracks its own, or
+    when none does. The content hash stays: segments are not part of it, as in
+    :func:`~driftline.detectors.profile.build_profile`.
+
+    >>> from driftline.detectors.profile import build_profile
+    >>> new = build_profile("m", "2", "binary", {"x": [0.0, 1.0]}, ["0", "1"])
+    >>> old = build_profile("m", "1", "binary", {"x": [0.0, 1.0]}, ["0", "1"],
+    ...                     segments={"region": ["eu", "us"]})
+    >>> carry_segments(new, None, old).segments
+    {'region': ['eu', 'us']}
+    """
+    if reference.segments:
+        return reference
+    for source in sources:
+        if source is not None and source.segments:
+            tracked = {key: list(values) for key, values in source.segments.items()}
+            return reference.model_copy(update={"segments": tracked})
+    return reference
 
 
 def reference_profile(

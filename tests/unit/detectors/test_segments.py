@@ -322,7 +322,8 @@ def test_segment_points_are_tagged_and_whole_model_points_are_not() -> None:
     points = report_points(report)
     tagged = [dict(p.tags) for p in points if ("segment_key", "region") in p.tags]
     measurements = {p.measurement for p in points if ("segment_key", "region") in p.tags}
-    assert measurements == {"feature_drift", "prediction_drift", "data_quality"}
+    # No labels in this window: a slice's label_coverage point, and no performance point.
+    assert measurements == {"feature_drift", "prediction_drift", "data_quality", "label_coverage"}
     assert {t["segment"] for t in tagged} == set(REGIONS)
     drift_c = [
         p

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from driftline.config import Settings
+from driftline.detectors.performance import PerformanceSummary
 from driftline.schemas.wire import StoredPrediction, decode_stored_predictions
 from driftline.streams import entries as entries_module
 from driftline.streams.entries import (
@@ -218,6 +219,77 @@ def test_a_full_dictionary_leaves_new_versions_whole(monkeypatch: pytest.MonkeyP
     assert codec.encode([two], [1], np.array([5])) == (None, [])
 
 
+_tags = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "region": st.sampled_from(["eu", "us", "apac", "za", "other"]),
+            "channel": st.sampled_from(["web", "app"]),
+            "tier": st.text(max_size=3),
+        },
+    ),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.tuples(_tags, _score_maps), min_size=1, max_size=30))
+def test_compact_entries_give_back_the_slices_of_the_tracked_segments(
+    rows: list[tuple[dict[str, str] | None, dict[str, float] | None]],
+) -> None:
+    """One byte per tracked key: each entry decodes to its slices (a tracked value, else
+    ``other``), also through a dictionary reopened from its records; a version tracked with
+    other segments is interned apart."""
+    tracked = {"region": ["eu", "us", "apac"], "channel": ["web"]}
+    events = [
+        StoredPrediction(f"p{i}", "m", "1", T_2026 + i, i % 2, scores, tags)
+        for i, (tags, scores) in enumerate(rows)
+    ]
+    times = np.array([event.timestamp for event in events], dtype=np.int64)
+    codec = CompactCodec(Interned([]))
+    entries, records = codec.encode(events, list(range(len(rows))), times, tracked)
+    assert entries is not None
+    ids = [f"p{i}".encode() for i in range(len(rows))]
+    want = [
+        {
+            key: (tags or {}).get(key) if (tags or {}).get(key) in values else "other"
+            for key, values in tracked.items()
+        }
+        for tags, _ in rows
+    ]
+    for decoder in (codec, CompactCodec(Interned(records))):
+        offsets, got = decoder.decode(entries, ids)
+        assert offsets == list(range(len(rows)))
+        assert [event.segments for event in got] == want
+        assert all(_same(a, b) for a, b in zip(events, got, strict=True))
+    plain, more = codec.encode(events, list(range(len(rows))), times)
+    assert plain is not None
+    assert more  # interned apart: no segments, another id
+    assert [len(a) - len(b) for a, b in zip(entries, plain, strict=True)] == [2] * len(rows)
+    assert [event.segments for event in codec.decode(plain, ids)[1]] == [None] * len(rows)
+
+
+def test_records_and_entries_without_segments_are_the_bytes_they_were() -> None:
+    """A record of a version without segments is the four-field record older stores hold,
+    and a four-field record reads as a version without segments."""
+    interned = Interned([])
+    _, record = interned.id_of("m", "1", ("0", "1"), 5)
+    assert record == b"\x94\xa1m\xa11\x92\xa10\xa11\x05"
+    assert Interned([(0, record)]).version(0).segments == ()
+    _, tracked = interned.id_of("m", "1", ("0", "1"), 5, (("region", ("eu",)),))
+    assert tracked is not None
+    assert tracked[:1] == b"\x95"
+
+
+def test_a_key_tracking_more_values_than_a_byte_indexes_leaves_entries_whole() -> None:
+    (event,) = decode_stored_predictions(
+        [b'{"prediction_id":"p","model":"m","model_version":"1","timestamp":5,"prediction":1}']
+    )
+    codec = CompactCodec(Interned([]))
+    many = {"k": [str(i) for i in range(255)]}
+    assert codec.encode([event], [1], np.array([5]), many) == (None, [])
+
+
 def _settings(examples: bool | None) -> Settings:
     return Settings(
         monitor={"max_clock_skew": "36500d"},
@@ -249,6 +321,7 @@ def _events(n: int) -> tuple[list[Msg], list[Msg]]:
                     "timestamp": T0 + i * 700,
                     "features": {"x": float(rng.normal())},
                     "prediction": int(scores[i] > 0.5),
+                    **({"segments": {"region": "abcd"[i % 4]}} if i % 5 else {}),
                     # Raw doubles and rounded ones, some the complement of the other.
                     "scores": {"0": float(1 - scores[i]), "1": float(scores[i])}
                     if i % 3
@@ -278,15 +351,18 @@ def _events(n: int) -> tuple[list[Msg], list[Msg]]:
     return predictions, labels
 
 
+@pytest.mark.parametrize("segmented", [False, True])
 @pytest.mark.parametrize("examples", [False, True])
 def test_a_worker_keeps_compact_entries_exactly_when_no_example_is_made(
-    tmp_path: Path, examples: bool
+    tmp_path: Path, examples: bool, segmented: bool
 ) -> None:
     """With examples off, waiting predictions are compact and nothing goes to the labeled
     topic; on, they are whole and every pair makes its example; the partials (features and
-    performance, bit for bit) are the same either way, whichever came first, and after a
-    reopen the late labels still join the compact entries."""
-    reference = {("m", "1"): profile()}
+    performance, bit for bit, the performance slices of a profile with segments included)
+    are the same either way, whichever came first, and after a reopen the late labels still
+    join the compact entries."""
+    tracked = {"region": ["a", "b"]} if segmented else {}
+    reference = {("m", "1"): profile().model_copy(update={"segments": tracked})}
     predictions, labels = _events(300)
 
     def run(path: Path, settings: Settings) -> tuple[dict[Any, Any], list[Any], list[bytes]]:
@@ -311,6 +387,19 @@ def test_a_worker_keeps_compact_entries_exactly_when_no_example_is_made(
     assert {kind for kind, _ in partials} == {"features", "performance"}
     assert len(waiting) == 300 - 20  # the 20 labelled first joined at once
     assert {entry[:1] for entry in waiting} == ({PENDING} if examples else {COMPACT})
+    slices: dict[tuple[str, str], int] = {}
+    for (kind, _), raw in partials.items():
+        if kind == "performance":
+            for key, part in PerformanceSummary.from_bytes(raw).segments.items():
+                slices[key] = slices.get(key, 0) + part.n
+    if segmented:  # the even predictions are labelled: region a, c (other) or none (other)
+        labelled = range(0, 300, 2)
+        assert slices == {
+            ("region", "a"): sum(1 for i in labelled if i % 4 == 0 and i % 5),
+            ("region", "other"): sum(1 for i in labelled if i % 4 == 2 or i % 5 == 0),
+        }
+    else:
+        assert slices == {}
     if examples:
         assert [r.value for r in labeled] == [r.value for r in reference_labeled]
         assert len(labeled) == 150

@@ -189,3 +189,31 @@ def test_too_few_examples_fail_the_request_with_the_counts(tmp_path: Path) -> No
     finally:
         store.close()
     assert "100" in publisher.outcomes[-1].reason
+
+
+def test_a_retrained_version_keeps_the_segments_its_champion_tracked(
+    rig: tuple[RequestHandler, Collected],
+) -> None:
+    """Training examples carry no segments: version 3's profile (parent 1, not in the
+    registry) tracks the segment values of champion 2, so slicing goes on after a retrain."""
+    handler, _ = rig
+    tracked = {"region": ["eu", "us", "apac"]}
+    trained_without: list[Trained] = []
+
+    def train(examples: Any, **arguments: Any) -> Trained:
+        trained = _train_here(examples, **arguments)
+        trained_without.append(trained)
+        if len(trained_without) == 1:  # version 2: as a profile built with segments would be
+            reference = trained.reference.model_copy(update={"segments": tracked})
+            return Trained(trained.candidate, reference)
+        return trained
+
+    handler._train = train
+    assert handler.handle(_request(5)) == "succeeded"
+    assert handler.handle(_request(70)) == "succeeded"
+    assert [v.version for v in handler.registry.versions("sea")] == ["2", "3"]
+    assert trained_without[1].reference.segments == {}
+    third = handler.registry.reference("sea", "3")
+    assert third is not None
+    assert third.segments == tracked
+    assert third.content_hash == trained_without[1].reference.content_hash
