@@ -249,8 +249,9 @@ def print_modes(results: Sequence[tuple[Scenario, Detection]]) -> None:
     """Delays with the fixed floors beside ``drift.thresholds: calibrated``, same samples."""
     print(
         "\n   Both threshold modes on the same shifted streams (fixed: the floors above; "
-        "calibrated: per column and test at\n   drift.false_positive_rate 0.001 for the "
-        "window's size); false before: alerts + retrain requests in the stationary lead"
+        "calibrated: the model's budget\n   drift.false_positive_rate 0.001 a window over "
+        "its columns, at the window's size); false before: alerts + retrain requests in "
+        "the stationary lead"
     )
     print(MODES.header())
     for scenario, r in results:

@@ -32,6 +32,7 @@ from driftline.detectors.decision import Decision
 from driftline.detectors.engine import WindowReport
 from driftline.detectors.registry import run_test
 from driftline.detectors.summary import PaneSummary
+from driftline.detectors.thresholds import per_test_rate
 from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 
 NUMERIC_EXTRA = ("ks", "jensen_shannon", "wasserstein")  # besides the configured psi
@@ -172,8 +173,10 @@ def print_modes(fixed: Stationary, calibrated: Stationary, events: int) -> None:
     ]
     print(
         f"\n   Both threshold modes on the same {fixed.windows:,} windows of {events:,} events "
-        "(calibrated: thresholds per column and test at drift.false_positive_rate "
-        f"{calibrated.config.drift.false_positive_rate}; in the last window "
+        "(calibrated: the model's budget drift.false_positive_rate "
+        f"{calibrated.config.drift.false_positive_rate} a window over its columns, "
+        f"{per_test_rate(calibrated.profile, calibrated.config.drift):.2g} per test; "
+        "in the last window "
         f"{min(thresholds, default=math.nan):.4g}-{max(thresholds, default=math.nan):.4g})"
     )
     table = Table(

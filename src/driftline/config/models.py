@@ -132,8 +132,10 @@ class DriftSettings(Section):
     no drift at ``false_positive_rate``, resampled from the reference when its profile is built;
     a profile without them is judged with the fixed floors."""
     false_positive_rate: float = Field(0.001, ge=0.001, le=0.01)
-    """The per-test, per-window false-positive rate calibrated thresholds are read at (between
-    the rates a profile stores, 0.01 and 0.001)."""
+    """The model's per-window false-alarm budget of calibrated thresholds: divided equally over
+    its calibrated columns (features and prediction; Bonferroni), each column's threshold is
+    read at that per-test rate (a profile stores 0.01 to 1e-6; below, its tail is
+    extrapolated)."""
     correction: Literal["bh", "bonferroni"] = "bh"
     fdr: float = Field(0.05, gt=0.0, lt=1.0, description="False-discovery (or family) rate.")
     min_samples: int = Field(500, ge=1, description="Smallest window that may be judged.")

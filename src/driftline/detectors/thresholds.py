@@ -8,15 +8,28 @@ false-positive rate. :func:`calibrate_profile` computes them when a profile is b
 the null carries the reference's own estimation noise) and a window resampled at each grid size
 ``SIZES`` (powers of two, 128 to 1,048,576); the statistic is computed on each pair exactly as
 the live test computes it (deciles for PSI and Jensen-Shannon, the same pseudo-counts), and the
-threshold at each rate in ``LEVELS`` is the conformal quantile of
-:func:`~driftline.detectors.calibration.threshold_from_null`. The seed derives from the
-profile's content hash, so equal data give equal thresholds.
+threshold at each rate in ``LEVELS`` that the draws resolve (0.01 and 0.001) is the conformal
+quantile of :func:`~driftline.detectors.calibration.threshold_from_null`; the deeper ones
+(``1e-4`` and ``1e-6``) are extrapolated along an exponential tail of the statistic (PSI) or of
+its square (the distances, Cramér's V) fitted to the draws above the 0.01 quantile
+(:func:`~driftline.detectors.calibration.tail_threshold`; the null statistics are
+asymptotically chi-square-shaped, whose tail that fit follows or overestimates), and never
+below the rate above them. The seed derives from the profile's content hash, so equal data give
+equal thresholds.
+
+**One budget per model.** ``drift.false_positive_rate`` is the model's false-alarm budget per
+window: :func:`per_test_rate` divides it equally over the model's calibrated columns (its
+features and prediction; Bonferroni), so a stationary window finds drift on some column with
+probability at most that rate, whatever the number of features, and ``k``-of-``n`` persistence
+multiplies it down further (2 of 3: about ``3 rate^2`` a window).
 
 :func:`threshold_for` reads one for a window of ``n`` values: linear interpolation in
-``log(size)`` and ``log(threshold)`` between the two grid sizes around ``n`` (and in
-``log(rate)`` between the stored rates); below the grid the smallest size's threshold, above it
-the largest's. The null statistics scale as a power of the window size (PSI as ``1/n_eff``,
-the distances as ``1/sqrt(n_eff)``), which log-log interpolation follows; the test suite bounds
+``log(size)`` and ``log(threshold)`` between the two grid sizes around ``n`` (below the grid the
+smallest size's threshold, above it the largest's); between the stored rates, the threshold in
+the tail fit's scale (PSI itself, the square of the others) linearly in ``log(rate)``, and below
+the smallest stored rate along the line through the two smallest. The null statistics scale as
+a power of the window size (PSI as ``1/n_eff``, the distances as ``1/sqrt(n_eff)``), which
+log-log interpolation follows; the test suite bounds
 its error against thresholds computed at the sizes between grid points.
 """
 
@@ -30,21 +43,50 @@ from numpy.typing import NDArray
 
 from driftline.config.models import DriftSettings
 from driftline.detectors._binned import PSEUDO_COUNT, reference_probabilities
-from driftline.detectors.calibration import ks_statistic, psi_statistic, threshold_from_null
+from driftline.detectors.calibration import (
+    ks_statistic,
+    psi_statistic,
+    tail_threshold,
+    threshold_from_null,
+)
 from driftline.detectors.distance import bin_positions, reference_scale
 from driftline.detectors.registry import CATEGORICAL_TESTS, NUMERIC_TESTS
 from driftline.errors import StatisticsError
 from driftline.schemas.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from driftline.schemas.thresholds import CalibratedThresholds, TestThresholds
 
-__all__ = ["DRAWS", "LEVELS", "SIZES", "calibrate_column", "calibrate_profile", "threshold_for"]
+__all__ = [
+    "DRAWS",
+    "LEVELS",
+    "SIZES",
+    "TAIL_POWER",
+    "calibrate_column",
+    "calibrate_profile",
+    "per_test_rate",
+    "threshold_for",
+]
 
 SIZES: tuple[int, ...] = tuple(2**k for k in range(7, 21))
 """Window sizes of the grid: 128, 256, ..., 1,048,576."""
-LEVELS: tuple[float, ...] = (0.01, 0.001)
-"""Per-test, per-window false-positive rates stored (``drift.false_positive_rate`` lies between)."""
+LEVELS: tuple[float, ...] = (0.01, 0.001, 1e-4, 1e-6)
+"""Per-test, per-window false-positive rates stored: the first two read off the draws, the others
+extrapolated along the tail (a per-test rate of ``drift.false_positive_rate`` over the model's
+columns lies between 0.01 and 1e-6 up to 1,000 columns)."""
 DRAWS = 4000
-"""Resampled windows per size (at 0.001, the threshold is the 4th largest of 4,000 + 1)."""
+"""Resampled windows per size (at 0.001, the threshold is the 4th largest of 4,000 + 1; the tail
+fit uses the 40 above the 0.01 quantile)."""
+TAIL_POWER: dict[str, float] = {
+    "psi": 1.0,
+    "chi2": 2.0,
+    "ks": 2.0,
+    "jensen_shannon": 2.0,
+    "wasserstein": 2.0,
+}
+"""The power of each statistic whose null tail is fitted as exponential: PSI itself, the square
+of the distances and of Cramér's V (each then asymptotically a scaled chi-square, or for KS an
+exponential tail)."""
+TAIL_RATE = 0.01
+"""The tail fit's base: the draws above this quantile are the ones fitted."""
 
 Counts = NDArray[np.int64]
 Floats = NDArray[np.float64]
@@ -161,8 +203,15 @@ def calibrate_column(
         counts = rng.multinomial(size, p, size=draws).astype(np.float64)
         for test in tests:
             null = _statistic(test, profile, ref, counts, n_reference)
+            previous = 0.0
             for i, level in enumerate(levels):
-                rows[test][i].append(_round_up(threshold_from_null(null, level).threshold))
+                if level * (draws + 1) >= 1.0 - 1e-9:
+                    value = threshold_from_null(null, level).threshold
+                else:
+                    value = tail_threshold(null, level, power=TAIL_POWER[test], tail_rate=TAIL_RATE)
+                # Never below a looser level's (the constant column's tiny positive one included).
+                previous = _round_up(max(value, previous))
+                rows[test][i].append(previous)
     return rows
 
 
@@ -206,16 +255,46 @@ def _interpolate(xs: list[float], ys: list[float], x: float) -> float:
 
 
 def interpolated(
-    thresholds: CalibratedThresholds, rows: list[list[float]], n: int, rate: float
+    thresholds: CalibratedThresholds,
+    rows: list[list[float]],
+    n: int,
+    rate: float,
+    *,
+    power: float = 1.0,
 ) -> float:
-    """The threshold at window size ``n`` and ``rate`` from one test's grid (log-log)."""
+    """The threshold at window size ``n`` and ``rate`` from one test's grid: log-log in the
+    size; in the rate, ``threshold ** power`` linear in ``log(rate)`` (the exponential tail the
+    deep levels were fitted with), between the two stored rates around ``rate`` or, below the
+    smallest, along the line through the two smallest (above the largest: the largest's)."""
     log_sizes = [math.log(s) for s in thresholds.sizes]
     at_n = [
-        _interpolate(log_sizes, [math.log(v) for v in row], math.log(max(n, 1))) for row in rows
+        math.exp(_interpolate(log_sizes, [math.log(v) for v in row], math.log(max(n, 1)))) ** power
+        for row in rows
     ]
     # Levels decrease; interpolate on -log(rate), which increases.
     log_levels = [-math.log(level) for level in thresholds.levels]
-    return math.exp(_interpolate(log_levels, at_n, -math.log(rate)))
+    x = -math.log(rate)
+    if x > log_levels[-1] and len(log_levels) >= 2:
+        slope = max(at_n[-1] - at_n[-2], 0.0) / (log_levels[-1] - log_levels[-2])
+        value = at_n[-1] + slope * (x - log_levels[-1])
+    else:
+        value = _interpolate(log_levels, at_n, x)
+    return float(value ** (1.0 / power))
+
+
+def per_test_rate(profile: ReferenceProfile, drift: DriftSettings) -> float:
+    """The false-positive rate each calibrated column is judged at: the model's budget
+    ``drift.false_positive_rate`` divided over its calibrated columns (features and prediction).
+
+    >>> from driftline.detectors.profile import build_profile
+    >>> p = build_profile("m", "1", "regression", {"x": np.arange(1000.0),
+    ...                   "y": np.arange(1000.0)}, np.arange(1000.0))
+    >>> per_test_rate(calibrate_profile(p, draws=1000), DriftSettings(false_positive_rate=0.003))
+    0.001
+    """
+    cached = profile.thresholds
+    columns = 0 if cached is None else len(cached.features) + (1 if cached.prediction else 0)
+    return drift.false_positive_rate / max(columns, 1)
 
 
 def threshold_for(
@@ -226,8 +305,8 @@ def threshold_for(
     feature: str | None,
 ) -> float:
     """The threshold a window of ``n`` values is judged with on ``feature`` (None: the
-    prediction): calibrated when the settings ask for it and the profile has it, else the fixed
-    floor of ``drift.thresholds``.
+    prediction): calibrated at :func:`per_test_rate` when the settings ask for it and the
+    profile has it, else the fixed floor of ``drift.thresholds``.
 
     >>> from driftline.detectors.profile import build_profile
     >>> p = build_profile("m", "1", "regression", {"x": np.arange(1000.0)}, np.arange(1000.0))
@@ -246,4 +325,6 @@ def threshold_for(
     rows = tests.get(test)
     if rows is None:
         return floor
-    return interpolated(cached, rows, n, drift.false_positive_rate)
+    return interpolated(
+        cached, rows, n, per_test_rate(profile, drift), power=TAIL_POWER.get(test, 1.0)
+    )

@@ -24,7 +24,8 @@ class CalibratedThresholds(BaseModel):
     ``features[name][test][i][j]`` is the threshold of ``test`` on feature ``name`` at the rate
     ``levels[i]`` for a window of ``sizes[j]`` values; ``prediction`` likewise for the
     prediction column. Between grid sizes the threshold is interpolated linearly in
-    ``log(size)`` and ``log(threshold)`` (and between rates in ``log(rate)``).
+    ``log(size)`` and ``log(threshold)``; between rates (and below the smallest) the threshold,
+    or its square for the distances and Cramér's V, linearly in ``log(rate)``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
