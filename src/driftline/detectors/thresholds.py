@@ -284,7 +284,8 @@ def interpolated(
 
 def per_test_rate(profile: ReferenceProfile, drift: DriftSettings) -> float:
     """The false-positive rate each calibrated column is judged at: the model's budget
-    ``drift.false_positive_rate`` divided over its calibrated columns (features and prediction).
+    ``drift.false_positive_rate`` divided over its calibrated columns (features and prediction)
+    and, for a model judged per segment, over the whole model and each of its slices.
 
     >>> from driftline.detectors.profile import build_profile
     >>> p = build_profile("m", "1", "regression", {"x": np.arange(1000.0),
@@ -294,7 +295,10 @@ def per_test_rate(profile: ReferenceProfile, drift: DriftSettings) -> float:
     """
     cached = profile.thresholds
     columns = 0 if cached is None else len(cached.features) + (1 if cached.prediction else 0)
-    return drift.false_positive_rate / max(columns, 1)
+    # A model judged per segment tests each column again in every slice (each tracked value of
+    # each key, and "other"): the one budget spans features x slices, as the correction does.
+    slices = 1 + sum(len(values) + 1 for values in profile.segments.values())
+    return drift.false_positive_rate / max(columns * slices, 1)
 
 
 def threshold_for(

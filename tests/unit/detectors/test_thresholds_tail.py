@@ -130,3 +130,16 @@ def test_the_budget_is_per_model() -> None:
     )
     # A profile without calibrated columns divides by nothing.
     assert per_test_rate(_profile(), drift) == 0.003
+
+
+def test_the_budget_spans_the_segment_slices_too() -> None:
+    """Judged per segment, each column is tested in the whole model and in every slice (each
+    tracked value and "other"): the model's one budget is divided over all of them."""
+    profile = calibrate_profile(_profile(), draws=1_000)  # 3 calibrated columns
+    drift = DriftSettings(thresholds="calibrated", false_positive_rate=0.003)
+    segmented = profile.model_copy(update={"segments": {"region": ["eu", "us"], "tier": ["a"]}})
+    # 3 columns x (whole model + eu, us, other + a, other) = 3 x 6 tests.
+    assert per_test_rate(segmented, drift) == pytest.approx(0.003 / 18)
+    assert threshold_for(segmented, drift, "psi", 2_000, "x") > threshold_for(
+        profile, drift, "psi", 2_000, "x"
+    )
