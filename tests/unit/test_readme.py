@@ -52,7 +52,7 @@ def test_the_readme_replay_example_runs_as_written(tmp_path: Path) -> None:
     commands = []
     for line in _replay_example():
         words = shlex.split(line.split("#", 1)[0].replace("/tmp/sea", str(out)))
-        if words[0] == "python":
+        if words[0].endswith("python"):
             words[0] = sys.executable
         elif words[0].endswith("driftline"):
             words[:1] = [sys.executable, "-m", "driftline"]
