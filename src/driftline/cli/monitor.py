@@ -177,6 +177,10 @@ def monitor_run(
             parts["writer"] = sink.health
             threads.append(_part("writer", functools.partial(_write, sink), stop, died))
         _serve_metrics(settings, metrics, combined_health(parts))
+        # A part that dies before faust has installed its own SIGTERM handler (a slow start on
+        # a loaded machine) would otherwise kill the process by the signal's default action,
+        # skipping the exit status 1 below; faust replaces this handler once it runs.
+        signal.signal(signal.SIGTERM, _leave)
         for thread in threads:
             thread.start()
         if with_trainer:
@@ -201,6 +205,11 @@ def monitor_run(
         if died:  # here, not after: faust's worker leaves by SystemExit(0)
             typer.echo(f"driftline monitor run: {', '.join(died)} stopped on an error", err=True)
             raise typer.Exit(1)
+
+
+def _leave(signum: int, frame: object) -> None:
+    """SIGTERM before faust runs: unwind through ``monitor run``'s clean-up."""
+    raise SystemExit(0)
 
 
 def _trainer_child(config: Path | None) -> subprocess.Popen[bytes]:
