@@ -161,7 +161,12 @@ def free_port() -> int:
 
 @pytest.mark.parametrize(
     "command",
-    [["topics", "create"], ["reference", "publish", "PROFILE"], ["monitor", "run"]],
+    [
+        ["topics", "create"],
+        ["reference", "publish", "PROFILE"],
+        ["monitor", "run"],
+        ["simulate", "--config", "CONFIG"],
+    ],
     ids=lambda c: "-".join(c[:2]),
 )
 def test_no_broker_listening_is_one_line_naming_the_bootstrap_servers(
@@ -171,6 +176,10 @@ def test_no_broker_listening_is_one_line_naming_the_bootstrap_servers(
     logs, exit 1 (and ``reference publish`` does not wait out its delivery timeout)."""
     if "PROFILE" in command:
         command = [*command[:-1], str(_a_profile(tmp_path))]
+    if "CONFIG" in command:  # the simulated service needs a model to serve
+        config = tmp_path / "driftline.yaml"
+        config.write_text("models: {sea: {task: binary}}\n")
+        command = [*command[:-1], str(config)]
     address = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS": address}
     env.pop("DRIFTLINE_CONFIG", None)

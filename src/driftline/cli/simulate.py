@@ -37,6 +37,7 @@ def simulate(
 
     from driftline.testing.simulate import Plan
     from driftline.testing.simulate import simulate as run
+    from driftline.topics import check_broker
 
     settings = service_settings(config)
     stop = threading.Event()
@@ -51,6 +52,7 @@ def simulate(
         plan = Plan.short() if short else Plan()
         if rate is not None:
             plan = replace(plan, rate=rate)
+        check_broker(settings.kafka)
         signal.signal(signal.SIGTERM, stopping)
         signal.signal(signal.SIGINT, stopping)
         result = run(settings, name, plan, status_path=status, stop=stop, say=say)
