@@ -168,7 +168,9 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
     reader.start()
     try:
         assert serving.wait(120), "".join(lines)
-        time.sleep(3.0)  # traffic flows, the monitor and trainer are up
+        # The interrupt under test is the one mid-run, with every child busy: a few seconds
+        # after serving starts predictions flow; the children are counted before SIGINT.
+        time.sleep(3.0)
         children = _descendants(demo.pid)
         assert len(children) >= 4, children  # Tansu, monitor, trainer, simulate at least
         demo.send_signal(signal.SIGINT)

@@ -98,7 +98,7 @@ def test_the_stack_configuration_baselines_judges_and_writes_without_a_reference
             for process in (monitor, writer):
                 assert process.poll() is None, log.read_text()[-3000:]
             decided = {ms for s in victoria.series("decision", model="sea") for ms, _ in s.points}
-            time.sleep(1.0)
+            time.sleep(1.0)  # polling VictoriaMetrics, bounded by RESULTS_TIMEOUT
         assert len(decided) >= 2, log.read_text()[-3000:]
         series = victoria.series(model="sea")
     written = {s.measurement for s in series}

@@ -97,7 +97,7 @@ def _wait_for(
     while not check():
         assert monitor.poll() is None, f"the monitor exited waiting for {what}\n" + _log_tail(log)
         assert time.monotonic() < deadline, f"no {what} in {TIMEOUT:.0f} s\n" + _log_tail(log)
-        time.sleep(0.25)  # polling VictoriaMetrics
+        time.sleep(0.25)  # polling VictoriaMetrics, bounded by TIMEOUT above
 
 
 def _drifted_x3(victoria: VictoriaMetrics) -> list[Series]:
